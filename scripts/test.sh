@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs (.ci/run). Works from any directory.
+#
+# 1. Installs the Python test oracles (scripts/requirements-test.txt) into .tools/venv, a folder
+#    git ignores, but only when that file changed since the last install, so reruns are fast.
+# 2. Runs every Rust test: unit, integration and doc tests, plus each bench and example built
+#    (criterion benches run each routine once in test mode, so they stay cheap here).
+#
+# Environment:
+#   PYTHON3            the interpreter to build the venv from (default: python3)
+#   DRIFTD_TEST_ARGS   extra arguments for `cargo test`, e.g. a test name filter
+set -euo pipefail
+
+echo "==> driftd tests: installing pinned Python test oracles into .tools/venv if needed, then cargo test"
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+requirements="$repo/scripts/requirements-test.txt"
+venv="$repo/.tools/venv"
+stamp="$venv/.requirements.sha256"
+bootstrap_python="${PYTHON3:-python3}"
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# A venv whose interpreter or pip no longer runs (repo moved, Python upgraded, a venv half made
+# without ensurepip) is rebuilt from scratch.
+if [[ -d "$venv" ]] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    echo "==> $venv is broken; recreating it"
+    rm -rf "$venv"
+fi
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    command -v "$bootstrap_python" >/dev/null 2>&1 ||
+        die "'$bootstrap_python' not found. The tests need CPython 3.11+ with venv and pip (Debian: apt-get install python3 python3-venv python3-pip)."
+    # Debian splits ensurepip out of python3; without it `python3 -m venv` fails half-way.
+    "$bootstrap_python" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+        die "'$bootstrap_python' cannot create virtual environments (no venv/ensurepip module). Debian: apt-get install python3-venv"
+    echo "==> creating $venv with $("$bootstrap_python" --version 2>&1)"
+    mkdir -p "$(dirname "$venv")"
+    "$bootstrap_python" -m venv "$venv"
+fi
+
+# The stamp holds the hash of the requirements file that was last installed successfully; it is
+# written only after pip succeeds, so an interrupted install is retried on the next run.
+want="$("$venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$requirements")"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$want" != "$have" ]]; then
+    echo "==> installing test oracles from scripts/requirements-test.txt"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$requirements"
+    echo "$want" >"$stamp"
+else
+    echo "==> test oracles up to date (scripts/requirements-test.txt unchanged)"
+fi
+
+# Integration tests find the oracles through this (tests/common/mod.rs).
+export DRIFTD_PYTHON="$venv/bin/python"
+
+# --all-targets: lib, bin, integration tests, examples and benches (benches run once, as tests).
+# It leaves out doc tests, hence the second command.
+echo "==> cargo test --all-targets"
+# shellcheck disable=SC2086 # DRIFTD_TEST_ARGS is meant to split into words
+cargo test --all-targets ${DRIFTD_TEST_ARGS:-}
+echo "==> cargo test --doc"
+# shellcheck disable=SC2086
+cargo test --doc ${DRIFTD_TEST_ARGS:-}

@@ -1,0 +1,256 @@
+//! JSON → (column name, value text) pairs, keeping every value's text as written.
+//!
+//! Values are walked as [`RawValue`]s so a number keeps its original text (`1.0` stays "1.0",
+//! which Deequ counts as Fractional) without serde_json's `arbitrary_precision`, which would
+//! change number handling for the whole crate. Strings borrow from the input unless they hold
+//! escapes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::table::Value;
+
+/// A JSON string that borrows from the input when it can (`Cow<str>` fields only borrow with
+/// `#[serde(borrow)]` directly on them, not inside an `Option`).
+#[derive(Debug)]
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+/// An object's members in document order, duplicates included.
+struct Members<'a>(Vec<(Text<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// How array elements are named: `array_element_name` split once into its parts.
+#[derive(Debug, Clone)]
+pub(crate) struct NameTemplate {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Key,
+    Index,
+}
+
+impl NameTemplate {
+    pub(crate) fn parse(template: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while !rest.is_empty() {
+            let (placeholder, len) = if rest.starts_with("{key}") {
+                (Some(Part::Key), 5)
+            } else if rest.starts_with("{index}") {
+                (Some(Part::Index), 7)
+            } else {
+                (None, rest.chars().next().map_or(1, char::len_utf8))
+            };
+            match (placeholder, parts.last_mut()) {
+                (Some(part), _) => parts.push(part),
+                (None, Some(Part::Literal(text))) => text.push_str(&rest[..len]),
+                (None, _) => parts.push(Part::Literal(rest[..len].to_string())),
+            }
+            rest = &rest[len..];
+        }
+        Self { parts }
+    }
+
+    pub(crate) fn render(&self, key: &str, index: usize) -> String {
+        use std::fmt::Write;
+        let mut name = String::with_capacity(key.len() + 4);
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => name.push_str(text),
+                Part::Key => name.push_str(key),
+                Part::Index => write!(name, "{index}").expect("writing to a String cannot fail"),
+            }
+        }
+        name
+    }
+}
+
+/// The text of a scalar: strings unescaped, numbers as written, `null` → `None`.
+/// Call only on a value that is not an object or array.
+pub(crate) fn scalar_text(raw: &RawValue) -> serde_json::Result<Option<Cow<'_, str>>> {
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'"') => Some(serde_json::from_str::<Text>(text)?.0),
+        Some(b'n') => None,
+        // Numbers, true and false are already their own text.
+        _ => Some(Cow::Borrowed(text)),
+    })
+}
+
+pub(crate) fn is_container(raw: &RawValue) -> bool {
+    matches!(raw.get().as_bytes().first(), Some(b'{' | b'['))
+}
+
+/// The leaves of a JSON object: nested keys joined with ".", array elements named by the
+/// template; `keys[i]` names `values[i]`.
+#[derive(Debug, Default)]
+pub(crate) struct Flat<'a> {
+    pub keys: Vec<String>,
+    pub values: Vec<Value<'a>>,
+}
+
+/// Appends the leaves of `object` to `out`. `object` must be a JSON object (the caller checks
+/// the first byte).
+pub(crate) fn flatten_object<'a>(
+    object: &'a RawValue,
+    template: &NameTemplate,
+    out: &mut Flat<'a>,
+) -> serde_json::Result<()> {
+    flatten_members(object, None, template, out)
+}
+
+fn flatten_members<'a>(
+    object: &'a RawValue,
+    prefix: Option<&str>,
+    template: &NameTemplate,
+    out: &mut Flat<'a>,
+) -> serde_json::Result<()> {
+    let Members(members) = serde_json::from_str(object.get())?;
+    for (Text(key), value) in members {
+        let name = match prefix {
+            None => key.into_owned(),
+            Some(prefix) => format!("{prefix}.{key}"),
+        };
+        flatten_value(value, name, template, out)?;
+    }
+    Ok(())
+}
+
+fn flatten_value<'a>(
+    value: &'a RawValue,
+    name: String,
+    template: &NameTemplate,
+    out: &mut Flat<'a>,
+) -> serde_json::Result<()> {
+    match value.get().as_bytes().first() {
+        Some(b'{') => flatten_members(value, Some(&name), template, out),
+        Some(b'[') => {
+            let elements: Vec<&RawValue> = serde_json::from_str(value.get())?;
+            for (index, element) in elements.into_iter().enumerate() {
+                flatten_value(element, template.render(&name, index), template, out)?;
+            }
+            Ok(())
+        }
+        _ => {
+            out.values.push(scalar_text(value)?);
+            out.keys.push(name);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(json: &str, template: &str) -> Vec<(String, Option<String>)> {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        let mut out = Flat::default();
+        flatten_object(raw, &NameTemplate::parse(template), &mut out).unwrap();
+        out.keys
+            .into_iter()
+            .zip(out.values.into_iter().map(|v| v.map(Cow::into_owned)))
+            .collect()
+    }
+
+    fn pair(k: &str, v: Option<&str>) -> (String, Option<String>) {
+        (k.to_string(), v.map(str::to_string))
+    }
+
+    #[test]
+    fn keeps_number_text_and_unescapes_strings() {
+        assert_eq!(
+            flat(
+                r#"{"a": 1.0, "b": 3, "c": -2.50e3, "d": "x\"y", "e": true, "f": null, "g": ""}"#,
+                "{key}_{index}"
+            ),
+            vec![
+                pair("a", Some("1.0")),
+                pair("b", Some("3")),
+                pair("c", Some("-2.50e3")),
+                pair("d", Some("x\"y")),
+                pair("e", Some("true")),
+                pair("f", None),
+                pair("g", Some("")),
+            ]
+        );
+    }
+
+    #[test]
+    fn nests_with_dots_and_names_elements_by_template() {
+        let json = r#"{"features": [1, 2.0], "out": {"label": 0, "probs": [[0.25]]}, "empty": {}}"#;
+        assert_eq!(
+            flat(json, "{key}_{index}"),
+            vec![
+                pair("features_0", Some("1")),
+                pair("features_1", Some("2.0")),
+                pair("out.label", Some("0")),
+                pair("out.probs_0_0", Some("0.25")),
+            ]
+        );
+        assert_eq!(
+            flat(r#"{"f": [7, 8]}"#, "_c{index}"),
+            vec![pair("_c0", Some("7")), pair("_c1", Some("8"))]
+        );
+        assert_eq!(
+            flat(r#"{"f": [7]}"#, "{key}[{index}]é"),
+            vec![pair("f[0]é", Some("7"))]
+        );
+    }
+
+    #[test]
+    fn strings_without_escapes_borrow() {
+        let raw: &RawValue = serde_json::from_str(r#""plain""#).unwrap();
+        assert!(matches!(
+            scalar_text(raw).unwrap(),
+            Some(Cow::Borrowed("plain"))
+        ));
+    }
+}

@@ -1,0 +1,141 @@
+//! Flat JSON Lines: one object per line, nested keys flattened (see [`DecodeOptions`]).
+//! Lines are parsed in parallel like capture records, then assembled in input order.
+
+use std::io::BufRead;
+
+use rayon::prelude::*;
+use serde_json::value::RawValue;
+
+use super::json::{Flat, NameTemplate, flatten_object};
+use super::lines::{LineReader, Lines};
+use super::table::{Columns, RowRef, Run};
+use super::{Chunk, DecodeError, DecodeOptions, Decoder, Quarantine, RejectReason};
+
+pub struct JsonlDecoder {
+    lines: LineReader,
+    source_name: String,
+    template: NameTemplate,
+    columns: Columns,
+}
+
+impl JsonlDecoder {
+    pub fn new(
+        reader: Box<dyn BufRead + Send>,
+        source_name: String,
+        options: &DecodeOptions,
+    ) -> Self {
+        Self {
+            lines: LineReader::new(reader, options.chunk_rows),
+            source_name,
+            template: NameTemplate::parse(&options.array_element_name),
+            columns: Columns::default(),
+        }
+    }
+}
+
+impl Decoder for JsonlDecoder {
+    fn next_chunk(&mut self, quarantine: &mut Quarantine) -> Result<Option<Chunk>, DecodeError> {
+        let Self {
+            lines,
+            source_name,
+            template,
+            columns,
+        } = self;
+        loop {
+            let batch = lines.with_batch(|lines| {
+                decode_batch(lines, source_name, template, columns, quarantine)
+            });
+            match batch {
+                Ok(Some(Some(chunk))) => return Ok(Some(chunk)),
+                // Every line of the batch was rejected: read on.
+                Ok(Some(None)) => {}
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    return Err(DecodeError::Io {
+                        source_name: source_name.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn decode_batch(
+    lines: &Lines,
+    source_name: &str,
+    template: &NameTemplate,
+    columns: &mut Columns,
+    quarantine: &mut Quarantine,
+) -> Option<Chunk> {
+    let parsed: Vec<Result<Flat, String>> = lines
+        .par_iter()
+        .map(|line| parse_line(line, template))
+        .collect();
+    let mut rows = Vec::with_capacity(parsed.len());
+    for (i, parsed) in parsed.iter().enumerate() {
+        match parsed {
+            Ok(row) => rows.push(RowRef::new(Run::Named {
+                keys: &row.keys,
+                values: &row.values,
+            })),
+            Err(detail) => {
+                let (line, raw) = lines.get(i);
+                quarantine.reject(source_name, line, RejectReason::BadJson, detail, raw);
+            }
+        }
+    }
+    (!rows.is_empty()).then(|| Chunk {
+        features: columns.batch(&rows),
+        events: None,
+    })
+}
+
+fn parse_line<'a>(line: &'a [u8], template: &NameTemplate) -> Result<Flat<'a>, String> {
+    let value: &RawValue = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if !value.get().starts_with('{') {
+        return Err("not a JSON object".to_string());
+    }
+    let mut row = Flat::default();
+    flatten_object(value, template, &mut row).map_err(|e| e.to_string())?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::testing::{decode, names, options, row, rows};
+    use crate::decode::{InputFormat, RejectReason};
+
+    #[test]
+    fn objects_are_flattened_in_first_seen_order() {
+        let input = "{\"a\": 1.0, \"b\": {\"c\": \"x\\ty\"}, \"d\": [1, 2]}\n{\"a\": 2, \"e\": null, \"f\": false}\n";
+        let (chunks, quarantine) = decode(input, &options(InputFormat::Jsonl));
+        assert_eq!(quarantine.total(), 0);
+        assert_eq!(
+            names(&chunks[0].features),
+            ["a", "b.c", "d_0", "d_1", "e", "f"]
+        );
+        assert_eq!(
+            rows(&chunks[0].features),
+            [
+                row(&[Some("1.0"), Some("x\ty"), Some("1"), Some("2"), None, None]),
+                row(&[Some("2"), None, None, None, None, Some("false")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_json_objects_are_skipped_with_their_line() {
+        let input = "{\"a\": 1}\n[1, 2]\n\n{\"a\": \n{\"a\": 3}";
+        let (chunks, quarantine) = decode(input, &options(InputFormat::Jsonl));
+        let rejected: Vec<_> = quarantine.recent().map(|r| (r.line, r.reason)).collect();
+        assert_eq!(
+            rejected,
+            [(2, RejectReason::BadJson), (4, RejectReason::BadJson)]
+        );
+        assert_eq!(
+            rows(&chunks[0].features),
+            [row(&[Some("1")]), row(&[Some("3")])]
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! Helpers shared by the integration tests. Each test file that wants them says `mod common;`.
+//!
+//! Numbers are checked against independent implementations (numpy, scipy, later smclarify) that
+//! `scripts/test.sh` installs into `.tools/venv`; [`run_python`] is the one way to call them.
+
+// Every test file compiles its own copy of this module and uses only some of the helpers.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+/// The repository root (where Cargo.toml is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python interpreter that has the test oracles: `$DRIFTD_PYTHON` (set by scripts/test.sh),
+/// else the venv that scripts/test.sh creates.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("DRIFTD_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".tools/venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    panic!(
+        "no Python with the test oracles: DRIFTD_PYTHON is unset and {} does not exist; \
+         run scripts/test.sh once to install the test oracles",
+        venv.display()
+    );
+}
+
+/// Runs the Python source `script` with `input` as JSON on stdin and returns its stdout parsed as
+/// JSON. Panics with the script's stderr if it fails or prints something that is not JSON.
+///
+/// A script reads `json.load(sys.stdin)` and ends with `json.dump(result, sys.stdout)`. Keep
+/// oracle scripts small and in the test (or `include_str!` a `.py` beside it), so the reference
+/// computation can be read next to the assertion.
+pub fn run_python(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    let py = python();
+    let mut child = Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", py.display()));
+    // Write stdin from a thread: a script that prints a lot before reading everything would
+    // otherwise deadlock against a full stdout pipe.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let body = serde_json::to_vec(input).expect("input serializes");
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let out = child.wait_with_output().expect("wait for python");
+    // A script may exit without reading its input; a broken pipe then is not the error to show.
+    let write_result = writer.join().expect("stdin writer thread");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        panic!("python oracle failed ({}):\n{stderr}", out.status);
+    }
+    write_result.expect("write JSON to python's stdin");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python oracle printed no JSON ({e}):\nstdout:\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A `Command` for the `driftd` binary that cargo built for this test run.
+///
+/// `CARGO_BIN_EXE_driftd` exists only while cargo compiles an integration test or bench; this
+/// module is compiled as part of each test crate (`mod common;`), so the `env!` works here.
+pub fn driftd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_driftd"))
+}
+
+/// Quotes one CSV field the way SageMaker's clients (and RFC 4180) do: only when needed.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+/// One capture record (FORMATS.md §1.3) with CSV payloads, as SageMaker writes it: `inputs`
+/// become `endpointInput.data`, `output` (if any) `endpointOutput.data`.
+pub fn capture_record(
+    inputs: &[String],
+    output: Option<&str>,
+    event_id: &str,
+    inference_time: DateTime<Utc>,
+) -> serde_json::Value {
+    let data: Vec<String> = inputs.iter().map(|v| csv_field(v)).collect();
+    let mut capture = serde_json::json!({
+        "endpointInput": {
+            "observedContentType": "text/csv",
+            "mode": "INPUT",
+            "data": data.join(","),
+            "encoding": "CSV"
+        }
+    });
+    if let Some(output) = output {
+        capture["endpointOutput"] = serde_json::json!({
+            "observedContentType": "text/csv; charset=utf-8",
+            "mode": "OUTPUT",
+            "data": output,
+            "encoding": "CSV"
+        });
+    }
+    serde_json::json!({
+        "captureData": capture,
+        "eventMetadata": {
+            "eventId": event_id,
+            "inferenceTime": inference_time.to_rfc3339_opts(SecondsFormat::Secs, true)
+        },
+        "eventVersion": "0"
+    })
+}
+
+/// Writes a capture JSONL file: record `i` has the features `rows[i]`, the model output
+/// `outputs[i]` (pass no outputs for input-only capture), event id
+/// `00000000-0000-4000-8000-<i as 12 digits>` and inference time `start_time + i seconds`.
+/// Creates missing parent directories.
+pub fn write_capture_file(
+    path: &Path,
+    rows: &[Vec<String>],
+    outputs: &[String],
+    start_time: DateTime<Utc>,
+) {
+    assert!(
+        outputs.is_empty() || outputs.len() == rows.len(),
+        "write_capture_file: {} rows but {} outputs",
+        rows.len(),
+        outputs.len()
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut text = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let record = capture_record(
+            row,
+            outputs.get(i).map(String::as_str),
+            &format!("00000000-0000-4000-8000-{i:012}"),
+            start_time + Duration::seconds(i as i64),
+        );
+        text.push_str(&serde_json::to_string(&record).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Parses an RFC 3339 time such as `"2026-11-01T00:00:00Z"` (test inputs are literals).
+pub fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("bad time {s:?}: {e}"))
+        .with_timezone(&Utc)
+}
