@@ -1,5 +1,14 @@
 //! driftd: data-quality, drift and bias monitoring for models in production, reading and
 //! writing SageMaker Model Monitor's files. See DESIGN.md for the flow of one object.
 
+pub mod analyze;
+pub mod baseline;
+pub mod config;
+pub mod daemon;
 pub mod decode;
+pub mod ingest;
+pub mod json_file;
+pub mod pipeline;
 pub mod profile;
+pub mod sinks;
+pub mod window;

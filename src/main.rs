@@ -1,1 +1,237 @@
-fn main() {}
+//! The `driftd` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+
+use driftd::analyze::{self, metrics::MetricScope};
+use driftd::baseline::Baseline;
+use driftd::config::Config;
+use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition, Quarantine};
+use driftd::pipeline::{self, ReadReport};
+use driftd::sinks::{file, stdout};
+
+/// Exit codes: 0 = success (for `check`: no violations), 1 = error, 2 = bad usage (clap),
+/// 3 = `check` found violations.
+const EXIT_ERROR: u8 = 1;
+const EXIT_VIOLATIONS: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "driftd",
+    version,
+    about = "Data-quality and drift monitoring for models in production, compatible with SageMaker Model Monitor's files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Profile a baseline dataset and write statistics.json and constraints.json.
+    Baseline {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Directory to write statistics.json and constraints.json to.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Check data against a baseline, as one window: statistics, violations, drift, metrics.
+    Check {
+        /// Directory with the baseline's statistics.json and constraints.json.
+        #[arg(long)]
+        baseline: PathBuf,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Directory for statistics.json, constraint_violations.json, drift.json and the
+        /// CloudWatch metrics file.
+        #[arg(long)]
+        output: PathBuf,
+        /// `Endpoint` dimension of the metrics.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// `MonitoringSchedule` dimension of the metrics.
+        #[arg(long, default_value = "driftd-check")]
+        monitoring_schedule: String,
+    },
+    /// Watch a directory and write each closed window's outputs (embedded mode).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Read the files present now, write every window they fill, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check a config file (and the baselines it names) without running.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct InputArgs {
+    /// Files or directories (read recursively) of input data; gzip and zstd are detected.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "capture")]
+    format: InputFormat,
+    /// CSV: the first line holds column names.
+    #[arg(long, overrides_with = "no_header")]
+    header: bool,
+    /// CSV: no header line; columns are named _c0, _c1, … (the default).
+    #[arg(long)]
+    no_header: bool,
+    /// Capture: whether the endpoint's output columns come before (start) or after (end) its
+    /// input columns.
+    #[arg(long, value_enum, default_value = "start")]
+    output_columns_position: OutputColumnsPosition,
+    /// JSON: how array elements are named ({key} and {index}).
+    #[arg(long, default_value = "{key}_{index}")]
+    array_element_name: String,
+    /// Where malformed records are written (JSON Lines); default <output>/quarantine.jsonl.
+    #[arg(long)]
+    quarantine: Option<PathBuf>,
+}
+
+impl InputArgs {
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            format: self.format,
+            header: self.header && !self.no_header,
+            output_columns_position: self.output_columns_position,
+            array_element_name: self.array_element_name.clone(),
+            ..DecodeOptions::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRIFTD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(Cli::parse().command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Baseline { input, output } => {
+            let (profile, _) = read_inputs(&input, &output)?;
+            let baseline = Baseline::from_profile(&profile);
+            baseline.write(&output)?;
+            println!(
+                "baseline of {} records and {} features written to {}",
+                profile.row_count,
+                baseline.statistics.features.len(),
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            baseline,
+            input,
+            output,
+            endpoint,
+            monitoring_schedule,
+        } => {
+            let baseline = Baseline::load(&baseline)?;
+            let (profile, report) = read_inputs(&input, &output)?;
+            let rows = profile.row_count;
+            let profile = analyze::adopt_baseline_names(profile, &baseline.statistics);
+            let findings = analyze::analyze(&baseline, &profile);
+            let scope = MetricScope {
+                endpoint,
+                monitoring_schedule,
+                timestamp: Utc::now(),
+            };
+            let metrics = analyze::metrics::data_quality_metrics(&baseline, &findings, &scope);
+            file::write_findings(&output, &baseline.constraints, &findings, &metrics)?;
+            let title = format!("driftd check ({} objects)", report.objects_read);
+            print!("{}", stdout::summarize(&title, rows, &findings));
+            println!("  → {}", output.display());
+            Ok(if findings.violations.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_VIOLATIONS)
+            })
+        }
+        Command::Run { config, once } => {
+            let loaded = Config::load(&config)?;
+            let summary = driftd::daemon::run(&loaded, &config, once)?;
+            println!(
+                "{} objects read, {} failed (see {}), {} matched no monitor, {} windows written, {} with violations, {} late records",
+                summary.objects_read,
+                summary.objects_failed,
+                driftd::daemon::DEAD_LETTER_FILE,
+                summary.objects_unrouted,
+                summary.windows_written,
+                summary.windows_with_violations,
+                summary.late_rows
+            );
+            // A daemon's exit code says whether it ran, not what it found; alerts say that.
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { config } => {
+            let loaded = Config::load(&config)?;
+            loaded.load_baselines(&config)?;
+            println!(
+                "{}: valid ({} monitors)",
+                config.display(),
+                loaded.monitors.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Decodes and profiles the inputs as one dataset; malformed records go to the quarantine
+/// file, undecodable objects are listed on stderr. Fails only when nothing could be read.
+fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Profile, ReadReport)> {
+    let files = pipeline::list_files(&input.input).context("cannot list the input files")?;
+    if files.is_empty() {
+        bail!("no input files found in {:?}", input.input);
+    }
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create the output directory {}", output.display()))?;
+    let quarantine_path = input
+        .quarantine
+        .clone()
+        .unwrap_or_else(|| output.join("quarantine.jsonl"));
+    // This run's rejects only: the file is appended to, so clear what an earlier run left.
+    if quarantine_path.exists() {
+        std::fs::remove_file(&quarantine_path)
+            .with_context(|| format!("cannot replace {}", quarantine_path.display()))?;
+    }
+    let mut quarantine = Quarantine::to_file(&quarantine_path).with_context(|| {
+        format!(
+            "cannot open the quarantine file {}",
+            quarantine_path.display()
+        )
+    })?;
+    let (profile, report) =
+        pipeline::profile_files(&files, &input.decode_options(), &mut quarantine);
+    for error in &report.failed {
+        eprintln!("skipped object: {error}");
+    }
+    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
+        println!("{line} → {}", quarantine_path.display());
+    }
+    if report.objects_read == 0 {
+        bail!("none of the {} input files could be read", files.len());
+    }
+    Ok((profile, report))
+}

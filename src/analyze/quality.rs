@@ -1,0 +1,282 @@
+//! Data-quality constraints of a baseline checked against a window (`constraint_violations.json`,
+//! FORMATS.md §3.3 and §4.1), with Model Monitor's wording where it is known.
+
+use serde::{Deserialize, Serialize};
+
+use super::drift::{DriftReport, FeatureKind};
+use crate::baseline::Baseline;
+use crate::baseline::constraints::Switch;
+use crate::profile::{ColumnProfile, DataType, Frequencies, Profile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckType {
+    DataTypeCheck,
+    CompletenessCheck,
+    BaselineDriftCheck,
+    MissingColumnCheck,
+    ExtraColumnCheck,
+    CategoricalValuesCheck,
+    /// Not one of Model Monitor's six: it suggests `is_non_negative` but documents no check
+    /// type for it. driftd reports it under its own name rather than hide it in another.
+    IsNonNegativeCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub feature_name: String,
+    pub constraint_check_type: CheckType,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintViolations {
+    pub violations: Vec<Violation>,
+}
+
+/// Checks `current` against the baseline's constraints; `drift` supplies the distances for
+/// `baseline_drift_check`.
+pub fn check(baseline: &Baseline, current: &Profile, drift: &DriftReport) -> ConstraintViolations {
+    let config = &baseline.constraints.monitoring_config;
+    let mut violations = Vec::new();
+    if config.evaluate_constraints == Switch::Disabled {
+        return ConstraintViolations { violations };
+    }
+    let baseline_columns = baseline.constraints.features.len();
+    for constraint in &baseline.constraints.features {
+        let overrides = constraint.overrides();
+        if overrides.evaluate_constraints == Some(Switch::Disabled) {
+            continue;
+        }
+        let name = &constraint.name;
+        let mut flag = |check, description: String| {
+            violations.push(Violation {
+                feature_name: name.clone(),
+                constraint_check_type: check,
+                description,
+            })
+        };
+        let Some(column) = current.columns.get(name) else {
+            flag(
+                CheckType::MissingColumnCheck,
+                format!(
+                    "There are missing columns in current dataset. Number of columns in current dataset: {}, Number of columns in baseline constraints: {baseline_columns}",
+                    current.columns.len()
+                ),
+            );
+            continue;
+        };
+
+        let required = overrides
+            .datatype_check_threshold
+            .unwrap_or(config.datatype_check_threshold);
+        if let Some((matching, present)) = type_matches(constraint.inferred_type, column)
+            && (matching as f64) < required * present as f64
+        {
+            flag(
+                CheckType::DataTypeCheck,
+                format!(
+                    "Data type match requirement is not met. Expected data type: {:?}, Expected match: {}%. Observed: Only {}% of data is {:?}.",
+                    constraint.inferred_type,
+                    java_double(required * 100.0),
+                    java_double(matching as f64 * 100.0 / present as f64),
+                    constraint.inferred_type
+                ),
+            );
+        }
+
+        if let Some(expected) = constraint.completeness {
+            let observed = completeness(column);
+            if observed < expected {
+                flag(
+                    CheckType::CompletenessCheck,
+                    format!(
+                        "Value: {} does not meet the constraint requirement! ",
+                        java_double(observed)
+                    ),
+                );
+            }
+        }
+
+        if constraint
+            .num_constraints
+            .is_some_and(|n| n.is_non_negative)
+            && column.moments.count > 0
+            && column.moments.min < 0.0
+        {
+            flag(
+                CheckType::IsNonNegativeCheck,
+                format!(
+                    "Value: {} does not meet the constraint requirement! Expected non-negative values, observed minimum {}.",
+                    java_double(non_negative_share(column)),
+                    java_double(column.moments.min)
+                ),
+            );
+        }
+
+        let domain = constraint
+            .string_constraints
+            .as_ref()
+            .and_then(|s| s.domains.as_ref());
+        if let Some(domain) = domain {
+            let required = overrides
+                .domain_content_threshold
+                .unwrap_or(config.domain_content_threshold);
+            match in_domain_share(domain, column) {
+                Some(in_domain) if in_domain < required => flag(
+                    CheckType::CategoricalValuesCheck,
+                    format!(
+                        "Value: {} does not meet the constraint requirement! ",
+                        java_double(in_domain)
+                    ),
+                ),
+                Some(_) => {}
+                // Too many distinct values to have kept them: all but a few of them are
+                // necessarily outside a domain of at most 120 values.
+                None => flag(
+                    CheckType::CategoricalValuesCheck,
+                    format!(
+                        "Value: unknown (more than {} distinct values, the domain has {}) does not meet the constraint requirement! ",
+                        Frequencies::CAP,
+                        domain.len()
+                    ),
+                ),
+            }
+        }
+
+        if super::drift::comparison_enabled(baseline)
+            && let Some(feature) = drift.feature(name)
+            && feature.drifted
+        {
+            let description = match feature.kind {
+                FeatureKind::Numerical => format!(
+                    "Numerical distance: {} exceeds numerical threshold: {}",
+                    java_double(feature.distance),
+                    java_double(feature.threshold)
+                ),
+                FeatureKind::Categorical if feature.method == "chi2_p_value" => format!(
+                    "Categorical chi-squared p-value: {} is below categorical threshold: {}",
+                    java_double(feature.distance),
+                    java_double(feature.threshold)
+                ),
+                FeatureKind::Categorical => format!(
+                    "Categorical distance: {} exceeds categorical threshold: {}",
+                    java_double(feature.distance),
+                    java_double(feature.threshold)
+                ),
+            };
+            flag(CheckType::BaselineDriftCheck, description);
+        }
+    }
+    for name in current.columns.keys() {
+        if baseline.constraints.feature(name).is_none() {
+            violations.push(Violation {
+                feature_name: name.clone(),
+                constraint_check_type: CheckType::ExtraColumnCheck,
+                description: format!(
+                    "There are extra columns in current dataset. Number of columns in current dataset: {}, Number of columns in baseline constraints: {baseline_columns}",
+                    current.columns.len()
+                ),
+            });
+        }
+    }
+    ConstraintViolations { violations }
+}
+
+fn completeness(column: &ColumnProfile) -> f64 {
+    let total = column.num_present + column.num_missing;
+    if total == 0 {
+        0.0
+    } else {
+        column.num_present as f64 / total as f64
+    }
+}
+
+/// How many present values have a Deequ type that fits the baseline type, and how many are
+/// present. Integral values fit a Fractional column (every integer is a fraction; Deequ's type
+/// lattice agrees), and every value fits String. `None` when nothing is present to judge.
+fn type_matches(expected: DataType, column: &ColumnProfile) -> Option<(u64, u64)> {
+    let t = &column.types;
+    let present = t.integral + t.fractional + t.boolean + t.string;
+    if present == 0 {
+        return None;
+    }
+    let matching = match expected {
+        DataType::Integral => t.integral,
+        DataType::Fractional => t.integral + t.fractional,
+        DataType::Boolean => t.boolean,
+        DataType::String | DataType::Unknown => present,
+    };
+    Some((matching, present))
+}
+
+/// Share of the numeric values that are ≥ 0, read from the sketch.
+fn non_negative_share(column: &ColumnProfile) -> f64 {
+    let total = column.kll.total_weight();
+    if total == 0 {
+        return 1.0;
+    }
+    1.0 - column.kll.rank_exclusive(0.0) as f64 / total as f64
+}
+
+/// Share of present values inside the baseline's domain; `None` when the column has too many
+/// distinct values to have kept them.
+fn in_domain_share(domain: &[String], column: &ColumnProfile) -> Option<f64> {
+    let counts = column.frequencies.counts()?;
+    let total: u64 = counts.values().sum();
+    let inside: u64 = domain.iter().filter_map(|value| counts.get(value)).sum();
+    Some(if total == 0 {
+        1.0
+    } else {
+        inside as f64 / total as f64
+    })
+}
+
+/// A double as Java's `Double.toString` writes it, which is how Model Monitor's messages show
+/// numbers: `100.0`, `0.95`, `1.0E-4`, `1.2345678E7`.
+pub fn java_double(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let magnitude = x.abs();
+    if x == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{x}");
+        if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        }
+    } else {
+        let text = format!("{x:e}");
+        let (mantissa, exponent) = text.split_once('e').expect("{:e} always has an exponent");
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
+        format!("{mantissa}E{exponent}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_double;
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        assert_eq!(java_double(100.0), "100.0");
+        assert_eq!(java_double(0.95), "0.95");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(99.64592817400101), "99.64592817400101");
+        assert_eq!(java_double(1e-4), "1.0E-4");
+        assert_eq!(java_double(-2.5e-5), "-2.5E-5");
+        assert_eq!(java_double(12345678.0), "1.2345678E7");
+        assert_eq!(java_double(f64::INFINITY), "Infinity");
+    }
+}

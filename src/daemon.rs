@@ -1,0 +1,239 @@
+//! `driftd run` in embedded mode: a local directory in, window outputs in Model Monitor's
+//! layout out. Wiring only: each stage's work lives in its own module.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use crate::analyze::{self, metrics::MetricScope};
+use crate::baseline::Baseline;
+use crate::config::{Config, ConfigError};
+use crate::decode::{DecodeError, Quarantine};
+use crate::ingest::local::{DirectoryScanner, PathPattern};
+use crate::pipeline::decode_object;
+use crate::sinks::{file, stdout};
+use crate::window::{ClosedWindow, Windows};
+
+pub const DEAD_LETTER_FILE: &str = "dead_letter.jsonl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] crate::json_file::FileError),
+}
+
+/// What a run did, for the caller's exit code and final line.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub objects_read: usize,
+    pub objects_failed: usize,
+    pub objects_unrouted: usize,
+    pub windows_written: usize,
+    pub windows_with_violations: usize,
+    pub late_rows: u64,
+    pub malformed_records: u64,
+}
+
+struct Monitor {
+    pattern: PathPattern,
+    baseline: Baseline,
+}
+
+/// Runs until the process is stopped, or with `once` until the files present now are read and
+/// every window they fill is written.
+pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary, RunError> {
+    let baselines = config.load_baselines(config_path)?;
+    let monitors: Vec<Monitor> = config
+        .monitors
+        .iter()
+        .zip(baselines)
+        .map(|(m, baseline)| Monitor {
+            pattern: PathPattern::new(&m.path).expect("validated with the config"),
+            baseline,
+        })
+        .collect();
+    let out = &config.output.directory;
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| RunError::Io { path, error }
+    };
+    std::fs::create_dir_all(out).map_err(io_error(out))?;
+    let quarantine_path = config
+        .output
+        .quarantine
+        .clone()
+        .unwrap_or_else(|| out.join("quarantine.jsonl"));
+    let mut quarantine =
+        Quarantine::to_file(&quarantine_path).map_err(io_error(&quarantine_path))?;
+    let settle_time = if once {
+        std::time::Duration::ZERO
+    } else {
+        config.input.settle_time
+    };
+    let mut scanner = DirectoryScanner::new(config.input.directory.clone(), settle_time);
+    let mut windows = Windows::new(
+        config.window.size.as_secs() as i64,
+        config.window.allowed_lateness.as_secs() as i64,
+    );
+    let mut summary = RunSummary::default();
+    loop {
+        let files = scanner.scan().map_err(io_error(&config.input.directory))?;
+        for path in files {
+            let relative = scanner.relative(&path);
+            let Some((index, fields)) = monitors
+                .iter()
+                .enumerate()
+                .find_map(|(i, m)| m.pattern.matches(&relative).map(|f| (i, f)))
+            else {
+                tracing::debug!(path = %relative, "no monitor's path pattern matches; skipped");
+                summary.objects_unrouted += 1;
+                continue;
+            };
+            let object_time = fields
+                .hour
+                .map(|h| h.timestamp())
+                .unwrap_or_else(|| modified_seconds(&path));
+            let options = config.monitors[index].decode_options();
+            let mut object_windows = Windows::new(windows.size(), 0);
+            let decoded = decode_object(&path, &options, &mut quarantine, |chunk| {
+                object_windows.add(index, fields.endpoint.as_deref(), &chunk, object_time)
+            });
+            match decoded {
+                Ok(_) => {
+                    summary.objects_read += 1;
+                    windows.absorb(object_windows);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "object moved to the dead-letter file");
+                    summary.objects_failed += 1;
+                    dead_letter(&out.join(DEAD_LETTER_FILE), &error)?;
+                }
+            }
+        }
+        let closed = if once {
+            windows.close_all()
+        } else {
+            windows.observe_clock(now_seconds());
+            windows.close_ready()
+        };
+        for window in closed {
+            let has_violations = emit(config, &monitors, window)?;
+            summary.windows_written += 1;
+            summary.windows_with_violations += usize::from(has_violations);
+        }
+        if once {
+            break;
+        }
+        std::thread::sleep(config.input.poll_interval);
+    }
+    summary.late_rows = windows.late_rows();
+    summary.malformed_records = quarantine.total();
+    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
+        println!("{line}");
+    }
+    Ok(summary)
+}
+
+/// Analyzes a closed window, writes its outputs and prints its summary. Returns whether it
+/// had violations.
+fn emit(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> Result<bool, RunError> {
+    let monitor_config = &config.monitors[window.key.monitor];
+    let baseline = &monitors[window.key.monitor].baseline;
+    let rows = window.profile.row_count;
+    let profile = analyze::adopt_baseline_names(window.profile, &baseline.statistics);
+    let findings = analyze::analyze(baseline, &profile);
+    let start =
+        DateTime::<Utc>::from_timestamp(window.key.start, 0).expect("window start in range");
+    let end = DateTime::<Utc>::from_timestamp(window.end, 0).expect("window end in range");
+    let scope = MetricScope {
+        endpoint: window.key.endpoint.clone(),
+        monitoring_schedule: monitor_config.name.clone(),
+        timestamp: end,
+    };
+    let metrics = analyze::metrics::data_quality_metrics(baseline, &findings, &scope);
+    let dir = window_dir(
+        &config.output.directory,
+        window.key.endpoint.as_deref(),
+        &monitor_config.name,
+        start,
+        window.end - window.key.start,
+    );
+    file::write_findings(&dir, &baseline.constraints, &findings, &metrics)?;
+    let title = format!(
+        "{} {} [{} .. {})",
+        monitor_config.name,
+        window.key.endpoint.as_deref().unwrap_or("-"),
+        start.format("%Y-%m-%dT%H:%M:%SZ"),
+        end.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+    print!("{}", stdout::summarize(&title, rows, &findings));
+    println!("  → {}", dir.display());
+    Ok(!findings.violations.violations.is_empty())
+}
+
+/// Model Monitor's layout: `{out}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` for endpoint monitors,
+/// `{out}/{monitor}/yyyy/mm/dd/hh/` for batch ones, named by the window's start. Windows
+/// shorter than an hour add a minute folder so they do not share one.
+pub fn window_dir(
+    out: &Path,
+    endpoint: Option<&str>,
+    monitor: &str,
+    start: DateTime<Utc>,
+    size_seconds: i64,
+) -> PathBuf {
+    let mut dir = out.to_path_buf();
+    if let Some(endpoint) = endpoint {
+        dir.push(endpoint);
+    }
+    dir.push(monitor);
+    dir.push(format!("{:04}", start.year()));
+    dir.push(format!("{:02}", start.month()));
+    dir.push(format!("{:02}", start.day()));
+    dir.push(format!("{:02}", start.hour()));
+    if size_seconds % 3600 != 0 {
+        dir.push(format!("{:02}", start.minute()));
+    }
+    dir
+}
+
+fn dead_letter(path: &Path, error: &DecodeError) -> Result<(), RunError> {
+    let line = serde_json::json!({
+        "time": Utc::now().to_rfc3339(),
+        "error": error.to_string(),
+    });
+    let append = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(f, "{line}")
+    };
+    append().map_err(|error| RunError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+fn modified_seconds(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or_else(now_seconds, |d| d.as_secs() as i64)
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,3 @@
+//! Where objects come from. Embedded mode reads a local directory.
+
+pub mod local;

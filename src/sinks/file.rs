@@ -1,0 +1,47 @@
+//! A window's outputs as local files, named as Model Monitor names them.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::analyze::Findings;
+use crate::analyze::metrics::MetricDatum;
+use crate::baseline::{CONSTRAINTS_FILE, Constraints, STATISTICS_FILE};
+use crate::json_file::{FileError, write_json};
+
+pub const VIOLATIONS_FILE: &str = "constraint_violations.json";
+pub const DRIFT_FILE: &str = "drift.json";
+/// Model Monitor's BYOC containers write one JSON datum per line to this name.
+pub const METRICS_FILE: &str = "cloudwatch_metrics.jsonl";
+
+/// Writes `statistics.json`, `constraints.json` (the constraints the window was checked
+/// against, as a Model Monitor execution does), `constraint_violations.json`, `drift.json` and
+/// the metrics file into `dir`.
+pub fn write_findings(
+    dir: &Path,
+    constraints: &Constraints,
+    findings: &Findings,
+    metrics: &[MetricDatum],
+) -> Result<(), FileError> {
+    write_json(&dir.join(STATISTICS_FILE), &findings.statistics)?;
+    write_json(&dir.join(CONSTRAINTS_FILE), constraints)?;
+    write_json(&dir.join(VIOLATIONS_FILE), &findings.violations)?;
+    write_json(&dir.join(DRIFT_FILE), &findings.drift)?;
+    write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
+fn write_metrics(path: &Path, metrics: &[MetricDatum]) -> Result<(), FileError> {
+    let write = || -> std::io::Result<()> {
+        let tmp = path.with_extension("jsonl.tmp");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        for datum in metrics {
+            serde_json::to_writer(&mut out, datum)?;
+            out.write_all(b"\n")?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|error| FileError::Write {
+        path: path.to_path_buf(),
+        error,
+    })
+}

@@ -1,0 +1,93 @@
+//! The short human summary: which features drifted, by how much, which checks failed.
+
+use std::fmt::Write;
+
+use crate::analyze::Findings;
+use crate::decode::Quarantine;
+
+/// How many drifted features and violations are listed before "… and N more".
+const LIST_LIMIT: usize = 10;
+
+/// Renders a window's findings as a few lines of text, starting with `title`.
+pub fn summarize(title: &str, rows: u64, findings: &Findings) -> String {
+    let mut out = String::new();
+    let drift = &findings.drift;
+    let violations = &findings.violations.violations;
+    let _ = writeln!(
+        out,
+        "{title}: {rows} records, {} of {} features drifted ({:.1}%), {} violation{}",
+        drift.features_drifted,
+        drift.features_compared,
+        drift.drifted_share * 100.0,
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    let mut drifted: Vec<_> = drift.features.iter().filter(|f| f.drifted).collect();
+    drifted.sort_by(|a, b| b.distance.total_cmp(&a.distance));
+    for feature in drifted.iter().take(LIST_LIMIT) {
+        let _ = write!(
+            out,
+            "  drift  {:<24} {} {:.4} > {}  psi {:.3}  js {:.3}",
+            feature.name,
+            feature.method,
+            feature.distance,
+            feature.threshold,
+            feature.psi,
+            feature.js
+        );
+        if let Some(w) = feature.wasserstein_normed {
+            let _ = write!(out, "  wasserstein_normed {w:.3}");
+        }
+        out.push('\n');
+    }
+    if drifted.len() > LIST_LIMIT {
+        let _ = writeln!(
+            out,
+            "  … and {} more drifted features",
+            drifted.len() - LIST_LIMIT
+        );
+    }
+    for violation in violations.iter().take(LIST_LIMIT) {
+        let _ = writeln!(
+            out,
+            "  check  {:<24} {}: {}",
+            violation.feature_name,
+            serde_name(&violation.constraint_check_type),
+            violation.description.trim_end()
+        );
+    }
+    if violations.len() > LIST_LIMIT {
+        let _ = writeln!(
+            out,
+            "  … and {} more violations",
+            violations.len() - LIST_LIMIT
+        );
+    }
+    out
+}
+
+/// One line on malformed records, or nothing when there were none.
+pub fn summarize_quarantine(quarantine: &Quarantine) -> Option<String> {
+    if quarantine.total() == 0 {
+        return None;
+    }
+    let reasons: Vec<String> = quarantine
+        .counts()
+        .iter()
+        .map(|(reason, count)| format!("{} {count}", serde_name(reason)))
+        .collect();
+    Some(format!(
+        "  skipped {} malformed record{} ({})",
+        quarantine.total(),
+        if quarantine.total() == 1 { "" } else { "s" },
+        reasons.join(", ")
+    ))
+}
+
+/// The name a unit enum variant has in the JSON files, so the summary uses the same words.
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

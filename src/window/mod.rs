@@ -1,0 +1,255 @@
+//! Event-time tumbling windows. Rows are assigned by their event time (a capture record's
+//! `inferenceTime`, or the object's time for formats without one); a window closes when the
+//! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
+//! window that already closed are counted as late, never silently dropped.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, BooleanArray, Int64Array};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+
+use crate::decode::{Chunk, INFERENCE_TIME};
+use crate::profile::Profile;
+
+/// Which window: the monitor (index in the config), the endpoint the path named, and the
+/// window's start in seconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowKey {
+    pub monitor: usize,
+    pub endpoint: Option<String>,
+    pub start: i64,
+}
+
+#[derive(Debug)]
+pub struct ClosedWindow {
+    pub key: WindowKey,
+    pub end: i64,
+    pub profile: Profile,
+}
+
+#[derive(Debug)]
+pub struct Windows {
+    size: i64,
+    lateness: i64,
+    open: BTreeMap<WindowKey, Profile>,
+    /// Newest event (or clock) time seen.
+    newest: i64,
+    /// Every window ending at or before this has been closed.
+    closed_through: i64,
+    late_rows: u64,
+}
+
+impl Windows {
+    pub fn new(size_seconds: i64, lateness_seconds: i64) -> Self {
+        assert!(size_seconds > 0, "window size must be positive");
+        Self {
+            size: size_seconds,
+            lateness: lateness_seconds,
+            open: BTreeMap::new(),
+            newest: i64::MIN,
+            closed_through: i64::MIN,
+            late_rows: 0,
+        }
+    }
+
+    pub fn size(&self) -> i64 {
+        self.size
+    }
+
+    /// Rows that arrived after their window had closed.
+    pub fn late_rows(&self) -> u64 {
+        self.late_rows
+    }
+
+    pub fn start_of(&self, time: i64) -> i64 {
+        time.div_euclid(self.size) * self.size
+    }
+
+    /// Adds a chunk's rows to their windows. Rows take their time from the chunk's
+    /// `inference_time` column when it has one, else `object_time`.
+    pub fn add(&mut self, monitor: usize, endpoint: Option<&str>, chunk: &Chunk, object_time: i64) {
+        let times = chunk.events.as_ref().and_then(|events| {
+            events
+                .column_by_name(INFERENCE_TIME)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .cloned()
+        });
+        let row_times: Vec<i64> = match &times {
+            Some(times) => (0..times.len())
+                .map(|i| {
+                    if times.is_null(i) {
+                        object_time
+                    } else {
+                        times.value(i)
+                    }
+                })
+                .collect(),
+            None => vec![object_time; chunk.features.num_rows()],
+        };
+        let starts: Vec<i64> = row_times.iter().map(|&t| self.start_of(t)).collect();
+        let mut distinct: Vec<i64> = starts.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for start in distinct {
+            let rows = if starts.iter().all(|&s| s == start) {
+                chunk.features.clone()
+            } else {
+                let mask =
+                    BooleanArray::from(starts.iter().map(|&s| s == start).collect::<Vec<_>>());
+                filter_record_batch(&chunk.features, &mask).expect("mask has the batch's length")
+            };
+            self.add_rows(monitor, endpoint, start, &rows);
+        }
+        if let Some(&newest) = row_times.iter().max() {
+            self.newest = self.newest.max(newest);
+        }
+    }
+
+    fn add_rows(&mut self, monitor: usize, endpoint: Option<&str>, start: i64, rows: &RecordBatch) {
+        if start + self.size <= self.closed_through {
+            self.late_rows += rows.num_rows() as u64;
+            return;
+        }
+        self.open
+            .entry(WindowKey {
+                monitor,
+                endpoint: endpoint.map(str::to_string),
+                start,
+            })
+            .or_default()
+            .add_batch(rows);
+    }
+
+    /// Merges windows profiled elsewhere (e.g. one object's windows, once it decoded whole).
+    pub fn absorb(&mut self, other: Windows) {
+        for (key, profile) in other.open {
+            if key.start + self.size <= self.closed_through {
+                self.late_rows += profile.row_count;
+                continue;
+            }
+            match self.open.get_mut(&key) {
+                Some(existing) => existing.merge(profile),
+                None => {
+                    self.open.insert(key, profile);
+                }
+            }
+        }
+        self.newest = self.newest.max(other.newest);
+        self.late_rows += other.late_rows;
+    }
+
+    /// Lets the clock move the watermark, so windows close when traffic stops.
+    pub fn observe_clock(&mut self, now: i64) {
+        self.newest = self.newest.max(now);
+    }
+
+    /// Closes the windows the watermark has passed, oldest first.
+    pub fn close_ready(&mut self) -> Vec<ClosedWindow> {
+        let watermark = self.newest.saturating_sub(self.lateness);
+        self.close_through(watermark)
+    }
+
+    /// Closes every open window (end of input with `--once`, or shutdown).
+    pub fn close_all(&mut self) -> Vec<ClosedWindow> {
+        self.close_through(i64::MAX)
+    }
+
+    fn close_through(&mut self, watermark: i64) -> Vec<ClosedWindow> {
+        let ready: Vec<WindowKey> = self
+            .open
+            .keys()
+            .filter(|k| k.start + self.size <= watermark)
+            .cloned()
+            .collect();
+        self.closed_through = self.closed_through.max(watermark);
+        let mut closed: Vec<ClosedWindow> = ready
+            .into_iter()
+            .map(|key| {
+                let profile = self.open.remove(&key).expect("key taken from the map");
+                ClosedWindow {
+                    end: key.start + self.size,
+                    key,
+                    profile,
+                }
+            })
+            .collect();
+        closed.sort_by_key(|w| (w.key.start, w.key.monitor, w.key.endpoint.clone()));
+        closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// A chunk of one text column `v` whose rows happened at `times`.
+    fn chunk(times: &[i64]) -> Chunk {
+        let values: Vec<String> = times.iter().map(|t| t.to_string()).collect();
+        let features = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(values))],
+        )
+        .unwrap();
+        let events = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                INFERENCE_TIME,
+                DataType::Int64,
+                true,
+            )])),
+            vec![Arc::new(Int64Array::from(times.to_vec()))],
+        )
+        .unwrap();
+        Chunk {
+            features,
+            events: Some(events),
+        }
+    }
+
+    #[test]
+    fn rows_split_by_event_time_and_close_on_the_watermark() {
+        // Windows of 100 s, 10 s lateness.
+        let mut windows = Windows::new(100, 10);
+        windows.add(0, Some("ep"), &chunk(&[5, 99, 100, 150]), 0);
+        // Newest 150 → watermark 140: [0, 100) closes with its two rows, [100, 200) stays.
+        let closed = windows.close_ready();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].key.start, 0);
+        assert_eq!(closed[0].end, 100);
+        assert_eq!(closed[0].profile.row_count, 2);
+        // A row for the closed window is late and counted; one for the open window is not.
+        windows.add(0, Some("ep"), &chunk(&[50, 180]), 0);
+        assert_eq!(windows.late_rows(), 1);
+        let rest = windows.close_all();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].key.start, 100);
+        assert_eq!(rest[0].profile.row_count, 3);
+    }
+
+    #[test]
+    fn object_windows_merge_and_rows_without_times_use_the_object_time() {
+        let mut windows = Windows::new(3600, 0);
+        let mut object = Windows::new(3600, 0);
+        let mut timeless = chunk(&[1, 2]);
+        timeless.events = None;
+        object.add(1, None, &timeless, 7200);
+        windows.absorb(object);
+        windows.observe_clock(7200 + 3600);
+        let closed = windows.close_ready();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            closed[0].key,
+            WindowKey {
+                monitor: 1,
+                endpoint: None,
+                start: 7200
+            }
+        );
+        assert_eq!(closed[0].profile.row_count, 2);
+    }
+}
