@@ -227,8 +227,11 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
-    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
-        println!("{line} → {}", quarantine_path.display());
+    match stdout::summarize_quarantine(&quarantine) {
+        Some(line) => println!("{line} → {}", quarantine_path.display()),
+        // Opened early so a bad path fails before any work; an empty one is just clutter.
+        None => std::fs::remove_file(&quarantine_path)
+            .with_context(|| format!("cannot remove the empty {}", quarantine_path.display()))?,
     }
     if report.objects_read == 0 {
         bail!("none of the {} input files could be read", files.len());
