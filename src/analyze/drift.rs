@@ -161,7 +161,7 @@ fn compare_feature(
         && !matches!(current_type, DataType::Integral | DataType::Fractional)
     {
         let base_counts = feature.categories()?;
-        let now_counts = sorted_counts(column)?;
+        let now_counts = column.frequencies.most_frequent_first()?;
         let n: u64 = base_counts.iter().map(|(_, c)| c).sum();
         let m: u64 = now_counts.iter().map(|(_, c)| c).sum();
         if n == 0 || m == 0 {
@@ -212,19 +212,6 @@ fn compare_feature(
     } else {
         None
     }
-}
-
-/// The column's category counts, most frequent first; `None` once the column has too many
-/// distinct values to keep them.
-pub(crate) fn sorted_counts(column: &ColumnProfile) -> Option<Vec<(String, u64)>> {
-    let mut counts: Vec<(String, u64)> = column
-        .frequencies
-        .counts()?
-        .iter()
-        .map(|(value, count)| (value.clone(), *count))
-        .collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Some(counts)
 }
 
 /// Whether the baseline asks for drift to be judged at all.

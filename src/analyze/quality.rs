@@ -224,7 +224,10 @@ fn non_negative_share(column: &ColumnProfile) -> f64 {
 fn in_domain_share(domain: &[String], column: &ColumnProfile) -> Option<f64> {
     let counts = column.frequencies.counts()?;
     let total: u64 = counts.values().sum();
-    let inside: u64 = domain.iter().filter_map(|value| counts.get(value)).sum();
+    let inside: u64 = domain
+        .iter()
+        .filter_map(|value| counts.get(value.as_str()))
+        .sum();
     Some(if total == 0 {
         1.0
     } else {

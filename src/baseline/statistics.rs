@@ -168,22 +168,14 @@ impl FeatureStatistics {
             _ => {
                 let buckets = column
                     .frequencies
-                    .counts()
-                    .map(|counts| {
-                        let mut buckets: Vec<CategoricalBucket> = counts
-                            .iter()
-                            .map(|(value, &count)| CategoricalBucket {
-                                value: value.clone(),
-                                count,
-                            })
-                            .collect();
-                        buckets.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-                        buckets
-                    })
-                    .unwrap_or_default();
+                    .most_frequent_first()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(value, count)| CategoricalBucket { value, count })
+                    .collect();
                 feature.string_statistics = Some(StringStatistics {
                     common,
-                    distinct_count: column.distinct.estimate().round(),
+                    distinct_count: column.distinct_estimate().round(),
                     distribution: Some(StringDistribution {
                         categorical: Categorical { buckets },
                     }),

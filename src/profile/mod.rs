@@ -29,7 +29,8 @@ use arrow::datatypes::{
     Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
-use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
+use compact_str::CompactString;
+use hyperloglogplus::{HyperLogLog, HyperLogLogPF};
 use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,15 @@ impl ColumnProfile {
             0.0
         } else {
             self.num_present as f64 / rows as f64
+        }
+    }
+
+    /// Distinct present values: exact while the frequency map holds them all, else the
+    /// HyperLogLog's estimate.
+    pub fn distinct_estimate(&self) -> f64 {
+        match self.frequencies.counts() {
+            Some(counts) => counts.len() as f64,
+            None => self.distinct.estimate(),
         }
     }
 
@@ -264,9 +274,14 @@ impl Moments {
 /// such as an id has no useful categorical distribution).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Frequencies {
-    counts: HashMap<String, u64>,
+    counts: CountMap,
     overflowed: bool,
 }
+
+/// Value → count. The map sits on the per-value hot path: keys up to 24 bytes live inline
+/// (no allocation per new value), and foldhash replaces SipHash (the map holds no secrets; a
+/// fixed seed keeps runs reproducible).
+pub type CountMap = HashMap<CompactString, u64, foldhash::fast::FixedState>;
 
 impl Frequencies {
     pub const CAP: usize = 10_000;
@@ -280,8 +295,20 @@ impl Frequencies {
     }
 
     /// The counts, or `None` once more than [`Frequencies::CAP`] distinct values were seen.
-    pub fn counts(&self) -> Option<&HashMap<String, u64>> {
+    pub fn counts(&self) -> Option<&CountMap> {
         (!self.overflowed).then_some(&self.counts)
+    }
+
+    /// The counts as `(value, count)`, most frequent first (ties by value), or `None` once
+    /// the map overflowed.
+    pub fn most_frequent_first(&self) -> Option<Vec<(String, u64)>> {
+        let mut counts: Vec<(String, u64)> = self
+            .counts()?
+            .iter()
+            .map(|(value, &count)| (value.to_string(), count))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Some(counts)
     }
 
     pub fn is_overflowed(&self) -> bool {
@@ -322,25 +349,28 @@ impl Frequencies {
         if self.counts.len() == Self::CAP {
             self.overflow();
         } else {
-            self.counts.insert(text.to_owned(), 1);
+            self.counts.insert(CompactString::from(text), 1);
         }
         true
     }
 
     fn overflow(&mut self) {
-        self.counts = HashMap::new();
+        self.counts = CountMap::default();
         self.overflowed = true;
     }
 }
 
-/// Approximate distinct count: HyperLogLog++ with 2^14 registers (standard error ≈ 0.8 %).
+/// Approximate distinct count: a dense HyperLogLog with 2^14 registers (standard error
+/// ≈ 0.8 %). Dense rather than HLL++'s sparse mode, because merging sparse sketches dominated
+/// the cost of profiling many objects; small cardinalities are exact anyway, counted from the
+/// frequency map ([`ColumnProfile::distinct_estimate`]).
 ///
 /// Values are hashed with xxHash64 (seed 42) of their UTF-8 bytes — the hash Deequ's own
 /// HyperLogLog uses — because it is a fixed, published function: a sketch persisted today
 /// still merges correctly with one built by a later driftd.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DistinctCount {
-    hll: HyperLogLogPlus<u64, PreHashed>,
+    hll: HyperLogLogPF<u64, PreHashed>,
 }
 
 const HLL_PRECISION: u8 = 14;
@@ -354,7 +384,7 @@ impl Default for DistinctCount {
 
 impl DistinctCount {
     pub fn new() -> Self {
-        let hll = HyperLogLogPlus::new(HLL_PRECISION, PreHashed).expect("precision is in 4..=18");
+        let hll = HyperLogLogPF::new(HLL_PRECISION, PreHashed).expect("precision is in 4..=18");
         Self { hll }
     }
 
@@ -370,7 +400,7 @@ impl DistinctCount {
     }
 
     pub fn estimate(&self) -> f64 {
-        // `count` needs `&mut` to fold pending sparse entries in; a copy keeps this `&self`.
+        // `count` takes `&mut` (the trait allows caching); a copy keeps this `&self`.
         self.hll.clone().count()
     }
 }
@@ -580,7 +610,7 @@ mod tests {
         }
         assert_eq!(
             f.counts().unwrap(),
-            &HashMap::from([("a".into(), 2), ("b".into(), 1)])
+            &CountMap::from_iter([("a".into(), 2), ("b".into(), 1)])
         );
         for i in 0..Frequencies::CAP - 2 {
             f.add(&i.to_string());
@@ -600,7 +630,7 @@ mod tests {
         let mut b = Frequencies::new();
         ["y", "z"].iter().for_each(|t| b.add(t));
         a.merge(&b);
-        let expected = HashMap::from([("x".into(), 2), ("y".into(), 2), ("z".into(), 1)]);
+        let expected = CountMap::from_iter([("x".into(), 2), ("y".into(), 2), ("z".into(), 1)]);
         assert_eq!(a.counts().unwrap(), &expected);
 
         // Two halves within the cap whose union is over it.
