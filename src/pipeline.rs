@@ -81,7 +81,7 @@ pub fn profile_files(
     let mut profile = Profile::new();
     let mut report = ReadReport::default();
     for file in files {
-        let mut object_profile = Profile::new();
+        let mut object_profile = profile.empty_like();
         let decoded = decode_object(file, options, quarantine, |chunk| {
             object_profile.add_batch(&chunk.features)
         });

@@ -445,6 +445,28 @@ impl Profile {
         Self::default()
     }
 
+    /// An empty profile with this one's columns, whose frequency maps start overflowed where
+    /// this one's have. Merging it into `self` after adding data gives exactly what a fresh
+    /// profile would, without counting values `self` can no longer keep — on a wide
+    /// high-cardinality dataset read object by object, that counting was most of the work.
+    pub fn empty_like(&self) -> Self {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, column)| {
+                let mut empty = ColumnProfile::new();
+                if column.frequencies.is_overflowed() {
+                    empty.frequencies.overflow();
+                }
+                (name.clone(), empty)
+            })
+            .collect();
+        Self {
+            row_count: 0,
+            columns,
+        }
+    }
+
     /// The profile of one batch, columns profiled in parallel.
     pub fn from_batch(batch: &RecordBatch) -> Self {
         let mut profile = Self::new();
@@ -835,6 +857,43 @@ mod tests {
             assert_eq!(counts("a"), (2, 3));
             assert_eq!(counts("b"), (4, 1));
             assert_eq!(counts("c"), (2, 3));
+        }
+    }
+
+    #[test]
+    fn merging_through_empty_like_equals_merging_a_fresh_profile() {
+        // Column "id" overflows its frequency map in the first part; "cat" does not.
+        let ids: Vec<String> = (0..=Frequencies::CAP).map(|i| i.to_string()).collect();
+        let first = batch(vec![
+            (
+                "id",
+                text_column(&ids.iter().map(|s| Some(s.as_str())).collect::<Vec<_>>()),
+            ),
+            ("cat", text_column(&vec![Some("x"); ids.len()])),
+        ]);
+        let second = batch(vec![("cat", text_column(&[Some("y"), None]))]);
+        let total = Profile::from_batch(&first);
+
+        let mut fresh = total.clone();
+        fresh.merge(Profile::from_batch(&second));
+        let mut like = total.empty_like();
+        assert!(like.columns["id"].frequencies.is_overflowed());
+        assert!(!like.columns["cat"].frequencies.is_overflowed());
+        like.add_batch(&second);
+        let mut through_like = total.clone();
+        through_like.merge(like);
+
+        assert_eq!(through_like.row_count, fresh.row_count);
+        for name in ["id", "cat"] {
+            let (a, b) = (&through_like.columns[name], &fresh.columns[name]);
+            assert_eq!(
+                (a.num_present, a.num_missing),
+                (b.num_present, b.num_missing),
+                "{name}"
+            );
+            assert_eq!(a.types, b.types, "{name}");
+            assert_eq!(a.frequencies, b.frequencies, "{name}");
+            assert_eq!(a.distinct_estimate(), b.distinct_estimate(), "{name}");
         }
     }
 
