@@ -194,3 +194,52 @@ fn bad_configs_say_what_to_change() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// Without `--once` the daemon keeps scanning: a file written after start-up is read, and its
+/// window closes on the clock (its event times are long past) and is written.
+#[test]
+fn the_daemon_picks_up_files_written_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    make_baseline(dir.path());
+    std::fs::create_dir_all(dir.path().join("capture")).unwrap();
+    let path = dir.path().join("driftd.toml");
+    write(
+        &path,
+        r#"
+[input]
+directory = "capture"
+poll_interval = "100ms"
+settle_time = "0s"
+
+[output]
+directory = "out"
+
+[[monitor]]
+name = "live"
+path = "{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+baseline = "baseline"
+"#,
+    );
+    let mut daemon = common::driftd()
+        .args(["run", "--config"])
+        .arg(&path)
+        .spawn()
+        .unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 5, 0, 0).unwrap();
+    // Written under a temporary name and renamed into place, as the daemon asks of writers.
+    let file = dir
+        .path()
+        .join("capture/ep/AllTraffic/2026/11/01/05/a.jsonl");
+    write(&file.with_extension("jsonl.tmp"), &capture_lines(25, t0, 0));
+    std::fs::rename(file.with_extension("jsonl.tmp"), &file).unwrap();
+    let stats = dir.path().join("out/ep/live/2026/11/01/05/statistics.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stats.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(doc["dataset"]["item_count"], 25);
+}

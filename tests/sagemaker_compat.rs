@@ -193,3 +193,22 @@ fn capture_columns_take_baseline_names_by_position() {
         "{found:#?}"
     );
 }
+
+/// Reading a SageMaker baseline and writing it back loses nothing: every field and number of
+/// both files survives (compared as JSON values, so only formatting may differ).
+#[test]
+fn sagemaker_baseline_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = driftd::baseline::Baseline::load(&fixture()).unwrap();
+    baseline.write(dir.path()).unwrap();
+    for file in ["statistics.json", "constraints.json"] {
+        let read = |p: PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        assert_eq!(
+            read(dir.path().join(file)),
+            read(fixture().join(file)),
+            "{file}"
+        );
+    }
+}

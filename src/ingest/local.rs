@@ -98,7 +98,8 @@ impl PathPattern {
 pub struct DirectoryScanner {
     root: PathBuf,
     settle_time: Duration,
-    /// Path → (length, modification time) when read; a file that changes is read again.
+    /// Path → (length, modification time) when read. A file is read once: reading it again
+    /// after it changed would count its first part twice, so a change is only reported.
     seen: HashMap<PathBuf, (u64, SystemTime)>,
 }
 
@@ -111,7 +112,7 @@ impl DirectoryScanner {
         }
     }
 
-    /// New or changed files, oldest path first (SageMaker's layout sorts by time). Hidden
+    /// Files not read before, oldest path first (SageMaker's layout sorts by time). Hidden
     /// files and the writer's temporary files (`.tmp`, `.part`) are skipped.
     pub fn scan(&mut self) -> std::io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
@@ -135,9 +136,20 @@ impl DirectoryScanner {
                     .duration_since(modified)
                     .is_ok_and(|age| age >= self.settle_time);
                 let stamp = (meta.len(), modified);
-                if settled && self.seen.get(&entry.path()) != Some(&stamp) {
-                    self.seen.insert(entry.path(), stamp);
-                    found.push(entry.path());
+                match self.seen.get_mut(&entry.path()) {
+                    None if settled => {
+                        self.seen.insert(entry.path(), stamp);
+                        found.push(entry.path());
+                    }
+                    Some(read) if *read != stamp => {
+                        tracing::warn!(
+                            path = %entry.path().display(),
+                            "file changed after it was read; the change is ignored (write files \
+                             under a temporary name and rename them into place)"
+                        );
+                        *read = stamp;
+                    }
+                    _ => {}
                 }
             }
         }
