@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -68,7 +68,7 @@ fn assert_close(what: &str, ours: &Value, oracle: &Value, tolerance: f64) {
 
 const BASE_CATEGORIES: &[(&str, f64)] = &[("a", 0.4), ("b", 0.3), ("c", 0.2), ("d", 0.1)];
 
-fn baseline(dir: &Path, rows: &[[String; 3]]) -> std::path::PathBuf {
+fn baseline(dir: &Path, rows: &[[String; 3]]) -> PathBuf {
     let csv = dir.join("baseline.csv");
     write_csv(&csv, Some("x,k,cat"), rows);
     let out = dir.join("baseline");
@@ -81,6 +81,25 @@ fn baseline(dir: &Path, rows: &[[String; 3]]) -> std::path::PathBuf {
         .unwrap();
     assert!(status.success());
     out
+}
+
+/// `driftd check` of `current` against a baseline made from `base`, both as CSV with a header;
+/// returns the exit code and the output directory.
+fn check(dir: &Path, base: &[[String; 3]], current: &[[String; 3]]) -> (Option<i32>, PathBuf) {
+    let baseline_dir = baseline(dir, base);
+    let current_csv = dir.join("current.csv");
+    write_csv(&current_csv, Some("x,k,cat"), current);
+    let out = dir.join("check");
+    let status = common::driftd()
+        .args(["check", "--format", "csv", "--header", "--baseline"])
+        .arg(&baseline_dir)
+        .arg("--input")
+        .arg(&current_csv)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    (status.code(), out)
 }
 
 /// Statistics of a small baseline (every value fits the sketch's first level, so everything is
@@ -248,20 +267,8 @@ fn drift_matches_scipy() {
         1.0,
         &[("a", 0.25), ("b", 0.3), ("c", 0.25), ("d", 0.2)],
     );
-    let baseline_dir = baseline(dir.path(), &base);
-    let current_csv = dir.path().join("current.csv");
-    write_csv(&current_csv, Some("x,k,cat"), &current);
-    let out = dir.path().join("check");
-    let status = common::driftd()
-        .args(["check", "--format", "csv", "--header", "--baseline"])
-        .arg(&baseline_dir)
-        .arg("--input")
-        .arg(&current_csv)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3), "violations found → exit code 3");
+    let (exit_code, out) = check(dir.path(), &base, &current);
+    assert_eq!(exit_code, Some(3), "violations found → exit code 3");
 
     let drift = read_json(&out.join("drift.json"));
     let oracle = common::run_python(DRIFT_ORACLE, &json!({"base": base, "cur": current}));
@@ -366,19 +373,7 @@ fn large_samples_stay_within_the_sketch_bound() {
     let dir = tempfile::tempdir().unwrap();
     let base = rows(4, 60_000, 0.0, BASE_CATEGORIES);
     let current = rows(5, 60_000, 0.3, BASE_CATEGORIES);
-    let baseline_dir = baseline(dir.path(), &base);
-    let current_csv = dir.path().join("current.csv");
-    write_csv(&current_csv, Some("x,k,cat"), &current);
-    let out = dir.path().join("check");
-    common::driftd()
-        .args(["check", "--format", "csv", "--header", "--baseline"])
-        .arg(&baseline_dir)
-        .arg("--input")
-        .arg(&current_csv)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let (_, out) = check(dir.path(), &base, &current);
     let drift = read_json(&out.join("drift.json"));
     let oracle = common::run_python(DRIFT_ORACLE, &json!({"base": base, "cur": current}));
     let ours = feature(&drift, "x")["ks"].as_f64().unwrap();

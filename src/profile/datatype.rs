@@ -241,6 +241,8 @@ impl Mantissa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
     use regex::{Regex, RegexBuilder};
 
     // Deequ's patterns verbatim; unicode(false) makes `\d` ASCII-only like Java's.
@@ -290,23 +292,6 @@ mod tests {
                 assert_eq!(value.to_bits(), expected.to_bits(), "value of {text:?}");
             }
             _ => assert_eq!(value, None, "value of {text:?}"),
-        }
-    }
-
-    /// A small deterministic generator, so failures reproduce.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
         }
     }
 
@@ -385,10 +370,12 @@ mod tests {
         ];
         let pieces: Vec<&str> = symbols.iter().chain(&words).chain(&long).copied().collect();
         let reference = Reference::new();
-        let mut rng = SplitMix(42);
+        let mut rng = StdRng::seed_from_u64(42);
         for _ in 0..200_000 {
-            let len = 1 + rng.below(6);
-            let text: String = (0..len).map(|_| pieces[rng.below(pieces.len())]).collect();
+            let len = 1 + rng.random_range(0..6);
+            let text: String = (0..len)
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
             check(&reference, &text);
         }
     }
@@ -397,22 +384,22 @@ mod tests {
     fn random_numbers_parse_like_rust() {
         // Well-formed numbers of every length and exponent, to hit both the fast and slow path.
         let reference = Reference::new();
-        let mut rng = SplitMix(7);
+        let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..200_000 {
-            let sign = ["", "-", "+", "- "][rng.below(4)];
-            let integer: String = (0..1 + rng.below(20))
-                .map(|_| char::from(b'0' + rng.below(10) as u8))
+            let sign = ["", "-", "+", "- "][rng.random_range(0..4)];
+            let integer: String = (0..1 + rng.random_range(0..20))
+                .map(|_| char::from(b'0' + rng.random_range(0..10) as u8))
                 .collect();
-            let fraction: String = (0..rng.below(20))
-                .map(|_| char::from(b'0' + rng.below(10) as u8))
+            let fraction: String = (0..rng.random_range(0..20))
+                .map(|_| char::from(b'0' + rng.random_range(0..10) as u8))
                 .collect();
             let mut text = format!("{sign}{integer}");
             if !fraction.is_empty() {
                 text.push('.');
                 text.push_str(&fraction);
             }
-            if rng.below(2) == 0 {
-                let exponent = rng.below(700) as i64 - 350;
+            if rng.random_range(0..2) == 0 {
+                let exponent = rng.random_range(0..700) as i64 - 350;
                 text.push_str(&format!("e{exponent}"));
             }
             check(&reference, &text);

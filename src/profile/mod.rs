@@ -524,6 +524,8 @@ impl Profile {
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
     use std::sync::Arc;
 
     use arrow::array::{
@@ -541,34 +543,17 @@ mod tests {
         Arc::new(StringArray::from(values.to_vec()))
     }
 
-    /// Deterministic pseudo-random numbers, so failures reproduce.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// A mixed column: small integers, decimals, a few words and booleans, nulls.
-    fn mixed_values(rng: &mut SplitMix, n: usize) -> Vec<Option<String>> {
+    fn mixed_values(rng: &mut StdRng, n: usize) -> Vec<Option<String>> {
         (0..n)
-            .map(|_| match rng.below(10) {
+            .map(|_| match rng.random_range(0..10) {
                 0 => None,
-                1 => Some(["red", "green", "blue"][rng.below(3) as usize].to_string()),
+                1 => Some(["red", "green", "blue"][rng.random_range(0..3) as usize].to_string()),
                 2 => Some("true".to_string()),
-                3..=5 => Some(format!("{}", rng.below(50) as i64 - 10)),
+                3..=5 => Some(format!("{}", rng.random_range(0..50) as i64 - 10)),
                 _ => Some(format!(
                     "{:.3}",
-                    rng.below(1_000_000) as f64 / 997.0 - 100.0
+                    rng.random_range(0..1_000_000) as f64 / 997.0 - 100.0
                 )),
             })
             .collect()
@@ -594,9 +579,9 @@ mod tests {
 
     #[test]
     fn moments_merge_matches_two_pass() {
-        let mut rng = SplitMix(1);
+        let mut rng = StdRng::seed_from_u64(1);
         let values: Vec<f64> = (0..10_000)
-            .map(|_| 1e6 + rng.below(1_000_000) as f64 / 1000.0)
+            .map(|_| 1e6 + rng.random_range(0..1_000_000) as f64 / 1000.0)
             .collect();
         let (left, right) = values.split_at(3_333);
         let mut a = Moments::default();
@@ -899,7 +884,7 @@ mod tests {
 
     #[test]
     fn add_batch_continues_one_stream() {
-        let values = mixed_values(&mut SplitMix(8), 20_000);
+        let values = mixed_values(&mut StdRng::seed_from_u64(8), 20_000);
         let whole = Profile::from_batch(&mixed_batch(&values));
         let mut added = Profile::new();
         for chunk in values.chunks(3_000) {
@@ -919,7 +904,7 @@ mod tests {
         rows: usize,
         split: usize,
     ) -> (ColumnProfile, ColumnProfile) {
-        let values = mixed_values(&mut SplitMix(seed), rows);
+        let values = mixed_values(&mut StdRng::seed_from_u64(seed), rows);
         let whole = Profile::from_batch(&mixed_batch(&values));
         let mut merged = Profile::from_batch(&mixed_batch(&values[..split]));
         merged.merge(Profile::from_batch(&mixed_batch(&values[split..])));
@@ -960,7 +945,7 @@ mod tests {
 
     #[test]
     fn serde_round_trip() {
-        let values = mixed_values(&mut SplitMix(9), 5_000);
+        let values = mixed_values(&mut StdRng::seed_from_u64(9), 5_000);
         let profile = Profile::from_batch(&mixed_batch(&values));
         let json = serde_json::to_string(&profile).unwrap();
         let back: Profile = serde_json::from_str(&json).unwrap();
@@ -987,13 +972,17 @@ mod tests {
     #[ignore = "timing; run in release"]
     fn time_one_million_rows_twenty_numeric_text_columns() {
         let rows = 1_000_000;
-        let mut rng = SplitMix(11);
+        let mut rng = StdRng::seed_from_u64(11);
         let columns: Vec<(String, ArrayRef)> = (0..20)
             .map(|c| {
                 let values: Vec<String> = (0..rows)
                     .map(|_| match c % 2 {
-                        0 => (rng.below(100_000) as i64 - 50_000).to_string(),
-                        _ => format!("{}.{:04}", rng.below(1_000), rng.below(10_000)),
+                        0 => (rng.random_range(0..100_000) as i64 - 50_000).to_string(),
+                        _ => format!(
+                            "{}.{:04}",
+                            rng.random_range(0..1_000),
+                            rng.random_range(0..10_000)
+                        ),
                     })
                     .collect();
                 (
