@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod baseline;
+pub mod bias;
 pub mod config;
 pub mod daemon;
 pub mod decode;

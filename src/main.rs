@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use driftd::analyze::{self, metrics::MetricScope};
 use driftd::baseline::Baseline;
 use driftd::config::Config;
-use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition, Quarantine};
+use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
 use driftd::pipeline::{self, ReadReport};
 use driftd::sinks::{file, stdout};
 
@@ -70,6 +70,27 @@ enum Command {
     Validate {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Clarify bias metrics of the input (one dataset) → analysis.json, as Clarify writes it.
+    Bias {
+        /// Clarify's analysis_config.json (label, facets, group_variable, methods, …).
+        #[arg(long)]
+        analysis_config: PathBuf,
+        /// A baseline analysis.json: also check bias drift against it
+        /// (constraint_violations.json; exit code 3 when there are violations).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// `Endpoint` dimension of the metrics.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// `MonitoringSchedule` dimension of the metrics.
+        #[arg(long, default_value = "driftd-bias")]
+        monitoring_schedule: String,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Directory to write analysis.json to.
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -185,6 +206,56 @@ fn execute(command: Command) -> Result<ExitCode> {
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bias {
+            analysis_config,
+            baseline,
+            endpoint,
+            monitoring_schedule,
+            input,
+            output,
+        } => {
+            let scope = MetricScope {
+                endpoint,
+                monitoring_schedule,
+                timestamp: Utc::now(),
+            };
+            let run = driftd::bias::run(
+                &analysis_config,
+                baseline.as_deref(),
+                &input.input,
+                &input.decode_options(),
+                input.quarantine.clone(),
+                &output,
+                &scope,
+            )?;
+            for error in &run.report.failed {
+                eprintln!("skipped object: {error}");
+            }
+            println!(
+                "bias metrics of {} records ({} objects, {} malformed records skipped) → {}",
+                run.report.rows,
+                run.report.objects_read,
+                run.rejected_records,
+                run.analysis_path.display()
+            );
+            let violations = run.violations.map_or(0, |v| {
+                for violation in &v.violations {
+                    println!(
+                        "  bias drift  {}={}  {}: {}",
+                        violation.facet,
+                        violation.facet_value,
+                        violation.metric_name,
+                        violation.description
+                    );
+                }
+                v.violations.len()
+            });
+            Ok(if violations == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_VIOLATIONS)
+            })
+        }
         Command::Validate { config } => {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
@@ -211,28 +282,16 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
         .quarantine
         .clone()
         .unwrap_or_else(|| output.join("quarantine.jsonl"));
-    // This run's rejects only: the file is appended to, so clear what an earlier run left.
-    if quarantine_path.exists() {
-        std::fs::remove_file(&quarantine_path)
-            .with_context(|| format!("cannot replace {}", quarantine_path.display()))?;
-    }
-    let mut quarantine = Quarantine::to_file(&quarantine_path).with_context(|| {
-        format!(
-            "cannot open the quarantine file {}",
-            quarantine_path.display()
-        )
-    })?;
+    let mut quarantine = pipeline::open_run_quarantine(&quarantine_path)?;
     let (profile, report) =
         pipeline::profile_files(&files, &input.decode_options(), &mut quarantine);
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
-    match stdout::summarize_quarantine(&quarantine) {
-        Some(line) => println!("{line} → {}", quarantine_path.display()),
-        // Opened early so a bad path fails before any work; an empty one is just clutter.
-        None => std::fs::remove_file(&quarantine_path)
-            .with_context(|| format!("cannot remove the empty {}", quarantine_path.display()))?,
+    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
+        println!("{line} → {}", quarantine_path.display());
     }
+    pipeline::close_run_quarantine(&quarantine_path, &quarantine)?;
     if report.objects_read == 0 {
         bail!("none of the {} input files could be read", files.len());
     }

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use anyhow::Context;
+
 use crate::decode::{self, Chunk, DecodeError, DecodeOptions, Quarantine};
 use crate::profile::Profile;
 
@@ -98,4 +100,23 @@ pub fn profile_files(
         }
     }
     (profile, report)
+}
+
+/// A one-off run's quarantine file (for `check`, `baseline`, `bias`): replaced when the run
+/// starts, since rejects are appended, and opened up front so a bad path fails before any work.
+pub fn open_run_quarantine(path: &Path) -> anyhow::Result<Quarantine> {
+    if path.exists() {
+        std::fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    }
+    Quarantine::to_file(path)
+        .with_context(|| format!("cannot open the quarantine file {}", path.display()))
+}
+
+/// Removes the run's quarantine file when nothing was rejected: an empty one is just clutter.
+pub fn close_run_quarantine(path: &Path, quarantine: &Quarantine) -> anyhow::Result<()> {
+    if quarantine.total() == 0 {
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the empty {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -46,7 +46,8 @@ pub struct MetricScope {
 }
 
 impl MetricScope {
-    fn dimensions(&self) -> Vec<Dimension> {
+    /// `Endpoint` (when there is one) and `MonitoringSchedule`; monitors add their own after.
+    pub fn dimensions(&self) -> Vec<Dimension> {
         let mut dimensions = Vec::with_capacity(2);
         if let Some(endpoint) = &self.endpoint {
             dimensions.push(Dimension {
@@ -59,6 +60,10 @@ impl MetricScope {
             value: self.monitoring_schedule.clone(),
         });
         dimensions
+    }
+
+    pub fn timestamp_text(&self) -> String {
+        self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 }
 
@@ -73,7 +78,7 @@ pub fn data_quality_metrics(
     if baseline.constraints.monitoring_config.emit_metrics == Switch::Disabled {
         return Vec::new();
     }
-    let timestamp = scope.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let timestamp = scope.timestamp_text();
     let datum = |metric_name: String, value, statistic_values, unit: &str| MetricDatum {
         metric_name,
         timestamp: timestamp.clone(),

@@ -29,7 +29,8 @@ pub fn write_findings(
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
-fn write_metrics(path: &Path, metrics: &[MetricDatum]) -> Result<(), FileError> {
+/// One datum per line, written through a temporary file and a rename.
+pub fn write_metrics(path: &Path, metrics: &[MetricDatum]) -> Result<(), FileError> {
     let write = || -> std::io::Result<()> {
         let tmp = path.with_extension("jsonl.tmp");
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);

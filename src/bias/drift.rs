@@ -1,0 +1,400 @@
+//! Bias drift (FORMATS.md §7.3, §4.2, §5.5): a window's bias metrics against a baseline
+//! `analysis.json`, Clarify's `constraint_violations.json`, and `bias_metric_*` datums.
+//!
+//! A metric is flagged when two things hold:
+//! 1. its value is farther from the metric's ideal (0; 1 for DI) than the baseline's value —
+//!    the allowed range is ideal ± |baseline − ideal|, as in Clarify's documentation;
+//! 2. the normal bootstrap confidence interval of the value lies wholly outside that range, so a
+//!    small window whose value moved by chance alone does not raise an alert.
+//!
+//! The interval: [`RESAMPLES`] multinomial resamples of the window's rows (their cells of facet ×
+//! label × prediction × group), value ± z·(standard deviation of the resampled values) at
+//! [`CONFIDENCE`]. Resampling uses a fixed seed, so a window always gives the same answer. FT
+//! runs a k-NN over a row sample and is not resampled: its point value decides alone.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Binomial, Distribution};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{self, Confusion, FacetCounts, Metric, Stage};
+use super::report::{Analysis, StageReport, python_float};
+use super::state::Evaluation;
+use crate::analyze::metrics::{Dimension, MetricDatum, MetricScope};
+
+pub const RESAMPLES: usize = 1000;
+pub const CONFIDENCE: f64 = 0.95;
+/// The two-sided standard normal quantile of [`CONFIDENCE`].
+const Z: f64 = 1.959_963_984_540_054;
+const SEED: u64 = 0x5eed_b1a5;
+/// CloudWatch takes no infinities; Clarify publishes ±∞ as this value.
+pub const CLOUDWATCH_INFINITY: f64 = 2.348543e108;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiasViolations {
+    pub version: String,
+    pub violations: Vec<BiasViolation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiasViolation {
+    pub facet: String,
+    pub facet_value: String,
+    pub metric_name: String,
+    pub constraint_check_type: String,
+    pub description: String,
+}
+
+/// Checks every metric of `current` (the window's `analysis.json`, made from `evaluation`)
+/// against the same metric, facet and facet value in `baseline`.
+pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -> BiasViolations {
+    let mut violations = Vec::new();
+    for (stage, report) in stages(current) {
+        let Some(baseline_report) = stage_of(baseline, stage) else {
+            continue;
+        };
+        for (facet, values) in &report.facets {
+            for facet_report in values {
+                let counts = evaluation
+                    .facets
+                    .iter()
+                    .find(|f| &f.name == facet)
+                    .and_then(|f| f.selections.as_ref().ok())
+                    .and_then(|s| {
+                        s.iter()
+                            .find(|s| s.value_or_threshold == facet_report.value_or_threshold)
+                    })
+                    .map(|s| &s.counts);
+                for entry in &facet_report.metrics {
+                    let (Some(metric), Some(value)) = (Metric::from_name(&entry.name), entry.value)
+                    else {
+                        continue;
+                    };
+                    let Some(reference) = baseline_value(
+                        baseline_report,
+                        facet,
+                        &facet_report.value_or_threshold,
+                        &entry.name,
+                    ) else {
+                        continue;
+                    };
+                    if drifted(metric, value, reference, counts) {
+                        violations.push(BiasViolation {
+                            facet: facet.clone(),
+                            facet_value: facet_report.value_or_threshold.clone(),
+                            metric_name: entry.name.clone(),
+                            constraint_check_type: "bias_drift_check".into(),
+                            description: format!(
+                                "Metric value {} doesn't meet the baseline constraint requirement {}",
+                                clarify_number(value),
+                                clarify_number(reference)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    BiasViolations {
+        version: "1.0".into(),
+        violations,
+    }
+}
+
+fn drifted(metric: Metric, value: f64, reference: f64, counts: Option<&FacetCounts>) -> bool {
+    let ideal = metric.ideal();
+    let allowed = (reference - ideal).abs();
+    let distance = (value - ideal).abs();
+    // An undefined value (NaN) never raises a violation.
+    if distance.is_nan() || distance <= allowed {
+        return false;
+    }
+    if !value.is_finite() || metric == Metric::FT {
+        return true;
+    }
+    let Some(counts) = counts else {
+        return true;
+    };
+    let (low, high) = bootstrap_interval(metric, value, counts);
+    high < ideal - allowed || low > ideal + allowed
+}
+
+/// The normal bootstrap interval of `metric` over `counts`. A resample whose value is not
+/// finite makes the interval unbounded: no evidence either way, so no violation.
+fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts) -> (f64, f64) {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let cells = Cells::of(counts);
+    let mut sum = 0.0;
+    let mut sum_squares = 0.0;
+    for _ in 0..RESAMPLES {
+        let Ok(x) = metrics::compute(metric, &cells.resample(&mut rng)) else {
+            return (f64::NEG_INFINITY, f64::INFINITY);
+        };
+        if !x.is_finite() {
+            return (f64::NEG_INFINITY, f64::INFINITY);
+        }
+        sum += x;
+        sum_squares += x * x;
+    }
+    let n = RESAMPLES as f64;
+    let mean = sum / n;
+    let deviation = ((sum_squares / n - mean * mean).max(0.0) * n / (n - 1.0)).sqrt();
+    (value - Z * deviation, value + Z * deviation)
+}
+
+/// A window's rows as multinomial cells: per group value its confusion counts, plus the rows
+/// without a group value (counted in `all` only).
+struct Cells {
+    groups: Vec<(metrics::GroupKey, Confusion)>,
+    ungrouped: Confusion,
+    has_groups: bool,
+}
+
+impl Cells {
+    fn of(counts: &FacetCounts) -> Self {
+        let mut ungrouped = counts.all;
+        let groups: Vec<(metrics::GroupKey, Confusion)> = counts
+            .groups
+            .iter()
+            .flatten()
+            .map(|(key, confusion)| {
+                for_each_cell(confusion, |f, l, p, n| ungrouped[f][l][p] -= n);
+                (key.clone(), *confusion)
+            })
+            .collect();
+        Self {
+            groups,
+            ungrouped,
+            has_groups: counts.groups.is_some(),
+        }
+    }
+
+    /// Draws as many rows as the window has, with replacement, by sequential binomials.
+    fn resample(&self, rng: &mut StdRng) -> FacetCounts {
+        let mut cells: Vec<u64> = Vec::with_capacity(8 * (self.groups.len() + 1));
+        for (_, confusion) in &self.groups {
+            for_each_cell(confusion, |_, _, _, n| cells.push(n));
+        }
+        for_each_cell(&self.ungrouped, |_, _, _, n| cells.push(n));
+        let total: u64 = cells.iter().sum();
+        let mut remaining = total;
+        let mut remaining_share = 1.0;
+        for cell in cells.iter_mut() {
+            let share = *cell as f64 / total as f64;
+            let drawn = if remaining == 0 || share == 0.0 {
+                0
+            } else if share >= remaining_share {
+                remaining
+            } else {
+                Binomial::new(remaining, share / remaining_share)
+                    .expect("a probability in [0, 1]")
+                    .sample(rng)
+            };
+            *cell = drawn;
+            remaining -= drawn;
+            remaining_share -= share;
+        }
+        let mut drawn = cells.into_iter();
+        let mut next_confusion = || {
+            let mut confusion = Confusion::default();
+            for_each_cell(&Confusion::default(), |f, l, p, _| {
+                confusion[f][l][p] = drawn.next().expect("one draw per cell")
+            });
+            confusion
+        };
+        let groups: Vec<(metrics::GroupKey, Confusion)> = self
+            .groups
+            .iter()
+            .map(|(key, _)| (key.clone(), next_confusion()))
+            .collect();
+        let mut all = next_confusion();
+        for (_, confusion) in &groups {
+            for_each_cell(confusion, |f, l, p, n| all[f][l][p] += n);
+        }
+        FacetCounts {
+            all,
+            groups: self.has_groups.then(|| groups.into_iter().collect()),
+        }
+    }
+}
+
+fn for_each_cell(confusion: &Confusion, mut visit: impl FnMut(usize, usize, usize, u64)) {
+    for (f, by_label) in confusion.iter().enumerate() {
+        for (l, by_prediction) in by_label.iter().enumerate() {
+            for (p, &n) in by_prediction.iter().enumerate() {
+                visit(f, l, p, n);
+            }
+        }
+    }
+}
+
+fn stages(analysis: &Analysis) -> impl Iterator<Item = (Stage, &StageReport)> {
+    [
+        (
+            Stage::PreTraining,
+            analysis.pre_training_bias_metrics.as_ref(),
+        ),
+        (
+            Stage::PostTraining,
+            analysis.post_training_bias_metrics.as_ref(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(stage, report)| report.map(|r| (stage, r)))
+}
+
+fn stage_of(analysis: &Analysis, stage: Stage) -> Option<&StageReport> {
+    match stage {
+        Stage::PreTraining => analysis.pre_training_bias_metrics.as_ref(),
+        Stage::PostTraining => analysis.post_training_bias_metrics.as_ref(),
+    }
+}
+
+fn baseline_value(
+    report: &StageReport,
+    facet: &str,
+    facet_value: &str,
+    metric: &str,
+) -> Option<f64> {
+    report
+        .facets
+        .get(facet)?
+        .iter()
+        .find(|f| f.value_or_threshold == facet_value)?
+        .metrics
+        .iter()
+        .find(|m| m.name == metric)?
+        .value
+}
+
+/// Numbers in descriptions as Clarify (Python) writes them, ±∞ as `Infinity`.
+fn clarify_number(x: f64) -> String {
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    python_float(x)
+}
+
+/// `bias_metric_<NAME>` for every metric with a value, with Clarify's dimensions; ±∞ published
+/// as ±2.348543e108, errors not published.
+pub fn bias_metrics(analysis: &Analysis, scope: &MetricScope) -> Vec<MetricDatum> {
+    let timestamp = scope.timestamp_text();
+    let mut datums = Vec::new();
+    for (stage, report) in stages(analysis) {
+        let stage_name = match stage {
+            Stage::PreTraining => "Pre-training",
+            Stage::PostTraining => "Post-Training",
+        };
+        for (facet, values) in &report.facets {
+            for facet_report in values {
+                for entry in &facet_report.metrics {
+                    let Some(value) = entry.value.filter(|v| !v.is_nan()) else {
+                        continue;
+                    };
+                    let mut dimensions = scope.dimensions();
+                    for (name, value) in [
+                        ("BiasStage", stage_name),
+                        ("Label", report.label.as_str()),
+                        ("LabelValue", report.label_value_or_threshold.as_str()),
+                        ("Facet", facet.as_str()),
+                        ("FacetValue", facet_report.value_or_threshold.as_str()),
+                    ] {
+                        dimensions.push(Dimension {
+                            name: name.into(),
+                            value: value.into(),
+                        });
+                    }
+                    datums.push(MetricDatum {
+                        metric_name: format!("bias_metric_{}", entry.name),
+                        timestamp: timestamp.clone(),
+                        dimensions,
+                        value: Some(value.clamp(-CLOUDWATCH_INFINITY, CLOUDWATCH_INFINITY)),
+                        statistic_values: None,
+                        unit: "None".into(),
+                    });
+                }
+            }
+        }
+    }
+    datums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Facet a: 100 rows, 50 predicted positive; facet d: 100 rows, `d_positive` predicted
+    /// positive. Labels equal predictions.
+    fn counts(d_positive: u64) -> FacetCounts {
+        let mut all = Confusion::default();
+        all[0][1][1] = 50;
+        all[0][0][0] = 50;
+        all[1][1][1] = d_positive;
+        all[1][0][0] = 100 - d_positive;
+        FacetCounts { all, groups: None }
+    }
+
+    #[test]
+    fn a_value_farther_from_the_ideal_with_a_tight_interval_is_flagged() {
+        // DPPL = 0.5 - 0.05 = 0.45 against a baseline of 0.1: far outside ±0.1 even allowing
+        // for 200 rows of sampling noise (se ≈ 0.058).
+        let c = counts(5);
+        let value = metrics::compute(Metric::DPPL, &c).unwrap();
+        assert!((value - 0.45).abs() < 1e-12);
+        assert!(drifted(Metric::DPPL, value, 0.1, Some(&c)));
+        // Closer to the ideal than the baseline: never a violation, whatever the sign.
+        assert!(!drifted(Metric::DPPL, value, -0.5, Some(&c)));
+    }
+
+    #[test]
+    fn a_value_farther_only_by_chance_is_not_flagged() {
+        // DPPL = 0.5 - 0.4 = 0.1 against a baseline of 0.05: farther, but with 200 rows the
+        // interval (≈ 0.1 ± 0.14) reaches back into the allowed range [-0.05, 0.05].
+        let c = counts(40);
+        let value = metrics::compute(Metric::DPPL, &c).unwrap();
+        assert!((value - 0.1).abs() < 1e-12);
+        assert!(!drifted(Metric::DPPL, value, 0.05, Some(&c)));
+    }
+
+    #[test]
+    fn di_is_judged_around_one() {
+        // DI = 0.05 / 0.5 = 0.1 against a baseline of 0.9: |0.1 - 1| > |0.9 - 1|.
+        let c = counts(5);
+        let value = metrics::compute(Metric::DI, &c).unwrap();
+        assert!(drifted(Metric::DI, value, 0.9, Some(&c)));
+        assert!(!drifted(Metric::DI, value, 0.05, Some(&c)));
+    }
+
+    #[test]
+    fn resampling_keeps_the_row_count_and_the_groups() {
+        let mut c = counts(30);
+        let mut groups = std::collections::BTreeMap::new();
+        let mut g = Confusion::default();
+        g[0][1][1] = 20;
+        g[1][0][0] = 10;
+        groups.insert(metrics::GroupKey::Int(1), g);
+        c.groups = Some(groups);
+        let cells = Cells::of(&c);
+        let mut rng = StdRng::seed_from_u64(1);
+        let total = |x: &Confusion| -> u64 {
+            let mut n = 0;
+            for_each_cell(x, |_, _, _, k| n += k);
+            n
+        };
+        for _ in 0..100 {
+            let r = cells.resample(&mut rng);
+            assert_eq!(total(&r.all), 200);
+            let groups = r.groups.as_ref().unwrap();
+            assert!(total(&groups[&metrics::GroupKey::Int(1)]) <= total(&r.all));
+        }
+    }
+
+    #[test]
+    fn infinities_are_published_as_clarify_does() {
+        assert_eq!(clarify_number(f64::INFINITY), "Infinity");
+        assert_eq!(
+            f64::INFINITY.clamp(-CLOUDWATCH_INFINITY, CLOUDWATCH_INFINITY),
+            2.348543e108
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Clarify's `analysis.json` (FORMATS.md §6.5): per stage the label, the positive label values
+//! (or the label's interval), and per facet and facet value the metrics, sorted by name, with
+//! Clarify's descriptions; ±∞ as the strings `"Infinity"` / `"-Infinity"`; a metric that cannot be
+//! computed has `"value": null` and its `"error"`.
+//!
+//! driftd's one addition: when the Flip Test ran on a sample of the rows, its entry says so in a
+//! `"note"`.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::BiasSpec;
+use super::metrics::{self, Metric, Stage};
+use super::state::Evaluation;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_training_bias_metrics: Option<StageReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_training_bias_metrics: Option<StageReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub label: String,
+    pub label_value_or_threshold: String,
+    pub facets: IndexMap<String, Vec<FacetReport>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FacetReport {
+    pub value_or_threshold: String,
+    pub metrics: Vec<MetricEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricEntry {
+    pub name: String,
+    pub description: String,
+    #[serde(with = "value_serde")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl MetricEntry {
+    fn new(metric: Metric, result: metrics::MetricResult) -> Self {
+        let (value, error) = match result {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        MetricEntry {
+            name: metric.name().to_string(),
+            description: metric.description().to_string(),
+            value,
+            error,
+            note: None,
+        }
+    }
+}
+
+/// `value`: a number, `"Infinity"` / `"-Infinity"`, or null (smclarify's `inf_as_str`).
+mod value_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            None => s.serialize_none(),
+            Some(v) if *v == f64::INFINITY => s.serialize_str("Infinity"),
+            Some(v) if *v == f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+            // JSON has no NaN; no Clarify metric produces one from counts.
+            Some(v) if v.is_nan() => s.serialize_none(),
+            Some(v) => s.serialize_f64(*v),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) if s == "Infinity" => Some(f64::INFINITY),
+            Value::String(s) if s == "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        })
+    }
+}
+
+/// The `analysis.json` of an evaluated state.
+pub fn analysis(spec: &BiasSpec, evaluation: &Evaluation) -> Analysis {
+    let stage = |metrics: &[Metric], which: Stage| -> Option<StageReport> {
+        if metrics.is_empty() {
+            return None;
+        }
+        let stage_error = match which {
+            Stage::PreTraining => evaluation.label_error.clone(),
+            Stage::PostTraining => evaluation
+                .label_error
+                .clone()
+                .or(evaluation.prediction_error.clone()),
+        };
+        let facets = evaluation
+            .facets
+            .iter()
+            .map(|facet| {
+                let reports = match &facet.selections {
+                    Ok(selections) => selections
+                        .iter()
+                        .map(|selection| FacetReport {
+                            value_or_threshold: selection.value_or_threshold.clone(),
+                            metrics: metrics
+                                .iter()
+                                .map(|&metric| {
+                                    if let Some(error) = &stage_error {
+                                        return MetricEntry::new(metric, Err(error.clone()));
+                                    }
+                                    if metric != Metric::FT {
+                                        return MetricEntry::new(
+                                            metric,
+                                            metrics::compute(metric, &selection.counts),
+                                        );
+                                    }
+                                    let result = selection
+                                        .flip_test
+                                        .clone()
+                                        .unwrap_or_else(|| Err("no predictions".into()));
+                                    let mut entry = MetricEntry::new(metric, result);
+                                    if evaluation.sample.is_partial() {
+                                        entry.note = Some(format!(
+                                            "computed on a uniform sample of {} of {} rows",
+                                            evaluation.sample.rows, evaluation.sample.of
+                                        ));
+                                    }
+                                    entry
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                    // A facet that cannot be split: one entry whose metrics all carry the error.
+                    Err(error) => vec![FacetReport {
+                        value_or_threshold: String::new(),
+                        metrics: metrics
+                            .iter()
+                            .map(|&m| MetricEntry::new(m, Err(error.clone())))
+                            .collect(),
+                    }],
+                };
+                (facet.name.clone(), reports)
+            })
+            .collect();
+        Some(StageReport {
+            label: evaluation.label.clone(),
+            label_value_or_threshold: evaluation.label_value_or_threshold.clone(),
+            facets,
+        })
+    };
+    Analysis {
+        version: "1.0".to_string(),
+        post_training_bias_metrics: stage(&spec.post_training, Stage::PostTraining),
+        pre_training_bias_metrics: stage(&spec.pre_training, Stage::PreTraining),
+    }
+}
+
+/// Python's `str()` of a JSON value from the config (what Clarify joins into its strings).
+pub fn python_str(value: &Value) -> String {
+    match value {
+        Value::Number(n) if n.is_f64() => python_float(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Python's `repr` of a float: the shortest digits that round-trip, positional for decimal
+/// exponents −4 … 15 (always with a fraction, `40.0`), scientific otherwise (`1e-05`, `1.5e+16`).
+pub fn python_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest round-trip digits, as `d.ddde±x`.
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
+    let exponent: i32 = exponent.parse().expect("integer exponent");
+    let (sign, mantissa) = mantissa
+        .strip_prefix('-')
+        .map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if !(-4..16).contains(&exponent) {
+        let sign_e = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}e{sign_e}{:02}", exponent.abs());
+    }
+    let point = exponent + 1; // digits before the decimal point
+    if point <= 0 {
+        format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}.0",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_python_does() {
+        for (x, want) in [
+            (0.5, "0.5"),
+            (40.0, "40.0"),
+            (-3.25, "-3.25"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (1.5e16, "1.5e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.9936148802477393, "0.9936148802477393"),
+            (123456.789, "123456.789"),
+            (0.0, "0.0"),
+        ] {
+            assert_eq!(python_float(x), want, "{x}");
+        }
+        assert_eq!(python_str(&serde_json::json!(1)), "1");
+        assert_eq!(python_str(&serde_json::json!(1.0)), "1.0");
+        assert_eq!(python_str(&serde_json::json!("yes")), "yes");
+    }
+
+    #[test]
+    fn infinite_values_are_strings_and_errors_have_null_values() {
+        let entries = [
+            MetricEntry::new(Metric::TE, Ok(f64::INFINITY)),
+            MetricEntry::new(Metric::CI, Err("CI: facet set is empty.".into())),
+        ];
+        let text = serde_json::to_string(&entries).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"name":"TE","description":"Treatment Equality (TE)","value":"Infinity"},{"name":"CI","description":"Class Imbalance (CI)","value":null,"error":"CI: facet set is empty."}]"#
+        );
+        let back: Vec<MetricEntry> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entries);
+    }
+}
