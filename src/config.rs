@@ -12,19 +12,27 @@ use crate::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// AWS mode's client settings; credentials come from the SDK's default chain.
+    #[serde(default)]
+    pub aws: AwsConfig,
     pub input: InputConfig,
     pub output: OutputConfig,
     #[serde(default)]
     pub window: WindowConfig,
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
     #[serde(rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
 }
 
-/// Embedded mode: capture and batch files appear in a local directory.
+/// Where objects come from: a local directory (embedded mode) or, with `sqs_queue_url`, S3
+/// event notifications on an SQS queue (AWS mode). Exactly one of the two.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    pub directory: PathBuf,
+    pub directory: Option<PathBuf>,
     /// How often the directory is scanned for new files.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -32,6 +40,88 @@ pub struct InputConfig {
     /// written is not read half. Writers that rename finished files into place can set 0s.
     #[serde(default = "default_settle_time", with = "humantime_serde")]
     pub settle_time: Duration,
+    /// AWS mode: the queue S3 event notifications arrive on (directly, via SNS or EventBridge).
+    pub sqs_queue_url: Option<String>,
+    /// AWS mode: the only buckets driftd reads. A message naming another is refused and deleted.
+    #[serde(default)]
+    pub allowed_buckets: Vec<String>,
+    /// AWS mode: if set, the only key prefixes driftd reads.
+    #[serde(default)]
+    pub allowed_prefixes: Vec<String>,
+    /// AWS mode: concurrent long-polling receivers, each working on its messages in turn.
+    #[serde(default = "default_pollers")]
+    pub pollers: usize,
+    /// AWS mode: how long a received message stays invisible; extended while it is worked on.
+    #[serde(default = "default_visibility_timeout", with = "humantime_serde")]
+    pub visibility_timeout: Duration,
+    /// AWS mode: long-poll wait per ReceiveMessage call (at most 20s).
+    #[serde(default = "default_wait_time", with = "humantime_serde")]
+    pub wait_time: Duration,
+}
+
+impl InputConfig {
+    /// AWS mode: objects come from S3 through SQS.
+    pub fn is_aws(&self) -> bool {
+        self.sqs_queue_url.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Default: the SDK's (AWS_REGION, the profile's region, instance metadata).
+    pub region: Option<String>,
+    /// An emulator or a VPC endpoint; S3 is then addressed path-style.
+    pub endpoint_url: Option<String>,
+    /// A named profile from ~/.aws/config for the credential chain.
+    pub profile: Option<String>,
+}
+
+/// AWS mode's destinations, beside the local output directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// Publish each window's metrics with PutMetricData (Model Monitor's namespaces and names).
+    #[serde(default)]
+    pub cloudwatch: bool,
+    /// Put before the namespace, e.g. `"staging/"` gives `staging/aws/sagemaker/Endpoints/data-metrics`.
+    #[serde(default)]
+    pub cloudwatch_namespace_prefix: String,
+    /// Publish an alert for each window with violations.
+    pub sns_topic_arn: Option<String>,
+    /// Upload each window's outputs under this `s3://bucket/prefix` in Model Monitor's layout.
+    pub s3_report_uri: Option<String>,
+    /// Attempts per sink call (exponential backoff with jitter between them).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        Self {
+            cloudwatch: false,
+            cloudwatch_namespace_prefix: String::new(),
+            sns_topic_arn: None,
+            s3_report_uri: None,
+            max_attempts: default_attempts(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT: time to flush sinks and release messages before exiting anyway.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +172,10 @@ pub struct MonitorConfig {
     pub output_columns_position: OutputColumnsPosition,
     #[serde(default = "default_array_element_name")]
     pub array_element_name: String,
+    /// AWS mode: the matching objects are batch transform capture manifests
+    /// (`[{"prefix": "s3://…/"}, "key", …]`); the objects they list are read in `format`.
+    #[serde(default)]
+    pub manifest: bool,
 }
 
 impl MonitorConfig {
@@ -101,6 +195,21 @@ fn default_poll_interval() -> Duration {
 }
 fn default_settle_time() -> Duration {
     Duration::from_secs(2)
+}
+fn default_pollers() -> usize {
+    1
+}
+fn default_visibility_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_wait_time() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_window() -> Duration {
     Duration::from_secs(3600)
@@ -169,7 +278,9 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        resolve(&mut self.input.directory);
+        if let Some(d) = &mut self.input.directory {
+            resolve(d);
+        }
         resolve(&mut self.output.directory);
         if let Some(q) = &mut self.output.quarantine {
             resolve(q);
@@ -189,11 +300,23 @@ impl Config {
         if self.window.size.as_secs() == 0 {
             return Err("window.size must be at least 1s (e.g. \"1h\", \"15m\")".into());
         }
-        if !self.input.directory.is_dir() {
-            return Err(format!(
-                "input.directory: {} is not a directory; create it or point input.directory at the directory capture files land in",
-                self.input.directory.display()
-            ));
+        match (&self.input.directory, &self.input.sqs_queue_url) {
+            (Some(_), Some(_)) => {
+                return Err("input: set either directory (embedded mode) or sqs_queue_url (AWS mode), not both".into());
+            }
+            (None, None) => {
+                return Err("input: set directory (embedded mode: a local directory) or sqs_queue_url (AWS mode: S3 events on an SQS queue)".into());
+            }
+            (Some(directory), None) => {
+                if !directory.is_dir() {
+                    return Err(format!(
+                        "input.directory: {} is not a directory; create it or point input.directory at the directory capture files land in",
+                        directory.display()
+                    ));
+                }
+                self.validate_embedded()?;
+            }
+            (None, Some(_)) => self.validate_aws()?,
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             let key = format!("monitor[{i}] ({})", monitor.name);
@@ -207,6 +330,11 @@ impl Config {
             }
             crate::ingest::local::PathPattern::new(&monitor.path)
                 .map_err(|e| format!("{key}.path: {e}"))?;
+            if monitor.manifest && monitor.format == InputFormat::Parquet {
+                return Err(format!(
+                    "{key}.manifest: manifests list text objects; Parquet is not supported there"
+                ));
+            }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(
                     "{key}.array_element_name: must contain {{index}}, e.g. \"{{key}}_{{index}}\""
@@ -214,5 +342,183 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Settings that mean something only in AWS mode are refused in embedded mode, so a
+    /// half-converted config does not silently ignore them.
+    fn validate_embedded(&self) -> Result<(), String> {
+        let input = &self.input;
+        let aws_only = [
+            ("input.allowed_buckets", !input.allowed_buckets.is_empty()),
+            ("input.allowed_prefixes", !input.allowed_prefixes.is_empty()),
+            ("sinks.cloudwatch", self.sinks.cloudwatch),
+            ("sinks.sns_topic_arn", self.sinks.sns_topic_arn.is_some()),
+            ("sinks.s3_report_uri", self.sinks.s3_report_uri.is_some()),
+        ];
+        if let Some((key, _)) = aws_only.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "{key}: only used in AWS mode (input.sqs_queue_url); remove it or replace input.directory with input.sqs_queue_url"
+            ));
+        }
+        if let Some(monitor) = self.monitors.iter().find(|m| m.manifest) {
+            return Err(format!(
+                "monitor ({}).manifest: manifests name S3 objects; only used in AWS mode",
+                monitor.name
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_aws(&self) -> Result<(), String> {
+        let input = &self.input;
+        let url = input.sqs_queue_url.as_deref().unwrap_or_default();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!(
+                "input.sqs_queue_url: {url:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)"
+            ));
+        }
+        if input.allowed_buckets.is_empty() {
+            return Err("input.allowed_buckets: list the buckets driftd may read (messages naming any other are refused)".into());
+        }
+        if !(1..=64).contains(&input.pollers) {
+            return Err("input.pollers: must be between 1 and 64".into());
+        }
+        let visibility = input.visibility_timeout.as_secs();
+        if !(1..=43_200).contains(&visibility) {
+            return Err(
+                "input.visibility_timeout: must be between 1s and 12h (SQS's limits)".into(),
+            );
+        }
+        if input.wait_time.as_secs() > 20 {
+            return Err("input.wait_time: SQS long polls wait at most 20s".into());
+        }
+        if let Some(uri) = &self.sinks.s3_report_uri
+            && !uri.starts_with("s3://")
+        {
+            return Err(format!(
+                "sinks.s3_report_uri: {uri:?} is not an s3://bucket/prefix URI"
+            ));
+        }
+        if let Some(arn) = &self.sinks.sns_topic_arn
+            && !arn.starts_with("arn:")
+        {
+            return Err(format!(
+                "sinks.sns_topic_arn: {arn:?} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"
+            ));
+        }
+        if self.sinks.max_attempts == 0 {
+            return Err("sinks.max_attempts: must be at least 1".into());
+        }
+        // A message is held until its window closes, and SQS keeps a message invisible for at
+        // most 12 hours after it was received.
+        let held = self.window.size + self.window.allowed_lateness;
+        if held > Duration::from_secs(11 * 3600) {
+            return Err(format!(
+                "window: size + allowed_lateness is {}; in AWS mode it must stay below 11h, because messages are held until their window closes and SQS allows at most 12h",
+                humantime_serde::re::humantime::format_duration(held)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MONITOR: &str = r#"
+[[monitor]]
+name = "m"
+path = "capture/{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+baseline = "baseline"
+"#;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("capture")).unwrap();
+        let path = dir.path().join("driftd.toml");
+        std::fs::write(&path, format!("{text}\n{MONITOR}")).unwrap();
+        Config::load(&path).map_err(|e| e.to_string())
+    }
+
+    const AWS: &str = r#"
+[aws]
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:4566"
+
+[input]
+sqs_queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events"
+allowed_buckets = ["capture-bucket"]
+
+[output]
+directory = "out"
+
+[sinks]
+cloudwatch = true
+sns_topic_arn = "arn:aws:sns:us-east-1:123456789012:alerts"
+s3_report_uri = "s3://reports/monitoring"
+"#;
+
+    #[test]
+    fn an_aws_config_loads_with_its_defaults() {
+        let config = load(AWS).unwrap();
+        assert!(config.input.is_aws());
+        assert_eq!(config.input.pollers, 1);
+        assert_eq!(config.input.visibility_timeout, Duration::from_secs(300));
+        assert_eq!(config.input.wait_time, Duration::from_secs(20));
+        assert_eq!(config.sinks.max_attempts, 5);
+        assert_eq!(config.daemon.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn aws_mode_errors_name_the_key_and_what_to_change() {
+        let cases = [
+            (
+                AWS.replace("region =", "regoin ="),
+                "unknown field `regoin`",
+            ),
+            (
+                AWS.replace(r#"allowed_buckets = ["capture-bucket"]"#, ""),
+                "input.allowed_buckets",
+            ),
+            (
+                AWS.replace("[input]", "[input]\ndirectory = \"capture\""),
+                "either directory (embedded mode) or sqs_queue_url",
+            ),
+            (AWS.replace("https://sqs", "sqs"), "input.sqs_queue_url"),
+            (
+                AWS.replace("s3://reports", "reports"),
+                "sinks.s3_report_uri",
+            ),
+            (AWS.replace("arn:aws:sns", "aws:sns"), "sinks.sns_topic_arn"),
+            (
+                AWS.replace("[input]", "[input]\npollers = 0"),
+                "input.pollers",
+            ),
+            (
+                AWS.replace("[input]", "[input]\nwait_time = \"30s\""),
+                "input.wait_time",
+            ),
+            (format!("{AWS}\n[window]\nsize = \"12h\""), "below 11h"),
+        ];
+        for (text, expected) in cases {
+            let error = load(&text).unwrap_err();
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        }
+    }
+
+    #[test]
+    fn aws_settings_are_refused_in_embedded_mode() {
+        let embedded = "[input]\ndirectory = \"capture\"\n[output]\ndirectory = \"out\"\n";
+        assert!(load(embedded).is_ok());
+        let error = load(&format!("{embedded}[sinks]\ncloudwatch = true\n")).unwrap_err();
+        assert!(
+            error.contains("sinks.cloudwatch: only used in AWS mode"),
+            "{error}"
+        );
+        let error = load("[output]\ndirectory = \"out\"\n[input]\n").unwrap_err();
+        assert!(error.contains("set directory (embedded mode"), "{error}");
     }
 }

@@ -1,5 +1,8 @@
-//! `driftd run` in embedded mode: a local directory in, window outputs in Model Monitor's
-//! layout out. Wiring only: each stage's work lives in its own module.
+//! `driftd run`: objects in, window outputs in Model Monitor's layout out. Embedded mode reads
+//! a local directory (here); AWS mode reads S3 objects announced on SQS ([`aws`]). Wiring only:
+//! each stage's work lives in its own module.
+
+mod aws;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,10 +13,10 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::analyze::{self, metrics::MetricScope};
 use crate::baseline::Baseline;
 use crate::config::{Config, ConfigError};
-use crate::decode::{DecodeError, Quarantine};
+use crate::decode::Quarantine;
 use crate::ingest::local::{DirectoryScanner, PathPattern};
 use crate::pipeline::decode_object;
-use crate::sinks::{file, stdout};
+use crate::sinks::{WindowReport, file, stdout};
 use crate::window::{ClosedWindow, Windows};
 
 pub const DEAD_LETTER_FILE: &str = "dead_letter.jsonl";
@@ -30,6 +33,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Output(#[from] crate::json_file::FileError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// What a run did, for the caller's exit code and final line.
@@ -49,8 +54,17 @@ struct Monitor {
     baseline: Baseline,
 }
 
-/// Runs until the process is stopped, or with `once` until the files present now are read and
-/// every window they fill is written.
+/// The first monitor whose path pattern matches `path` (relative to the input directory, or an
+/// S3 key), with what the path says.
+fn route(monitors: &[Monitor], path: &str) -> Option<(usize, crate::ingest::local::PathFields)> {
+    monitors
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| m.pattern.matches(path).map(|f| (i, f)))
+}
+
+/// Runs until the process is stopped, or with `once` (embedded mode only) until the files
+/// present now are read and every window they fill is written.
 pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary, RunError> {
     let baselines = config.load_baselines(config_path)?;
     let monitors: Vec<Monitor> = config
@@ -62,6 +76,19 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
             baseline,
         })
         .collect();
+    if config.input.is_aws() {
+        if once {
+            return Err(RunError::Usage(
+                "--once reads a directory once; in AWS mode (input.sqs_queue_url) driftd runs until SIGTERM".into(),
+            ));
+        }
+        return aws::run(config, monitors);
+    }
+    let input_dir = config
+        .input
+        .directory
+        .as_ref()
+        .expect("validated: embedded mode has input.directory");
     let out = &config.output.directory;
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -80,21 +107,17 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
     } else {
         config.input.settle_time
     };
-    let mut scanner = DirectoryScanner::new(config.input.directory.clone(), settle_time);
+    let mut scanner = DirectoryScanner::new(input_dir.clone(), settle_time);
     let mut windows = Windows::new(
         config.window.size.as_secs() as i64,
         config.window.allowed_lateness.as_secs() as i64,
     );
     let mut summary = RunSummary::default();
     loop {
-        let files = scanner.scan().map_err(io_error(&config.input.directory))?;
+        let files = scanner.scan().map_err(io_error(input_dir))?;
         for path in files {
             let relative = scanner.relative(&path);
-            let Some((index, fields)) = monitors
-                .iter()
-                .enumerate()
-                .find_map(|(i, m)| m.pattern.matches(&relative).map(|f| (i, f)))
-            else {
+            let Some((index, fields)) = route(&monitors, &relative) else {
                 tracing::debug!(path = %relative, "no monitor's path pattern matches; skipped");
                 summary.objects_unrouted += 1;
                 continue;
@@ -147,6 +170,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
 /// Analyzes a closed window, writes its outputs and prints its summary. Returns whether it
 /// had violations.
 fn emit(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> Result<bool, RunError> {
+    let report = window_report(config, monitors, window);
+    write_local(config, &report)?;
+    Ok(!report.findings.violations.violations.is_empty())
+}
+
+/// A closed window against its monitor's baseline: findings, metrics and where they go.
+fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> WindowReport {
     let monitor_config = &config.monitors[window.key.monitor];
     let baseline = &monitors[window.key.monitor].baseline;
     let rows = window.profile.row_count;
@@ -161,24 +191,48 @@ fn emit(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> Result<b
         timestamp: end,
     };
     let metrics = analyze::metrics::data_quality_metrics(baseline, &findings, &scope);
-    let dir = window_dir(
-        &config.output.directory,
+    let relative_dir = window_dir(
+        Path::new(""),
         window.key.endpoint.as_deref(),
         &monitor_config.name,
         start,
         window.end - window.key.start,
     );
-    file::write_findings(&dir, &baseline.constraints, &findings, &metrics)?;
+    let relative_dir = relative_dir
+        .iter()
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    WindowReport {
+        monitor: monitor_config.name.clone(),
+        endpoint: window.key.endpoint,
+        start,
+        end,
+        rows,
+        constraints: baseline.constraints.clone(),
+        findings,
+        metrics,
+        relative_dir,
+    }
+}
+
+/// Writes a window's outputs under `output.directory` and prints its summary.
+fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
+    let dir = config.output.directory.join(&report.relative_dir);
+    file::write_findings(&dir, &report.constraints, &report.findings, &report.metrics)?;
     let title = format!(
         "{} {} [{} .. {})",
-        monitor_config.name,
-        window.key.endpoint.as_deref().unwrap_or("-"),
-        start.format("%Y-%m-%dT%H:%M:%SZ"),
-        end.format("%Y-%m-%dT%H:%M:%SZ"),
+        report.monitor,
+        report.endpoint.as_deref().unwrap_or("-"),
+        report.start.format("%Y-%m-%dT%H:%M:%SZ"),
+        report.end.format("%Y-%m-%dT%H:%M:%SZ"),
     );
-    print!("{}", stdout::summarize(&title, rows, &findings));
+    print!(
+        "{}",
+        stdout::summarize(&title, report.rows, &report.findings)
+    );
     println!("  → {}", dir.display());
-    Ok(!findings.violations.violations.is_empty())
+    Ok(dir)
 }
 
 /// Model Monitor's layout: `{out}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` for endpoint monitors,
@@ -206,7 +260,7 @@ pub fn window_dir(
     dir
 }
 
-fn dead_letter(path: &Path, error: &DecodeError) -> Result<(), RunError> {
+fn dead_letter(path: &Path, error: &dyn std::fmt::Display) -> Result<(), RunError> {
     let line = serde_json::json!({
         "time": Utc::now().to_rfc3339(),
         "error": error.to_string(),

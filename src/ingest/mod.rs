@@ -1,3 +1,6 @@
-//! Where objects come from. Embedded mode reads a local directory.
+//! Where objects come from: a local directory (embedded mode), or S3 objects announced on an
+//! SQS queue (AWS mode).
 
 pub mod local;
+pub mod s3;
+pub mod sqs;

@@ -57,6 +57,11 @@ impl Windows {
         self.size
     }
 
+    /// The windows still open.
+    pub fn keys(&self) -> impl Iterator<Item = &WindowKey> {
+        self.open.keys()
+    }
+
     /// Rows that arrived after their window had closed.
     pub fn late_rows(&self) -> u64 {
         self.late_rows

@@ -162,3 +162,103 @@ pub fn utc(s: &str) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("bad time {s:?}: {e}"))
         .with_timezone(&Utc)
 }
+
+/// The secret key `driftd` gets in tests: distinctive, so a test can check no log shows it.
+pub const MOTO_SECRET_KEY: &str = "driftd-test-secret-9c41e7";
+
+/// A moto server (the AWS emulator; FORMATS.md, "Testing against AWS") on a free local port,
+/// killed when dropped. Each test starts its own, so tests share no AWS state.
+pub struct MotoServer {
+    child: std::process::Child,
+    pub endpoint_url: String,
+}
+
+impl MotoServer {
+    /// Starts `moto_server` from the test oracles' venv and waits until it answers.
+    pub fn start() -> Self {
+        let moto = python()
+            .parent()
+            .expect("the interpreter is in a bin directory")
+            .join("moto_server");
+        assert!(
+            moto.exists(),
+            "{} does not exist; run scripts/test.sh once to install moto[server]",
+            moto.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free local port")
+            .port();
+        let child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", moto.display()));
+        let server = Self {
+            child,
+            endpoint_url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not listen on port {port} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// SDK configuration for the emulator: us-east-1, static dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint_url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk_config().await)
+    }
+
+    /// Environment for a `driftd` process talking to this server: dummy credentials through
+    /// the SDK's default chain, and no shared config files or instance metadata to consult.
+    pub fn driftd_env(&self, command: &mut Command) {
+        command
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,72 @@
+//! What every AWS client shares: the SDK configuration built from `[aws]`, and error text that
+//! is safe to log. Only ingest and sinks make clients.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::config::AwsConfig;
+
+/// The SDK configuration for `[aws]`: credentials from the SDK's default chain (environment,
+/// profile, web identity, container or instance role), never from driftd's own config.
+pub async fn sdk_config(aws: &AwsConfig) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &aws.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &aws.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// An SDK error as one line: the service's error code and message, or the transport failure.
+/// Never the request itself, whose signed headers must not reach a log.
+pub fn error_text<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("(no message)")
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// Whether retrying could help: throttling, server errors and transport failures, not a
+/// request the service refused as invalid.
+pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or_default();
+            status >= 500
+                || status == 429
+                || code.contains("Throttl")
+                || code == "RequestLimitExceeded"
+                || code == "SlowDown"
+        }
+        _ => false,
+    }
+}
+
+/// A failed SDK call as a sink retry [`Attempt`](crate::sinks::retry::Attempt).
+pub fn attempt<E>(error: SdkError<E, HttpResponse>) -> crate::sinks::retry::Attempt
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    crate::sinks::retry::Attempt {
+        retryable: is_retryable(&error),
+        message: error_text(&error),
+    }
+}

@@ -1,0 +1,252 @@
+//! Fetching objects: a streaming GetObject handed to the synchronous decoders as a blocking
+//! reader, so an object of any size is decoded in the memory of a few buffers. Batch transform
+//! capture manifests are resolved to the objects they list.
+
+use std::io::Read;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::error_text;
+
+const SHUTTING_DOWN: &str = "read stopped: driftd is shutting down";
+
+/// A manifest lists keys, so it is small; a bigger object is not a manifest.
+const MAX_MANIFEST_BYTES: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The event named an object that is gone (deleted since, or an emulator's early event).
+    #[error("s3://{bucket}/{key}: no such object")]
+    NotFound { bucket: String, key: String },
+    #[error("s3://{bucket}/{key}: GetObject failed: {message}")]
+    Get {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    #[error("s3://{bucket}/{key}: {message}")]
+    Manifest {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// An object being read.
+pub struct S3Object {
+    pub bucket: String,
+    pub key: String,
+    /// The object's entity tag (quotes removed): with bucket and key, what identifies this
+    /// version of the object for de-duplication.
+    pub etag: String,
+    /// Seconds since the epoch: the time of rows that carry none, when the key names no hour.
+    pub last_modified: Option<i64>,
+    pub body: ByteStream,
+}
+
+impl S3Object {
+    pub fn source_name(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Starts a streaming GetObject; the body is read as the decoder asks for it.
+pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<S3Object, FetchError> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                FetchError::NotFound {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                }
+            } else {
+                FetchError::Get {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    message: error_text(&e),
+                }
+            }
+        })?;
+    Ok(S3Object {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        etag: out.e_tag.unwrap_or_default().trim_matches('"').to_string(),
+        last_modified: out.last_modified.map(|t| t.secs()),
+        body: out.body,
+    })
+}
+
+/// A [`ByteStream`] as a blocking [`Read`], for a thread outside the async runtime (e.g.
+/// `spawn_blocking`). Only one network chunk is held at a time. Cancelling `cancel` makes the
+/// next read fail, so a decode in progress stops at shutdown.
+pub struct BlockingBody {
+    handle: Handle,
+    stream: ByteStream,
+    current: Bytes,
+    cancel: CancellationToken,
+}
+
+impl BlockingBody {
+    pub fn new(handle: Handle, stream: ByteStream, cancel: CancellationToken) -> Self {
+        Self {
+            handle,
+            stream,
+            current: Bytes::new(),
+            cancel,
+        }
+    }
+}
+
+impl Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            let next = self.handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    // Not ErrorKind::Interrupted: readers retry on that.
+                    _ = self.cancel.cancelled() => Err(std::io::Error::other(SHUTTING_DOWN)),
+                    next = self.stream.next() => Ok(next),
+                }
+            })?;
+            match next {
+                None => return Ok(0),
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Reads a batch transform capture manifest (FORMATS.md §1.4):
+/// `[{"prefix": "s3://bucket/prefix/"}, "key", …]`, the keys relative to the prefix.
+/// Returns the (bucket, key) of every object it lists.
+pub async fn read_manifest(object: S3Object) -> Result<Vec<(String, String)>, FetchError> {
+    let error = |message: String| FetchError::Manifest {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        message,
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| error(format!("reading the manifest: {e}")))?
+        .into_bytes();
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(error(format!(
+            "a manifest of {} bytes is too big (at most {MAX_MANIFEST_BYTES})",
+            bytes.len()
+        )));
+    }
+    parse_manifest(&bytes).map_err(error)
+}
+
+fn parse_manifest(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| {
+        format!("not a capture manifest (a JSON array starting with {{\"prefix\": …}}): {e}")
+    })?;
+    let prefix = items
+        .first()
+        .and_then(|first| first.get("prefix"))
+        .and_then(|p| p.as_str())
+        .ok_or("a capture manifest starts with {\"prefix\": \"s3://bucket/prefix/\"}")?;
+    let rest = prefix
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("manifest prefix {prefix:?} is not an s3:// URI"))?;
+    let (bucket, key_prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    items[1..]
+        .iter()
+        .map(|item| {
+            let key = item
+                .as_str()
+                .ok_or_else(|| format!("manifest entry {item} is not a key"))?;
+            Ok((bucket.to_string(), format!("{key_prefix}{key}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_lists_keys_under_its_prefix() {
+        let manifest = br#"[{"prefix": "s3://out-bucket/transform-output/"}, "test-dataset.jsonl.out", "part/2.jsonl.out"]"#;
+        assert_eq!(
+            parse_manifest(manifest).unwrap(),
+            [
+                (
+                    "out-bucket".to_string(),
+                    "transform-output/test-dataset.jsonl.out".to_string()
+                ),
+                (
+                    "out-bucket".to_string(),
+                    "transform-output/part/2.jsonl.out".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_prefix_or_with_other_entries_is_an_error() {
+        assert!(
+            parse_manifest(br#"["a", "b"]"#)
+                .unwrap_err()
+                .contains("prefix")
+        );
+        assert!(
+            parse_manifest(br#"[{"prefix": "/local/"}, "a"]"#)
+                .unwrap_err()
+                .contains("s3://")
+        );
+        assert!(
+            parse_manifest(br#"[{"prefix": "s3://b/"}, 3]"#)
+                .unwrap_err()
+                .contains("not a key")
+        );
+        assert!(parse_manifest(b"{\"captureData\": {}}\n").is_err());
+    }
+
+    #[test]
+    fn blocking_body_reads_a_stream_in_pieces_and_stops_when_cancelled() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let body = ByteStream::from(data.clone());
+        let mut reader =
+            BlockingBody::new(runtime.handle().clone(), body, CancellationToken::new());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 777];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, data);
+
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let mut reader = BlockingBody::new(
+            runtime.handle().clone(),
+            ByteStream::from(vec![1u8; 10]),
+            cancel,
+        );
+        assert_eq!(
+            reader.read(&mut buf).unwrap_err().to_string(),
+            SHUTTING_DOWN
+        );
+    }
+}

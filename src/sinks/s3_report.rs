@@ -1,0 +1,133 @@
+//! A window's outputs uploaded to S3 in Model Monitor's layout (FORMATS.md §1.8):
+//! `{uri}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` (batch: `{uri}/{monitor}/yyyy/mm/dd/hh/`), the
+//! same files the local output directory gets.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::WindowReport;
+use super::file::{DRIFT_FILE, METRICS_FILE, VIOLATIONS_FILE};
+use super::retry::with_retries;
+use crate::aws::attempt;
+use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
+
+pub struct S3ReportSink {
+    client: Client,
+    bucket: String,
+    /// Key prefix without a trailing `/` (may be empty).
+    prefix: String,
+    max_attempts: u32,
+}
+
+/// Splits `s3://bucket/prefix/` into the bucket and the prefix without slashes at its ends.
+pub fn parse_uri(uri: &str) -> Result<(String, String), String> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{uri:?} is not an s3:// URI"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{uri:?} names no bucket"));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// The window's files, named as Model Monitor names them, with their bodies.
+pub fn report_files(report: &WindowReport) -> Vec<(&'static str, Vec<u8>)> {
+    let mut metrics = Vec::new();
+    for datum in &report.metrics {
+        metrics.extend(serde_json::to_vec(datum).expect("a metric datum serializes"));
+        metrics.push(b'\n');
+    }
+    vec![
+        (STATISTICS_FILE, pretty(&report.findings.statistics)),
+        (CONSTRAINTS_FILE, pretty(&report.constraints)),
+        (VIOLATIONS_FILE, pretty(&report.findings.violations)),
+        (DRIFT_FILE, pretty(&report.findings.drift)),
+        (METRICS_FILE, metrics),
+    ]
+}
+
+/// Pretty JSON with a final newline, as the local files are written.
+fn pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut text = serde_json::to_vec_pretty(value).expect("outputs serialize");
+    text.push(b'\n');
+    text
+}
+
+impl S3ReportSink {
+    pub fn new(client: Client, uri: &str, max_attempts: u32) -> Result<Self, String> {
+        let (bucket, prefix) = parse_uri(uri)?;
+        Ok(Self {
+            client,
+            bucket,
+            prefix,
+            max_attempts,
+        })
+    }
+
+    /// `s3://bucket/prefix/{relative_dir}/`: where a window's files go.
+    pub fn window_uri(&self, report: &WindowReport) -> String {
+        format!("s3://{}/{}/", self.bucket, self.window_key_prefix(report))
+    }
+
+    fn window_key_prefix(&self, report: &WindowReport) -> String {
+        if self.prefix.is_empty() {
+            report.relative_dir.clone()
+        } else {
+            format!("{}/{}", self.prefix, report.relative_dir)
+        }
+    }
+
+    /// Uploads the window's files. `statistics.json` goes last, so a reader that sees it finds
+    /// the rest already there.
+    pub async fn write(&self, report: &WindowReport) -> Result<(), String> {
+        let dir = self.window_key_prefix(report);
+        let mut files = report_files(report);
+        files.rotate_left(1);
+        for (name, body) in files {
+            let key = format!("{dir}/{name}");
+            let content_type = if name.ends_with(".jsonl") {
+                "application/x-ndjson"
+            } else {
+                "application/json"
+            };
+            with_retries(
+                &format!("S3 PutObject s3://{}/{key}", self.bucket),
+                self.max_attempts,
+                || async {
+                    self.client
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(&key)
+                        .content_type(content_type)
+                        .body(ByteStream::from(body.clone()))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(attempt)
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_uris_split_into_bucket_and_prefix() {
+        assert_eq!(
+            parse_uri("s3://reports/monitoring/").unwrap(),
+            ("reports".to_string(), "monitoring".to_string())
+        );
+        assert_eq!(
+            parse_uri("s3://reports").unwrap(),
+            ("reports".to_string(), String::new())
+        );
+        assert!(parse_uri("reports/x").is_err());
+        assert!(parse_uri("s3:///x").is_err());
+    }
+}

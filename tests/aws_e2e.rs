@@ -1,0 +1,1264 @@
+//! AWS mode end to end: the real `driftd` binary, as a separate process, against moto (the AWS
+//! emulator, FORMATS.md "Testing against AWS"). Each test starts its own moto server, so tests
+//! share no state. Objects go into S3, S3 notifies SQS, driftd reads, and the test reads what
+//! came out: CloudWatch metrics, the SNS alert (through an SQS queue subscribed to the topic)
+//! and the report objects in S3.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatch::types::{Dimension, DimensionFilter, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{DateTime, Utc};
+use common::MotoServer;
+use serde_json::Value;
+
+const MONITOR: &str = "churn-data-quality";
+const CAPTURE_PATTERN: &str = "capture/{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl";
+const NAMESPACE: &str = "aws/sagemaker/Endpoints/data-metrics";
+
+/// Windows in these tests are short, so that one closes seconds after its data arrives (a row
+/// for a window that already closed is late and not counted, as in production).
+const WINDOW_S: i64 = 10;
+
+/// The window the next upload should fill: the current one if at least 4 s of it remain (time
+/// to upload), else the next.
+fn upcoming_window() -> DateTime<Utc> {
+    let now = Utc::now().timestamp();
+    let mut start = now.div_euclid(WINDOW_S) * WINDOW_S;
+    if start + WINDOW_S - now < 4 {
+        start += WINDOW_S;
+    }
+    DateTime::from_timestamp(start, 0).unwrap()
+}
+
+/// `n` capture records (inputs age, state; output score) spread over the window from `start`.
+fn capture_lines(n: usize, start: DateTime<Utc>, age_shift: i64, id: &str) -> String {
+    (0..n)
+        .map(|i| {
+            let inputs = vec![
+                (30 + age_shift + (i % 20) as i64).to_string(),
+                ["CA", "NY"][i % 2].to_string(),
+            ];
+            common::capture_record(
+                &inputs,
+                Some("0.5"),
+                &format!("{id}-{i}"),
+                start + chrono::Duration::seconds(i as i64 % WINDOW_S),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+fn make_baseline(dir: &Path) -> PathBuf {
+    let mut csv = String::from("score,age,state\n");
+    for i in 0..200 {
+        csv.push_str(&format!("0.5,{},{}\n", 30 + i % 20, ["CA", "NY"][i % 2]));
+    }
+    std::fs::write(dir.join("baseline.csv"), csv).unwrap();
+    let baseline = dir.join("baseline");
+    let status = common::driftd()
+        .args(["baseline", "--format", "csv", "--header", "--input"])
+        .arg(dir.join("baseline.csv"))
+        .arg("--output")
+        .arg(&baseline)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    baseline
+}
+
+/// Polls `check` every 200 ms until it gives a value, or panics after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Everything one test needs in the emulator: a capture bucket notifying a queue (with a
+/// dead-letter queue after two receives), a report bucket, an alert topic with a queue
+/// subscribed to it, and a config for driftd.
+struct Stack {
+    moto: MotoServer,
+    dir: tempfile::TempDir,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    bucket: String,
+    report_bucket: String,
+    queue_url: String,
+    dlq_url: String,
+    alert_queue_url: String,
+    topic_arn: String,
+    /// Unique per test: moto matches metrics on dimensions across namespaces.
+    endpoint: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    /// S3 → SQS.
+    Direct,
+    /// S3 → SNS → SQS (the SNS envelope).
+    ViaSns,
+}
+
+impl Stack {
+    async fn new(name: &str, visibility_timeout_s: u32, delivery: Delivery) -> Self {
+        let moto = MotoServer::start();
+        let s3 = moto.s3().await;
+        let sqs = moto.sqs().await;
+        let sns = moto.sns().await;
+        let cloudwatch = moto.cloudwatch().await;
+        let bucket = format!("{name}-capture");
+        let report_bucket = format!("{name}-reports");
+        for b in [&bucket, &report_bucket] {
+            s3.create_bucket().bucket(b).send().await.unwrap();
+        }
+        let dlq_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let dlq_arn = queue_arn(&sqs, &dlq_url).await;
+        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"});
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-events"))
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout_s.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue = queue_arn(&sqs, &queue_url).await;
+        let topic_arn = sns
+            .create_topic()
+            .name(format!("{name}-alerts"))
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let alert_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-alert-inbox"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn(&sqs, &alert_queue_url).await)
+            .send()
+            .await
+            .unwrap();
+        let prefix_filter = aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+            .key(
+                aws_sdk_s3::types::S3KeyFilter::builder()
+                    .filter_rules(
+                        aws_sdk_s3::types::FilterRule::builder()
+                            .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                            .value("capture/")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let notification = match delivery {
+            Delivery::Direct => aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(
+                    aws_sdk_s3::types::QueueConfiguration::builder()
+                        .queue_arn(&queue)
+                        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+                        .filter(prefix_filter)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            Delivery::ViaSns => {
+                let events_topic = sns
+                    .create_topic()
+                    .name(format!("{name}-s3-events"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .topic_arn
+                    .unwrap();
+                sns.subscribe()
+                    .topic_arn(&events_topic)
+                    .protocol("sqs")
+                    .endpoint(&queue)
+                    .send()
+                    .await
+                    .unwrap();
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .topic_configurations(
+                        aws_sdk_s3::types::TopicConfiguration::builder()
+                            .topic_arn(events_topic)
+                            .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+                            .filter(prefix_filter)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            }
+        };
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(notification)
+            .send()
+            .await
+            .unwrap();
+        Self {
+            moto,
+            dir: tempfile::tempdir().unwrap(),
+            s3,
+            sqs,
+            sns,
+            cloudwatch,
+            bucket,
+            report_bucket,
+            queue_url,
+            dlq_url,
+            alert_queue_url,
+            topic_arn,
+            endpoint: format!("{name}-endpoint"),
+        }
+    }
+
+    /// Writes the config and a baseline; returns the config's path. `lateness_s` is the
+    /// window's allowed lateness, `pattern` the monitor's path pattern.
+    fn config(&self, visibility_timeout_s: u32, lateness_s: u32, pattern: &str) -> PathBuf {
+        let baseline = self.dir.path().join("baseline");
+        if !baseline.exists() {
+            make_baseline(self.dir.path());
+        }
+        let path = self.dir.path().join("driftd.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[aws]
+region = "us-east-1"
+endpoint_url = "{url}"
+
+[input]
+sqs_queue_url = "{queue}"
+allowed_buckets = ["{bucket}"]
+allowed_prefixes = ["capture/", "eventbridge/"]
+visibility_timeout = "{visibility_timeout_s}s"
+wait_time = "1s"
+
+[output]
+directory = "out"
+
+[window]
+size = "{WINDOW_S}s"
+allowed_lateness = "{lateness_s}s"
+
+[sinks]
+cloudwatch = true
+sns_topic_arn = "{topic}"
+s3_report_uri = "s3://{reports}/monitoring"
+max_attempts = 3
+
+[daemon]
+shutdown_timeout = "10s"
+
+[[monitor]]
+name = "{MONITOR}"
+path = "{pattern}"
+format = "capture"
+baseline = "baseline"
+"#,
+                url = self.moto.endpoint_url,
+                queue = self.queue_url,
+                bucket = self.bucket,
+                topic = self.topic_arn,
+                reports = self.report_bucket,
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Starts `driftd run` on the config; its log (DRIFTD_LOG=info) goes to a file.
+    fn start_driftd(&self, config: &Path, log_name: &str) -> Daemon {
+        let log = self.dir.path().join(log_name);
+        let mut command = common::driftd();
+        self.moto.driftd_env(&mut command);
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env("DRIFTD_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(log.with_extension("stdout")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap());
+        Daemon {
+            child: Some(command.spawn().unwrap()),
+            log,
+        }
+    }
+
+    fn capture_key(&self, start: DateTime<Utc>, name: &str) -> String {
+        self.key_under("capture", start, name)
+    }
+
+    /// A key in SageMaker's capture layout under `prefix`.
+    fn key_under(&self, prefix: &str, start: DateTime<Utc>, name: &str) -> String {
+        format!(
+            "{prefix}/{}/AllTraffic/{}/{name}",
+            self.endpoint,
+            start.format("%Y/%m/%d/%H")
+        )
+    }
+
+    async fn put(&self, key: &str, body: impl Into<ByteStream>) {
+        self.put_in(&self.bucket, key, body).await;
+    }
+
+    async fn put_in(&self, bucket: &str, key: &str, body: impl Into<ByteStream>) {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The SampleCount of `feature_data_{feature}` for this test's endpoint, summed over the
+    /// query range, once CloudWatch has it.
+    async fn sample_count(&self, feature: &str) -> Option<f64> {
+        let stat = MetricStat::builder()
+            .metric(
+                Metric::builder()
+                    .namespace(NAMESPACE)
+                    .metric_name(format!("feature_data_{feature}"))
+                    .dimensions(
+                        Dimension::builder()
+                            .name("Endpoint")
+                            .value(&self.endpoint)
+                            .build(),
+                    )
+                    .dimensions(
+                        Dimension::builder()
+                            .name("MonitoringSchedule")
+                            .value(MONITOR)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .period(3600)
+            .stat("SampleCount")
+            .build();
+        let out = self
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(MetricDataQuery::builder().id("m").metric_stat(stat).build())
+            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                (Utc::now() - chrono::Duration::days(1)).timestamp(),
+            ))
+            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                (Utc::now() + chrono::Duration::hours(1)).timestamp(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let values = out.metric_data_results()[0].values();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    async fn metric_names(&self) -> Vec<String> {
+        let out = self
+            .cloudwatch
+            .list_metrics()
+            .namespace(NAMESPACE)
+            .dimensions(
+                DimensionFilter::builder()
+                    .name("Endpoint")
+                    .value(&self.endpoint)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = out
+            .metrics()
+            .iter()
+            .filter_map(|m| m.metric_name().map(str::to_string))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    async fn send(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn receive(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    }
+
+    /// Visible plus in-flight messages on a queue.
+    async fn queue_depth(&self, queue_url: &str) -> u64 {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        out.attributes()
+            .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0)
+    }
+
+    async fn report_keys(&self) -> Vec<String> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.report_bucket)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    async fn read_report(&self, key: &str) -> Value {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.report_bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap()
+}
+
+/// A running `driftd`; killed if the test ends without stopping it.
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let log = self.log.clone();
+        let needle_owned = needle.to_string();
+        eventually(&format!("{needle:?} in driftd's log"), timeout, || {
+            let found = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(&needle_owned);
+            async move { found.then_some(()) }
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status and how long it took.
+    fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "driftd did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!(
+                    "--- driftd log ---\n{}\n--- stdout ---\n{}",
+                    self.log(),
+                    std::fs::read_to_string(self.log.with_extension("stdout")).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_objects_become_metrics_an_alert_and_a_report() {
+    let stack = Stack::new("main-loop", 30, Delivery::Direct).await;
+    let config = stack.config(30, 1, CAPTURE_PATTERN);
+    let mut driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    // moto sends s3:TestEvent when the notification is configured; driftd skips it.
+    driftd
+        .wait_for_log("s3:TestEvent", Duration::from_secs(30))
+        .await;
+
+    // Two objects in one window; ages shifted by 30 so that the window drifts from the baseline.
+    let start = upcoming_window();
+    let uploaded = Instant::now();
+    stack
+        .put(
+            &stack.capture_key(start, "part 1.jsonl"),
+            capture_lines(60, start, 30, "a").into_bytes(),
+        )
+        .await;
+    stack
+        .put(
+            &stack.capture_key(start, "part-2.jsonl"),
+            capture_lines(40, start, 30, "b").into_bytes(),
+        )
+        .await;
+
+    let count = eventually("metrics in CloudWatch", Duration::from_secs(60), || async {
+        stack.sample_count("age").await.filter(|&n| n >= 100.0)
+    })
+    .await;
+    let to_metric = uploaded.elapsed();
+    let window_end = start + chrono::Duration::seconds(WINDOW_S);
+    eprintln!(
+        "upload → metric readable: {:.1} s; window end → metric readable: {:.1} s",
+        to_metric.as_secs_f64(),
+        (Utc::now() - window_end).num_milliseconds() as f64 / 1000.0
+    );
+    assert_eq!(count, 100.0, "both objects, each counted once");
+    let names = stack.metric_names().await;
+    for expected in [
+        "feature_baseline_drift_age",
+        "feature_data_age",
+        "feature_non_null_age",
+        "feature_non_null_state",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+
+    // The alert, through the queue subscribed to the topic (SNS envelope).
+    let alert = eventually("the alert", Duration::from_secs(30), || async {
+        stack
+            .receive(&stack.alert_queue_url)
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
+    let subject = envelope["Subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("driftd critical: churn-data-quality on main-loop-endpoint"),
+        "{subject}"
+    );
+    for (name, value) in [
+        ("severity", "critical"),
+        ("monitor", MONITOR),
+        ("endpoint", "main-loop-endpoint"),
+    ] {
+        assert_eq!(
+            envelope["MessageAttributes"][name]["Type"], "String",
+            "{name}"
+        );
+        assert_eq!(
+            envelope["MessageAttributes"][name]["Value"], value,
+            "{name}"
+        );
+    }
+    let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["monitor"], MONITOR);
+    assert_eq!(body["endpoint"], "main-loop-endpoint");
+    assert_eq!(body["rows"], 100);
+    assert_eq!(
+        body["window"]["start"],
+        start.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    let drift = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "age" && f["check"] == "baseline_drift_check")
+        .unwrap_or_else(|| panic!("no drift finding for age in {body}"));
+    assert_eq!(drift["statistic"], "linf_robust");
+    assert!(drift["value"].as_f64().unwrap() > drift["threshold"].as_f64().unwrap());
+    // Windows shorter than an hour add a minute folder.
+    let dir = format!(
+        "monitoring/main-loop-endpoint/{MONITOR}/{}",
+        start.format("%Y/%m/%d/%H/%M")
+    );
+    assert_eq!(
+        body["report"]["constraint_violations"],
+        format!(
+            "s3://{}/{dir}/constraint_violations.json",
+            stack.report_bucket
+        )
+    );
+
+    // The report in Model Monitor's layout.
+    let keys = stack.report_keys().await;
+    assert_eq!(
+        keys,
+        [
+            "cloudwatch_metrics.jsonl",
+            "constraint_violations.json",
+            "constraints.json",
+            "drift.json",
+            "statistics.json"
+        ]
+        .map(|f| format!("{dir}/{f}"))
+    );
+    let statistics = stack.read_report(&format!("{dir}/statistics.json")).await;
+    assert_eq!(statistics["dataset"]["item_count"], 100);
+    let violations = stack
+        .read_report(&format!("{dir}/constraint_violations.json"))
+        .await;
+    assert!(
+        violations["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["feature_name"] == "age")
+    );
+
+    // Every message was deleted once its window was written.
+    eventually("an empty queue", Duration::from_secs(30), || async {
+        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
+    })
+    .await;
+
+    let (status, took) = driftd.terminate();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = std::io::stderr().flush();
+}
+
+/// S3's own notification body for one object, as S3 writes it (key URL-encoded).
+fn s3_event(bucket: &str, key: &str) -> String {
+    let encoded: String = key
+        .split('/')
+        .map(|part| {
+            percent_encoding::utf8_percent_encode(part, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("%2F");
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": Utc::now().to_rfc3339(),
+        "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket}, "object": {"key": encoded, "size": 1}}
+    }]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_wrapped_and_eventbridge_events_are_read_and_forged_ones_refused() {
+    // S3 → SNS → SQS: the queue gets SNS envelopes (including the test event's).
+    let stack = Stack::new("shapes", 30, Delivery::ViaSns).await;
+    let config = stack.config(
+        30,
+        3,
+        "*/{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl",
+    );
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+
+    let start = upcoming_window();
+    // Through SNS, with a key that needs URL-decoding.
+    stack
+        .put(
+            &stack.capture_key(start, "a b+c.jsonl"),
+            capture_lines(30, start, 0, "a").into_bytes(),
+        )
+        .await;
+    // EventBridge's shape, sent by hand (no S3 notification covers eventbridge/).
+    let eb_key = stack.key_under("eventbridge", start, "b.jsonl");
+    stack
+        .put(&eb_key, capture_lines(20, start, 0, "b").into_bytes())
+        .await;
+    let eventbridge = serde_json::json!({
+        "version": "0", "id": "b5d2", "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": Utc::now().to_rfc3339(), "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{}", stack.bucket)],
+        "detail": {"version": "0", "bucket": {"name": stack.bucket}, "object": {"key": eb_key, "size": 1},
+                   "reason": "PutObject"}
+    });
+    stack.send(&eventbridge.to_string()).await;
+    // Forged: another bucket (it exists and holds capture data), and a prefix not allowed.
+    let other = format!("{}-other", stack.bucket);
+    stack
+        .s3
+        .create_bucket()
+        .bucket(&other)
+        .send()
+        .await
+        .unwrap();
+    let forged_key = stack.capture_key(start, "forged.jsonl");
+    stack
+        .put_in(
+            &other,
+            &forged_key,
+            capture_lines(500, start, 0, "f").into_bytes(),
+        )
+        .await;
+    stack.send(&s3_event(&other, &forged_key)).await;
+    let private_key = stack.key_under("private", start, "p.jsonl");
+    stack
+        .put(&private_key, capture_lines(500, start, 0, "p").into_bytes())
+        .await;
+    stack.send(&s3_event(&stack.bucket, &private_key)).await;
+
+    let count = eventually("metrics in CloudWatch", Duration::from_secs(60), || async {
+        stack.sample_count("age").await
+    })
+    .await;
+    assert_eq!(count, 50.0, "the SNS-wrapped and EventBridge objects only");
+    let log = driftd.log();
+    assert!(log.contains(r#"reason="s3:TestEvent""#), "{log}");
+    assert!(log.contains("a b+c.jsonl"), "the key is URL-decoded: {log}");
+    assert!(
+        log.contains(&format!(
+            r#"bucket "{other}" is not in input.allowed_buckets"#
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("is under none of input.allowed_prefixes"),
+        "{log}"
+    );
+    for refused in [&forged_key, &private_key] {
+        assert!(
+            !log.contains(&format!(
+                "reading object bucket=\"{other}\" key=\"{refused}\""
+            )) && !log.contains(&format!("key=\"{private_key}\" monitor")),
+            "a refused object was fetched: {log}"
+        );
+    }
+    // Refused messages are deleted, not left for the dead-letter queue.
+    eventually("an empty queue", Duration::from_secs(30), || async {
+        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(stack.queue_depth(&stack.dlq_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_object_ends_in_the_dead_letter_queue_while_others_flow() {
+    // Visibility 2 s and two receives before the dead-letter queue: a poison object gets there
+    // in seconds.
+    let stack = Stack::new("poison", 2, Delivery::Direct).await;
+    let config = stack.config(2, 8, CAPTURE_PATTERN);
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+
+    let start = upcoming_window();
+    // gzip's magic, then bytes that are no deflate stream.
+    let mut poison = vec![0x1f, 0x8b, 0x08, 0x00];
+    poison.extend((0..4096u32).map(|i| (i * 7919 % 251) as u8));
+    let poison_key = stack.capture_key(start, "poison.jsonl");
+    stack.put(&poison_key, poison).await;
+    stack
+        .put(
+            &stack.capture_key(start, "good.jsonl"),
+            capture_lines(40, start, 0, "g").into_bytes(),
+        )
+        .await;
+
+    let count = eventually(
+        "metrics of the good object",
+        Duration::from_secs(60),
+        || async { stack.sample_count("age").await },
+    )
+    .await;
+    assert_eq!(count, 40.0);
+    // A message of an S3 event version driftd does not know goes the same way, unread.
+    let unknown_version = s3_event(&stack.bucket, &stack.capture_key(start, "v3.jsonl"))
+        .replace(r#""eventVersion":"2.1""#, r#""eventVersion":"3.0""#);
+    stack.send(&unknown_version).await;
+    let mut dead: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(dead.iter().any(|b| b.contains("poison.jsonl"))
+        && dead.iter().any(|b| b.contains(r#""eventVersion":"3.0""#)))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the poison and unknown-version messages did not reach the DLQ: {dead:?}"
+        );
+        for m in stack.receive(&stack.dlq_url).await {
+            dead.push(m.body().unwrap().to_string());
+        }
+    }
+    let log = driftd.log();
+    assert!(log.contains("left for redelivery"), "{log}");
+    assert!(
+        log.contains(r#"unsupported S3 event version "3.0" (driftd reads 2.x)"#),
+        "{log}"
+    );
+    assert!(
+        !log.contains("v3.jsonl"),
+        "an unknown version is not read: {log}"
+    );
+    let dead_letters =
+        std::fs::read_to_string(stack.dir.path().join("out").join("dead_letter.jsonl")).unwrap();
+    assert!(dead_letters.contains(&poison_key), "{dead_letters}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_stays_invisible_while_held_and_is_redelivered_after_a_crash() {
+    // Visibility 2 s; the window stays open ~20 s, so the message is held (by heartbeats) far
+    // longer than its visibility timeout.
+    let stack = Stack::new("redelivery", 2, Delivery::Direct).await;
+    let config = stack.config(2, 12, CAPTURE_PATTERN);
+    let mut first = stack.start_driftd(&config, "first.log");
+    first
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    let start = upcoming_window();
+    stack
+        .put(
+            &stack.capture_key(start, "held.jsonl"),
+            capture_lines(30, start, 0, "h").into_bytes(),
+        )
+        .await;
+    first
+        .wait_for_log("object read", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Held past 2× its visibility timeout and still in flight, received once.
+    assert_eq!(
+        first.log().matches("reading object").count(),
+        1,
+        "{}",
+        first.log()
+    );
+    assert_eq!(stack.queue_depth(&stack.queue_url).await, 1);
+
+    // A crash: no release, no delete. The message reappears after its visibility timeout and a
+    // new driftd reads it.
+    let mut child = first.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let second = stack.start_driftd(&config, "second.log");
+    second
+        .wait_for_log("object read", Duration::from_secs(30))
+        .await;
+    let redelivered = killed.elapsed();
+    eprintln!(
+        "redelivered {:.1} s after the crash",
+        redelivered.as_secs_f64()
+    );
+    let count = eventually("metrics", Duration::from_secs(60), || async {
+        stack.sample_count("age").await
+    })
+    .await;
+    assert_eq!(count, 30.0);
+}
+
+/// Peak resident memory of a running process (Linux), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib / 1024.0
+}
+
+/// Uploads `body` in parts of 8 MiB with a multipart upload.
+async fn put_multipart(stack: &Stack, key: &str, body: &[u8]) {
+    let upload = stack
+        .s3
+        .create_multipart_upload()
+        .bucket(&stack.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (i, part) in body.chunks(8 << 20).enumerate() {
+        let number = i as i32 + 1;
+        let out = stack
+            .s3
+            .upload_part()
+            .bucket(&stack.bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(number)
+            .body(ByteStream::from(part.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    stack
+        .s3
+        .complete_multipart_upload()
+        .bucket(&stack.bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_object_releases_it_and_a_large_multipart_object_is_read_in_bounded_memory() {
+    let stack = Stack::new("large", 60, Delivery::Direct).await;
+    // An hour-long window: this test reads the object, it does not wait for the window.
+    let config = stack.config(60, 600, CAPTURE_PATTERN);
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&format!("size = \"{WINDOW_S}s\""), "size = \"1h\""),
+    )
+    .unwrap();
+    let start = Utc::now();
+    // ≥ 50 MB of capture records, made here.
+    let mut body = String::with_capacity(56 << 20);
+    let mut n = 0;
+    while body.len() < 52 << 20 {
+        body.push_str(&capture_lines(1000, start, 0, &format!("l{n}")));
+        n += 1000;
+    }
+    let size_mb = body.len() as f64 / 1e6;
+    let key = stack.capture_key(start, "large.jsonl");
+
+    let mut first = stack.start_driftd(&config, "first.log");
+    first
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    put_multipart(&stack, &key, body.as_bytes()).await;
+    drop(body);
+
+    // SIGTERM while the object is being read: driftd stops reading, makes the message visible
+    // again at once (not after the 60 s visibility timeout) and exits 0.
+    first
+        .wait_for_log("reading object", Duration::from_secs(30))
+        .await;
+    let (status, took) = first.terminate();
+    assert!(status.success(), "{status}\n{}", first.log());
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    let log = first.log();
+    assert!(
+        !log.contains("object read"),
+        "the read should have been interrupted: {log}"
+    );
+    assert!(log.contains("message released"), "{log}");
+    eprintln!("SIGTERM mid-object → exit 0 in {:.2} s", took.as_secs_f64());
+    let visible = eventually("the released message", Duration::from_secs(10), || async {
+        let depth = stack.queue_depth(&stack.queue_url).await;
+        (depth >= 1).then_some(depth)
+    })
+    .await;
+    assert!(visible >= 1);
+
+    // A new driftd reads the whole object, in memory far below its size, and counts it once
+    // although moto announces a multipart upload twice.
+    let mut second = stack.start_driftd(&config, "second.log");
+    let read_start = Instant::now();
+    second
+        .wait_for_log("object read", Duration::from_secs(300))
+        .await;
+    let read_time = read_start.elapsed();
+    let pid = second.child.as_ref().unwrap().id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let peak = peak_rss_mib(pid);
+    let log = second.log();
+    assert!(
+        log.contains(&format!("rows={n}")),
+        "{n} rows expected: {log}"
+    );
+    eprintln!(
+        "{size_mb:.1} MB multipart object ({n} records) read in {:.1} s; driftd peak RSS {peak:.0} MiB",
+        read_time.as_secs_f64()
+    );
+    assert!(
+        peak < 150.0,
+        "peak RSS {peak:.0} MiB for a {size_mb:.0} MB object"
+    );
+
+    // Shutdown with the object's window still open: its message is released, not deleted.
+    let (status, _) = second.terminate();
+    assert!(status.success());
+    assert!(
+        second.log().contains("message released"),
+        "{}",
+        second.log()
+    );
+    eventually("the released message", Duration::from_secs(10), || async {
+        (stack.queue_depth(&stack.queue_url).await >= 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_transform_capture_manifest_is_followed_within_the_allow_list() {
+    let stack = Stack::new("manifest", 2, Delivery::Direct).await;
+    let config = stack.config(2, 8, "batch-capture/output/{yyyy}/{mm}/{dd}/{hh}/*.json");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "format = \"capture\"",
+            "format = \"jsonl\"\nmanifest = true",
+        )
+        .replace(
+            r#"allowed_prefixes = ["capture/", "eventbridge/"]"#,
+            r#"allowed_prefixes = ["batch-capture/", "transform-output/"]"#,
+        );
+    std::fs::write(&config, text).unwrap();
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+
+    // Batch transform output (JSON Lines) and the manifest its data capture writes (FORMATS.md
+    // §1.4), keys relative to the manifest's prefix.
+    let rows = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("{{\"age\": {}, \"state\": \"CA\"}}\n", 30 + i % 20))
+            .collect()
+    };
+    stack
+        .put("transform-output/part-1.jsonl.out", rows(25).into_bytes())
+        .await;
+    stack
+        .put(
+            "transform-output/sub/part-2.jsonl.out",
+            rows(15).into_bytes(),
+        )
+        .await;
+    let hour = Utc::now().format("%Y/%m/%d/%H");
+    let manifest_key = format!("batch-capture/output/{hour}/3f1c.json");
+    let manifest = serde_json::json!([
+        {"prefix": format!("s3://{}/transform-output/", stack.bucket)},
+        "part-1.jsonl.out",
+        "sub/part-2.jsonl.out"
+    ]);
+    stack
+        .put(&manifest_key, manifest.to_string().into_bytes())
+        .await;
+    stack.send(&s3_event(&stack.bucket, &manifest_key)).await;
+    driftd
+        .wait_for_log(
+            &format!(
+                "object read bucket=\"{}\" key=\"{manifest_key}\" rows=40",
+                stack.bucket
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+
+    // A manifest pointing outside the allow-list is refused, not followed.
+    let other = format!("{}-other", stack.bucket);
+    stack
+        .s3
+        .create_bucket()
+        .bucket(&other)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .put_in(
+            &other,
+            "transform-output/secret.jsonl.out",
+            rows(5).into_bytes(),
+        )
+        .await;
+    let forged_key = format!("batch-capture/output/{hour}/forged.json");
+    let forged = serde_json::json!([{"prefix": format!("s3://{other}/transform-output/")}, "secret.jsonl.out"]);
+    stack
+        .put(&forged_key, forged.to_string().into_bytes())
+        .await;
+    stack.send(&s3_event(&stack.bucket, &forged_key)).await;
+    driftd
+        .wait_for_log(
+            &format!("lists s3://{other}/transform-output/secret.jsonl.out: bucket"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        !driftd
+            .log()
+            .contains(&format!("key=\"{forged_key}\" rows="))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_holds_the_messages_until_it_recovers_and_logs_no_secret() {
+    let stack = Stack::new("outage", 2, Delivery::Direct).await;
+    let config = stack.config(2, 1, CAPTURE_PATTERN);
+    // The alert topic is gone: Publish fails until it is back.
+    stack
+        .sns
+        .delete_topic()
+        .topic_arn(&stack.topic_arn)
+        .send()
+        .await
+        .unwrap();
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    let start = upcoming_window();
+    stack
+        .put(
+            &stack.capture_key(start, "drifted.jsonl"),
+            capture_lines(30, start, 30, "d").into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_log("sink failed", Duration::from_secs(30))
+        .await;
+    // Held (not deleted, not redelivered) through several visibility timeouts.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(stack.queue_depth(&stack.queue_url).await, 1);
+    let log = driftd.log();
+    assert_eq!(log.matches("reading object").count(), 1, "{log}");
+    assert!(
+        log.contains("SNS Publish: failed after 1 attempt: NotFound"),
+        "{log}"
+    );
+
+    // The topic comes back (same ARN): the alert goes out, the message is deleted, and the
+    // sinks that had succeeded were not called again.
+    let topic = stack
+        .sns
+        .create_topic()
+        .name("outage-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    assert_eq!(topic, stack.topic_arn);
+    stack
+        .sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn(&stack.sqs, &stack.alert_queue_url).await)
+        .send()
+        .await
+        .unwrap();
+    eventually("the alert", Duration::from_secs(30), || async {
+        stack
+            .receive(&stack.alert_queue_url)
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    eventually("an empty queue", Duration::from_secs(30), || async {
+        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(stack.sample_count("age").await, Some(30.0));
+    let log = driftd.log();
+    assert!(
+        !log.contains(common::MOTO_SECRET_KEY),
+        "a secret in the log: {log}"
+    );
+}
