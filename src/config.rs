@@ -2,11 +2,13 @@
 //! the key and what to change: a daemon that starts with a typo in its config watches nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::baseline::Baseline;
+use crate::bias::{Analysis, BiasSpec};
 use crate::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,8 +166,14 @@ pub struct MonitorConfig {
     /// one); `*` matches within a segment, `**` across segments.
     pub path: String,
     pub format: InputFormat,
-    /// Directory with the baseline's `statistics.json` and `constraints.json`.
+    /// What the monitor computes per window.
+    #[serde(default)]
+    pub kind: MonitorKind,
+    /// Data quality: directory with the baseline's `statistics.json` and `constraints.json`.
+    /// Bias: the baseline `analysis.json` file.
     pub baseline: PathBuf,
+    /// Bias: Clarify's `analysis_config.json` (label, facets, predicted label, methods).
+    pub analysis_config: Option<PathBuf>,
     #[serde(default)]
     pub header: bool,
     #[serde(default = "default_output_position")]
@@ -178,7 +186,63 @@ pub struct MonitorConfig {
     pub manifest: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorKind {
+    /// Model Monitor's data quality: profile, constraints, baseline drift.
+    #[default]
+    DataQuality,
+    /// Clarify's bias metrics and bias drift against a baseline `analysis.json`. Rows need the
+    /// label and predicted label columns the analysis config names: batch files (CSV, JSON
+    /// Lines, Parquet) that carry both work. Capture records carry no labels until a
+    /// ground-truth join exists: on capture data the post-training metrics come out as errors
+    /// and the label-based pre-training ones mean nothing.
+    Bias,
+}
+
+/// What a monitor's windows are checked against, loaded at start-up.
+#[derive(Debug, Clone)]
+pub enum MonitorBaseline {
+    DataQuality(Baseline),
+    Bias {
+        spec: Arc<BiasSpec>,
+        baseline: Analysis,
+    },
+}
+
 impl MonitorConfig {
+    fn load_baseline(&self, key: &str) -> Result<MonitorBaseline, String> {
+        let baseline = &self.baseline;
+        match self.kind {
+            MonitorKind::DataQuality => Baseline::load(baseline)
+                .map(MonitorBaseline::DataQuality)
+                .map_err(|e| format!(
+                    "{key}.baseline: {e}; point it at a directory holding statistics.json and constraints.json (make one with `driftd baseline`)"
+                )),
+            MonitorKind::Bias => {
+                if baseline.is_dir() {
+                    return Err(format!(
+                        "{key}.baseline: {} is a directory; a bias monitor's baseline is an analysis.json file (make one with `driftd bias`)",
+                        baseline.display()
+                    ));
+                }
+                let analysis_config = self
+                    .analysis_config
+                    .as_ref()
+                    .expect("validated: bias monitors have analysis_config");
+                let spec = BiasSpec::load(analysis_config)
+                    .map_err(|e| format!("{key}.analysis_config: {e}"))?;
+                let baseline = crate::json_file::read_json(baseline).map_err(|e| format!(
+                    "{key}.baseline: {e}; a bias monitor's baseline is an analysis.json file (make one with `driftd bias`)"
+                ))?;
+                Ok(MonitorBaseline::Bias {
+                    spec: Arc::new(spec),
+                    baseline,
+                })
+            }
+        }
+    }
+
     pub fn decode_options(&self) -> DecodeOptions {
         DecodeOptions {
             format: self.format,
@@ -255,19 +319,19 @@ impl Config {
         Ok(config)
     }
 
-    /// Each monitor's baseline, in monitor order.
-    pub fn load_baselines(&self, path: &Path) -> Result<Vec<Baseline>, ConfigError> {
+    /// Each monitor's baseline (and for bias monitors its analysis config), in monitor order.
+    pub fn load_baselines(&self, path: &Path) -> Result<Vec<MonitorBaseline>, ConfigError> {
         self.monitors
             .iter()
             .enumerate()
             .map(|(i, monitor)| {
-                Baseline::load(&monitor.baseline).map_err(|e| ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "monitor[{i}] ({}).baseline: {e}; point it at a directory holding statistics.json and constraints.json (make one with `driftd baseline`)",
-                        monitor.name
-                    ),
-                })
+                let key = format!("monitor[{i}] ({})", monitor.name);
+                monitor
+                    .load_baseline(&key)
+                    .map_err(|message| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        message,
+                    })
             })
             .collect()
     }
@@ -287,6 +351,9 @@ impl Config {
         }
         for monitor in &mut self.monitors {
             resolve(&mut monitor.baseline);
+            if let Some(a) = &mut monitor.analysis_config {
+                resolve(a);
+            }
         }
     }
 
@@ -334,6 +401,19 @@ impl Config {
                 return Err(format!(
                     "{key}.manifest: manifests list text objects; Parquet is not supported there"
                 ));
+            }
+            match (monitor.kind, &monitor.analysis_config) {
+                (MonitorKind::Bias, None) => {
+                    return Err(format!(
+                        "{key}.analysis_config: a monitor with kind = \"bias\" needs analysis_config = \"path/analysis_config.json\" (Clarify's analysis config: label, facets, predicted label)"
+                    ));
+                }
+                (MonitorKind::DataQuality, Some(_)) => {
+                    return Err(format!(
+                        "{key}.analysis_config: only used by bias monitors; add kind = \"bias\" or remove it"
+                    ));
+                }
+                _ => {}
             }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(

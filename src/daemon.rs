@@ -11,13 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::analyze::{self, metrics::MetricScope};
-use crate::baseline::Baseline;
-use crate::config::{Config, ConfigError};
+use crate::bias;
+use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::decode::Quarantine;
 use crate::ingest::local::{DirectoryScanner, PathPattern};
 use crate::pipeline::decode_object;
-use crate::sinks::{WindowReport, file, stdout};
-use crate::window::{ClosedWindow, Windows};
+use crate::sinks::{Outcome, WindowReport, file, stdout};
+use crate::window::{ClosedWindow, StateKind, WindowState, Windows};
 
 pub const DEAD_LETTER_FILE: &str = "dead_letter.jsonl";
 
@@ -51,7 +51,9 @@ pub struct RunSummary {
 
 struct Monitor {
     pattern: PathPattern,
-    baseline: Baseline,
+    /// What its windows hold.
+    kind: StateKind,
+    baseline: MonitorBaseline,
 }
 
 /// The first monitor whose path pattern matches `path` (relative to the input directory, or an
@@ -73,6 +75,10 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         .zip(baselines)
         .map(|(m, baseline)| Monitor {
             pattern: PathPattern::new(&m.path).expect("validated with the config"),
+            kind: match &baseline {
+                MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
+                MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
+            },
             baseline,
         })
         .collect();
@@ -129,7 +135,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
             let options = config.monitors[index].decode_options();
             let mut object_windows = Windows::new(windows.size(), 0);
             let decoded = decode_object(&path, &options, &mut quarantine, |chunk| {
-                object_windows.add(index, fields.endpoint.as_deref(), &chunk, object_time)
+                object_windows.add(
+                    index,
+                    &monitors[index].kind,
+                    fields.endpoint.as_deref(),
+                    &chunk,
+                    object_time,
+                )
             });
             match decoded {
                 Ok(_) => {
@@ -172,16 +184,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
 fn emit(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> Result<bool, RunError> {
     let report = window_report(config, monitors, window);
     write_local(config, &report)?;
-    Ok(!report.findings.violations.violations.is_empty())
+    Ok(report.violation_count() > 0)
 }
 
 /// A closed window against its monitor's baseline: findings, metrics and where they go.
 fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> WindowReport {
     let monitor_config = &config.monitors[window.key.monitor];
-    let baseline = &monitors[window.key.monitor].baseline;
-    let rows = window.profile.row_count;
-    let profile = analyze::adopt_baseline_names(window.profile, &baseline.statistics);
-    let findings = analyze::analyze(baseline, &profile);
+    let rows = window.state.row_count();
     let start =
         DateTime::<Utc>::from_timestamp(window.key.start, 0).expect("window start in range");
     let end = DateTime::<Utc>::from_timestamp(window.end, 0).expect("window end in range");
@@ -190,7 +199,32 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
         monitoring_schedule: monitor_config.name.clone(),
         timestamp: end,
     };
-    let metrics = analyze::metrics::data_quality_metrics(baseline, &findings, &scope);
+    let (outcome, metrics) = match (&monitors[window.key.monitor].baseline, window.state) {
+        (MonitorBaseline::DataQuality(baseline), WindowState::DataQuality(profile)) => {
+            let profile = analyze::adopt_baseline_names(profile, &baseline.statistics);
+            let findings = analyze::analyze(baseline, &profile);
+            let metrics = analyze::metrics::data_quality_metrics(baseline, &findings, &scope);
+            let outcome = Outcome::DataQuality {
+                constraints: baseline.constraints.clone(),
+                findings,
+            };
+            (outcome, metrics)
+        }
+        (MonitorBaseline::Bias { spec, baseline }, WindowState::Bias(state)) => {
+            let evaluation = state.evaluate();
+            let analysis = bias::analysis(spec, &evaluation);
+            let violations = bias::drift::check(baseline, &analysis, &evaluation);
+            let metrics = bias::drift::bias_metrics(&analysis, &scope);
+            (
+                Outcome::Bias {
+                    analysis,
+                    violations,
+                },
+                metrics,
+            )
+        }
+        _ => unreachable!("a monitor's windows hold the state its kind makes"),
+    };
     let relative_dir = window_dir(
         Path::new(""),
         window.key.endpoint.as_deref(),
@@ -209,8 +243,7 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
         start,
         end,
         rows,
-        constraints: baseline.constraints.clone(),
-        findings,
+        outcome,
         metrics,
         relative_dir,
     }
@@ -219,7 +252,6 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
 /// Writes a window's outputs under `output.directory` and prints its summary.
 fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
     let dir = config.output.directory.join(&report.relative_dir);
-    file::write_findings(&dir, &report.constraints, &report.findings, &report.metrics)?;
     let title = format!(
         "{} {} [{} .. {})",
         report.monitor,
@@ -227,10 +259,23 @@ fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         report.start.format("%Y-%m-%dT%H:%M:%SZ"),
         report.end.format("%Y-%m-%dT%H:%M:%SZ"),
     );
-    print!(
-        "{}",
-        stdout::summarize(&title, report.rows, &report.findings)
-    );
+    let summary = match &report.outcome {
+        Outcome::DataQuality {
+            constraints,
+            findings,
+        } => {
+            file::write_findings(&dir, constraints, findings, &report.metrics)?;
+            stdout::summarize(&title, report.rows, findings)
+        }
+        Outcome::Bias {
+            analysis,
+            violations,
+        } => {
+            file::write_bias(&dir, analysis, violations, &report.metrics)?;
+            stdout::summarize_bias(&title, report.rows, violations)
+        }
+    };
+    print!("{summary}");
     println!("  → {}", dir.display());
     Ok(dir)
 }

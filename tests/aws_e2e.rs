@@ -259,6 +259,25 @@ impl Stack {
         if !baseline.exists() {
             make_baseline(self.dir.path());
         }
+        self.config_with_monitor(
+            visibility_timeout_s,
+            lateness_s,
+            &format!(
+                r#"name = "{MONITOR}"
+path = "{pattern}"
+format = "capture"
+baseline = "baseline""#
+            ),
+        )
+    }
+
+    /// Writes the config with one `[[monitor]]` section holding `monitor`.
+    fn config_with_monitor(
+        &self,
+        visibility_timeout_s: u32,
+        lateness_s: u32,
+        monitor: &str,
+    ) -> PathBuf {
         let path = self.dir.path().join("driftd.toml");
         std::fs::write(
             &path,
@@ -292,10 +311,7 @@ max_attempts = 3
 shutdown_timeout = "10s"
 
 [[monitor]]
-name = "{MONITOR}"
-path = "{pattern}"
-format = "capture"
-baseline = "baseline"
+{monitor}
 "#,
                 url = self.moto.endpoint_url,
                 queue = self.queue_url,
@@ -1261,4 +1277,165 @@ async fn a_failing_sink_holds_the_messages_until_it_recovers_and_logs_no_secret(
         !log.contains(common::MOTO_SECRET_KEY),
         "a secret in the log: {log}"
     );
+}
+
+/// A bias monitor in AWS mode: a batch CSV object whose model approves one group far less
+/// often than the baseline's becomes `bias_metric_*` datums in Clarify's namespace, a bias
+/// alert and a report with Clarify's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bias_window_becomes_bias_metrics_an_alert_and_a_report() {
+    let stack = Stack::new("bias", 30, Delivery::Direct).await;
+    let dir = stack.dir.path();
+    std::fs::write(
+        dir.join("analysis_config.json"),
+        common::loan_analysis_config().to_string(),
+    )
+    .unwrap();
+    // The baseline is fair; the window's data approves sex 0 a tenth of the time.
+    std::fs::write(dir.join("fair.csv"), common::loan_rows(1, 2000, 0.5)).unwrap();
+    let unfair = common::loan_rows(2, 2000, 0.1);
+    std::fs::write(dir.join("unfair.csv"), &unfair).unwrap();
+    for (input, out) in [("fair.csv", "baseline"), ("unfair.csv", "reference")] {
+        let status = common::driftd()
+            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+            .arg(dir.join("analysis_config.json"))
+            .arg("--input")
+            .arg(dir.join(input))
+            .arg("--output")
+            .arg(dir.join(out))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reference/analysis.json")).unwrap(),
+    )
+    .unwrap();
+    let dppl = reference["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "DPPL")
+        .unwrap()["value"]
+        .as_f64()
+        .unwrap();
+
+    // The key names no hour, so the object's rows take its S3 LastModified time.
+    let config = stack.config_with_monitor(
+        30,
+        3,
+        r#"name = "loans-bias"
+path = "capture/{endpoint}/batch/*.csv"
+format = "csv"
+header = true
+kind = "bias"
+analysis_config = "analysis_config.json"
+baseline = "baseline/analysis.json""#,
+    );
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    driftd
+        .wait_for_log("s3:TestEvent", Duration::from_secs(30))
+        .await;
+    // Upload early in a window, so the object's window is still open when it is read.
+    while WINDOW_S - Utc::now().timestamp().rem_euclid(WINDOW_S) < 5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack
+        .put(
+            &format!("capture/{}/batch/part-0.csv", stack.endpoint),
+            unfair.into_bytes(),
+        )
+        .await;
+
+    let stat = MetricStat::builder()
+        .metric(
+            Metric::builder()
+                .namespace("aws/sagemaker/Endpoints/bias-metrics")
+                .metric_name("bias_metric_DPPL")
+                .set_dimensions(Some(
+                    [
+                        ("Endpoint", stack.endpoint.as_str()),
+                        ("MonitoringSchedule", "loans-bias"),
+                        ("BiasStage", "Post-Training"),
+                        ("Label", "label"),
+                        ("LabelValue", "1"),
+                        ("Facet", "sex"),
+                        ("FacetValue", "0"),
+                    ]
+                    .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                    .to_vec(),
+                ))
+                .build(),
+        )
+        .period(3600)
+        .stat("Average")
+        .build();
+    let value = eventually("bias_metric_DPPL", Duration::from_secs(60), || async {
+        let out = stack
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(
+                MetricDataQuery::builder()
+                    .id("m")
+                    .metric_stat(stat.clone())
+                    .build(),
+            )
+            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                (Utc::now() - chrono::Duration::days(1)).timestamp(),
+            ))
+            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                (Utc::now() + chrono::Duration::hours(1)).timestamp(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        out.metric_data_results()[0].values().first().copied()
+    })
+    .await;
+    assert!((value - dppl).abs() < 1e-9, "{value} vs {dppl}");
+
+    let alert = eventually("the alert", Duration::from_secs(30), || async {
+        stack
+            .receive(&stack.alert_queue_url)
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
+    let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["monitor"], "loans-bias");
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["rows"], 2000);
+    let finding = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["statistic"] == "DPPL")
+        .unwrap_or_else(|| panic!("no DPPL finding in {body}"));
+    assert_eq!(finding["feature"], "sex");
+    assert_eq!(finding["facet_value"], "0");
+    assert_eq!(finding["check"], "bias_drift_check");
+    assert!((finding["value"].as_f64().unwrap() - dppl).abs() < 1e-12);
+
+    // The report: Clarify's files in Model Monitor's layout, linked from the alert.
+    let keys = stack.report_keys().await;
+    let prefix = format!("monitoring/{}/loans-bias/", stack.endpoint);
+    let names: Vec<&str> = keys
+        .iter()
+        .map(|k| k.strip_prefix(&prefix).unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "analysis.json",
+            "cloudwatch_metrics.jsonl",
+            "constraint_violations.json"
+        ]
+    );
+    assert_eq!(
+        body["report"]["analysis"],
+        format!("s3://{}/{}", stack.report_bucket, keys[0])
+    );
+    assert_eq!(stack.read_report(&keys[0]).await, reference);
 }

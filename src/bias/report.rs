@@ -23,6 +23,24 @@ pub struct Analysis {
     pub pre_training_bias_metrics: Option<StageReport>,
 }
 
+impl Analysis {
+    /// A metric's value for a facet value (metric names are unique across the two stages).
+    pub fn value(&self, facet: &str, facet_value: &str, metric: &str) -> Option<f64> {
+        [
+            &self.pre_training_bias_metrics,
+            &self.post_training_bias_metrics,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|stage| stage.facets.get(facet))
+        .flatten()
+        .filter(|f| f.value_or_threshold == facet_value)
+        .flat_map(|f| &f.metrics)
+        .find(|m| m.name == metric)
+        .and_then(|m| m.value)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageReport {
     pub label: String,

@@ -449,6 +449,7 @@ async fn read_object(
         vec![object]
     };
     let options = monitor_config.decode_options();
+    let kind = shared.monitors[monitor].kind.clone();
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
     let cancel = shared.stop.child_token();
@@ -474,7 +475,7 @@ async fn read_object(
                 &cancel,
                 |chunk| {
                     rows += chunk.features.num_rows() as u64;
-                    windows.add(monitor, endpoint.as_deref(), &chunk, time)
+                    windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
                 },
             )?;
         }
@@ -618,7 +619,7 @@ impl Owner {
             let report = super::window_report(&shared.config, &shared.monitors, window);
             super::write_local(&shared.config, &report)?;
             self.summary.windows_written += 1;
-            if !report.findings.violations.violations.is_empty() {
+            if report.violation_count() > 0 {
                 self.summary.windows_with_violations += 1;
             }
             self.outbox.push(Emission {
@@ -651,7 +652,7 @@ impl Owner {
             if !emission.cloudwatch_done {
                 emission.cloudwatch_done = match &sinks.cloudwatch {
                     Some(sink) => log_failure(
-                        sink.publish(report.endpoint.as_deref(), &report.metrics)
+                        sink.publish(report.family(), report.endpoint.as_deref(), &report.metrics)
                             .await,
                         report,
                     ),

@@ -14,6 +14,16 @@ use crate::aws::attempt;
 pub const ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/data-metrics";
 /// Batch transform monitors (dimension `MonitoringSchedule`).
 pub const BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/data-metrics";
+/// Bias monitors, real-time and batch (Clarify's dimensions added, FORMATS.md §5.5).
+pub const BIAS_ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/bias-metrics";
+pub const BIAS_BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/bias-metrics";
+
+/// Which monitor's metrics: each has its own namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    DataQuality,
+    Bias,
+}
 
 /// PutMetricData takes at most 1,000 datums and 1 MB per request.
 const MAX_DATUMS: usize = 1000;
@@ -28,12 +38,13 @@ pub struct CloudWatchSink {
     max_attempts: u32,
 }
 
-/// Model Monitor's data-quality namespace for a monitor with or without an endpoint.
-pub fn namespace(prefix: &str, endpoint: Option<&str>) -> String {
-    let base = if endpoint.is_some() {
-        ENDPOINT_NAMESPACE
-    } else {
-        BATCH_NAMESPACE
+/// Model Monitor's namespace for a monitor of `family` with or without an endpoint.
+pub fn namespace(prefix: &str, family: Family, endpoint: Option<&str>) -> String {
+    let base = match (family, endpoint.is_some()) {
+        (Family::DataQuality, true) => ENDPOINT_NAMESPACE,
+        (Family::DataQuality, false) => BATCH_NAMESPACE,
+        (Family::Bias, true) => BIAS_ENDPOINT_NAMESPACE,
+        (Family::Bias, false) => BIAS_BATCH_NAMESPACE,
     };
     format!("{prefix}{base}")
 }
@@ -106,10 +117,11 @@ impl CloudWatchSink {
     /// Publishes one window's datums. Datums too old for CloudWatch are skipped with a warning.
     pub async fn publish(
         &self,
+        family: Family,
         endpoint: Option<&str>,
         datums: &[MetricDatum],
     ) -> Result<(), String> {
-        let namespace = namespace(&self.namespace_prefix, endpoint);
+        let namespace = namespace(&self.namespace_prefix, family, endpoint);
         let oldest = Utc::now() - chrono::Duration::days(MAX_AGE_DAYS);
         let mut fresh = Vec::with_capacity(datums.len());
         for datum in datums {
@@ -178,12 +190,20 @@ mod tests {
     #[test]
     fn namespaces_follow_model_monitor_and_take_the_prefix() {
         assert_eq!(
-            namespace("", Some("ep")),
+            namespace("", Family::DataQuality, Some("ep")),
             "aws/sagemaker/Endpoints/data-metrics"
         );
         assert_eq!(
-            namespace("staging/", None),
+            namespace("staging/", Family::DataQuality, None),
             "staging/aws/sagemaker/ModelMonitoring/data-metrics"
+        );
+        assert_eq!(
+            namespace("", Family::Bias, Some("ep")),
+            "aws/sagemaker/Endpoints/bias-metrics"
+        );
+        assert_eq!(
+            namespace("", Family::Bias, None),
+            "aws/sagemaker/ModelMonitoring/bias-metrics"
         );
     }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
 use crate::baseline::{CONSTRAINTS_FILE, Constraints, STATISTICS_FILE};
+use crate::bias::drift::BiasViolations;
+use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::{FileError, write_json};
 
 pub const VIOLATIONS_FILE: &str = "constraint_violations.json";
@@ -26,6 +28,19 @@ pub fn write_findings(
     write_json(&dir.join(CONSTRAINTS_FILE), constraints)?;
     write_json(&dir.join(VIOLATIONS_FILE), &findings.violations)?;
     write_json(&dir.join(DRIFT_FILE), &findings.drift)?;
+    write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
+/// A bias window: `analysis.json`, `constraint_violations.json` (Clarify's bias format) and
+/// the metrics file.
+pub fn write_bias(
+    dir: &Path,
+    analysis: &Analysis,
+    violations: &BiasViolations,
+    metrics: &[MetricDatum],
+) -> Result<(), FileError> {
+    write_json(&dir.join(ANALYSIS_FILE), analysis)?;
+    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 

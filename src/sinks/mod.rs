@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
 use crate::baseline::Constraints;
+use crate::bias::Analysis;
+use crate::bias::drift::BiasViolations;
 
 /// Everything one closed window yields, as the sinks receive it.
 #[derive(Debug, Clone)]
@@ -23,11 +25,39 @@ pub struct WindowReport {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub rows: u64,
-    /// The constraints the window was checked against.
-    pub constraints: Constraints,
-    pub findings: Findings,
+    pub outcome: Outcome,
     pub metrics: Vec<MetricDatum>,
     /// Model Monitor's layout below the output root, `/`-separated:
     /// `{endpoint}/{monitor}/yyyy/mm/dd/hh` (batch: `{monitor}/yyyy/mm/dd/hh`).
     pub relative_dir: String,
+}
+
+/// What a window was found to be, by its monitor's kind.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    DataQuality {
+        /// The constraints the window was checked against.
+        constraints: Constraints,
+        findings: Findings,
+    },
+    Bias {
+        analysis: Analysis,
+        violations: BiasViolations,
+    },
+}
+
+impl WindowReport {
+    pub fn family(&self) -> cloudwatch::Family {
+        match self.outcome {
+            Outcome::DataQuality { .. } => cloudwatch::Family::DataQuality,
+            Outcome::Bias { .. } => cloudwatch::Family::Bias,
+        }
+    }
+
+    pub fn violation_count(&self) -> usize {
+        match &self.outcome {
+            Outcome::DataQuality { findings, .. } => findings.violations.violations.len(),
+            Outcome::Bias { violations, .. } => violations.violations.len(),
+        }
+    }
 }

@@ -5,11 +5,12 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::WindowReport;
 use super::file::{DRIFT_FILE, METRICS_FILE, VIOLATIONS_FILE};
 use super::retry::with_retries;
+use super::{Outcome, WindowReport};
 use crate::aws::attempt;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
+use crate::bias::ANALYSIS_FILE;
 
 pub struct S3ReportSink {
     client: Client,
@@ -31,20 +32,34 @@ pub fn parse_uri(uri: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
-/// The window's files, named as Model Monitor names them, with their bodies.
+/// The window's files, named as Model Monitor (for bias: Clarify) names them, with their
+/// bodies. The main file (`statistics.json`, `analysis.json`) comes first.
 pub fn report_files(report: &WindowReport) -> Vec<(&'static str, Vec<u8>)> {
     let mut metrics = Vec::new();
     for datum in &report.metrics {
         metrics.extend(serde_json::to_vec(datum).expect("a metric datum serializes"));
         metrics.push(b'\n');
     }
-    vec![
-        (STATISTICS_FILE, pretty(&report.findings.statistics)),
-        (CONSTRAINTS_FILE, pretty(&report.constraints)),
-        (VIOLATIONS_FILE, pretty(&report.findings.violations)),
-        (DRIFT_FILE, pretty(&report.findings.drift)),
-        (METRICS_FILE, metrics),
-    ]
+    let mut files = match &report.outcome {
+        Outcome::DataQuality {
+            constraints,
+            findings,
+        } => vec![
+            (STATISTICS_FILE, pretty(&findings.statistics)),
+            (CONSTRAINTS_FILE, pretty(constraints)),
+            (VIOLATIONS_FILE, pretty(&findings.violations)),
+            (DRIFT_FILE, pretty(&findings.drift)),
+        ],
+        Outcome::Bias {
+            analysis,
+            violations,
+        } => vec![
+            (ANALYSIS_FILE, pretty(analysis)),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
+    };
+    files.push((METRICS_FILE, metrics));
+    files
 }
 
 /// Pretty JSON with a final newline, as the local files are written.
@@ -78,8 +93,8 @@ impl S3ReportSink {
         }
     }
 
-    /// Uploads the window's files. `statistics.json` goes last, so a reader that sees it finds
-    /// the rest already there.
+    /// Uploads the window's files. The main file (`statistics.json`, `analysis.json`) goes
+    /// last, so a reader that sees it finds the rest already there.
     pub async fn write(&self, report: &WindowReport) -> Result<(), String> {
         let dir = self.window_key_prefix(report);
         let mut files = report_files(report);

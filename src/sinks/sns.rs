@@ -7,10 +7,13 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use super::WindowReport;
 use super::retry::with_retries;
+use super::{Outcome, WindowReport};
 use crate::analyze::CheckType;
 use crate::aws::attempt;
+use crate::baseline::Constraints;
+use crate::bias::drift::BiasViolations;
+use crate::bias::{ANALYSIS_FILE, Analysis};
 
 /// SNS limits a subject to 100 printable ASCII characters.
 const MAX_SUBJECT: usize = 100;
@@ -22,7 +25,8 @@ pub struct Alert {
     pub monitor: String,
     pub endpoint: Option<String>,
     pub window: AlertWindow,
-    /// `critical` when a feature drifted or a column is missing, else `warning`.
+    /// `critical` when a feature drifted, a column is missing or a bias metric drifted, else
+    /// `warning`.
     pub severity: &'static str,
     pub rows: u64,
     pub findings: Vec<AlertFinding>,
@@ -38,11 +42,16 @@ pub struct AlertWindow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AlertFinding {
+    /// For bias: the facet.
     pub feature: String,
-    /// Model Monitor's `constraint_check_type`.
-    pub check: CheckType,
+    /// Bias: the facet's value or threshold the metric is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facet_value: Option<String>,
+    /// The `constraint_check_type` (Model Monitor's; `bias_drift_check` for bias).
+    pub check: String,
     /// The statistic compared, its value in this window and the threshold it crossed, where
-    /// the check has one number (drift distance, completeness).
+    /// the check has one number (drift distance, completeness; for bias the metric and its value,
+    /// the baseline's value being in the description).
     pub statistic: Option<String>,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
@@ -53,37 +62,32 @@ pub struct AlertFinding {
 pub struct ReportLinks {
     pub directory: String,
     pub constraint_violations: String,
-    pub statistics: String,
-    pub drift: String,
+    /// Data quality only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+    /// Bias only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<String>,
 }
 
 /// The alert for a window, or `None` when it has no violation.
 pub fn alert(report: &WindowReport, report_dir_uri: Option<&str>) -> Option<Alert> {
-    let violations = &report.findings.violations.violations;
-    if violations.is_empty() {
+    let (findings, critical) = match &report.outcome {
+        Outcome::DataQuality {
+            constraints,
+            findings,
+        } => data_quality_findings(constraints, findings),
+        Outcome::Bias {
+            analysis,
+            violations,
+        } => (bias_findings(analysis, violations), true),
+    };
+    if findings.is_empty() {
         return None;
     }
-    let findings = violations
-        .iter()
-        .map(|v| {
-            let (statistic, value, threshold) =
-                measure(report, &v.feature_name, v.constraint_check_type);
-            AlertFinding {
-                feature: v.feature_name.clone(),
-                check: v.constraint_check_type,
-                statistic,
-                value,
-                threshold,
-                description: v.description.clone(),
-            }
-        })
-        .collect();
-    let critical = violations.iter().any(|v| {
-        matches!(
-            v.constraint_check_type,
-            CheckType::BaselineDriftCheck | CheckType::MissingColumnCheck
-        )
-    });
+    let bias = matches!(report.outcome, Outcome::Bias { .. });
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     Some(Alert {
         version: 1,
@@ -99,19 +103,76 @@ pub fn alert(report: &WindowReport, report_dir_uri: Option<&str>) -> Option<Aler
         report: report_dir_uri.map(|dir| ReportLinks {
             directory: dir.to_string(),
             constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
-            statistics: format!("{dir}{}", crate::baseline::STATISTICS_FILE),
-            drift: format!("{dir}{}", super::file::DRIFT_FILE),
+            statistics: (!bias).then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
+            drift: (!bias).then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
+            analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
         }),
     })
 }
 
+/// The findings of a data-quality window, and whether any is critical.
+fn data_quality_findings(
+    constraints: &Constraints,
+    findings: &crate::analyze::Findings,
+) -> (Vec<AlertFinding>, bool) {
+    let violations = &findings.violations.violations;
+    let alert_findings = violations
+        .iter()
+        .map(|v| {
+            let (statistic, value, threshold) = measure(
+                constraints,
+                findings,
+                &v.feature_name,
+                v.constraint_check_type,
+            );
+            AlertFinding {
+                feature: v.feature_name.clone(),
+                facet_value: None,
+                check: serde_json::to_value(v.constraint_check_type)
+                    .ok()
+                    .and_then(|c| c.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                statistic,
+                value,
+                threshold,
+                description: v.description.clone(),
+            }
+        })
+        .collect();
+    let critical = violations.iter().any(|v| {
+        matches!(
+            v.constraint_check_type,
+            CheckType::BaselineDriftCheck | CheckType::MissingColumnCheck
+        )
+    });
+    (alert_findings, critical)
+}
+
+/// A bias window's violations with the metric's value now and in the baseline.
+fn bias_findings(analysis: &Analysis, violations: &BiasViolations) -> Vec<AlertFinding> {
+    violations
+        .violations
+        .iter()
+        .map(|v| AlertFinding {
+            feature: v.facet.clone(),
+            facet_value: Some(v.facet_value.clone()),
+            check: v.constraint_check_type.clone(),
+            statistic: Some(v.metric_name.clone()),
+            value: analysis.value(&v.facet, &v.facet_value, &v.metric_name),
+            threshold: None,
+            description: v.description.clone(),
+        })
+        .collect()
+}
+
 fn measure(
-    report: &WindowReport,
+    constraints: &Constraints,
+    findings: &crate::analyze::Findings,
     feature: &str,
     check: CheckType,
 ) -> (Option<String>, Option<f64>, Option<f64>) {
     match check {
-        CheckType::BaselineDriftCheck => match report.findings.drift.feature(feature) {
+        CheckType::BaselineDriftCheck => match findings.drift.feature(feature) {
             Some(d) => (
                 Some(d.method.to_string()),
                 Some(d.distance),
@@ -120,8 +181,7 @@ fn measure(
             None => (None, None, None),
         },
         CheckType::CompletenessCheck => {
-            let value = report
-                .findings
+            let value = findings
                 .statistics
                 .features
                 .iter()
@@ -135,8 +195,7 @@ fn measure(
                         c.num_present as f64 / total as f64
                     }
                 });
-            let threshold = report
-                .constraints
+            let threshold = constraints
                 .features
                 .iter()
                 .find(|f| f.name == feature)
@@ -243,7 +302,8 @@ mod tests {
             findings: (0..findings)
                 .map(|i| AlertFinding {
                     feature: format!("f{i}"),
-                    check: CheckType::BaselineDriftCheck,
+                    facet_value: None,
+                    check: "baseline_drift_check".into(),
                     statistic: Some("linf_robust".into()),
                     value: Some(0.4),
                     threshold: Some(0.1),

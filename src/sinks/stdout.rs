@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::analyze::Findings;
+use crate::bias::drift::BiasViolations;
 use crate::decode::Quarantine;
 
 /// How many drifted features and violations are listed before "… and N more".
@@ -54,6 +55,31 @@ pub fn summarize(title: &str, rows: u64, findings: &Findings) -> String {
             violation.feature_name,
             serde_name(&violation.constraint_check_type),
             violation.description.trim_end()
+        );
+    }
+    if violations.len() > LIST_LIMIT {
+        let _ = writeln!(
+            out,
+            "  … and {} more violations",
+            violations.len() - LIST_LIMIT
+        );
+    }
+    out
+}
+
+/// Renders a bias window's drift violations as a few lines of text, starting with `title`.
+pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> String {
+    let violations = &violations.violations;
+    let mut out = format!(
+        "{title}: {rows} records, {} bias violation{}\n",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for v in violations.iter().take(LIST_LIMIT) {
+        let _ = writeln!(
+            out,
+            "  bias   {:<6} {}={}: {}",
+            v.metric_name, v.facet, v.facet_value, v.description
         );
     }
     if violations.len() > LIST_LIMIT {

@@ -1,16 +1,68 @@
 //! Event-time tumbling windows. Rows are assigned by their event time (a capture record's
 //! `inferenceTime`, or the object's time for formats without one); a window closes when the
 //! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
-//! window that already closed are counted as late, never silently dropped.
+//! window that already closed are counted as late, never silently dropped. A window holds its
+//! monitor's mergeable state: a data-quality [`Profile`] or a bias [`BiasState`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, Int64Array};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
+use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
 use crate::profile::Profile;
+
+/// What a monitor's windows hold.
+#[derive(Debug, Clone)]
+pub enum StateKind {
+    DataQuality,
+    Bias(Arc<BiasSpec>),
+}
+
+impl StateKind {
+    pub fn empty(&self) -> WindowState {
+        match self {
+            StateKind::DataQuality => WindowState::DataQuality(Profile::default()),
+            StateKind::Bias(spec) => WindowState::Bias(Box::new(BiasState::new(spec.clone()))),
+        }
+    }
+}
+
+/// One window's mergeable state.
+#[derive(Debug)]
+pub enum WindowState {
+    DataQuality(Profile),
+    /// Boxed: a bias state is several times a profile's size.
+    Bias(Box<BiasState>),
+}
+
+impl WindowState {
+    pub fn add_batch(&mut self, rows: &RecordBatch) {
+        match self {
+            WindowState::DataQuality(profile) => profile.add_batch(rows),
+            WindowState::Bias(state) => state.add_batch(rows),
+        }
+    }
+
+    /// Both states belong to the same window key, so to the same monitor and kind.
+    pub fn merge(&mut self, other: WindowState) {
+        match (self, other) {
+            (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
+            (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
+            _ => unreachable!("one monitor's windows hold one kind of state"),
+        }
+    }
+
+    pub fn row_count(&self) -> u64 {
+        match self {
+            WindowState::DataQuality(profile) => profile.row_count,
+            WindowState::Bias(state) => state.rows(),
+        }
+    }
+}
 
 /// Which window: the monitor (index in the config), the endpoint the path named, and the
 /// window's start in seconds since the epoch.
@@ -25,14 +77,14 @@ pub struct WindowKey {
 pub struct ClosedWindow {
     pub key: WindowKey,
     pub end: i64,
-    pub profile: Profile,
+    pub state: WindowState,
 }
 
 #[derive(Debug)]
 pub struct Windows {
     size: i64,
     lateness: i64,
-    open: BTreeMap<WindowKey, Profile>,
+    open: BTreeMap<WindowKey, WindowState>,
     /// Newest event (or clock) time seen.
     newest: i64,
     /// Every window ending at or before this has been closed.
@@ -71,9 +123,16 @@ impl Windows {
         time.div_euclid(self.size) * self.size
     }
 
-    /// Adds a chunk's rows to their windows. Rows take their time from the chunk's
-    /// `inference_time` column when it has one, else `object_time`.
-    pub fn add(&mut self, monitor: usize, endpoint: Option<&str>, chunk: &Chunk, object_time: i64) {
+    /// Adds a chunk's rows to their windows, new windows starting as `kind` says. Rows take
+    /// their time from the chunk's `inference_time` column when it has one, else `object_time`.
+    pub fn add(
+        &mut self,
+        monitor: usize,
+        kind: &StateKind,
+        endpoint: Option<&str>,
+        chunk: &Chunk,
+        object_time: i64,
+    ) {
         let times = chunk.events.as_ref().and_then(|events| {
             events
                 .column_by_name(INFERENCE_TIME)
@@ -104,14 +163,21 @@ impl Windows {
                     BooleanArray::from(starts.iter().map(|&s| s == start).collect::<Vec<_>>());
                 filter_record_batch(&chunk.features, &mask).expect("mask has the batch's length")
             };
-            self.add_rows(monitor, endpoint, start, &rows);
+            self.add_rows(monitor, kind, endpoint, start, &rows);
         }
         if let Some(&newest) = row_times.iter().max() {
             self.newest = self.newest.max(newest);
         }
     }
 
-    fn add_rows(&mut self, monitor: usize, endpoint: Option<&str>, start: i64, rows: &RecordBatch) {
+    fn add_rows(
+        &mut self,
+        monitor: usize,
+        kind: &StateKind,
+        endpoint: Option<&str>,
+        start: i64,
+        rows: &RecordBatch,
+    ) {
         if start + self.size <= self.closed_through {
             self.late_rows += rows.num_rows() as u64;
             return;
@@ -122,21 +188,21 @@ impl Windows {
                 endpoint: endpoint.map(str::to_string),
                 start,
             })
-            .or_default()
+            .or_insert_with(|| kind.empty())
             .add_batch(rows);
     }
 
     /// Merges windows profiled elsewhere (e.g. one object's windows, once it decoded whole).
     pub fn absorb(&mut self, other: Windows) {
-        for (key, profile) in other.open {
+        for (key, state) in other.open {
             if key.start + self.size <= self.closed_through {
-                self.late_rows += profile.row_count;
+                self.late_rows += state.row_count();
                 continue;
             }
             match self.open.get_mut(&key) {
-                Some(existing) => existing.merge(profile),
+                Some(existing) => existing.merge(state),
                 None => {
-                    self.open.insert(key, profile);
+                    self.open.insert(key, state);
                 }
             }
         }
@@ -171,11 +237,11 @@ impl Windows {
         let mut closed: Vec<ClosedWindow> = ready
             .into_iter()
             .map(|key| {
-                let profile = self.open.remove(&key).expect("key taken from the map");
+                let state = self.open.remove(&key).expect("key taken from the map");
                 ClosedWindow {
                     end: key.start + self.size,
                     key,
-                    profile,
+                    state,
                 }
             })
             .collect();
@@ -192,6 +258,8 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+
+    const DQ: StateKind = StateKind::DataQuality;
 
     /// A chunk of one text column `v` whose rows happened at `times`.
     fn chunk(times: &[i64]) -> Chunk {
@@ -220,20 +288,20 @@ mod tests {
     fn rows_split_by_event_time_and_close_on_the_watermark() {
         // Windows of 100 s, 10 s lateness.
         let mut windows = Windows::new(100, 10);
-        windows.add(0, Some("ep"), &chunk(&[5, 99, 100, 150]), 0);
+        windows.add(0, &DQ, Some("ep"), &chunk(&[5, 99, 100, 150]), 0);
         // Newest 150 → watermark 140: [0, 100) closes with its two rows, [100, 200) stays.
         let closed = windows.close_ready();
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].key.start, 0);
         assert_eq!(closed[0].end, 100);
-        assert_eq!(closed[0].profile.row_count, 2);
+        assert_eq!(closed[0].state.row_count(), 2);
         // A row for the closed window is late and counted; one for the open window is not.
-        windows.add(0, Some("ep"), &chunk(&[50, 180]), 0);
+        windows.add(0, &DQ, Some("ep"), &chunk(&[50, 180]), 0);
         assert_eq!(windows.late_rows(), 1);
         let rest = windows.close_all();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].key.start, 100);
-        assert_eq!(rest[0].profile.row_count, 3);
+        assert_eq!(rest[0].state.row_count(), 3);
     }
 
     #[test]
@@ -242,7 +310,7 @@ mod tests {
         let mut object = Windows::new(3600, 0);
         let mut timeless = chunk(&[1, 2]);
         timeless.events = None;
-        object.add(1, None, &timeless, 7200);
+        object.add(1, &DQ, None, &timeless, 7200);
         windows.absorb(object);
         windows.observe_clock(7200 + 3600);
         let closed = windows.close_ready();
@@ -255,6 +323,6 @@ mod tests {
                 start: 7200
             }
         );
-        assert_eq!(closed[0].profile.row_count, 2);
+        assert_eq!(closed[0].state.row_count(), 2);
     }
 }

@@ -79,6 +79,40 @@ pub fn driftd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_driftd"))
 }
 
+/// A loan dataset as CSV with a header: `n` rows of sex, label, pred, x. Labels are fair
+/// coins for both groups; the model predicts the label, except that for sex 0 it approves only
+/// with probability `approve_sex0`. Goes with [`loan_analysis_config`].
+pub fn loan_rows(seed: u64, n: usize, approve_sex0: f64) -> String {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut text = String::from("sex,label,pred,x\n");
+    for _ in 0..n {
+        let sex = u32::from(rng.random::<f64>() < 0.5);
+        let label = u32::from(rng.random::<f64>() < 0.5);
+        let pred = if sex == 0 {
+            u32::from(rng.random::<f64>() < approve_sex0)
+        } else {
+            label
+        };
+        text.push_str(&format!(
+            "{sex},{label},{pred},{:.6}\n",
+            rng.random::<f64>()
+        ));
+    }
+    text
+}
+
+/// Clarify's analysis config for [`loan_rows`]: label 1 is approval, facet sex = 0.
+pub fn loan_analysis_config() -> serde_json::Value {
+    serde_json::json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "sex", "value_or_threshold": [0]}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                    "post_training_bias": {"methods": ["DPPL", "DI", "AD"]}}
+    })
+}
+
 /// Quotes one CSV field the way SageMaker's clients (and RFC 4180) do: only when needed.
 fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
