@@ -124,7 +124,7 @@ driftd_pid=$!
 sleep 2
 
 echo "==> uploading the quickstart's drifted hour with its times moved to now"
-"$venv/bin/python" - "$endpoint" "$repo/examples/quickstart/capture/driftd-demo/AllTraffic/2026/11/01/01" <<'PY'
+"$venv/bin/python" - "$endpoint" "$repo/examples/quickstart/data/capture/driftd-demo/AllTraffic/2026/11/01/01" <<'PY'
 import datetime, json, pathlib, sys
 import boto3
 endpoint, folder = sys.argv[1], pathlib.Path(sys.argv[2])

@@ -8,14 +8,19 @@
 //!    small window whose value moved by chance alone does not raise an alert.
 //!
 //! The interval: [`RESAMPLES`] multinomial resamples of the window's rows (their cells of facet ×
-//! label × prediction × group), value ± z·(standard deviation of the resampled values) at
-//! [`CONFIDENCE`]. Resampling uses a fixed seed, so a window always gives the same answer. FT
-//! runs a k-NN over a row sample and is not resampled: its point value decides alone.
+//! label × prediction × group), value ± z·(standard deviation of the resampled values).
+//! Resampling uses a fixed seed, so a window always gives the same answer. A window compares
+//! up to 21 metrics per facet value, and at 95 % each would raise a false alarm one window in
+//! forty; so the level is Bonferroni-corrected over the window's comparisons, keeping the
+//! chance of any false alarm in a window whose metrics did not move at [`FAMILY_ERROR`]. FT runs
+//! a k-NN over a row sample and cannot be resampled cheaply; its interval uses the largest
+//! standard error a difference of two flip shares can have, 1/√(rows of d in the sample).
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution};
 use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::metrics::{self, Confusion, FacetCounts, Metric, Stage};
 use super::report::{Analysis, StageReport, python_float};
@@ -23,9 +28,8 @@ use super::state::Evaluation;
 use crate::analyze::metrics::{Dimension, MetricDatum, MetricScope};
 
 pub const RESAMPLES: usize = 1000;
-pub const CONFIDENCE: f64 = 0.95;
-/// The two-sided standard normal quantile of [`CONFIDENCE`].
-const Z: f64 = 1.959_963_984_540_054;
+/// The chance of at least one false alarm in a window, split evenly over its comparisons.
+pub const FAMILY_ERROR: f64 = 0.05;
 const SEED: u64 = 0x5eed_b1a5;
 /// CloudWatch takes no infinities; Clarify publishes ±∞ as this value.
 pub const CLOUDWATCH_INFINITY: f64 = 2.348543e108;
@@ -48,7 +52,15 @@ pub struct BiasViolation {
 /// Checks every metric of `current` (the window's `analysis.json`, made from `evaluation`)
 /// against the same metric, facet and facet value in `baseline`.
 pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -> BiasViolations {
-    let mut violations = Vec::new();
+    struct Comparison<'a> {
+        facet: &'a str,
+        facet_value: &'a str,
+        metric: Metric,
+        value: f64,
+        reference: f64,
+        counts: Option<&'a FacetCounts>,
+    }
+    let mut comparisons = Vec::new();
     for (stage, report) in stages(current) {
         let Some(baseline_report) = stage_of(baseline, stage) else {
             continue;
@@ -70,38 +82,66 @@ pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -
                     else {
                         continue;
                     };
-                    let Some(reference) = baseline_value(
+                    if let Some(reference) = baseline_value(
                         baseline_report,
                         facet,
                         &facet_report.value_or_threshold,
                         &entry.name,
-                    ) else {
-                        continue;
-                    };
-                    if drifted(metric, value, reference, counts) {
-                        violations.push(BiasViolation {
-                            facet: facet.clone(),
-                            facet_value: facet_report.value_or_threshold.clone(),
-                            metric_name: entry.name.clone(),
-                            constraint_check_type: "bias_drift_check".into(),
-                            description: format!(
-                                "Metric value {} doesn't meet the baseline constraint requirement {}",
-                                clarify_number(value),
-                                clarify_number(reference)
-                            ),
+                    ) {
+                        comparisons.push(Comparison {
+                            facet,
+                            facet_value: &facet_report.value_or_threshold,
+                            metric,
+                            value,
+                            reference,
+                            counts,
                         });
                     }
                 }
             }
         }
     }
+    let z = bonferroni_z(comparisons.len());
+    let sample_share = if evaluation.sample.of == 0 {
+        1.0
+    } else {
+        evaluation.sample.rows as f64 / evaluation.sample.of as f64
+    };
+    let violations = comparisons
+        .iter()
+        .filter(|c| drifted(c.metric, c.value, c.reference, c.counts, z, sample_share))
+        .map(|c| BiasViolation {
+            facet: c.facet.to_string(),
+            facet_value: c.facet_value.to_string(),
+            metric_name: c.metric.name().to_string(),
+            constraint_check_type: "bias_drift_check".into(),
+            description: format!(
+                "Metric value {} doesn't meet the baseline constraint requirement {}",
+                clarify_number(c.value),
+                clarify_number(c.reference)
+            ),
+        })
+        .collect();
     BiasViolations {
         version: "1.0".into(),
         violations,
     }
 }
 
-fn drifted(metric: Metric, value: f64, reference: f64, counts: Option<&FacetCounts>) -> bool {
+/// The two-sided normal quantile for [`FAMILY_ERROR`] shared by `comparisons` tests.
+fn bonferroni_z(comparisons: usize) -> f64 {
+    let alpha = FAMILY_ERROR / comparisons.max(1) as f64;
+    Normal::standard().inverse_cdf(1.0 - alpha / 2.0)
+}
+
+fn drifted(
+    metric: Metric,
+    value: f64,
+    reference: f64,
+    counts: Option<&FacetCounts>,
+    z: f64,
+    sample_share: f64,
+) -> bool {
     let ideal = metric.ideal();
     let allowed = (reference - ideal).abs();
     let distance = (value - ideal).abs();
@@ -109,19 +149,26 @@ fn drifted(metric: Metric, value: f64, reference: f64, counts: Option<&FacetCoun
     if distance.is_nan() || distance <= allowed {
         return false;
     }
-    if !value.is_finite() || metric == Metric::FT {
+    if !value.is_finite() {
         return true;
     }
     let Some(counts) = counts else {
         return true;
     };
-    let (low, high) = bootstrap_interval(metric, value, counts);
+    let (low, high) = if metric == Metric::FT {
+        let d_rows: u64 = counts.all[1].iter().flatten().sum();
+        let sampled = (d_rows as f64 * sample_share).max(1.0);
+        let error = 1.0 / sampled.sqrt();
+        (value - z * error, value + z * error)
+    } else {
+        bootstrap_interval(metric, value, counts, z)
+    };
     high < ideal - allowed || low > ideal + allowed
 }
 
 /// The normal bootstrap interval of `metric` over `counts`. A resample whose value is not
 /// finite makes the interval unbounded: no evidence either way, so no violation.
-fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts) -> (f64, f64) {
+fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts, z: f64) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let cells = Cells::of(counts);
     let mut sum = 0.0;
@@ -139,7 +186,7 @@ fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts) -> (f64,
     let n = RESAMPLES as f64;
     let mean = sum / n;
     let deviation = ((sum_squares / n - mean * mean).max(0.0) * n / (n - 1.0)).sqrt();
-    (value - Z * deviation, value + Z * deviation)
+    (value - z * deviation, value + z * deviation)
 }
 
 /// A window's rows as multinomial cells: per group value its confusion counts, plus the rows
@@ -323,6 +370,27 @@ pub fn bias_metrics(analysis: &Analysis, scope: &MetricScope) -> Vec<MetricDatum
 mod tests {
     use super::*;
 
+    /// One comparison at 95 %.
+    const Z95: f64 = 1.959_963_984_540_054;
+
+    #[test]
+    fn the_level_is_shared_over_the_windows_comparisons() {
+        assert!((bonferroni_z(1) - Z95).abs() < 1e-9);
+        // 0.05 / 20 two-sided: the 0.99875 quantile.
+        assert!((bonferroni_z(20) - 3.023_341_439_739_86).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_flip_test_interval_is_the_widest_a_share_difference_can_have() {
+        // 100 rows of d, all sampled: error 0.1, so FT 0.15 against a baseline of 0.01 is
+        // inside reach (0.15 - 1.96·0.1 < 0.01) and 0.4 is not.
+        let c = counts(5);
+        assert!(!drifted(Metric::FT, 0.15, 0.01, Some(&c), Z95, 1.0));
+        assert!(drifted(Metric::FT, 0.4, 0.01, Some(&c), Z95, 1.0));
+        // Half of d's rows sampled: error 1/√50 ≈ 0.141; 0.4 - 1.96·0.141 ≈ 0.12 is still beyond.
+        assert!(drifted(Metric::FT, 0.4, 0.01, Some(&c), Z95, 0.5));
+    }
+
     /// Facet a: 100 rows, 50 predicted positive; facet d: 100 rows, `d_positive` predicted
     /// positive. Labels equal predictions.
     fn counts(d_positive: u64) -> FacetCounts {
@@ -341,9 +409,9 @@ mod tests {
         let c = counts(5);
         let value = metrics::compute(Metric::DPPL, &c).unwrap();
         assert!((value - 0.45).abs() < 1e-12);
-        assert!(drifted(Metric::DPPL, value, 0.1, Some(&c)));
+        assert!(drifted(Metric::DPPL, value, 0.1, Some(&c), Z95, 1.0));
         // Closer to the ideal than the baseline: never a violation, whatever the sign.
-        assert!(!drifted(Metric::DPPL, value, -0.5, Some(&c)));
+        assert!(!drifted(Metric::DPPL, value, -0.5, Some(&c), Z95, 1.0));
     }
 
     #[test]
@@ -353,7 +421,7 @@ mod tests {
         let c = counts(40);
         let value = metrics::compute(Metric::DPPL, &c).unwrap();
         assert!((value - 0.1).abs() < 1e-12);
-        assert!(!drifted(Metric::DPPL, value, 0.05, Some(&c)));
+        assert!(!drifted(Metric::DPPL, value, 0.05, Some(&c), Z95, 1.0));
     }
 
     #[test]
@@ -361,8 +429,8 @@ mod tests {
         // DI = 0.05 / 0.5 = 0.1 against a baseline of 0.9: |0.1 - 1| > |0.9 - 1|.
         let c = counts(5);
         let value = metrics::compute(Metric::DI, &c).unwrap();
-        assert!(drifted(Metric::DI, value, 0.9, Some(&c)));
-        assert!(!drifted(Metric::DI, value, 0.05, Some(&c)));
+        assert!(drifted(Metric::DI, value, 0.9, Some(&c), Z95, 1.0));
+        assert!(!drifted(Metric::DI, value, 0.05, Some(&c), Z95, 1.0));
     }
 
     #[test]

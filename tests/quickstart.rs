@@ -1,0 +1,69 @@
+//! The README's first command: the quickstart runs and finds what generate.sh injected — drift
+//! and a biased model in hour 01, nothing in hours 00 and 02. Run on a copy, so the repository
+//! stays clean.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn violations(path: &Path) -> usize {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["violations"].as_array().unwrap().len()
+}
+
+#[test]
+fn the_quickstart_flags_the_injected_hour_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = common::repo_root().join("examples/quickstart");
+    for part in ["baseline", "bias", "data"] {
+        copy_dir(&quickstart.join(part), &dir.path().join(part));
+    }
+    std::fs::copy(
+        quickstart.join("driftd.toml"),
+        dir.path().join("driftd.toml"),
+    )
+    .unwrap();
+
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(dir.path().join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+
+    let out = dir.path().join("out");
+    for hour in ["00", "01", "02"] {
+        let quality = out.join(format!(
+            "driftd-demo/driftd-demo-data-quality/2026/11/01/{hour}"
+        ));
+        let bias = out.join(format!("loans-bias/2026/11/01/{hour}"));
+        let (q, b) = (
+            violations(&quality.join("constraint_violations.json")),
+            violations(&bias.join("constraint_violations.json")),
+        );
+        if hour == "01" {
+            assert!(
+                q > 0 && b > 0,
+                "hour {hour}: {q} quality, {b} bias violations\n{stdout}"
+            );
+        } else {
+            assert_eq!((q, b), (0, 0), "hour {hour}\n{stdout}");
+        }
+    }
+}
