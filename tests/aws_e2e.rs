@@ -1311,14 +1311,7 @@ async fn a_bias_window_becomes_bias_metrics_an_alert_and_a_report() {
         &std::fs::read_to_string(dir.join("reference/analysis.json")).unwrap(),
     )
     .unwrap();
-    let dppl = reference["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "DPPL")
-        .unwrap()["value"]
-        .as_f64()
-        .unwrap();
+    let dppl = common::analysis_metric(&reference, "post_training_bias_metrics", "sex", "DPPL");
 
     // The key names no hour, so the object's rows take its S3 LastModified time.
     let config = stack.config_with_monitor(

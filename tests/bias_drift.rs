@@ -7,44 +7,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-/// `n` rows of sex, label, pred, x. Labels are fair coins for both groups; the model predicts
-/// the label, except that for sex 0 it approves only with probability `approve_sex0`.
 fn write_rows(path: &Path, seed: u64, n: usize, approve_sex0: f64) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut text = String::from("sex,label,pred,x\n");
-    for _ in 0..n {
-        let sex = u32::from(rng.random::<f64>() < 0.5);
-        let label = u32::from(rng.random::<f64>() < 0.5);
-        let pred = if sex == 0 {
-            u32::from(rng.random::<f64>() < approve_sex0)
-        } else {
-            label
-        };
-        text.push_str(&format!(
-            "{sex},{label},{pred},{:.6}\n",
-            rng.random::<f64>()
-        ));
-    }
-    std::fs::write(path, text).unwrap();
+    std::fs::write(path, common::loan_rows(seed, n, approve_sex0)).unwrap();
 }
 
 fn bias(dir: &Path, data: &Path, baseline: Option<&Path>, out: &str) -> (Option<i32>, PathBuf) {
     let config = dir.join("analysis_config.json");
-    std::fs::write(
-        &config,
-        json!({
-            "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
-            "facet": [{"name_or_index": "sex", "value_or_threshold": [0]}],
-            "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                        "post_training_bias": {"methods": ["DPPL", "DI", "AD"]}}
-        })
-        .to_string(),
-    )
-    .unwrap();
+    std::fs::write(&config, common::loan_analysis_config().to_string()).unwrap();
     let out = dir.join(out);
     let mut command = common::driftd();
     command
@@ -114,24 +85,14 @@ fn bias_drift_flags_a_real_shift_and_not_chance() {
         "{violations}"
     );
 
-    let shifted = read(&shifted_out.join("analysis.json"));
-    let post = &shifted["post_training_bias_metrics"]["facets"]["sex"][0];
-    let dppl = post["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "DPPL")
-        .unwrap()["value"]
-        .as_f64()
-        .unwrap();
-    let base_dppl = read(&baseline)["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "DPPL")
-        .unwrap()["value"]
-        .as_f64()
-        .unwrap();
+    let post = "post_training_bias_metrics";
+    let dppl = common::analysis_metric(
+        &read(&shifted_out.join("analysis.json")),
+        post,
+        "sex",
+        "DPPL",
+    );
+    let base_dppl = common::analysis_metric(&read(&baseline), post, "sex", "DPPL");
     let violation = violations["violations"]
         .as_array()
         .unwrap()

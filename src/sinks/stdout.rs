@@ -41,13 +41,7 @@ pub fn summarize(title: &str, rows: u64, findings: &Findings) -> String {
         }
         out.push('\n');
     }
-    if drifted.len() > LIST_LIMIT {
-        let _ = writeln!(
-            out,
-            "  … and {} more drifted features",
-            drifted.len() - LIST_LIMIT
-        );
-    }
+    push_more(&mut out, drifted.len(), "drifted features");
     for violation in violations.iter().take(LIST_LIMIT) {
         let _ = writeln!(
             out,
@@ -57,13 +51,7 @@ pub fn summarize(title: &str, rows: u64, findings: &Findings) -> String {
             violation.description.trim_end()
         );
     }
-    if violations.len() > LIST_LIMIT {
-        let _ = writeln!(
-            out,
-            "  … and {} more violations",
-            violations.len() - LIST_LIMIT
-        );
-    }
+    push_more(&mut out, violations.len(), "violations");
     out
 }
 
@@ -82,13 +70,7 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
             v.metric_name, v.facet, v.facet_value, v.description
         );
     }
-    if violations.len() > LIST_LIMIT {
-        let _ = writeln!(
-            out,
-            "  … and {} more violations",
-            violations.len() - LIST_LIMIT
-        );
-    }
+    push_more(&mut out, violations.len(), "violations");
     out
 }
 
@@ -116,4 +98,11 @@ fn serde_name<T: serde::Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// "… and N more" when a list was cut at [`LIST_LIMIT`].
+fn push_more(out: &mut String, total: usize, what: &str) {
+    if total > LIST_LIMIT {
+        let _ = writeln!(out, "  … and {} more {what}", total - LIST_LIMIT);
+    }
 }

@@ -113,6 +113,23 @@ pub fn loan_analysis_config() -> serde_json::Value {
     })
 }
 
+/// The value of `metric` for the first value of `facet` in one stage
+/// (`pre_training_bias_metrics` or `post_training_bias_metrics`) of a Clarify `analysis.json`.
+pub fn analysis_metric(
+    analysis: &serde_json::Value,
+    stage: &str,
+    facet: &str,
+    metric: &str,
+) -> f64 {
+    analysis[stage]["facets"][facet][0]["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {stage} metrics for {facet} in {analysis}"))
+        .iter()
+        .find(|m| m["name"] == metric)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("no value of {metric} in {analysis}"))
+}
+
 /// Quotes one CSV field the way SageMaker's clients (and RFC 4180) do: only when needed.
 fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
