@@ -12,5 +12,6 @@ pub mod ingest;
 pub mod json_file;
 pub mod pipeline;
 pub mod profile;
+pub mod rules;
 pub mod sinks;
 pub mod window;
