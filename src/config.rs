@@ -25,8 +25,17 @@ pub struct Config {
     pub sinks: SinksConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// Alert and retrain rules; without this section no rule is applied.
+    pub rules: Option<RulesConfig>,
     #[serde(rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Every `*.toml` file in it holds `[[rule]]` tables (see rules/default.toml).
+    pub directory: PathBuf,
 }
 
 /// Where objects come from: a local directory (embedded mode) or, with `sqs_queue_url`, S3
@@ -319,6 +328,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The rules of `rules.directory`, if the config has that section.
+    pub fn load_rules(&self, path: &Path) -> Result<Option<crate::rules::RuleSet>, ConfigError> {
+        let Some(rules) = &self.rules else {
+            return Ok(None);
+        };
+        crate::rules::RuleSet::load_dir(&rules.directory)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("rules.directory: {e}"),
+            })
+    }
+
     /// Each monitor's baseline (and for bias monitors its analysis config), in monitor order.
     pub fn load_baselines(&self, path: &Path) -> Result<Vec<MonitorBaseline>, ConfigError> {
         self.monitors
@@ -348,6 +370,9 @@ impl Config {
         resolve(&mut self.output.directory);
         if let Some(q) = &mut self.output.quarantine {
             resolve(q);
+        }
+        if let Some(rules) = &mut self.rules {
+            resolve(&mut rules.directory);
         }
         for monitor in &mut self.monitors {
             resolve(&mut monitor.baseline);
@@ -383,7 +408,12 @@ impl Config {
                 }
                 self.validate_embedded()?;
             }
-            (None, Some(_)) => self.validate_aws()?,
+            (None, Some(_)) => {
+                if self.rules.is_some() {
+                    return Err("rules: rules are applied in embedded mode only so far; remove the [rules] section for AWS mode (windows with violations still raise an SNS alert)".into());
+                }
+                self.validate_aws()?
+            }
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             let key = format!("monitor[{i}] ({})", monitor.name);

@@ -2,7 +2,10 @@
 //! a local directory (here); AWS mode reads S3 objects announced on SQS ([`aws`]). Wiring only:
 //! each stage's work lives in its own module.
 
+mod actions;
 mod aws;
+
+pub use actions::{ACTIONS_FILE, RULES_STATE_FILE};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,6 +121,10 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         config.window.size.as_secs() as i64,
         config.window.allowed_lateness.as_secs() as i64,
     );
+    let mut rules = match config.load_rules(config_path)? {
+        Some(rules) => Some(actions::RuleRunner::open(rules, out)?),
+        None => None,
+    };
     let mut summary = RunSummary::default();
     loop {
         let files = scanner.scan().map_err(io_error(input_dir))?;
@@ -162,7 +169,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
             windows.close_ready()
         };
         for window in closed {
-            let has_violations = emit(config, &monitors, window)?;
+            let has_violations = emit(config, &monitors, window, rules.as_mut())?;
             summary.windows_written += 1;
             summary.windows_with_violations += usize::from(has_violations);
         }
@@ -181,9 +188,17 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
 
 /// Analyzes a closed window, writes its outputs and prints its summary. Returns whether it
 /// had violations.
-fn emit(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> Result<bool, RunError> {
+fn emit(
+    config: &Config,
+    monitors: &[Monitor],
+    window: ClosedWindow,
+    rules: Option<&mut actions::RuleRunner>,
+) -> Result<bool, RunError> {
     let report = window_report(config, monitors, window);
     write_local(config, &report)?;
+    if let Some(rules) = rules {
+        rules.observe(&report)?;
+    }
     Ok(report.violation_count() > 0)
 }
 

@@ -259,6 +259,7 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Validate { config } => {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
+            loaded.load_rules(&config)?;
             println!(
                 "{}: valid ({} monitors)",
                 config.display(),

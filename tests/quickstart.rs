@@ -1,6 +1,7 @@
 //! The README's first command: the quickstart runs and finds what generate.sh injected — drift
-//! and a biased model in hour 01, nothing in hours 00 and 02. Run on a copy, so the repository
-//! stays clean.
+//! and a biased model in hour 01, nothing in hours 00 and 02 — and its rules alert once, trigger
+//! one retraining and resolve, also across a restart. Run on a copy, so the repository stays
+//! clean.
 
 mod common;
 
@@ -30,7 +31,7 @@ fn violations(path: &Path) -> usize {
 fn the_quickstart_flags_the_injected_hour_only() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = common::repo_root().join("examples/quickstart");
-    for part in ["baseline", "bias", "data"] {
+    for part in ["baseline", "bias", "data", "rules"] {
         copy_dir(&quickstart.join(part), &dir.path().join(part));
     }
     std::fs::copy(
@@ -66,4 +67,59 @@ fn the_quickstart_flags_the_injected_hour_only() {
             assert_eq!((q, b), (0, 0), "hour {hour}\n{stdout}");
         }
     }
+}
+
+fn actions(out: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(out.join("actions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let a: Value = serde_json::from_str(line).unwrap();
+            let kind = a["kind"].as_str().unwrap_or("-").to_string();
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["rule"].as_str().unwrap().to_string(),
+                kind,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = common::repo_root().join("examples/quickstart");
+    for part in ["baseline", "bias", "data", "rules"] {
+        copy_dir(&quickstart.join(part), &dir.path().join(part));
+    }
+    std::fs::copy(
+        quickstart.join("driftd.toml"),
+        dir.path().join("driftd.toml"),
+    )
+    .unwrap();
+    let run = || {
+        let status = common::driftd()
+            .args(["run", "--once", "--config"])
+            .arg(dir.path().join("driftd.toml"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    run();
+    let t = |a: &str, r: &str, k: &str| (a.to_string(), r.to_string(), k.to_string());
+    // Hour 00: nothing. Hour 01: the data-quality monitor fires both rules and one retrain, the
+    // bias monitor fires any-violation. Hour 02: all three episodes resolve.
+    let expected = vec![
+        t("alert", "any-violation", "firing"),
+        t("alert", "retrain-on-drift", "firing"),
+        t("retrain", "retrain-on-drift", "-"),
+        t("alert", "any-violation", "firing"),
+        t("alert", "any-violation", "resolved"),
+        t("alert", "retrain-on-drift", "resolved"),
+        t("alert", "any-violation", "resolved"),
+    ];
+    assert_eq!(actions(&dir.path().join("out")), expected);
+    // A restart reads the directory again and closes the same windows: nothing fires twice.
+    run();
+    assert_eq!(actions(&dir.path().join("out")), expected);
 }
