@@ -69,21 +69,7 @@ fn bias_drift_flags_a_real_shift_and_not_chance() {
     let (code, shifted_out) = bias(dir.path(), &shifted_csv, Some(&baseline), "shifted");
     assert_eq!(code, Some(3));
     let violations = read(&shifted_out.join("constraint_violations.json"));
-    let flagged: Vec<&str> = violations["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["metric_name"].as_str().unwrap())
-        .collect();
-    // The approvals moved; the labels (CI, DPL) did not.
-    assert!(
-        flagged.contains(&"DPPL") && flagged.contains(&"DI"),
-        "{violations}"
-    );
-    assert!(
-        !flagged.contains(&"CI") && !flagged.contains(&"DPL"),
-        "{violations}"
-    );
+    common::assert_only_approvals_flagged(&violations);
 
     let post = "post_training_bias_metrics";
     let dppl = common::analysis_metric(

@@ -22,13 +22,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn violations(path: &Path) -> usize {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    doc["violations"].as_array().unwrap().len()
-}
-
-#[test]
-fn the_quickstart_flags_the_injected_hour_only() {
+/// The quickstart (config, baselines, rules, data) in a temporary directory.
+fn copy_quickstart() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = common::repo_root().join("examples/quickstart");
     for part in ["baseline", "bias", "data", "rules"] {
@@ -39,6 +34,17 @@ fn the_quickstart_flags_the_injected_hour_only() {
         dir.path().join("driftd.toml"),
     )
     .unwrap();
+    dir
+}
+
+fn violations(path: &Path) -> usize {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["violations"].as_array().unwrap().len()
+}
+
+#[test]
+fn the_quickstart_flags_the_injected_hour_only() {
+    let dir = copy_quickstart();
 
     let output = common::driftd()
         .args(["run", "--once", "--config"])
@@ -87,16 +93,7 @@ fn actions(out: &Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let quickstart = common::repo_root().join("examples/quickstart");
-    for part in ["baseline", "bias", "data", "rules"] {
-        copy_dir(&quickstart.join(part), &dir.path().join(part));
-    }
-    std::fs::copy(
-        quickstart.join("driftd.toml"),
-        dir.path().join("driftd.toml"),
-    )
-    .unwrap();
+    let dir = copy_quickstart();
     let run = || {
         let status = common::driftd()
             .args(["run", "--once", "--config"])

@@ -103,6 +103,26 @@ pub fn loan_rows(seed: u64, n: usize, approve_sex0: f64) -> String {
     text
 }
 
+/// For a [`loan_rows`] window whose model approves sex 0 less often than the baseline's: the
+/// bias violations flag the approval metrics (DPPL, DI) and not the label metrics (CI, DPL),
+/// which did not move.
+pub fn assert_only_approvals_flagged(violations: &serde_json::Value) {
+    let flagged: Vec<&str> = violations["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["metric_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        flagged.contains(&"DPPL") && flagged.contains(&"DI"),
+        "{violations}"
+    );
+    assert!(
+        !flagged.contains(&"CI") && !flagged.contains(&"DPL"),
+        "{violations}"
+    );
+}
+
 /// Clarify's analysis config for [`loan_rows`]: label 1 is approval, facet sex = 0.
 pub fn loan_analysis_config() -> serde_json::Value {
     serde_json::json!({
