@@ -25,11 +25,15 @@ pub struct Config {
     pub sinks: SinksConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
-    /// Alert and retrain rules; without this section no rule is applied.
+    /// Alert and retrain rules. Without this section, embedded mode applies none and AWS mode
+    /// applies the shipped `rules/default.toml` (an alert per episode of violations).
     pub rules: Option<RulesConfig>,
     #[serde(rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
 }
+
+/// AWS mode's rules when the config names none.
+const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +102,12 @@ pub struct SinksConfig {
     /// Put before the namespace, e.g. `"staging/"` gives `staging/aws/sagemaker/Endpoints/data-metrics`.
     #[serde(default)]
     pub cloudwatch_namespace_prefix: String,
-    /// Publish an alert for each window with violations.
+    /// The topic rules' alerts go to, unless a rule names its own.
     pub sns_topic_arn: Option<String>,
+    /// The topic rules' retrain triggers go to, unless a rule names its own topic or queue.
+    pub retrain_topic_arn: Option<String>,
+    /// Instead of a topic: the SQS queue retrain triggers go to.
+    pub retrain_queue_url: Option<String>,
     /// Upload each window's outputs under this `s3://bucket/prefix` in Model Monitor's layout.
     pub s3_report_uri: Option<String>,
     /// Attempts per sink call (exponential backoff with jitter between them).
@@ -113,6 +121,8 @@ impl Default for SinksConfig {
             cloudwatch: false,
             cloudwatch_namespace_prefix: String::new(),
             sns_topic_arn: None,
+            retrain_topic_arn: None,
+            retrain_queue_url: None,
             s3_report_uri: None,
             max_attempts: default_attempts(),
         }
@@ -193,6 +203,10 @@ pub struct MonitorConfig {
     /// (`[{"prefix": "s3://…/"}, "key", …]`); the objects they list are read in `format`.
     #[serde(default)]
     pub manifest: bool,
+    /// Identifiers of the model behind this monitor (e.g. `model_name`, `model_package_arn`),
+    /// copied into retrain triggers so the retraining pipeline knows what to retrain.
+    #[serde(default)]
+    pub model: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -328,17 +342,46 @@ impl Config {
         Ok(config)
     }
 
-    /// The rules of `rules.directory`, if the config has that section.
+    /// The rules of `rules.directory`; without that section none in embedded mode and the
+    /// shipped defaults in AWS mode (where they replace Model Monitor's alert per violation).
     pub fn load_rules(&self, path: &Path) -> Result<Option<crate::rules::RuleSet>, ConfigError> {
-        let Some(rules) = &self.rules else {
-            return Ok(None);
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
         };
-        crate::rules::RuleSet::load_dir(&rules.directory)
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("rules.directory: {e}"),
-            })
+        let rules = match &self.rules {
+            Some(rules) => crate::rules::RuleSet::load_dir(&rules.directory)
+                .map_err(|e| invalid(format!("rules.directory: {e}")))?,
+            None if self.input.is_aws() => crate::rules::RuleSet::from_toml(
+                Path::new("(built-in rules/default.toml)"),
+                DEFAULT_RULES,
+            )
+            .expect("the shipped default rules are valid"),
+            None => return Ok(None),
+        };
+        if self.input.is_aws() {
+            self.check_destinations(&rules).map_err(invalid)?;
+        }
+        Ok(Some(rules))
+    }
+
+    /// In AWS mode every retrain trigger needs somewhere to go.
+    fn check_destinations(&self, rules: &crate::rules::RuleSet) -> Result<(), String> {
+        let sinks = &self.sinks;
+        for rule in &rules.rules {
+            if let Some(retrain) = &rule.retrain
+                && retrain.topic_arn.is_none()
+                && retrain.queue_url.is_none()
+                && sinks.retrain_topic_arn.is_none()
+                && sinks.retrain_queue_url.is_none()
+            {
+                return Err(format!(
+                    "rule {:?} sends retrain triggers, but there is nowhere to send them: set sinks.retrain_topic_arn or sinks.retrain_queue_url, or topic_arn / queue_url in the rule's [rule.retrain]",
+                    rule.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Each monitor's baseline (and for bias monitors its analysis config), in monitor order.
@@ -408,12 +451,7 @@ impl Config {
                 }
                 self.validate_embedded()?;
             }
-            (None, Some(_)) => {
-                if self.rules.is_some() {
-                    return Err("rules: rules are applied in embedded mode only so far; remove the [rules] section for AWS mode (windows with violations still raise an SNS alert)".into());
-                }
-                self.validate_aws()?
-            }
+            (None, Some(_)) => self.validate_aws()?,
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             let key = format!("monitor[{i}] ({})", monitor.name);
@@ -463,6 +501,14 @@ impl Config {
             ("input.allowed_prefixes", !input.allowed_prefixes.is_empty()),
             ("sinks.cloudwatch", self.sinks.cloudwatch),
             ("sinks.sns_topic_arn", self.sinks.sns_topic_arn.is_some()),
+            (
+                "sinks.retrain_topic_arn",
+                self.sinks.retrain_topic_arn.is_some(),
+            ),
+            (
+                "sinks.retrain_queue_url",
+                self.sinks.retrain_queue_url.is_some(),
+            ),
             ("sinks.s3_report_uri", self.sinks.s3_report_uri.is_some()),
         ];
         if let Some((key, _)) = aws_only.iter().find(|(_, set)| *set) {
@@ -509,12 +555,28 @@ impl Config {
                 "sinks.s3_report_uri: {uri:?} is not an s3://bucket/prefix URI"
             ));
         }
-        if let Some(arn) = &self.sinks.sns_topic_arn
-            && !arn.starts_with("arn:")
-        {
-            return Err(format!(
-                "sinks.sns_topic_arn: {arn:?} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"
-            ));
+        for (key, arn) in [
+            ("sinks.sns_topic_arn", &self.sinks.sns_topic_arn),
+            ("sinks.retrain_topic_arn", &self.sinks.retrain_topic_arn),
+        ] {
+            if let Some(arn) = arn
+                && !arn.starts_with("arn:")
+            {
+                return Err(format!(
+                    "{key}: {arn:?} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"
+                ));
+            }
+        }
+        match (&self.sinks.retrain_topic_arn, &self.sinks.retrain_queue_url) {
+            (Some(_), Some(_)) => {
+                return Err("sinks.retrain_queue_url: retrain triggers go to a topic or a queue; set retrain_topic_arn or retrain_queue_url, not both".into());
+            }
+            (None, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return Err(format!(
+                    "sinks.retrain_queue_url: {url:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)"
+                ));
+            }
+            _ => {}
         }
         if self.sinks.max_attempts == 0 {
             return Err("sinks.max_attempts: must be at least 1".into());
@@ -612,11 +674,58 @@ s3_report_uri = "s3://reports/monitoring"
                 "input.wait_time",
             ),
             (format!("{AWS}\n[window]\nsize = \"12h\""), "below 11h"),
+            (
+                AWS.replace(
+                    "[sinks]",
+                    "[sinks]\nretrain_topic_arn = \"arn:aws:sns:us-east-1:1:r\"\nretrain_queue_url = \"https://q\"",
+                ),
+                "sinks.retrain_queue_url: retrain triggers go to a topic or a queue",
+            ),
+            (
+                AWS.replace("[sinks]", "[sinks]\nretrain_queue_url = \"sqs/q\""),
+                "sinks.retrain_queue_url: \"sqs/q\" is not a queue URL",
+            ),
         ];
         for (text, expected) in cases {
             let error = load(&text).unwrap_err();
             assert!(error.contains(expected), "{expected:?} not in {error:?}");
         }
+    }
+
+    /// Writes `rules/r.toml` beside the config and loads the rules as `driftd run` does.
+    fn load_rules(config: &str, rules: &str) -> Result<Option<crate::rules::RuleSet>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("capture")).unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/r.toml"), rules).unwrap();
+        let path = dir.path().join("driftd.toml");
+        std::fs::write(&path, format!("{config}\n{MONITOR}")).unwrap();
+        let config = Config::load(&path).map_err(|e| e.to_string())?;
+        config.load_rules(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn aws_mode_applies_the_shipped_rules_and_needs_a_place_for_retrain_triggers() {
+        let defaults = load_rules(AWS, "").unwrap().unwrap();
+        assert_eq!(defaults.rules[0].name, "any-violation");
+        let retrain = "[[rule]]\nname = \"r\"\nseverity = \"info\"\n[rule.condition.no_data]\n[rule.retrain]\n";
+        let with_rules = format!("{AWS}\n[rules]\ndirectory = \"rules\"\n");
+        let error = load_rules(&with_rules, retrain).unwrap_err();
+        assert!(
+            error.contains("rule \"r\" sends retrain triggers, but there is nowhere to send them: set sinks.retrain_topic_arn"),
+            "{error}"
+        );
+        let routed = with_rules.replace(
+            "[sinks]",
+            "[sinks]\nretrain_queue_url = \"https://sqs.us-east-1.amazonaws.com/1/retrain\"",
+        );
+        assert_eq!(
+            load_rules(&routed, retrain).unwrap().unwrap().rules.len(),
+            1
+        );
+        // Embedded mode without [rules] applies none.
+        let embedded = "[input]\ndirectory = \"capture\"\n[output]\ndirectory = \"out\"\n";
+        assert!(load_rules(embedded, retrain).unwrap().is_none());
     }
 
     #[test]

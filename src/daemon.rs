@@ -91,7 +91,10 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                 "--once reads a directory once; in AWS mode (input.sqs_queue_url) driftd runs until SIGTERM".into(),
             ));
         }
-        return aws::run(config, monitors);
+        let rules = config
+            .load_rules(config_path)?
+            .expect("AWS mode always has rules (the shipped defaults at least)");
+        return aws::run(config, monitors, rules);
     }
     let input_dir = config
         .input
@@ -122,7 +125,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         config.window.allowed_lateness.as_secs() as i64,
     );
     let mut rules = match config.load_rules(config_path)? {
-        Some(rules) => Some(actions::RuleRunner::open(rules, out)?),
+        Some(rules) => Some(actions::RuleRunner::open(rules, out, None)?),
         None => None,
     };
     let mut summary = RunSummary::default();
@@ -176,6 +179,18 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         if once {
             break;
         }
+        if let Some(rules) = rules.as_mut() {
+            let open = |monitor: &str, endpoint: Option<&str>| {
+                windows.keys().any(|k| {
+                    config.monitors[k.monitor].name == monitor && k.endpoint.as_deref() == endpoint
+                })
+            };
+            rules.observe_silence(
+                now_seconds() - config.window.allowed_lateness.as_secs() as i64,
+                windows.size(),
+                &open,
+            )?;
+        }
         std::thread::sleep(config.input.poll_interval);
     }
     summary.late_rows = windows.late_rows();
@@ -197,7 +212,7 @@ fn emit(
     let report = window_report(config, monitors, window);
     write_local(config, &report)?;
     if let Some(rules) = rules {
-        rules.observe(&report)?;
+        rules.observe(&report, None)?;
     }
     Ok(report.violation_count() > 0)
 }

@@ -541,6 +541,25 @@ impl Daemon {
         .await;
     }
 
+    /// Waits until `needle` is in the log at least `count` times.
+    async fn wait_for_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let log = self.log.clone();
+        let needle_owned = needle.to_string();
+        eventually(
+            &format!("{count}× {needle:?} in driftd's log"),
+            timeout,
+            || {
+                let found = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .matches(&needle_owned)
+                    .count()
+                    >= count;
+                async move { found.then_some(()) }
+            },
+        )
+        .await;
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the exit status and how long it took.
     fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
         let mut child = self.child.take().expect("running");
@@ -646,11 +665,17 @@ async fn capture_objects_become_metrics_an_alert_and_a_report() {
     let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
     let subject = envelope["Subject"].as_str().unwrap();
     assert!(
-        subject.starts_with("driftd critical: churn-data-quality on main-loop-endpoint"),
+        subject.starts_with(
+            "driftd firing (warning) any-violation: churn-data-quality on main-loop-endpoint"
+        ),
         "{subject}"
     );
+    let dedup_key = format!("any-violation/{MONITOR}/main-loop-endpoint");
     for (name, value) in [
-        ("severity", "critical"),
+        ("severity", "warning"),
+        ("kind", "firing"),
+        ("rule", "any-violation"),
+        ("dedup_key", dedup_key.as_str()),
         ("monitor", MONITOR),
         ("endpoint", "main-loop-endpoint"),
     ] {
@@ -1203,7 +1228,7 @@ async fn a_batch_transform_capture_manifest_is_followed_within_the_allow_list() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_sink_holds_the_messages_until_it_recovers_and_logs_no_secret() {
+async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
     let stack = Stack::new("outage", 2, Delivery::Direct).await;
     let config = stack.config(2, 1, CAPTURE_PATTERN);
     // The alert topic is gone: Publish fails until it is back.
@@ -1226,20 +1251,26 @@ async fn a_failing_sink_holds_the_messages_until_it_recovers_and_logs_no_secret(
         )
         .await;
     driftd
-        .wait_for_log("sink failed", Duration::from_secs(30))
+        .wait_for_log("action message not sent", Duration::from_secs(30))
         .await;
-    // Held (not deleted, not redelivered) through several visibility timeouts.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(stack.queue_depth(&stack.queue_url).await, 1);
     let log = driftd.log();
-    assert_eq!(log.matches("reading object").count(), 1, "{log}");
     assert!(
         log.contains("SNS Publish: failed after 1 attempt: NotFound"),
         "{log}"
     );
+    // The window reached S3 and CloudWatch, so its message is deleted: the alert waits in the
+    // rules' durable state, not in the queue.
+    eventually("an empty queue", Duration::from_secs(30), || async {
+        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
+    })
+    .await;
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(stack.dir.path().join("out/rules_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["unsent"].as_array().unwrap().len(), 1, "{state}");
 
-    // The topic comes back (same ARN): the alert goes out, the message is deleted, and the
-    // sinks that had succeeded were not called again.
+    // The topic comes back (same ARN): the alert goes out once.
     let topic = stack
         .sns
         .create_topic()
@@ -1259,18 +1290,14 @@ async fn a_failing_sink_holds_the_messages_until_it_recovers_and_logs_no_secret(
         .send()
         .await
         .unwrap();
-    eventually("the alert", Duration::from_secs(30), || async {
-        stack
-            .receive(&stack.alert_queue_url)
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
-    eventually("an empty queue", Duration::from_secs(30), || async {
-        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
-    })
-    .await;
+    driftd
+        .wait_for_log("action message sent", Duration::from_secs(30))
+        .await;
+    let mut alerts = Vec::new();
+    for _ in 0..3 {
+        alerts.extend(stack.receive(&stack.alert_queue_url).await);
+    }
+    assert_eq!(alerts.len(), 1, "exactly one alert");
     assert_eq!(stack.sample_count("age").await, Some(30.0));
     let log = driftd.log();
     assert!(
@@ -1398,7 +1425,8 @@ baseline = "baseline/analysis.json""#,
     let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
     let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(body["monitor"], "loans-bias");
-    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["severity"], "warning");
+    assert_eq!(body["kind"], "firing");
     assert_eq!(body["rows"], 2000);
     let finding = body["findings"]
         .as_array()
@@ -1431,4 +1459,183 @@ baseline = "baseline/analysis.json""#,
         format!("s3://{}/{}", stack.report_bucket, keys[0])
     );
     assert_eq!(stack.read_report(&keys[0]).await, reference);
+}
+
+/// Issue 5's contract for rules in AWS mode: a drift that appears, persists and clears gives
+/// exactly one firing alert, one retrain trigger (on an SQS queue, with the model's
+/// identifiers) and one resolved alert, although driftd is restarted in the middle of the
+/// episode. Event times are in 2030, so windows close on the data's watermark alone, one by one
+/// as the next window's object arrives, whatever the test machine's speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drift_episode_gives_one_alert_one_retrain_and_one_resolved_across_a_restart() {
+    let stack = Stack::new("episode", 2, Delivery::Direct).await;
+    let retrain_queue_url = stack
+        .sqs
+        .create_queue()
+        .queue_name("episode-retrain")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let config = stack.config(2, 0, CAPTURE_PATTERN);
+    let rules = stack.dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("drift.toml"),
+        format!(
+            r#"
+[[rule]]
+name = "age-drift"
+severity = "critical"
+resolve_after = 2
+[rule.condition.drift]
+features = ["age"]
+statistic = "linf_robust"
+above = 0.3
+[rule.persistence]
+windows = 2
+[rule.alert]
+[rule.retrain]
+queue_url = "{retrain_queue_url}"
+"#
+        ),
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "baseline = \"baseline\"",
+        "baseline = \"baseline\"\nmodel = { model_name = \"churn-xgb\", model_package_arn = \"arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/7\" }",
+    );
+    text.push_str("\n[rules]\ndirectory = \"rules\"\n");
+    std::fs::write(&config, text).unwrap();
+
+    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    // Windows 0–6: clean, drifted ×3, clean ×3. 40 clean rows match the baseline's ages
+    // exactly; drifted ages are 30 higher, all outside the baseline's range.
+    let drifted = |k: i64| (1..=3).contains(&k);
+    let put_window = |k: i64| {
+        let stack = &stack;
+        async move {
+            let shift = if drifted(k) { 30 } else { 0 };
+            stack
+                .put(
+                    &stack.capture_key(window(k), &format!("w{k}.jsonl")),
+                    capture_lines(40, window(k), shift, &format!("w{k}")).into_bytes(),
+                )
+                .await;
+        }
+    };
+
+    let mut driftd = stack.start_driftd(&config, "driftd-1.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    // Up to window 3: windows 0–2 close; window 2 completes two drifted windows in a row.
+    for k in 0..=3 {
+        put_window(k).await;
+        driftd
+            .wait_for_count("object read", k as usize + 1, Duration::from_secs(30))
+            .await;
+    }
+    driftd
+        .wait_for_count("action message sent", 2, Duration::from_secs(30))
+        .await;
+    let (status, _) = driftd.terminate();
+    assert!(status.success());
+
+    // A new driftd reads window 3 again (its message was released) and carries on.
+    let mut driftd = stack.start_driftd(&config, "driftd-2.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    driftd
+        .wait_for_count("object read", 1, Duration::from_secs(30))
+        .await;
+    for k in 4..=6 {
+        put_window(k).await;
+        driftd
+            .wait_for_count("object read", k as usize - 2, Duration::from_secs(30))
+            .await;
+    }
+    // Window 5 is the second clean one: the alert resolves when it closes.
+    driftd
+        .wait_for_count("action message sent", 1, Duration::from_secs(30))
+        .await;
+    // Time for anything extra to go out before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = driftd.terminate();
+    assert!(status.success());
+
+    let mut alerts = Vec::new();
+    let mut triggers = Vec::new();
+    for _ in 0..3 {
+        alerts.extend(stack.receive(&stack.alert_queue_url).await);
+        triggers.extend(stack.receive(&retrain_queue_url).await);
+    }
+    let bodies = |messages: &[aws_sdk_sqs::types::Message], sns: bool| -> Vec<Value> {
+        messages
+            .iter()
+            .map(|m| {
+                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                if sns {
+                    serde_json::from_str(body["Message"].as_str().unwrap()).unwrap()
+                } else {
+                    body
+                }
+            })
+            .collect()
+    };
+    let mut alerts = bodies(&alerts, true);
+    alerts.sort_by_key(|a| a["window"]["start"].as_str().unwrap().to_string());
+    let kinds: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap(),
+                a["window"]["start"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let at = |k: i64| window(k).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        kinds,
+        [("firing", at(2).as_str()), ("resolved", at(5).as_str())]
+    );
+    let dedup = format!("age-drift/{MONITOR}/{}", stack.endpoint);
+    for alert in &alerts {
+        assert_eq!(alert["dedup_key"], dedup.as_str());
+        assert_eq!(alert["severity"], "critical");
+    }
+    let firing = &alerts[0];
+    assert!(
+        firing["evidence"]["matches"][0]["value"].as_f64().unwrap() > 0.3,
+        "{firing}"
+    );
+
+    let triggers = bodies(&triggers, false);
+    assert_eq!(
+        triggers.len(),
+        1,
+        "exactly one retrain trigger: {triggers:?}"
+    );
+    let trigger = &triggers[0];
+    assert_eq!(
+        trigger["idempotency_key"],
+        format!("{dedup}/{}", at(2)).as_str()
+    );
+    assert_eq!(trigger["model"]["model_name"], "churn-xgb");
+    assert_eq!(trigger["windows"]["start"], at(1).as_str());
+    assert_eq!(trigger["windows"]["end"], at(3).as_str());
+    assert_eq!(trigger["evidence"]["matches"][0]["subject"], "age");
+    assert!(
+        trigger["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rule age-drift: linf_robust of age"),
+        "{trigger}"
+    );
 }

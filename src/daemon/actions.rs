@@ -1,7 +1,8 @@
-//! Rules in embedded mode: each closed window's facts go through the rules; the actions they
-//! yield are printed and appended to `{out}/actions.jsonl`, and the rules' state is kept in
-//! `{out}/rules_state.json`, so a restart neither fires an alert again nor forgets one that is
-//! firing. (AWS mode does not apply rules yet.)
+//! Rules over closed windows. Each window's facts go through the rules; the actions they yield
+//! are printed and appended to `{out}/actions.jsonl`. In AWS mode each action also becomes a
+//! message ([`Delivery`]) kept in the rules' state file until it is sent, so a restart neither
+//! loses an alert nor fires one again: `{out}/rules_state.json` holds what fired, what is
+//! firing and what is still to send, written atomically after each window.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::RunError;
 use crate::json_file::{read_json, write_json};
 use crate::rules::{Action, RuleSet, RulesState, WindowFacts, evaluate};
+use crate::sinks::actions::{Delivery, Destination, MessageSink, Routes, delivery};
+use crate::sinks::sns::{WindowContext, name};
 use crate::sinks::{Outcome, WindowReport};
 
 pub const ACTIONS_FILE: &str = "actions.jsonl";
@@ -22,20 +25,28 @@ pub(super) struct RuleRunner {
     state: SavedState,
     state_path: PathBuf,
     actions_path: PathBuf,
+    /// AWS mode: where actions are sent. Embedded mode only records them.
+    routes: Option<Routes>,
 }
 
 /// What survives a restart.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SavedState {
     rules: RulesState,
-    /// Per `monitor/endpoint`, the end of the last window the rules saw. Embedded mode reads its
-    /// directory again after a restart (there is no durable ledger yet) and closes the same
-    /// windows again; the rules must not see them twice.
+    /// Per `monitor/endpoint` (`-` for none), the end of the last window the rules saw. A
+    /// window closed again after a restart (its objects read again) is not seen twice.
     evaluated_through: BTreeMap<String, i64>,
+    /// Messages decided but not yet sent, oldest first.
+    #[serde(default)]
+    unsent: Vec<Delivery>,
 }
 
 impl RuleRunner {
-    pub(super) fn open(rules: RuleSet, out: &Path) -> Result<Self, RunError> {
+    pub(super) fn open(
+        rules: RuleSet,
+        out: &Path,
+        routes: Option<Routes>,
+    ) -> Result<Self, RunError> {
         let state_path = out.join(RULES_STATE_FILE);
         let state = if state_path.exists() {
             read_json(&state_path)?
@@ -47,15 +58,20 @@ impl RuleRunner {
             state,
             state_path,
             actions_path: out.join(ACTIONS_FILE),
+            routes,
         })
     }
 
-    /// Runs the rules over a closed window; records and prints the actions. A window the rules
-    /// already saw (a replay after a restart) yields nothing.
-    pub(super) fn observe(&mut self, report: &WindowReport) -> Result<Vec<Action>, RunError> {
+    /// Runs the rules over a closed window. A window the rules already saw (a replay after a
+    /// restart) yields nothing.
+    pub(super) fn observe(
+        &mut self,
+        report: &WindowReport,
+        report_dir_uri: Option<&str>,
+    ) -> Result<Vec<Action>, RunError> {
         let (start, end) = (report.start.timestamp(), report.end.timestamp());
         let endpoint = report.endpoint.as_deref();
-        let series = format!("{}/{}", report.monitor, endpoint.unwrap_or("-"));
+        let series = series_name(&report.monitor, endpoint);
         if self
             .state
             .evaluated_through
@@ -83,13 +99,55 @@ impl RuleRunner {
             ),
         };
         let actions = evaluate(&self.rules, &mut self.state.rules, &facts);
+        self.record(&actions, &WindowContext::of(report, report_dir_uri))?;
+        Ok(actions)
+    }
+
+    /// Runs the rules over the windows in which nothing arrived: for every series the rules
+    /// have seen, with no window still open (`open` says which are), the windows up to the
+    /// `watermark` that never came are empty, so `no_data` fires and reminders go out while a
+    /// stream is silent.
+    pub(super) fn observe_silence(
+        &mut self,
+        watermark: i64,
+        size: i64,
+        open: &dyn Fn(&str, Option<&str>) -> bool,
+    ) -> Result<Vec<Action>, RunError> {
+        let through = watermark.div_euclid(size) * size;
+        let silent: Vec<(String, i64)> = self
+            .state
+            .evaluated_through
+            .iter()
+            .filter(|&(_, &end)| end < through)
+            .map(|(series, &end)| (series.clone(), end))
+            .collect();
+        let mut all = Vec::new();
+        for (series, _) in silent {
+            let (monitor, endpoint) = split_series(&series);
+            if open(monitor, endpoint) {
+                continue;
+            }
+            // The evaluator fills the gap before this window with empty ones too.
+            let facts = WindowFacts::empty(monitor, endpoint, through - size, through);
+            let actions = evaluate(&self.rules, &mut self.state.rules, &facts);
+            let context = WindowContext::silent(monitor, endpoint, through - size, through);
+            self.state.evaluated_through.insert(series.clone(), through);
+            self.record(&actions, &context)?;
+            all.extend(actions);
+        }
+        Ok(all)
+    }
+
+    /// Appends the actions to the actions file, queues their messages and saves the state;
+    /// prints them.
+    fn record(&mut self, actions: &[Action], window: &WindowContext) -> Result<(), RunError> {
         if !actions.is_empty() {
             let append = || -> std::io::Result<()> {
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&self.actions_path)?;
-                for action in &actions {
+                for action in actions {
                     writeln!(file, "{}", serde_json::to_string(action)?)?;
                 }
                 file.sync_all()
@@ -99,12 +157,70 @@ impl RuleRunner {
                 error,
             })?;
         }
-        // Written after the actions: a crash in between repeats an action, never loses one.
+        if let Some(routes) = &self.routes {
+            for action in actions {
+                let rule = self
+                    .rules
+                    .rules
+                    .iter()
+                    .find(|r| r.name == action_rule(action))
+                    .expect("actions come from these rules");
+                let alert_topic = rule.alert.as_ref().and_then(|a| a.topic_arn.as_deref());
+                let retrain = rule.retrain.as_ref().and_then(|r| {
+                    r.topic_arn
+                        .clone()
+                        .map(Destination::Topic)
+                        .or_else(|| r.queue_url.clone().map(Destination::Queue))
+                });
+                match delivery(action, window, alert_topic, retrain, routes) {
+                    Some(message) => self.state.unsent.push(message),
+                    None => tracing::info!(
+                        rule = rule.name,
+                        "alert not sent: no topic (set sinks.sns_topic_arn or the rule's alert.topic_arn); kept in actions.jsonl"
+                    ),
+                }
+            }
+        }
+        // Written after the actions file: a crash in between repeats an action there, never
+        // loses one.
         write_json(&self.state_path, &self.state)?;
-        for action in &actions {
+        for action in actions {
             println!("  {}", describe(action));
         }
-        Ok(actions)
+        Ok(())
+    }
+
+    /// Sends the queued messages in order, each removed from the saved state once sent. Stops
+    /// at the first failure (the rest keep their order) and says whether all went out.
+    pub(super) async fn send_unsent(&mut self, sink: &MessageSink) -> Result<bool, RunError> {
+        while let Some(message) = self.state.unsent.first() {
+            if let Err(error) = sink.send(message).await {
+                tracing::error!(%error, "action message not sent; retried on the next tick");
+                return Ok(false);
+            }
+            tracing::info!(destination = %message.destination, id = message.deduplication_id, "action message sent");
+            self.state.unsent.remove(0);
+            // A crash before this write sends the message again: at least once, and the
+            // receiver deduplicates by its key.
+            write_json(&self.state_path, &self.state)?;
+        }
+        Ok(true)
+    }
+}
+
+fn series_name(monitor: &str, endpoint: Option<&str>) -> String {
+    format!("{monitor}/{}", endpoint.unwrap_or("-"))
+}
+
+/// Monitor names hold no `/`, and SageMaker endpoint names are never `-`.
+fn split_series(series: &str) -> (&str, Option<&str>) {
+    let (monitor, endpoint) = series.split_once('/').unwrap_or((series, "-"));
+    (monitor, (endpoint != "-").then_some(endpoint))
+}
+
+fn action_rule(action: &Action) -> &str {
+    match action {
+        Action::Alert { rule, .. } | Action::Retrain { rule, .. } => rule,
     }
 }
 
@@ -118,9 +234,9 @@ fn describe(action: &Action) -> String {
             ..
         } => format!(
             "alert  {} {} ({}) {dedup_key}",
-            serde_name(kind),
+            name(kind),
             rule,
-            serde_name(severity)
+            name(severity)
         ),
         Action::Retrain {
             rule,
@@ -130,9 +246,69 @@ fn describe(action: &Action) -> String {
     }
 }
 
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_silent_series_gets_empty_windows_so_no_data_fires_once() {
+        let out = tempfile::tempdir().unwrap();
+        let rules = RuleSet::from_toml(
+            Path::new("r.toml"),
+            "[[rule]]\nname = \"quiet\"\nseverity = \"warning\"\n[rule.condition.no_data]\n[rule.persistence]\nwindows = 2\n[rule.alert]\n",
+        )
+        .unwrap();
+        let mut runner = RuleRunner::open(rules.clone(), out.path(), None).unwrap();
+        // The series last closed the window [0, 10).
+        runner.state.evaluated_through.insert("m/ep".into(), 10);
+        let none_open = |_: &str, _: Option<&str>| false;
+        // Watermark 25: only [10, 20) has passed; one empty window is not yet two.
+        assert!(
+            runner
+                .observe_silence(25, 10, &none_open)
+                .unwrap()
+                .is_empty()
+        );
+        // Watermark 30: [20, 30) passed too: two empty windows in a row, one firing alert.
+        let actions = runner.observe_silence(30, 10, &none_open).unwrap();
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        let Action::Alert {
+            kind,
+            endpoint,
+            evidence,
+            ..
+        } = &actions[0]
+        else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(*kind, crate::rules::AlertKind::Firing);
+        assert_eq!(endpoint.as_deref(), Some("ep"));
+        assert_eq!((evidence.window_start, evidence.window_end), (20, 30));
+        // The same watermark again, or a series with a window still open, adds nothing.
+        assert!(
+            runner
+                .observe_silence(30, 10, &none_open)
+                .unwrap()
+                .is_empty()
+        );
+        let all_open = |_: &str, _: Option<&str>| true;
+        assert!(
+            runner
+                .observe_silence(60, 10, &all_open)
+                .unwrap()
+                .is_empty()
+        );
+        // The state survives a restart: the next runner does not fire again.
+        let mut again = RuleRunner::open(rules, out.path(), None).unwrap();
+        assert!(
+            again
+                .observe_silence(40, 10, &none_open)
+                .unwrap()
+                .is_empty()
+        );
+        let logged = std::fs::read_to_string(out.path().join(ACTIONS_FILE)).unwrap();
+        assert_eq!(logged.lines().count(), 1);
+    }
 }

@@ -20,15 +20,16 @@ use aws_config::retry::RetryConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::actions::RuleRunner;
 use super::{DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
 use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object, read_manifest};
 use crate::ingest::sqs::{AllowList, Heartbeat, Notice, Received, SqsQueue, parse_message};
 use crate::sinks::WindowReport;
+use crate::sinks::actions::{Destination, MessageSink, Routes};
 use crate::sinks::cloudwatch::CloudWatchSink;
 use crate::sinks::s3_report::S3ReportSink;
-use crate::sinks::sns::{self, SnsSink};
 use crate::window::{WindowKey, Windows};
 
 /// Objects remembered for de-duplication once their windows are written.
@@ -38,7 +39,11 @@ const TICK: Duration = Duration::from_secs(1);
 /// Pause after a failed ReceiveMessage.
 const RECEIVE_BACKOFF: Duration = Duration::from_secs(5);
 
-pub(super) fn run(config: &Config, monitors: Vec<Monitor>) -> Result<RunSummary, RunError> {
+pub(super) fn run(
+    config: &Config,
+    monitors: Vec<Monitor>,
+    rules: crate::rules::RuleSet,
+) -> Result<RunSummary, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,7 +51,7 @@ pub(super) fn run(config: &Config, monitors: Vec<Monitor>) -> Result<RunSummary,
             path: PathBuf::from("(tokio runtime)"),
             error,
         })?;
-    let summary = runtime.block_on(serve(config.clone(), monitors));
+    let summary = runtime.block_on(serve(config.clone(), monitors, rules));
     // Reads in progress were interrupted at shutdown; do not wait on a straggler forever.
     runtime.shutdown_timeout(Duration::from_secs(2));
     summary
@@ -90,7 +95,11 @@ enum Outcome {
     Leave(String),
 }
 
-async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, RunError> {
+async fn serve(
+    config: Config,
+    monitors: Vec<Monitor>,
+    rules: crate::rules::RuleSet,
+) -> Result<RunSummary, RunError> {
     let out = &config.output.directory;
     std::fs::create_dir_all(out).map_err(|error| RunError::Io {
         path: out.clone(),
@@ -115,6 +124,7 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
         config.input.wait_time,
     );
     let sinks = build_sinks(&config, &sdk)?;
+    let rules = RuleRunner::open(rules, out, Some(routes(&config)))?;
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
     let quarantine_path = config
@@ -141,7 +151,7 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
         queue = %queue_url,
         pollers = config.input.pollers,
         cloudwatch = config.sinks.cloudwatch,
-        sns = config.sinks.sns_topic_arn.is_some(),
+        alerts = config.sinks.sns_topic_arn.is_some(),
         s3_reports = config.sinks.s3_report_uri.is_some(),
         "driftd is polling the queue"
     );
@@ -160,6 +170,7 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
         outbox: Vec::new(),
         ledger: HashMap::new(),
         ledger_order: VecDeque::new(),
+        rules,
         summary: RunSummary::default(),
     };
     let mut tick = tokio::time::interval(TICK);
@@ -172,8 +183,8 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
             },
             _ = tick.tick() => {}
         }
-        owner.close_ready(&shared)?;
-        owner.deliver(&sinks).await;
+        owner.close_ready(&shared, &sinks)?;
+        owner.deliver(&sinks).await?;
         owner.settle(&queue).await;
     }
 
@@ -193,7 +204,9 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
         for poller in pollers {
             let _ = poller.await;
         }
-        owner.deliver(&sinks).await;
+        if let Err(error) = owner.deliver(&sinks).await {
+            tracing::error!(%error, "cannot save the rules' state");
+        }
         owner.settle(&queue).await;
         for pending in owner.pending.drain(..) {
             pending.heartbeat.stop().await;
@@ -213,6 +226,24 @@ async fn serve(config: Config, monitors: Vec<Monitor>) -> Result<RunSummary, Run
     summary.objects_unrouted = shared.objects_unrouted.load(Ordering::Relaxed);
     summary.late_rows = owner.windows.late_rows();
     Ok(summary)
+}
+
+/// Where rule actions go unless a rule says otherwise.
+fn routes(config: &Config) -> Routes {
+    let sinks = &config.sinks;
+    Routes {
+        alert_topic: sinks.sns_topic_arn.clone(),
+        retrain: sinks
+            .retrain_topic_arn
+            .clone()
+            .map(Destination::Topic)
+            .or_else(|| sinks.retrain_queue_url.clone().map(Destination::Queue)),
+        models: config
+            .monitors
+            .iter()
+            .map(|m| (m.name.clone(), m.model.clone()))
+            .collect(),
+    }
 }
 
 /// The sinks `[sinks]` asks for. They retry on their own (backoff with jitter), so their
@@ -247,17 +278,19 @@ fn build_sinks(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Sinks, Ru
                 config.sinks.max_attempts,
             )
         }),
-        sns: config.sinks.sns_topic_arn.as_ref().map(|arn| {
-            SnsSink::new(
-                aws_sdk_sns::Client::from_conf(
-                    aws_sdk_sns::config::Builder::from(sdk)
-                        .retry_config(no_retry.clone())
-                        .build(),
-                ),
-                arn.clone(),
-                config.sinks.max_attempts,
-            )
-        }),
+        messages: MessageSink::new(
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk)
+                    .retry_config(no_retry.clone())
+                    .build(),
+            ),
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk)
+                    .retry_config(no_retry)
+                    .build(),
+            ),
+            config.sinks.max_attempts,
+        ),
     })
 }
 
@@ -555,13 +588,13 @@ struct Emission {
     report: WindowReport,
     s3_done: bool,
     cloudwatch_done: bool,
-    sns_done: bool,
 }
 
 struct Sinks {
     s3_report: Option<S3ReportSink>,
     cloudwatch: Option<CloudWatchSink>,
-    sns: Option<SnsSink>,
+    /// Rule actions: alerts and retrain triggers.
+    messages: MessageSink,
 }
 
 struct Owner {
@@ -571,6 +604,7 @@ struct Owner {
     /// Objects counted, with the windows they fed.
     ledger: HashMap<ObjectId, Vec<WindowKey>>,
     ledger_order: VecDeque<ObjectId>,
+    rules: RuleRunner,
     summary: RunSummary,
 }
 
@@ -612,12 +646,17 @@ impl Owner {
         });
     }
 
-    fn close_ready(&mut self, shared: &Shared) -> Result<(), RunError> {
-        self.windows.observe_clock(now_seconds());
+    /// Closes the windows the watermark passed: their files are written locally, the rules
+    /// see them (their actions queued durably), and they wait in the outbox for the sinks.
+    fn close_ready(&mut self, shared: &Shared, sinks: &Sinks) -> Result<(), RunError> {
+        let now = now_seconds();
+        self.windows.observe_clock(now);
         for window in self.windows.close_ready() {
             let key = window.key.clone();
             let report = super::window_report(&shared.config, &shared.monitors, window);
             super::write_local(&shared.config, &report)?;
+            let report_uri = sinks.s3_report.as_ref().map(|s| s.window_uri(&report));
+            self.rules.observe(&report, report_uri.as_deref())?;
             self.summary.windows_written += 1;
             if report.violation_count() > 0 {
                 self.summary.windows_with_violations += 1;
@@ -627,27 +666,33 @@ impl Owner {
                 report,
                 s3_done: false,
                 cloudwatch_done: false,
-                sns_done: false,
             });
         }
+        let config = &shared.config;
+        let open = |monitor: &str, endpoint: Option<&str>| {
+            self.windows.keys().any(|k| {
+                config.monitors[k.monitor].name == monitor && k.endpoint.as_deref() == endpoint
+            })
+        };
+        self.rules.observe_silence(
+            now - config.window.allowed_lateness.as_secs() as i64,
+            config.window.size.as_secs() as i64,
+            &open,
+        )?;
         Ok(())
     }
 
-    /// Sends each closed window to the sinks that do not have it yet. A window a sink failed
-    /// for stays in the outbox (its messages invisible) and is tried again on the next tick.
-    async fn deliver(&mut self, sinks: &Sinks) {
+    /// Sends each closed window to the sinks that do not have it yet, then the rules' queued
+    /// messages. A window a sink failed for stays in the outbox (its messages invisible) and
+    /// is tried again on the next tick.
+    async fn deliver(&mut self, sinks: &Sinks) -> Result<(), RunError> {
         for emission in &mut self.outbox {
             let report = &emission.report;
-            let report_uri = sinks.s3_report.as_ref().map(|s| s.window_uri(report));
             if !emission.s3_done {
                 emission.s3_done = match &sinks.s3_report {
                     Some(sink) => log_failure(sink.write(report).await, report),
                     None => true,
                 };
-            }
-            // The alert links to the report, so it waits for it.
-            if !emission.s3_done {
-                continue;
             }
             if !emission.cloudwatch_done {
                 emission.cloudwatch_done = match &sinks.cloudwatch {
@@ -659,22 +704,14 @@ impl Owner {
                     None => true,
                 };
             }
-            if !emission.sns_done {
-                emission.sns_done = match (&sinks.sns, sns::alert(report, report_uri.as_deref())) {
-                    (Some(sink), Some(alert)) => {
-                        let sent = log_failure(sink.publish(&alert).await, report);
-                        if sent {
-                            tracing::info!(monitor = %alert.monitor, severity = alert.severity, "alert published");
-                        }
-                        sent
-                    }
-                    _ => true,
-                };
-            }
         }
         let mut delivered = Vec::new();
+        // Alerts link to the reports, so they wait for them.
+        if self.outbox.iter().all(|e| e.s3_done) {
+            self.rules.send_unsent(&sinks.messages).await?;
+        }
         self.outbox.retain(|e| {
-            let done = e.s3_done && e.cloudwatch_done && e.sns_done;
+            let done = e.s3_done && e.cloudwatch_done;
             if done {
                 tracing::info!(monitor = %e.report.monitor, window = %e.report.relative_dir, rows = e.report.rows, "window delivered to every sink");
                 delivered.push(e.key.clone());
@@ -686,6 +723,7 @@ impl Owner {
                 pending.windows.remove(key);
             }
         }
+        Ok(())
     }
 
     /// Deletes the messages whose windows are all delivered.

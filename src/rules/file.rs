@@ -154,6 +154,8 @@ pub struct AlertSpec {
     /// While firing, repeat the alert this often (window time).
     #[serde(default, with = "humantime_serde")]
     pub remind_after: Option<Duration>,
+    /// AWS mode: the SNS topic for this rule's alerts; default `sinks.sns_topic_arn`.
+    pub topic_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -162,6 +164,11 @@ pub struct RetrainSpec {
     /// At most one retrain trigger of this rule, monitor and endpoint per this much window time.
     #[serde(default, with = "humantime_serde")]
     pub cooldown: Duration,
+    /// AWS mode: the SNS topic the trigger is published to; default `sinks.retrain_topic_arn`.
+    pub topic_arn: Option<String>,
+    /// AWS mode: the SQS queue the trigger is sent to, instead of a topic; default
+    /// `sinks.retrain_queue_url`.
+    pub queue_url: Option<String>,
 }
 
 impl Rule {
@@ -219,6 +226,39 @@ impl Rule {
                 "remind_after",
                 "alert.remind_after must be longer than 0 (leave it out for no reminders)".into(),
             ));
+        }
+        let topics = [
+            self.alert.as_ref().and_then(|a| a.topic_arn.as_ref()),
+            self.retrain.as_ref().and_then(|r| r.topic_arn.as_ref()),
+        ];
+        if let Some(arn) = topics
+            .into_iter()
+            .flatten()
+            .find(|a| !a.starts_with("arn:"))
+        {
+            return Err((
+                "topic_arn",
+                format!("{arn:?} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)"),
+            ));
+        }
+        if let Some(retrain) = &self.retrain {
+            if retrain.topic_arn.is_some() && retrain.queue_url.is_some() {
+                return Err((
+                    "queue_url",
+                    "retrain goes to a topic or a queue: set topic_arn or queue_url, not both"
+                        .into(),
+                ));
+            }
+            if let Some(url) = &retrain.queue_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err((
+                    "queue_url",
+                    format!(
+                        "{url:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

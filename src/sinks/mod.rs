@@ -1,6 +1,7 @@
 //! Where findings go. Each sink owns one destination: local files, stdout, and in AWS mode S3
-//! reports, CloudWatch metrics and SNS alerts.
+//! reports, CloudWatch metrics, and rule actions on SNS or SQS.
 
+pub mod actions;
 pub mod cloudwatch;
 pub mod file;
 pub mod retry;

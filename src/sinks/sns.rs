@@ -1,19 +1,16 @@
-//! Alerts on SNS: one message per window with violations. The body is JSON (documented in the
-//! README, "AWS mode"); the subject is one readable line; `severity`, `monitor` and `endpoint`
-//! are String message attributes, so subscribers can filter with a filter policy.
+//! The alert a rule's `alert` action publishes: a JSON body (documented in the README, "AWS
+//! mode") with the rule's verdict and the window's findings, and one readable subject line.
+//! Sending it is [`super::actions`]'s job.
 
-use aws_sdk_sns::Client;
-use aws_sdk_sns::types::MessageAttributeValue;
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::retry::with_retries;
 use super::{Outcome, WindowReport};
 use crate::analyze::CheckType;
-use crate::aws::attempt;
 use crate::baseline::Constraints;
 use crate::bias::drift::BiasViolations;
 use crate::bias::{ANALYSIS_FILE, Analysis};
+use crate::rules::{Action, AlertKind, Evidence, Severity};
 
 /// SNS limits a subject to 100 printable ASCII characters.
 const MAX_SUBJECT: usize = 100;
@@ -22,13 +19,21 @@ const MAX_SUBJECT: usize = 100;
 pub struct Alert {
     /// Version of this body's shape.
     pub version: u32,
+    /// The rule that fired, and whether this is the first alert of the episode, a reminder, or
+    /// the all-clear.
+    pub rule: String,
+    pub kind: AlertKind,
+    /// The same for every alert of one rule, monitor and endpoint: receivers fold firing,
+    /// reminders and resolved into one incident by it.
+    pub dedup_key: String,
+    pub severity: Severity,
     pub monitor: String,
     pub endpoint: Option<String>,
     pub window: AlertWindow,
-    /// `critical` when a feature drifted, a column is missing or a bias metric drifted, else
-    /// `warning`.
-    pub severity: &'static str,
     pub rows: u64,
+    /// What made the rule's condition hold in this window (empty when resolved).
+    pub evidence: Evidence,
+    /// Every violation of the window, whether or not the rule looks at it.
     pub findings: Vec<AlertFinding>,
     /// Where the window's files are, when reports go to S3.
     pub report: Option<ReportLinks>,
@@ -72,9 +77,95 @@ pub struct ReportLinks {
     pub analysis: Option<String>,
 }
 
-/// The alert for a window, or `None` when it has no violation.
-pub fn alert(report: &WindowReport, report_dir_uri: Option<&str>) -> Option<Alert> {
-    let (findings, critical) = match &report.outcome {
+/// What an alert or trigger says about the window it was decided on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowContext {
+    pub monitor: String,
+    pub endpoint: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub rows: u64,
+    pub findings: Vec<AlertFinding>,
+    pub report: Option<ReportLinks>,
+}
+
+impl WindowContext {
+    /// A closed window, with links to its files when reports go to S3.
+    pub fn of(report: &WindowReport, report_dir_uri: Option<&str>) -> Self {
+        Self {
+            monitor: report.monitor.clone(),
+            endpoint: report.endpoint.clone(),
+            start: report.start,
+            end: report.end,
+            rows: report.rows,
+            findings: findings(report),
+            report: report_dir_uri.map(|dir| report_links(report, dir)),
+        }
+    }
+
+    /// A window in which nothing arrived.
+    pub fn silent(monitor: &str, endpoint: Option<&str>, start: i64, end: i64) -> Self {
+        let time = |t| DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default();
+        Self {
+            monitor: monitor.to_string(),
+            endpoint: endpoint.map(str::to_string),
+            start: time(start),
+            end: time(end),
+            rows: 0,
+            findings: Vec::new(),
+            report: None,
+        }
+    }
+}
+
+/// The alert body for a rule's alert action; `None` for other actions.
+pub fn alert(action: &Action, window: &WindowContext) -> Option<Alert> {
+    let Action::Alert {
+        rule,
+        severity,
+        kind,
+        dedup_key,
+        evidence,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    Some(Alert {
+        version: 2,
+        rule: rule.clone(),
+        kind: *kind,
+        dedup_key: dedup_key.clone(),
+        severity: *severity,
+        monitor: window.monitor.clone(),
+        endpoint: window.endpoint.clone(),
+        window: AlertWindow {
+            start: time(window.start),
+            end: time(window.end),
+        },
+        rows: window.rows,
+        evidence: evidence.clone(),
+        findings: window.findings.clone(),
+        report: window.report.clone(),
+    })
+}
+
+/// The window's files under its S3 report directory.
+fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
+    let bias = matches!(report.outcome, Outcome::Bias { .. });
+    ReportLinks {
+        directory: dir.to_string(),
+        constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
+        statistics: (!bias).then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
+        drift: (!bias).then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
+        analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
+    }
+}
+
+/// Every violation of the window as alert findings.
+fn findings(report: &WindowReport) -> Vec<AlertFinding> {
+    match &report.outcome {
         Outcome::DataQuality {
             constraints,
             findings,
@@ -82,41 +173,18 @@ pub fn alert(report: &WindowReport, report_dir_uri: Option<&str>) -> Option<Aler
         Outcome::Bias {
             analysis,
             violations,
-        } => (bias_findings(analysis, violations), true),
-    };
-    if findings.is_empty() {
-        return None;
+        } => bias_findings(analysis, violations),
     }
-    let bias = matches!(report.outcome, Outcome::Bias { .. });
-    let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    Some(Alert {
-        version: 1,
-        monitor: report.monitor.clone(),
-        endpoint: report.endpoint.clone(),
-        window: AlertWindow {
-            start: time(report.start),
-            end: time(report.end),
-        },
-        severity: if critical { "critical" } else { "warning" },
-        rows: report.rows,
-        findings,
-        report: report_dir_uri.map(|dir| ReportLinks {
-            directory: dir.to_string(),
-            constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
-            statistics: (!bias).then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
-            drift: (!bias).then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
-            analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
-        }),
-    })
 }
 
-/// The findings of a data-quality window, and whether any is critical.
+/// The findings of a data-quality window.
 fn data_quality_findings(
     constraints: &Constraints,
     findings: &crate::analyze::Findings,
-) -> (Vec<AlertFinding>, bool) {
-    let violations = &findings.violations.violations;
-    let alert_findings = violations
+) -> Vec<AlertFinding> {
+    findings
+        .violations
+        .violations
         .iter()
         .map(|v| {
             let (statistic, value, threshold) = measure(
@@ -138,14 +206,7 @@ fn data_quality_findings(
                 description: v.description.clone(),
             }
         })
-        .collect();
-    let critical = violations.iter().any(|v| {
-        matches!(
-            v.constraint_check_type,
-            CheckType::BaselineDriftCheck | CheckType::MissingColumnCheck
-        )
-    });
-    (alert_findings, critical)
+        .collect()
 }
 
 /// A bias window's violations with the metric's value now and in the baseline.
@@ -206,8 +267,8 @@ fn measure(
     }
 }
 
-/// `driftd critical: churn-dq on churn-ep, 3 violations, window 2026-11-01T01:00Z`, cut to
-/// SNS's limit and to printable ASCII.
+/// `driftd firing (critical) drift-rule: churn-dq on churn-ep, 3 violations, window
+/// 2026-11-01T01:00:00Z`, cut to SNS's limit and to printable ASCII.
 pub fn subject(alert: &Alert) -> String {
     let on = alert
         .endpoint
@@ -216,8 +277,10 @@ pub fn subject(alert: &Alert) -> String {
         .unwrap_or_default();
     let n = alert.findings.len();
     let text = format!(
-        "driftd {}: {}{on}, {n} violation{}, window {}",
-        alert.severity,
+        "driftd {} ({}) {}: {}{on}, {n} violation{}, window {}",
+        name(&alert.kind),
+        name(&alert.severity),
+        alert.rule,
         alert.monitor,
         if n == 1 { "" } else { "s" },
         alert.window.start,
@@ -234,54 +297,12 @@ pub fn subject(alert: &Alert) -> String {
         .collect()
 }
 
-pub struct SnsSink {
-    client: Client,
-    topic_arn: String,
-    max_attempts: u32,
-}
-
-impl SnsSink {
-    pub fn new(client: Client, topic_arn: String, max_attempts: u32) -> Self {
-        Self {
-            client,
-            topic_arn,
-            max_attempts,
-        }
-    }
-
-    pub async fn publish(&self, alert: &Alert) -> Result<(), String> {
-        let body = serde_json::to_string(alert).expect("an alert serializes");
-        let subject = subject(alert);
-        // String attributes only: a Binary attribute breaks raw delivery to SQS (FORMATS.md).
-        let mut attributes = vec![
-            ("severity", alert.severity.to_string()),
-            ("monitor", alert.monitor.clone()),
-        ];
-        if let Some(endpoint) = &alert.endpoint {
-            attributes.push(("endpoint", endpoint.clone()));
-        }
-        with_retries("SNS Publish", self.max_attempts, || async {
-            let mut request = self
-                .client
-                .publish()
-                .topic_arn(&self.topic_arn)
-                .subject(&subject)
-                .message(&body);
-            for (name, value) in &attributes {
-                request = request.message_attributes(
-                    *name,
-                    MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(value)
-                        .build()
-                        .expect("data type is set"),
-                );
-            }
-            request.send().await.map(|_| ()).map_err(attempt)
-        })
-        .await
-        .map_err(|e| format!("{e} (topic {})", self.topic_arn))
-    }
+/// A unit enum's serde name (`firing`, `critical`).
+pub fn name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -290,15 +311,23 @@ mod tests {
 
     fn alert(monitor: &str, endpoint: Option<&str>, findings: usize) -> Alert {
         Alert {
-            version: 1,
+            version: 2,
+            rule: "drift".into(),
+            kind: AlertKind::Firing,
+            dedup_key: format!("drift/{monitor}/{}", endpoint.unwrap_or("-")),
+            severity: Severity::Critical,
             monitor: monitor.into(),
             endpoint: endpoint.map(str::to_string),
             window: AlertWindow {
                 start: "2026-11-01T01:00:00Z".into(),
                 end: "2026-11-01T02:00:00Z".into(),
             },
-            severity: "critical",
             rows: 10,
+            evidence: Evidence {
+                window_start: 0,
+                window_end: 3600,
+                matches: Vec::new(),
+            },
             findings: (0..findings)
                 .map(|i| AlertFinding {
                     feature: format!("f{i}"),
@@ -318,25 +347,39 @@ mod tests {
     fn the_subject_is_one_readable_line_within_snss_limit() {
         assert_eq!(
             subject(&alert("churn-dq", Some("churn-ep"), 2)),
-            "driftd critical: churn-dq on churn-ep, 2 violations, window 2026-11-01T01:00:00Z"
+            "driftd firing (critical) drift: churn-dq on churn-ep, 2 violations, window 2026-11-01T01:00:00Z"
         );
         assert_eq!(
             subject(&alert("batch-dq", None, 1)),
-            "driftd critical: batch-dq, 1 violation, window 2026-11-01T01:00:00Z"
+            "driftd firing (critical) drift: batch-dq, 1 violation, window 2026-11-01T01:00:00Z"
         );
         let long = subject(&alert(&format!("mönitor-{}", "x".repeat(200)), None, 1));
         assert_eq!(long.chars().count(), MAX_SUBJECT);
-        assert!(long.starts_with("driftd critical: m?nitor-xxx"));
+        assert!(long.starts_with("driftd firing (critical) drift: m?nitor-xxx"));
     }
 
     #[test]
     fn the_body_has_the_documented_fields() {
         let body = serde_json::to_value(alert("m", Some("e"), 1)).unwrap();
         for key in [
-            "version", "monitor", "endpoint", "window", "severity", "rows", "findings", "report",
+            "version",
+            "rule",
+            "kind",
+            "dedup_key",
+            "severity",
+            "monitor",
+            "endpoint",
+            "window",
+            "rows",
+            "evidence",
+            "findings",
+            "report",
         ] {
             assert!(body.get(key).is_some(), "{key}");
         }
+        assert_eq!(body["kind"], "firing");
+        assert_eq!(body["severity"], "critical");
+        assert_eq!(body["dedup_key"], "drift/m/e");
         let finding = &body["findings"][0];
         assert_eq!(finding["check"], "baseline_drift_check");
         assert_eq!(finding["statistic"], "linf_robust");
