@@ -48,11 +48,18 @@ impl RuleRunner {
         routes: Option<Routes>,
     ) -> Result<Self, RunError> {
         let state_path = out.join(RULES_STATE_FILE);
-        let state = if state_path.exists() {
+        let mut state: SavedState = if state_path.exists() {
             read_json(&state_path)?
         } else {
             SavedState::default()
         };
+        let dropped = state.rules.retain_rules(&rules);
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "forgot the state of rules no longer in the rules directory"
+            );
+        }
         Ok(Self {
             rules,
             state,
@@ -310,5 +317,17 @@ mod tests {
         );
         let logged = std::fs::read_to_string(out.path().join(ACTIONS_FILE)).unwrap();
         assert_eq!(logged.lines().count(), 1);
+        // Rename the rule: the old name's episode is forgotten, so the new rule fires afresh.
+        let renamed = RuleSet::from_toml(
+            Path::new("r.toml"),
+            "[[rule]]\nname = \"silent\"\nseverity = \"warning\"\n[rule.condition.no_data]\n[rule.alert]\n",
+        )
+        .unwrap();
+        let mut renamed = RuleRunner::open(renamed, out.path(), None).unwrap();
+        assert_eq!(renamed.state.rules, RulesState::default());
+        assert_eq!(
+            renamed.observe_silence(50, 10, &none_open).unwrap().len(),
+            1
+        );
     }
 }

@@ -317,6 +317,17 @@ pub struct RulesState {
     series: BTreeMap<SeriesKey, Series>,
 }
 
+impl RulesState {
+    /// Forgets the state of rules no longer in `rules` (removed or renamed), so a rule added
+    /// later under an old name starts clean; returns how many series were dropped.
+    pub fn retain_rules(&mut self, rules: &RuleSet) -> usize {
+        let before = self.series.len();
+        self.series
+            .retain(|key, _| rules.rules.iter().any(|r| r.name == key.rule));
+        before - self.series.len()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct SeriesKey {
     rule: String,
