@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::baseline::Baseline;
 use crate::bias::{Analysis, BiasSpec};
-use crate::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
+use crate::decode::{DecodeOptions, InputFormat, Limits, OutputColumnsPosition};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,9 @@ pub struct Config {
     pub sinks: SinksConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// Sizes and ratios past which a record or an object is refused.
+    #[serde(default)]
+    pub limits: Limits,
     /// Alert and retrain rules. Without this section, embedded mode applies none and AWS mode
     /// applies the shipped `rules/default.toml` (an alert per episode of violations).
     pub rules: Option<RulesConfig>,
@@ -266,12 +269,14 @@ impl MonitorConfig {
         }
     }
 
-    pub fn decode_options(&self) -> DecodeOptions {
+    /// How to decode this monitor's objects; `limits` from the config's `[limits]`.
+    pub fn decode_options(&self, limits: Limits) -> DecodeOptions {
         DecodeOptions {
             format: self.format,
             header: self.header,
             output_columns_position: self.output_columns_position,
             array_element_name: self.array_element_name.clone(),
+            limits,
             ..DecodeOptions::default()
         }
     }
@@ -432,6 +437,7 @@ impl Config {
                     .into(),
             );
         }
+        self.limits.validate()?;
         if self.window.size.as_secs() == 0 {
             return Err("window.size must be at least 1s (e.g. \"1h\", \"15m\")".into());
         }
@@ -674,6 +680,14 @@ s3_report_uri = "s3://reports/monitoring"
                 "input.wait_time",
             ),
             (format!("{AWS}\n[window]\nsize = \"12h\""), "below 11h"),
+            (
+                format!("{AWS}\n[limits]\nmax_decompression_ratio = 0.5"),
+                "limits.max_decompression_ratio must be a number of at least 1",
+            ),
+            (
+                format!("{AWS}\n[limits]\nmax_record_byte = 5"),
+                "unknown field `max_record_byte`",
+            ),
             (
                 AWS.replace(
                     "[sinks]",

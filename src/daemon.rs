@@ -142,7 +142,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                 .hour
                 .map(|h| h.timestamp())
                 .unwrap_or_else(|| modified_seconds(&path));
-            let options = config.monitors[index].decode_options();
+            let options = config.monitors[index].decode_options(config.limits);
             let mut object_windows = Windows::new(windows.size(), 0);
             let decoded = decode_object(&path, &options, &mut quarantine, |chunk| {
                 object_windows.add(

@@ -14,7 +14,8 @@ const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// Decodes the object at `path` on a thread of its own and hands each chunk to `consume` in
 /// order, so decoding the next chunk overlaps with consuming this one. Returns the number of
-/// rows decoded.
+/// rows decoded. `options.limits` apply: a file over `max_object_bytes` (by its metadata) is
+/// refused before it is read, and a decompression bomb fails as [`DecodeError::Limit`].
 pub fn decode_object(
     path: &Path,
     options: &DecodeOptions,
@@ -119,4 +120,38 @@ pub fn close_run_quarantine(path: &Path, quarantine: &Quarantine) -> anyhow::Res
             .with_context(|| format!("cannot remove the empty {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{InputFormat, Limits};
+
+    #[test]
+    fn a_file_over_max_object_bytes_is_a_failed_object_naming_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("a.csv");
+        let big = dir.path().join("b.csv");
+        std::fs::write(&small, "x\n1\n").unwrap();
+        std::fs::write(&big, "x\n1\n2\n3\n4\n").unwrap();
+        let options = DecodeOptions {
+            format: InputFormat::Csv,
+            header: true,
+            limits: Limits {
+                max_object_bytes: 5,
+                ..Limits::default()
+            },
+            ..DecodeOptions::default()
+        };
+        let mut quarantine = Quarantine::in_memory();
+        let (_, report) = profile_files(&[small, big.clone()], &options, &mut quarantine);
+        assert_eq!((report.objects_read, report.rows), (1, 1));
+        assert_eq!(report.failed.len(), 1);
+        let message = report.failed[0].to_string();
+        assert!(
+            message.starts_with(&format!("{}: the object is 10 bytes", big.display()))
+                && message.contains("limits.max_object_bytes (5)"),
+            "{message}"
+        );
+    }
 }

@@ -24,7 +24,7 @@ use super::actions::RuleRunner;
 use super::{DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
-use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object, read_manifest};
+use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object_within, read_manifest};
 use crate::ingest::sqs::{AllowList, Heartbeat, Notice, Received, SqsQueue, parse_message};
 use crate::sinks::WindowReport;
 use crate::sinks::actions::{Destination, MessageSink, Routes};
@@ -447,7 +447,8 @@ async fn read_object(
 ) -> Result<Option<(ObjectId, Windows)>, String> {
     let monitor_config = &shared.config.monitors[monitor];
     tracing::info!(bucket, key, monitor = %monitor_config.name, "reading object");
-    let object = match get_object(&shared.s3, bucket, key).await {
+    let limits = &shared.config.limits;
+    let object = match get_object_within(&shared.s3, bucket, key, limits).await {
         Ok(object) => object,
         Err(FetchError::NotFound { .. }) => {
             tracing::warn!(
@@ -472,7 +473,7 @@ async fn read_object(
                 format!("manifest s3://{bucket}/{key} lists s3://{b}/{k}: {reason}")
             })?;
             listed.push(
-                get_object(&shared.s3, &b, &k)
+                get_object_within(&shared.s3, &b, &k, limits)
                     .await
                     .map_err(|e| e.to_string())?,
             );
@@ -481,7 +482,7 @@ async fn read_object(
     } else {
         vec![object]
     };
-    let options = monitor_config.decode_options();
+    let options = monitor_config.decode_options(shared.config.limits);
     let kind = shared.monitors[monitor].kind.clone();
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
@@ -546,7 +547,9 @@ fn decode_into(
         crate::pipeline::decode_object(&spool.0, options, quarantine, consume)?;
         return Ok(());
     }
-    let reader = decode::compression::decompressing_reader(Box::new(body)).map_err(io)?;
+    let reader =
+        decode::compression::decompressing_reader_with_limits(Box::new(body), &options.limits)
+            .map_err(io)?;
     let mut decoder = decode::open_reader(reader, source_name.clone(), options);
     while let Some(chunk) = decoder.next_chunk(quarantine)? {
         consume(chunk);

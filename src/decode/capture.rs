@@ -59,7 +59,7 @@ impl CaptureDecoder {
         options: &DecodeOptions,
     ) -> Self {
         Self {
-            lines: LineReader::new(reader, options.chunk_rows),
+            lines: LineReader::new(reader, options.chunk_rows, options.limits.max_record_bytes),
             state: State {
                 source_name,
                 settings: Settings {
@@ -86,12 +86,7 @@ impl Decoder for CaptureDecoder {
                 // Every record of the batch was rejected: read on.
                 Ok(Some(None)) => {}
                 Ok(None) => return Ok(None),
-                Err(error) => {
-                    return Err(DecodeError::Io {
-                        source_name: state.source_name.clone(),
-                        error,
-                    });
-                }
+                Err(error) => return Err(DecodeError::io(&state.source_name, error)),
             }
         }
     }
@@ -99,6 +94,7 @@ impl Decoder for CaptureDecoder {
 
 impl State {
     fn decode(&mut self, lines: &Lines, quarantine: &mut Quarantine) -> Option<Chunk> {
+        lines.reject_too_long(&self.source_name, quarantine);
         let settings = &self.settings;
         let parsed: Vec<Parsed> = lines
             .par_chunks(TASK_LINES)

@@ -25,7 +25,7 @@ impl JsonlDecoder {
         options: &DecodeOptions,
     ) -> Self {
         Self {
-            lines: LineReader::new(reader, options.chunk_rows),
+            lines: LineReader::new(reader, options.chunk_rows, options.limits.max_record_bytes),
             source_name,
             template: NameTemplate::parse(&options.array_element_name),
             columns: Columns::default(),
@@ -50,12 +50,7 @@ impl Decoder for JsonlDecoder {
                 // Every line of the batch was rejected: read on.
                 Ok(Some(None)) => {}
                 Ok(None) => return Ok(None),
-                Err(error) => {
-                    return Err(DecodeError::Io {
-                        source_name: source_name.clone(),
-                        error,
-                    });
-                }
+                Err(error) => return Err(DecodeError::io(source_name, error)),
             }
         }
     }
@@ -68,6 +63,7 @@ fn decode_batch(
     columns: &mut Columns,
     quarantine: &mut Quarantine,
 ) -> Option<Chunk> {
+    lines.reject_too_long(source_name, quarantine);
     let parsed: Vec<Result<Flat, String>> = lines
         .par_iter()
         .map(|line| parse_line(line, template))

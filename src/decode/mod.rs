@@ -38,6 +38,84 @@ pub const INFERENCE_TIME: &str = "inference_time";
 /// small enough that a chunk of wide records stays a few MB.
 pub const DEFAULT_CHUNK_ROWS: usize = 16 * 1024;
 
+/// Bounds that keep one hostile or broken object from taking a long-running process down: a
+/// multi-GB "line" without a newline, a decompression bomb, an object far bigger than any
+/// capture file. A record over a limit is counted and skipped (quarantine reason
+/// `record_too_large`); an object over one fails as a whole ([`DecodeError::Limit`], or
+/// `FetchError::TooLarge` before an S3 download) and goes to the dead-letter path.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The longest record (line, without its line terminator) a text decoder keeps, in bytes;
+    /// default 32 MiB. A longer line is read past without being held in memory, counted under
+    /// `record_too_large` with its line number, and decoding goes on with the next line. For
+    /// CSV a record may span lines (a quoted newline); a physical line over the limit is
+    /// skipped, and a record still open after this many bytes (an unclosed quote) is skipped
+    /// and parsing resumes at the next line. Not applied to Parquet, whose reader bounds its
+    /// own row groups and pages.
+    ///
+    /// A capture record is usually a few KB, but one real-time record carries a request and a
+    /// response of up to 6 MB each, 4/3 bigger again when BASE64-encoded: about 16 MB at the
+    /// extreme. 32 MiB leaves room for that and for JSON escaping. Memory per decoder is a
+    /// couple of batches, each of at most 64 MiB plus one record.
+    pub max_record_bytes: u64,
+    /// How many times bigger than its compressed size a gzip or zstd object may grow,
+    /// checked once [`RATIO_CHECK_AFTER_BYTES`] have come out; default 200. Text captures
+    /// compress well under 50× (the tests' capture-like text: under 50× with gzip and zstd);
+    /// zeros compress ~1000× with gzip and far more with zstd. An object over the ratio fails
+    /// whole as a likely decompression bomb.
+    pub max_decompression_ratio: f64,
+    /// The biggest object read at all, in bytes, as stored (compressed size for a compressed
+    /// object); default 10 GiB. Checked from S3's `Content-Length` before the body is
+    /// downloaded, and from the file's metadata for a local path.
+    pub max_object_bytes: u64,
+}
+
+/// Decompressed bytes that may come out of an object before [`Limits::max_decompression_ratio`]
+/// is checked: a small object of one short record repeated compresses far better than any
+/// sensible ratio and is harmless.
+pub const RATIO_CHECK_AFTER_BYTES: u64 = 64 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 32 << 20,
+            max_decompression_ratio: 200.0,
+            max_object_bytes: 10 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// What is wrong with these limits, in words naming the config key to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_record_bytes == 0 {
+            return Err("limits.max_record_bytes must be at least 1".to_string());
+        }
+        if self.max_decompression_ratio.is_nan() || self.max_decompression_ratio < 1.0 {
+            return Err(format!(
+                "limits.max_decompression_ratio must be a number of at least 1, not {}",
+                self.max_decompression_ratio
+            ));
+        }
+        if self.max_object_bytes == 0 {
+            return Err("limits.max_object_bytes must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// An object ran into one of the [`Limits`]. Readers that enforce a limit return it inside an
+/// [`std::io::Error`]; [`DecodeError::io`] turns it into [`DecodeError::Limit`].
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LimitExceeded {
+    /// The config key that sets the limit, e.g. `limits.max_decompression_ratio`.
+    pub key: &'static str,
+    /// What happened and what to change.
+    pub message: String,
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
 )]
@@ -74,6 +152,7 @@ pub struct DecodeOptions {
     /// `features_0, features_1`; `"_c{index}"` lines the elements up with a headerless CSV.
     pub array_element_name: String,
     pub chunk_rows: usize,
+    pub limits: Limits,
 }
 
 impl Default for DecodeOptions {
@@ -84,6 +163,7 @@ impl Default for DecodeOptions {
             output_columns_position: OutputColumnsPosition::Start,
             array_element_name: "{key}_{index}".to_string(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
+            limits: Limits::default(),
         }
     }
 }
@@ -112,6 +192,32 @@ pub enum DecodeError {
         source_name: String,
         message: String,
     },
+    /// The object ran into one of the [`Limits`]; `error` names the limit and its config key.
+    #[error("{source_name}: {error}")]
+    Limit {
+        source_name: String,
+        #[source]
+        error: LimitExceeded,
+    },
+}
+
+impl DecodeError {
+    /// A read error of `source_name`: [`DecodeError::Limit`] when a limit-enforcing reader
+    /// raised it, [`DecodeError::Io`] otherwise.
+    pub fn io(source_name: &str, error: std::io::Error) -> Self {
+        if error.get_ref().is_some_and(|e| e.is::<LimitExceeded>()) {
+            let inner = error.into_inner().expect("checked above");
+            let error = *inner.downcast::<LimitExceeded>().expect("checked above");
+            return DecodeError::Limit {
+                source_name: source_name.to_string(),
+                error,
+            };
+        }
+        DecodeError::Io {
+            source_name: source_name.to_string(),
+            error,
+        }
+    }
 }
 
 /// A streaming decoder: each call yields the next chunk, or `None` at the end of the object.
@@ -120,22 +226,39 @@ pub trait Decoder: Send {
 }
 
 /// Opens `path` (gzip and zstd detected by magic bytes) and returns the decoder for `options`.
+/// A file bigger than [`Limits::max_object_bytes`] is refused before it is read.
 pub fn open_path(path: &Path, options: &DecodeOptions) -> Result<Box<dyn Decoder>, DecodeError> {
     let source_name = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .map_err(|error| DecodeError::io(&source_name, error))?
+        .len();
+    check_object_size(&source_name, size, &options.limits)?;
     if options.format == InputFormat::Parquet {
         return parquet::ParquetDecoder::open(path, options)
             .map(|d| Box::new(d) as Box<dyn Decoder>);
     }
-    let file = std::fs::File::open(path).map_err(|error| DecodeError::Io {
-        source_name: source_name.clone(),
-        error,
-    })?;
-    let reader =
-        compression::decompressing_reader(Box::new(file)).map_err(|error| DecodeError::Io {
-            source_name: source_name.clone(),
-            error,
-        })?;
+    let file = std::fs::File::open(path).map_err(|error| DecodeError::io(&source_name, error))?;
+    let reader = compression::decompressing_reader_with_limits(Box::new(file), &options.limits)
+        .map_err(|error| DecodeError::io(&source_name, error))?;
     Ok(open_reader(reader, source_name, options))
+}
+
+/// [`DecodeError::Limit`] when an object of `size` bytes is over [`Limits::max_object_bytes`].
+pub fn check_object_size(source_name: &str, size: u64, limits: &Limits) -> Result<(), DecodeError> {
+    if size <= limits.max_object_bytes {
+        return Ok(());
+    }
+    Err(DecodeError::Limit {
+        source_name: source_name.to_string(),
+        error: LimitExceeded {
+            key: "limits.max_object_bytes",
+            message: format!(
+                "the object is {size} bytes, more than limits.max_object_bytes ({}); not read \
+                 (raise limits.max_object_bytes in the config to read it)",
+                limits.max_object_bytes
+            ),
+        },
+    })
 }
 
 /// The decoder for a text format over an already decompressed stream; `source_name` is what
@@ -159,7 +282,10 @@ pub fn open_reader(
 mod tests {
     use std::io::Write;
 
-    use super::testing::{drain, names, options, row, rows};
+    use super::testing::{
+        decode_into, drain, gzip_zeros, names, options, quarantined, row, rows, try_drain,
+        zstd_zeros,
+    };
     use super::*;
 
     fn gzip(text: &str) -> Vec<u8> {
@@ -237,5 +363,218 @@ mod tests {
         )
         .err();
         assert!(matches!(error, Some(DecodeError::Io { .. })));
+    }
+
+    fn with_limits(format: InputFormat, limits: Limits) -> DecodeOptions {
+        DecodeOptions {
+            limits,
+            ..options(format)
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_record_limit_is_skipped_and_quarantined_in_every_text_format() {
+        // A capture record whose input payload is 20 MiB, between two good records.
+        let huge_capture = CAPTURE.replace("132,10,182.9", &"1,".repeat(10 << 20));
+        let huge_text = "9".repeat(20 << 20);
+        let cases = [
+            (
+                InputFormat::Capture,
+                CAPTURE,
+                huge_capture.as_str(),
+                CAPTURE,
+            ),
+            (
+                InputFormat::Jsonl,
+                "{\"a\": 1}",
+                huge_text.as_str(),
+                "{\"a\": 2}",
+            ),
+            (InputFormat::Csv, "1,2", huge_text.as_str(), "3,4"),
+        ];
+        for (format, first, huge, last) in cases {
+            let input = format!("{first}\n{huge}\n{last}\n");
+            let limits = Limits {
+                max_record_bytes: 8 << 20,
+                ..Limits::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("quarantine.jsonl");
+            let (chunks, quarantine) = decode_into(
+                &input,
+                &with_limits(format, limits),
+                Quarantine::to_file(&path).unwrap(),
+            );
+            let decoded: usize = chunks.iter().map(|c| c.features.num_rows()).sum();
+            assert_eq!(decoded, 2, "{format:?}");
+            assert_eq!(quarantine.total(), 1, "{format:?}");
+            assert_eq!(quarantine.counts()[&RejectReason::RecordTooLarge], 1);
+            let rejects = quarantined(&path);
+            assert_eq!(rejects.len(), 1);
+            let reject = &rejects[0];
+            assert_eq!(reject["source"], "test-source");
+            assert_eq!(reject["line"], 2, "{format:?}");
+            assert_eq!(reject["reason"], "record_too_large");
+            let detail = reject["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!("{} bytes", huge.len() + 1))
+                    && detail.contains("limits.max_record_bytes"),
+                "{detail}"
+            );
+            let record = reject["record"].as_str().unwrap();
+            assert!(
+                huge.starts_with(record) && record.len() <= 256,
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_one_mib_line_is_skipped_with_a_one_kib_limit() {
+        let limits = Limits {
+            max_record_bytes: 1024,
+            ..Limits::default()
+        };
+        let long = "x".repeat(1 << 20);
+        let input = format!("{{\"a\": 1}}\n\n{{\"a\": \"{long}\"}}\n{{\"a\": 3}}");
+        let (chunks, quarantine) = decode_into(
+            &input,
+            &with_limits(InputFormat::Jsonl, limits),
+            Quarantine::in_memory(),
+        );
+        assert_eq!(
+            rows(&chunks[0].features),
+            [row(&[Some("1")]), row(&[Some("3")])]
+        );
+        let rejected: Vec<_> = quarantine.recent().map(|r| (r.line, r.reason)).collect();
+        assert_eq!(rejected, [(3, RejectReason::RecordTooLarge)]);
+    }
+
+    /// Decodes the file at `path` to its end or its first error.
+    fn decode_file(path: &Path, options: &DecodeOptions) -> Result<usize, DecodeError> {
+        let mut quarantine = Quarantine::in_memory();
+        let chunks = try_drain(open_path(path, options)?, &mut quarantine)?;
+        Ok(chunks.iter().map(|c| c.features.num_rows()).sum())
+    }
+
+    #[test]
+    fn a_decompression_bomb_fails_naming_the_object_and_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        // 200 MiB of zeros: ~200 KB as gzip, far less as zstd.
+        let bombs = [
+            ("bomb.jsonl.gz", gzip_zeros(200 << 20)),
+            ("bomb.jsonl.zst", zstd_zeros(200 << 20)),
+        ];
+        for (name, bytes) in bombs {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            for format in [InputFormat::Capture, InputFormat::Jsonl, InputFormat::Csv] {
+                let error = decode_file(&path, &options(format)).unwrap_err();
+                let DecodeError::Limit { error: limit, .. } = &error else {
+                    panic!("{name} {format:?}: expected a limit error, got {error}");
+                };
+                assert_eq!(limit.key, "limits.max_decompression_ratio");
+                let message = error.to_string();
+                assert!(
+                    message.starts_with(&format!("{}: ", path.display()))
+                        && message.contains("raise limits.max_decompression_ratio"),
+                    "{message}"
+                );
+            }
+            // The limit is the operator's to raise.
+            let generous = Limits {
+                max_decompression_ratio: 1e9,
+                ..Limits::default()
+            };
+            assert!(decode_file(&path, &with_limits(InputFormat::Csv, generous)).is_ok());
+        }
+    }
+
+    #[test]
+    fn normal_compressed_captures_pass_the_ratio_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        // Real captures are repetitive (~30x here) but nowhere near a bomb's ratio. These are
+        // small; compression.rs checks realistic text past the point where the ratio applies.
+        let text = format!("{CAPTURE}\n").repeat(1000);
+        let gz = dir.path().join("capture.jsonl.gz");
+        std::fs::write(&gz, gzip(&text)).unwrap();
+        let zst = dir.path().join("capture.jsonl.zst");
+        std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+        for path in [gz, zst] {
+            assert_eq!(
+                decode_file(&path, &options(InputFormat::Capture)).unwrap(),
+                1000
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_over_max_object_bytes_is_refused_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        std::fs::write(&path, format!("{CAPTURE}\n")).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        let tight = Limits {
+            max_object_bytes: 100,
+            ..Limits::default()
+        };
+        for format in [InputFormat::Capture, InputFormat::Parquet] {
+            let error = open_path(&path, &with_limits(format, tight)).err().unwrap();
+            let message = error.to_string();
+            assert!(matches!(
+                &error,
+                DecodeError::Limit { error, .. } if error.key == "limits.max_object_bytes"
+            ));
+            assert_eq!(
+                message,
+                format!(
+                    "{}: the object is {size} bytes, more than limits.max_object_bytes (100); \
+                     not read (raise limits.max_object_bytes in the config to read it)",
+                    path.display()
+                )
+            );
+        }
+        let exact = Limits {
+            max_object_bytes: size,
+            ..Limits::default()
+        };
+        assert_eq!(
+            decode_file(&path, &with_limits(InputFormat::Capture, exact)).unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn limits_default_and_validate() {
+        let limits = Limits::default();
+        assert_eq!(limits.max_record_bytes, 32 << 20);
+        assert_eq!(limits.max_decompression_ratio, 200.0);
+        assert_eq!(limits.max_object_bytes, 10 << 30);
+        assert_eq!(limits.validate(), Ok(()));
+        let zero_ratio = Limits {
+            max_decompression_ratio: 0.5,
+            ..limits
+        };
+        assert!(
+            zero_ratio
+                .validate()
+                .unwrap_err()
+                .contains("limits.max_decompression_ratio")
+        );
+        let nan = Limits {
+            max_decompression_ratio: f64::NAN,
+            ..limits
+        };
+        assert!(nan.validate().is_err());
+        // A config section may set any subset of the fields.
+        let parsed: Limits = toml::from_str("max_record_bytes = 1024").unwrap();
+        assert_eq!(
+            parsed,
+            Limits {
+                max_record_bytes: 1024,
+                ..Limits::default()
+            }
+        );
+        assert!(toml::from_str::<Limits>("max_recod_bytes = 1").is_err());
     }
 }

@@ -25,6 +25,9 @@ pub enum RejectReason {
     BadTime,
     /// A capture `encoding` other than CSV, JSON or BASE64.
     UnsupportedEncoding,
+    /// A line (or a CSV record) longer than `limits.max_record_bytes`; skipped without being
+    /// held in memory, and quarantined with only its first bytes.
+    RecordTooLarge,
 }
 
 impl RejectReason {
@@ -39,6 +42,7 @@ impl RejectReason {
             RejectReason::MissingField => "missing_field",
             RejectReason::BadTime => "bad_time",
             RejectReason::UnsupportedEncoding => "unsupported_encoding",
+            RejectReason::RecordTooLarge => "record_too_large",
         }
     }
 }

@@ -3,22 +3,76 @@
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
-use super::{Chunk, DecodeOptions, Decoder, InputFormat, Quarantine, open_reader};
+use super::{Chunk, DecodeError, DecodeOptions, Decoder, InputFormat, Quarantine, open_reader};
 
 /// Decodes `input` (already decompressed) with `options`, collecting every chunk.
 pub(crate) fn decode(input: &str, options: &DecodeOptions) -> (Vec<Chunk>, Quarantine) {
-    let reader = Box::new(std::io::Cursor::new(input.as_bytes().to_vec()));
-    let decoder = open_reader(reader, "test-source".to_string(), options);
-    drain(decoder)
+    decode_into(input, options, Quarantine::in_memory())
 }
 
-pub(crate) fn drain(mut decoder: Box<dyn Decoder>) -> (Vec<Chunk>, Quarantine) {
-    let mut quarantine = Quarantine::in_memory();
+/// [`decode`] with rejects going to `quarantine` (e.g. one writing a file).
+pub(crate) fn decode_into(
+    input: &str,
+    options: &DecodeOptions,
+    mut quarantine: Quarantine,
+) -> (Vec<Chunk>, Quarantine) {
+    let reader = Box::new(std::io::Cursor::new(input.as_bytes().to_vec()));
+    let mut decoder = open_reader(reader, "test-source".to_string(), options);
     let mut chunks = Vec::new();
     while let Some(chunk) = decoder.next_chunk(&mut quarantine).unwrap() {
         chunks.push(chunk);
     }
     (chunks, quarantine)
+}
+
+pub(crate) fn drain(decoder: Box<dyn Decoder>) -> (Vec<Chunk>, Quarantine) {
+    let mut quarantine = Quarantine::in_memory();
+    let chunks = try_drain(decoder, &mut quarantine).unwrap();
+    (chunks, quarantine)
+}
+
+/// Every chunk, or the error that ended the object.
+pub(crate) fn try_drain(
+    mut decoder: Box<dyn Decoder>,
+    quarantine: &mut Quarantine,
+) -> Result<Vec<Chunk>, DecodeError> {
+    let mut chunks = Vec::new();
+    while let Some(chunk) = decoder.next_chunk(quarantine)? {
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+/// `len` zero bytes gzipped, compressed as they are made: a decompression bomb.
+pub(crate) fn gzip_zeros(len: usize) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    write_zeros(&mut encoder, len);
+    encoder.finish().unwrap()
+}
+
+/// `len` zero bytes as zstd.
+pub(crate) fn zstd_zeros(len: usize) -> Vec<u8> {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    write_zeros(&mut encoder, len);
+    encoder.finish().unwrap()
+}
+
+fn write_zeros(out: &mut impl std::io::Write, mut len: usize) {
+    let zeros = vec![0u8; 1 << 20];
+    while len > 0 {
+        let n = len.min(zeros.len());
+        out.write_all(&zeros[..n]).unwrap();
+        len -= n;
+    }
+}
+
+/// The quarantine file at `path`, one JSON value per reject.
+pub(crate) fn quarantined(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 pub(crate) fn options(format: InputFormat) -> DecodeOptions {

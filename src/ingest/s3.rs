@@ -11,6 +11,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::error_text;
+use crate::decode::Limits;
 
 const SHUTTING_DOWN: &str = "read stopped: driftd is shutting down";
 
@@ -34,6 +35,25 @@ pub enum FetchError {
         key: String,
         message: String,
     },
+    /// The object is bigger than `limits.max_object_bytes`; its body was not downloaded.
+    #[error(
+        "s3://{bucket}/{key}: the object is {size} bytes, more than limits.max_object_bytes \
+         ({limit}); not read (raise limits.max_object_bytes in the config to read it)"
+    )]
+    TooLarge {
+        bucket: String,
+        key: String,
+        size: u64,
+        limit: u64,
+    },
+}
+
+impl FetchError {
+    /// Whether trying again cannot help: the object itself is refused, so the caller should
+    /// dead-letter it now rather than leave it for redelivery.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, FetchError::TooLarge { .. })
+    }
 }
 
 /// An object being read.
@@ -45,6 +65,8 @@ pub struct S3Object {
     pub etag: String,
     /// Seconds since the epoch: the time of rows that carry none, when the key names no hour.
     pub last_modified: Option<i64>,
+    /// The object's size as stored (S3's `Content-Length`), when S3 gave one.
+    pub size: Option<u64>,
     pub body: ByteStream,
 }
 
@@ -54,8 +76,21 @@ impl S3Object {
     }
 }
 
-/// Starts a streaming GetObject; the body is read as the decoder asks for it.
+/// Starts a streaming GetObject; the body is read as the decoder asks for it. Refuses an
+/// object over the default `limits.max_object_bytes`; see [`get_object_within`].
 pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<S3Object, FetchError> {
+    get_object_within(client, bucket, key, &Limits::default()).await
+}
+
+/// Starts a streaming GetObject; the body is read as the decoder asks for it. An object bigger
+/// than `limits.max_object_bytes` (by its `Content-Length`) is refused with
+/// [`FetchError::TooLarge`] before any of its body is read.
+pub async fn get_object_within(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    limits: &Limits,
+) -> Result<S3Object, FetchError> {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -76,13 +111,36 @@ pub async fn get_object(client: &Client, bucket: &str, key: &str) -> Result<S3Ob
                 }
             }
         })?;
+    let size = out.content_length.and_then(|n| u64::try_from(n).ok());
+    // Dropping `out` here closes the connection with the body unread.
+    check_size(bucket, key, size, limits)?;
     Ok(S3Object {
         bucket: bucket.to_string(),
         key: key.to_string(),
         etag: out.e_tag.unwrap_or_default().trim_matches('"').to_string(),
         last_modified: out.last_modified.map(|t| t.secs()),
+        size,
         body: out.body,
     })
+}
+
+/// [`FetchError::TooLarge`] when `size` is over `limits.max_object_bytes`. An object of
+/// unknown size passes; its decoder's own limits still apply.
+fn check_size(
+    bucket: &str,
+    key: &str,
+    size: Option<u64>,
+    limits: &Limits,
+) -> Result<(), FetchError> {
+    match size {
+        Some(size) if size > limits.max_object_bytes => Err(FetchError::TooLarge {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size,
+            limit: limits.max_object_bytes,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A [`ByteStream`] as a blocking [`Read`], for a thread outside the async runtime (e.g.
@@ -138,6 +196,12 @@ pub async fn read_manifest(object: S3Object) -> Result<Vec<(String, String)>, Fe
         key: object.key.clone(),
         message,
     };
+    // Refused before reading when S3 said how big it is; checked again below otherwise.
+    if let Some(size) = object.size.filter(|&n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(error(format!(
+            "a manifest of {size} bytes is too big (at most {MAX_MANIFEST_BYTES})"
+        )));
+    }
     let bytes = object
         .body
         .collect()
@@ -180,6 +244,30 @@ fn parse_manifest(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_over_max_object_bytes_is_refused_for_good() {
+        let limits = Limits {
+            max_object_bytes: 1000,
+            ..Limits::default()
+        };
+        assert!(check_size("b", "k", Some(1000), &limits).is_ok());
+        assert!(check_size("b", "k", None, &limits).is_ok());
+        let error = check_size("b", "cap/x.jsonl.gz", Some(1001), &limits).unwrap_err();
+        assert!(error.is_permanent());
+        assert_eq!(
+            error.to_string(),
+            "s3://b/cap/x.jsonl.gz: the object is 1001 bytes, more than \
+             limits.max_object_bytes (1000); not read (raise limits.max_object_bytes in the \
+             config to read it)"
+        );
+        let transient = FetchError::Get {
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "timeout".into(),
+        };
+        assert!(!transient.is_permanent());
+    }
 
     #[test]
     fn a_manifest_lists_keys_under_its_prefix() {
