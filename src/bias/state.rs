@@ -12,6 +12,10 @@
 //!
 //! The Flip Test needs rows: a uniform reservoir sample of at most [`SAMPLE_ROWS`] rows (fixed
 //! seed) is kept; below that every row is kept and FT is exact.
+//!
+//! A state serializes (serde) to everything but its spec and what derives from the spec (the
+//! matchers); [`StoredBiasState::into_state`] re-attaches them. The reservoir's generator is
+//! stored with it, so a state read back continues sampling exactly as the original would.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +25,8 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use compact_str::CompactString;
 use indexmap::{IndexMap, IndexSet};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts, FlipRow, GroupKey, MetricResult, flip_test};
@@ -111,7 +116,7 @@ enum Typing {
 }
 
 /// What a whole column says about its type, mergeable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ColumnKind {
     present: u64,
     non_int: bool,
@@ -288,9 +293,11 @@ type CountKey = (u32, u8, u8, u32);
 /// Missing value of the group variable (interned values are below it).
 const NO_GROUP: u32 = u32::MAX;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct FacetState {
-    /// `None` for a facet without configured values (one report per value).
+    /// `None` for a facet without configured values (one report per value). Derived from the
+    /// spec, so not stored: [`StoredBiasState::into_state`] rebuilds it.
+    #[serde(skip)]
     matcher: Option<Matcher>,
     /// Values in order of first appearance (`None` = missing), for a facet without values.
     values: IndexSet<Option<CompactString>>,
@@ -298,7 +305,7 @@ struct FacetState {
 }
 
 /// One sampled row for the Flip Test.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SampleRow {
     /// By index into [`BiasState::columns`]; columns first seen later are missing here.
     features: Vec<f64>,
@@ -308,15 +315,17 @@ struct SampleRow {
 
 /// A uniform sample without replacement of at most [`SAMPLE_ROWS`] rows (Algorithm R), with a
 /// fixed seed so that a run is reproducible.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Reservoir {
     seen: u64,
     rows: Vec<SampleRow>,
     rng: SplitMix64,
 }
 
-/// SplitMix64: a small, fast generator; statistical quality is ample for sampling.
-#[derive(Debug, Clone)]
+/// SplitMix64: a small, fast generator; statistical quality is ample for sampling. Its whole
+/// state is the one `u64`, which is what makes it storable: a generator read back draws the
+/// same numbers the original would have (no opaque library RNG to reseed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SplitMix64(u64);
 
 impl SplitMix64 {
@@ -393,10 +402,16 @@ impl Reservoir {
 
 /// The mergeable state of one bias analysis over some rows (a window, an object, a replica's
 /// share). Built with [`BiasState::add_batch`], combined with [`BiasState::merge`].
-#[derive(Debug, Clone)]
+///
+/// Serializes without the spec (it comes from config); read back through [`StoredBiasState`].
+#[derive(Debug, Clone, Serialize)]
 pub struct BiasState {
+    #[serde(skip)]
     spec: Arc<BiasSpec>,
+    #[serde(skip)]
     label_matcher: Matcher,
+    // Stored fields: keep them in the order of `StoredBiasState`'s (the stored form is
+    // positional).
     rows: u64,
     /// Every column seen, by display name (see [`BiasSpec::display_name`]).
     columns: IndexMap<String, ColumnKind>,
@@ -406,6 +421,129 @@ pub struct BiasState {
     facets: Vec<FacetState>,
     groups: IndexSet<CompactString>,
     sample: Reservoir,
+}
+
+/// A [`BiasState`] read back without its spec: deserialize this from what a `BiasState`
+/// serialized to, then [`StoredBiasState::into_state`].
+#[derive(Debug, Deserialize)]
+pub struct StoredBiasState {
+    // The stored fields of `BiasState`, in its order.
+    rows: u64,
+    columns: IndexMap<String, ColumnKind>,
+    label_codes: Vec<u64>,
+    prediction_codes: Vec<u64>,
+    facets: Vec<FacetState>,
+    groups: IndexSet<CompactString>,
+    sample: Reservoir,
+}
+
+impl StoredBiasState {
+    /// Re-attaches the spec the state was built under (the caller makes sure it is the same
+    /// analysis: see [`spec_shape`]). The indexes the state holds are checked, so that a stored
+    /// state that is well-formed but inconsistent fails here, not with a panic in `evaluate`.
+    pub fn into_state(self, spec: Arc<BiasSpec>) -> Result<BiasState, String> {
+        let mut state = BiasState::new(spec);
+        if self.facets.len() != state.facets.len() {
+            return Err(format!(
+                "{} facets stored, the spec has {}",
+                self.facets.len(),
+                state.facets.len()
+            ));
+        }
+        if self.label_codes.len() != CODES || self.prediction_codes.len() != CODES {
+            return Err(format!("label or prediction histogram is not {CODES} long"));
+        }
+        if self.sample.seen != self.rows || self.sample.rows.len() > SAMPLE_ROWS {
+            return Err(format!(
+                "sample of {} rows of {} does not fit {} rows",
+                self.sample.rows.len(),
+                self.sample.seen,
+                self.rows
+            ));
+        }
+        let code = |c: u8| usize::from(c) < CODES;
+        let group = |g: u32| g == NO_GROUP || (g as usize) < self.groups.len();
+        for (i, (stored, fresh)) in self.facets.iter().zip(&state.facets).enumerate() {
+            // A facet with values is keyed by code, one without by index of its value.
+            let keys = if fresh.matcher.is_some() {
+                CODES
+            } else {
+                stored.values.len()
+            };
+            let counts_ok = stored
+                .counts
+                .keys()
+                .all(|&(f, l, p, g)| (f as usize) < keys && code(l) && code(p) && group(g));
+            let sample_ok = self.sample.rows.iter().all(|row| {
+                row.facet_keys.len() == self.facets.len() && (row.facet_keys[i] as usize) < keys
+            });
+            if !counts_ok || !sample_ok {
+                return Err(format!("facet {i} holds a value index out of range"));
+            }
+        }
+        let rows_ok = self
+            .sample
+            .rows
+            .iter()
+            .all(|row| row.features.len() <= self.columns.len() && code(row.prediction));
+        if !rows_ok {
+            return Err("a sampled row does not fit the columns".into());
+        }
+        for (facet, stored) in state.facets.iter_mut().zip(self.facets) {
+            facet.values = stored.values;
+            facet.counts = stored.counts;
+        }
+        state.rows = self.rows;
+        state.columns = self.columns;
+        state.label_codes = self.label_codes;
+        state.prediction_codes = self.prediction_codes;
+        state.groups = self.groups;
+        state.sample = self.sample;
+        Ok(state)
+    }
+}
+
+/// The parts of a spec that shape a state — how rows are coded and which columns have roles —
+/// as JSON. States built under specs of one shape are interchangeable. The rest of a spec (the
+/// methods, `excluded`) only matters to `evaluate`, so a stored state still reads under a config
+/// that changed only those. Add here any spec field that `new` or `add_batch` comes to use.
+pub fn spec_shape(spec: &BiasSpec) -> Value {
+    let facets: Vec<Value> = spec
+        .facets
+        .iter()
+        .map(|f| json!({"name": f.name, "values": f.values}))
+        .collect();
+    json!({
+        "headers": spec.headers,
+        "label": spec.label,
+        "label_values": spec.label_values,
+        "predicted_label": spec.predicted_label,
+        "probability_threshold": spec.probability_threshold,
+        "facets": facets,
+        "group_variable": spec.group_variable,
+    })
+}
+
+/// Sampled rows (features as bits, facet keys, prediction code), rows seen, generator state.
+#[cfg(test)]
+pub(crate) type SampleSnapshot = (Vec<(Vec<u64>, Vec<u32>, u8)>, u64, u64);
+
+#[cfg(test)]
+impl BiasState {
+    /// The sample bit for bit (features as bits, facet keys, prediction code), rows seen, and
+    /// the generator's state: for tests that a stored state samples on identically.
+    pub(crate) fn sample_snapshot(&self) -> SampleSnapshot {
+        let rows = self
+            .sample
+            .rows
+            .iter()
+            .map(|row| {
+                let features = row.features.iter().map(|x| x.to_bits()).collect();
+                (features, row.facet_keys.clone(), row.prediction)
+            })
+            .collect();
+        (rows, self.sample.seen, self.sample.rng.0)
+    }
 }
 
 impl BiasState {

@@ -2,7 +2,10 @@
 //! `inferenceTime`, or the object's time for formats without one); a window closes when the
 //! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
 //! window that already closed are counted as late, never silently dropped. A window holds its
-//! monitor's mergeable state: a data-quality [`Profile`] or a bias [`BiasState`].
+//! monitor's mergeable state: a data-quality [`Profile`] or a bias [`BiasState`], which
+//! [`codec`] turns into bytes to store and back.
+
+pub mod codec;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
