@@ -14,4 +14,5 @@ pub mod pipeline;
 pub mod profile;
 pub mod rules;
 pub mod sinks;
+pub mod store;
 pub mod window;
