@@ -25,6 +25,9 @@ pub struct Config {
     pub sinks: SinksConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// AWS mode: where the durable state lives.
+    #[serde(default)]
+    pub state: StateConfig,
     /// Sizes and ratios past which a record or an object is refused.
     #[serde(default)]
     pub limits: Limits,
@@ -130,6 +133,35 @@ impl Default for SinksConfig {
             max_attempts: default_attempts(),
         }
     }
+}
+
+/// AWS mode's durable state: the ledger of objects counted, each object's partial windows,
+/// the outbox of deliveries and the rules' state. Replicas on one queue share it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// A local directory (one machine); default `{output.directory}/state`.
+    pub directory: Option<PathBuf>,
+    /// Instead: `s3://bucket/prefix`, shared by every replica (the production store).
+    pub s3_uri: Option<String>,
+    /// How long a replica's claim on a series (to finalise and deliver its windows) lasts
+    /// without renewal: after a crash, another replica carries on this much later.
+    #[serde(default = "default_lease_timeout", with = "humantime_serde")]
+    pub lease_timeout: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            s3_uri: None,
+            lease_timeout: default_lease_timeout(),
+        }
+    }
+}
+
+fn default_lease_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -347,6 +379,14 @@ impl Config {
         Ok(config)
     }
 
+    /// AWS mode's local state directory.
+    pub fn state_directory(&self) -> PathBuf {
+        self.state
+            .directory
+            .clone()
+            .unwrap_or_else(|| self.output.directory.join("state"))
+    }
+
     /// The rules of `rules.directory`; without that section none in embedded mode and the
     /// shipped defaults in AWS mode (where they replace Model Monitor's alert per violation).
     pub fn load_rules(&self, path: &Path) -> Result<Option<crate::rules::RuleSet>, ConfigError> {
@@ -421,6 +461,9 @@ impl Config {
         }
         if let Some(rules) = &mut self.rules {
             resolve(&mut rules.directory);
+        }
+        if let Some(state) = &mut self.state.directory {
+            resolve(state);
         }
         for monitor in &mut self.monitors {
             resolve(&mut monitor.baseline);
@@ -516,6 +559,8 @@ impl Config {
                 self.sinks.retrain_queue_url.is_some(),
             ),
             ("sinks.s3_report_uri", self.sinks.s3_report_uri.is_some()),
+            ("state.directory", self.state.directory.is_some()),
+            ("state.s3_uri", self.state.s3_uri.is_some()),
         ];
         if let Some((key, _)) = aws_only.iter().find(|(_, set)| *set) {
             return Err(format!(
@@ -587,14 +632,22 @@ impl Config {
         if self.sinks.max_attempts == 0 {
             return Err("sinks.max_attempts: must be at least 1".into());
         }
-        // A message is held until its window closes, and SQS keeps a message invisible for at
-        // most 12 hours after it was received.
-        let held = self.window.size + self.window.allowed_lateness;
-        if held > Duration::from_secs(11 * 3600) {
-            return Err(format!(
-                "window: size + allowed_lateness is {}; in AWS mode it must stay below 11h, because messages are held until their window closes and SQS allows at most 12h",
-                humantime_serde::re::humantime::format_duration(held)
-            ));
+        match (&self.state.directory, &self.state.s3_uri) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "state: set directory (one machine) or s3_uri (shared by replicas), not both"
+                        .into(),
+                );
+            }
+            (None, Some(uri)) if !uri.starts_with("s3://") => {
+                return Err(format!(
+                    "state.s3_uri: {uri:?} is not an s3://bucket/prefix URI"
+                ));
+            }
+            _ => {}
+        }
+        if self.state.lease_timeout < Duration::from_secs(1) {
+            return Err("state.lease_timeout: must be at least 1s".into());
         }
         Ok(())
     }
@@ -679,7 +732,10 @@ s3_report_uri = "s3://reports/monitoring"
                 AWS.replace("[input]", "[input]\nwait_time = \"30s\""),
                 "input.wait_time",
             ),
-            (format!("{AWS}\n[window]\nsize = \"12h\""), "below 11h"),
+            (
+                format!("{AWS}\n[state]\ns3_uri = \"bucket/state\""),
+                "state.s3_uri: \"bucket/state\" is not an s3://bucket/prefix URI",
+            ),
             (
                 format!("{AWS}\n[limits]\nmax_decompression_ratio = 0.5"),
                 "limits.max_decompression_ratio must be a number of at least 1",

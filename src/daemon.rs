@@ -4,6 +4,7 @@
 
 mod actions;
 mod aws;
+mod state;
 
 pub use actions::{ACTIONS_FILE, RULES_STATE_FILE};
 
@@ -36,6 +37,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Output(#[from] crate::json_file::FileError),
+    #[error(transparent)]
+    State(#[from] crate::store::StoreError),
     #[error("{0}")]
     Usage(String),
 }
@@ -125,7 +128,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         config.window.allowed_lateness.as_secs() as i64,
     );
     let mut rules = match config.load_rules(config_path)? {
-        Some(rules) => Some(actions::RuleRunner::open(rules, out, None)?),
+        Some(rules) => Some(actions::RuleRunner::open(rules, out)?),
         None => None,
     };
     let mut summary = RunSummary::default();
@@ -212,7 +215,7 @@ fn emit(
     let report = window_report(config, monitors, window);
     write_local(config, &report)?;
     if let Some(rules) = rules {
-        rules.observe(&report, None)?;
+        rules.observe(&report)?;
     }
     Ok(report.violation_count() > 0)
 }

@@ -1,8 +1,8 @@
 //! Rules over closed windows. Each window's facts go through the rules; the actions they yield
-//! are printed and appended to `{out}/actions.jsonl`. In AWS mode each action also becomes a
-//! message ([`Delivery`]) kept in the rules' state file until it is sent, so a restart neither
-//! loses an alert nor fires one again: `{out}/rules_state.json` holds what fired, what is
-//! firing and what is still to send, written atomically after each window.
+//! are printed and appended to `{out}/actions.jsonl`. Embedded mode keeps the rules' state —
+//! what fired, what is firing — in `{out}/rules_state.json` ([`RuleRunner`]), so a restart
+//! neither fires an alert again nor forgets one. AWS mode keeps it in its state store and turns
+//! actions into messages ([`messages`]) sent through its outbox.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::RunError;
 use crate::json_file::{read_json, write_json};
 use crate::rules::{Action, RuleSet, RulesState, WindowFacts, evaluate};
-use crate::sinks::actions::{Delivery, Destination, MessageSink, Routes, delivery};
+use crate::sinks::actions::{Delivery, Destination, Routes, delivery};
 use crate::sinks::sns::{WindowContext, name};
 use crate::sinks::{Outcome, WindowReport};
 
@@ -25,8 +25,6 @@ pub(super) struct RuleRunner {
     state: SavedState,
     state_path: PathBuf,
     actions_path: PathBuf,
-    /// AWS mode: where actions are sent. Embedded mode only records them.
-    routes: Option<Routes>,
 }
 
 /// What survives a restart.
@@ -36,17 +34,10 @@ struct SavedState {
     /// Per `monitor/endpoint` (`-` for none), the end of the last window the rules saw. A
     /// window closed again after a restart (its objects read again) is not seen twice.
     evaluated_through: BTreeMap<String, i64>,
-    /// Messages decided but not yet sent, oldest first.
-    #[serde(default)]
-    unsent: Vec<Delivery>,
 }
 
 impl RuleRunner {
-    pub(super) fn open(
-        rules: RuleSet,
-        out: &Path,
-        routes: Option<Routes>,
-    ) -> Result<Self, RunError> {
+    pub(super) fn open(rules: RuleSet, out: &Path) -> Result<Self, RunError> {
         let state_path = out.join(RULES_STATE_FILE);
         let mut state: SavedState = if state_path.exists() {
             read_json(&state_path)?
@@ -65,20 +56,14 @@ impl RuleRunner {
             state,
             state_path,
             actions_path: out.join(ACTIONS_FILE),
-            routes,
         })
     }
 
     /// Runs the rules over a closed window. A window the rules already saw (a replay after a
     /// restart) yields nothing.
-    pub(super) fn observe(
-        &mut self,
-        report: &WindowReport,
-        report_dir_uri: Option<&str>,
-    ) -> Result<Vec<Action>, RunError> {
-        let (start, end) = (report.start.timestamp(), report.end.timestamp());
-        let endpoint = report.endpoint.as_deref();
-        let series = series_name(&report.monitor, endpoint);
+    pub(super) fn observe(&mut self, report: &WindowReport) -> Result<Vec<Action>, RunError> {
+        let end = report.end.timestamp();
+        let series = series_name(&report.monitor, report.endpoint.as_deref());
         if self
             .state
             .evaluated_through
@@ -88,25 +73,8 @@ impl RuleRunner {
             return Ok(Vec::new());
         }
         self.state.evaluated_through.insert(series, end);
-        let facts = match &report.outcome {
-            Outcome::DataQuality { findings, .. } => {
-                WindowFacts::from_findings(&report.monitor, endpoint, start, end, findings)
-            }
-            Outcome::Bias {
-                analysis,
-                violations,
-            } => WindowFacts::from_bias(
-                &report.monitor,
-                endpoint,
-                start,
-                end,
-                report.rows,
-                analysis,
-                violations,
-            ),
-        };
-        let actions = evaluate(&self.rules, &mut self.state.rules, &facts);
-        self.record(&actions, &WindowContext::of(report, report_dir_uri))?;
+        let actions = evaluate(&self.rules, &mut self.state.rules, &facts_of(report));
+        self.record(&actions)?;
         Ok(actions)
     }
 
@@ -137,81 +105,104 @@ impl RuleRunner {
             // The evaluator fills the gap before this window with empty ones too.
             let facts = WindowFacts::empty(monitor, endpoint, through - size, through);
             let actions = evaluate(&self.rules, &mut self.state.rules, &facts);
-            let context = WindowContext::silent(monitor, endpoint, through - size, through);
             self.state.evaluated_through.insert(series.clone(), through);
-            self.record(&actions, &context)?;
+            self.record(&actions)?;
             all.extend(actions);
         }
         Ok(all)
     }
 
-    /// Appends the actions to the actions file, queues their messages and saves the state;
-    /// prints them.
-    fn record(&mut self, actions: &[Action], window: &WindowContext) -> Result<(), RunError> {
-        if !actions.is_empty() {
-            let append = || -> std::io::Result<()> {
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.actions_path)?;
-                for action in actions {
-                    writeln!(file, "{}", serde_json::to_string(action)?)?;
-                }
-                file.sync_all()
-            };
-            append().map_err(|error| RunError::Io {
-                path: self.actions_path.clone(),
-                error,
-            })?;
-        }
-        if let Some(routes) = &self.routes {
-            for action in actions {
-                let rule = self
-                    .rules
-                    .rules
-                    .iter()
-                    .find(|r| r.name == action_rule(action))
-                    .expect("actions come from these rules");
-                let alert_topic = rule.alert.as_ref().and_then(|a| a.topic_arn.as_deref());
-                let retrain = rule.retrain.as_ref().and_then(|r| {
-                    r.topic_arn
-                        .clone()
-                        .map(Destination::Topic)
-                        .or_else(|| r.queue_url.clone().map(Destination::Queue))
-                });
-                match delivery(action, window, alert_topic, retrain, routes) {
-                    Some(message) => self.state.unsent.push(message),
-                    None => tracing::info!(
-                        rule = rule.name,
-                        "alert not sent: no topic (set sinks.sns_topic_arn or the rule's alert.topic_arn); kept in actions.jsonl"
-                    ),
-                }
-            }
-        }
+    /// Appends the actions to the actions file and saves the state; prints them.
+    fn record(&mut self, actions: &[Action]) -> Result<(), RunError> {
+        append_actions(&self.actions_path, actions)?;
         // Written after the actions file: a crash in between repeats an action there, never
         // loses one.
         write_json(&self.state_path, &self.state)?;
-        for action in actions {
-            println!("  {}", describe(action));
-        }
+        print_actions(actions);
         Ok(())
     }
+}
 
-    /// Sends the queued messages in order, each removed from the saved state once sent. Stops
-    /// at the first failure (the rest keep their order) and says whether all went out.
-    pub(super) async fn send_unsent(&mut self, sink: &MessageSink) -> Result<bool, RunError> {
-        while let Some(message) = self.state.unsent.first() {
-            if let Err(error) = sink.send(message).await {
-                tracing::error!(%error, "action message not sent; retried on the next tick");
-                return Ok(false);
-            }
-            tracing::info!(destination = %message.destination, id = message.deduplication_id, "action message sent");
-            self.state.unsent.remove(0);
-            // A crash before this write sends the message again: at least once, and the
-            // receiver deduplicates by its key.
-            write_json(&self.state_path, &self.state)?;
+/// What the rules see of a closed window.
+pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
+    let (start, end) = (report.start.timestamp(), report.end.timestamp());
+    let endpoint = report.endpoint.as_deref();
+    match &report.outcome {
+        Outcome::DataQuality { findings, .. } => {
+            WindowFacts::from_findings(&report.monitor, endpoint, start, end, findings)
         }
-        Ok(true)
+        Outcome::Bias {
+            analysis,
+            violations,
+        } => WindowFacts::from_bias(
+            &report.monitor,
+            endpoint,
+            start,
+            end,
+            report.rows,
+            analysis,
+            violations,
+        ),
+    }
+}
+
+/// The messages for `actions` decided on `window`: each to its rule's destination, else the
+/// default one; an alert with no topic anywhere is only recorded.
+pub(super) fn messages(
+    rules: &RuleSet,
+    actions: &[Action],
+    window: &WindowContext,
+    routes: &Routes,
+) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for action in actions {
+        let rule = rules
+            .rules
+            .iter()
+            .find(|r| r.name == action_rule(action))
+            .expect("actions come from these rules");
+        let alert_topic = rule.alert.as_ref().and_then(|a| a.topic_arn.as_deref());
+        let retrain = rule.retrain.as_ref().and_then(|r| {
+            r.topic_arn
+                .clone()
+                .map(Destination::Topic)
+                .or_else(|| r.queue_url.clone().map(Destination::Queue))
+        });
+        match delivery(action, window, alert_topic, retrain, routes) {
+            Some(message) => out.push(message),
+            None => tracing::info!(
+                rule = rule.name,
+                "alert not sent: no topic (set sinks.sns_topic_arn or the rule's alert.topic_arn); kept in actions.jsonl"
+            ),
+        }
+    }
+    out
+}
+
+/// Appends actions to the local actions file, synced.
+pub(super) fn append_actions(path: &Path, actions: &[Action]) -> Result<(), RunError> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let append = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        for action in actions {
+            writeln!(file, "{}", serde_json::to_string(action)?)?;
+        }
+        file.sync_all()
+    };
+    append().map_err(|error| RunError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+pub(super) fn print_actions(actions: &[Action]) {
+    for action in actions {
+        println!("  {}", describe(action));
     }
 }
 
@@ -267,7 +258,7 @@ mod tests {
             "[[rule]]\nname = \"quiet\"\nseverity = \"warning\"\n[rule.condition.no_data]\n[rule.persistence]\nwindows = 2\n[rule.alert]\n",
         )
         .unwrap();
-        let mut runner = RuleRunner::open(rules.clone(), out.path(), None).unwrap();
+        let mut runner = RuleRunner::open(rules.clone(), out.path()).unwrap();
         // The series last closed the window [0, 10).
         runner.state.evaluated_through.insert("m/ep".into(), 10);
         let none_open = |_: &str, _: Option<&str>| false;
@@ -308,7 +299,7 @@ mod tests {
                 .is_empty()
         );
         // The state survives a restart: the next runner does not fire again.
-        let mut again = RuleRunner::open(rules, out.path(), None).unwrap();
+        let mut again = RuleRunner::open(rules, out.path()).unwrap();
         assert!(
             again
                 .observe_silence(40, 10, &none_open)
@@ -323,7 +314,7 @@ mod tests {
             "[[rule]]\nname = \"silent\"\nseverity = \"warning\"\n[rule.condition.no_data]\n[rule.alert]\n",
         )
         .unwrap();
-        let mut renamed = RuleRunner::open(renamed, out.path(), None).unwrap();
+        let mut renamed = RuleRunner::open(renamed, out.path()).unwrap();
         assert_eq!(renamed.state.rules, RulesState::default());
         assert_eq!(
             renamed.observe_silence(50, 10, &none_open).unwrap().len(),

@@ -1,40 +1,44 @@
-//! AWS mode: S3 objects announced on SQS in, windows out to the local directory, S3 reports,
-//! CloudWatch and SNS.
+//! AWS mode: S3 objects announced on SQS in; windows out to the local directory, S3 reports,
+//! CloudWatch and the rules' messages, through durable state shared by every replica.
 //!
-//! Pollers long-poll the queue, read each announced object (streaming GetObject, decoded on a
-//! blocking thread) into per-object windows, and hand them to the window owner. The owner
-//! merges them, closes windows on the watermark, delivers each closed window to every sink,
-//! and only then deletes the messages whose objects fed it. Until then a message is kept
-//! invisible by a heartbeat; a message whose object fails is left for redelivery, so the
-//! queue's redrive policy moves a poison object to the dead-letter queue. Within a process, an
-//! object seen twice (redelivery, or S3 announcing one upload twice) is counted once.
+//! Pollers long-poll the queue and read each announced object (streaming GetObject, decoded on
+//! a blocking thread) into its own partial windows, store those and the object's ledger entry
+//! ([`super::state`]), and only then delete the message: from that moment the object is safe
+//! whatever happens to this process. Once a second, the finaliser looks for windows the
+//! watermark has passed; for each series whose lease it gets it merges the stored parts,
+//! analyses the window, commits its deliveries to the outbox, and delivers them. A sink that
+//! fails delays its deliveries, which stay in the outbox, and loses nothing. Several replicas
+//! on one queue share the state store and produce what one would.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::actions::RuleRunner;
-use super::{DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route};
+use super::actions::{append_actions, facts_of, messages, print_actions};
+use super::state::{
+    Durable, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
+};
+use super::{
+    ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
+};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
 use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object_within, read_manifest};
-use crate::ingest::sqs::{AllowList, Heartbeat, Notice, Received, SqsQueue, parse_message};
-use crate::sinks::WindowReport;
+use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message};
+use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{Destination, MessageSink, Routes};
-use crate::sinks::cloudwatch::CloudWatchSink;
-use crate::sinks::s3_report::S3ReportSink;
-use crate::window::{WindowKey, Windows};
+use crate::sinks::cloudwatch::{CloudWatchSink, Family};
+use crate::sinks::s3_report::{S3ReportSink, report_files};
+use crate::sinks::sns::WindowContext;
+use crate::store::{LocalStore, S3Store, StateStore, StoreError};
+use crate::window::{ClosedWindow, WindowKey, WindowState, Windows, codec};
 
-/// Objects remembered for de-duplication once their windows are written.
-const LEDGER_CAPACITY: usize = 100_000;
-/// How often the owner looks for windows to close when no object arrives.
+/// How often the finaliser looks for windows to close and deliveries to make.
 const TICK: Duration = Duration::from_secs(1);
 /// Pause after a failed ReceiveMessage.
 const RECEIVE_BACKOFF: Duration = Duration::from_secs(5);
@@ -42,7 +46,7 @@ const RECEIVE_BACKOFF: Duration = Duration::from_secs(5);
 pub(super) fn run(
     config: &Config,
     monitors: Vec<Monitor>,
-    rules: crate::rules::RuleSet,
+    rules: RuleSet,
 ) -> Result<RunSummary, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,30 +70,36 @@ struct ObjectId {
     etag: String,
 }
 
+impl ObjectId {
+    fn hash(&self) -> String {
+        object_hash(&self.bucket, &self.key, &self.etag)
+    }
+}
+
 struct Shared {
     config: Config,
     monitors: Vec<Monitor>,
+    rules: RuleSet,
+    routes: Routes,
     queue: SqsQueue,
     s3: aws_sdk_s3::Client,
     allow: AllowList,
+    durable: Durable,
     stop: CancellationToken,
     quarantine_path: PathBuf,
+    objects_read: AtomicUsize,
     objects_failed: AtomicUsize,
     objects_unrouted: AtomicUsize,
-}
-
-/// A message whose objects were all read, with their windows.
-struct Done {
-    message: Received,
-    heartbeat: Heartbeat,
-    objects: Vec<(ObjectId, Windows)>,
+    windows_written: AtomicUsize,
+    windows_with_violations: AtomicUsize,
+    late_rows: AtomicU64,
 }
 
 /// What became of a message in a poller.
 enum Outcome {
     /// Nothing (more) to do: delete it. The reason is logged.
     Delete(String),
-    /// Read: hand to the owner.
+    /// Read: record the objects' windows, then delete it.
     Read(Vec<(ObjectId, Windows)>),
     /// Failed: leave it for redelivery (or release it at shutdown).
     Leave(String),
@@ -98,7 +108,7 @@ enum Outcome {
 async fn serve(
     config: Config,
     monitors: Vec<Monitor>,
-    rules: crate::rules::RuleSet,
+    rules: RuleSet,
 ) -> Result<RunSummary, RunError> {
     let out = &config.output.directory;
     std::fs::create_dir_all(out).map_err(|error| RunError::Io {
@@ -124,7 +134,12 @@ async fn serve(
         config.input.wait_time,
     );
     let sinks = build_sinks(&config, &sdk)?;
-    let rules = RuleRunner::open(rules, out, Some(routes(&config)))?;
+    let store = match &config.state.s3_uri {
+        Some(uri) => S3Store::new(s3.clone(), uri).map(StateStore::from),
+        None => LocalStore::open(config.state_directory()).map(StateStore::from),
+    }
+    .map_err(|e| RunError::Usage(format!("state: {e}")))?;
+    let durable = Durable::new(store, config.state.lease_timeout);
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
     let quarantine_path = config
@@ -137,80 +152,58 @@ async fn serve(
             buckets: config.input.allowed_buckets.clone(),
             prefixes: config.input.allowed_prefixes.clone(),
         },
+        routes: routes(&config),
         monitors,
-        queue: queue.clone(),
+        rules,
+        queue,
         s3,
+        durable,
         stop: stop.clone(),
         quarantine_path,
+        objects_read: AtomicUsize::new(0),
         objects_failed: AtomicUsize::new(0),
         objects_unrouted: AtomicUsize::new(0),
+        windows_written: AtomicUsize::new(0),
+        windows_with_violations: AtomicUsize::new(0),
+        late_rows: AtomicU64::new(0),
         config,
     });
     let config = &shared.config;
     tracing::info!(
         queue = %queue_url,
         pollers = config.input.pollers,
+        state = %shared.durable.store.describe(),
+        replica = %shared.durable.replica,
         cloudwatch = config.sinks.cloudwatch,
         alerts = config.sinks.sns_topic_arn.is_some(),
         s3_reports = config.sinks.s3_report_uri.is_some(),
         "driftd is polling the queue"
     );
-    let (sender, mut receiver) = mpsc::channel::<Done>(config.input.pollers * 2);
     let pollers: Vec<_> = (0..config.input.pollers)
-        .map(|_| tokio::spawn(poll(shared.clone(), sender.clone())))
+        .map(|_| tokio::spawn(poll(shared.clone())))
         .collect();
-    drop(sender);
 
-    let mut owner = Owner {
-        windows: Windows::new(
-            config.window.size.as_secs() as i64,
-            config.window.allowed_lateness.as_secs() as i64,
-        ),
-        pending: Vec::new(),
-        outbox: Vec::new(),
-        ledger: HashMap::new(),
-        ledger_order: VecDeque::new(),
-        rules,
-        summary: RunSummary::default(),
-    };
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            done = receiver.recv() => match done {
-                Some(done) => owner.absorb(done),
-                None => break,
-            },
             _ = tick.tick() => {}
         }
-        owner.close_ready(&shared, &sinks)?;
-        owner.deliver(&sinks).await?;
-        owner.settle(&queue).await;
+        if let Err(error) = finalise_ready(&shared, &sinks).await {
+            tracing::error!(%error, "finalising windows failed; retried on the next tick");
+        }
     }
 
-    // Shutdown: pollers stop (their objects in progress fail and their messages are released),
-    // closed windows are delivered, and every message whose windows are not written is
-    // released, so the next driftd reads its object again. Open windows are not written: a
-    // partial window would later be overwritten by the whole one.
+    // Shutdown: pollers stop (an object in progress fails and its message is released).
+    // Everything recorded is in the state store; the next driftd, or another replica, carries
+    // on from there.
     tracing::info!(
         timeout_s = config.daemon.shutdown_timeout.as_secs(),
-        "stopping: no new messages; delivering closed windows and releasing the rest"
+        "stopping: no new messages; messages in progress are released"
     );
     let finish = async {
-        while let Some(done) = receiver.recv().await {
-            done.heartbeat.stop().await;
-            release(&queue, &done.message).await;
-        }
         for poller in pollers {
             let _ = poller.await;
-        }
-        if let Err(error) = owner.deliver(&sinks).await {
-            tracing::error!(%error, "cannot save the rules' state");
-        }
-        owner.settle(&queue).await;
-        for pending in owner.pending.drain(..) {
-            pending.heartbeat.stop().await;
-            release(&queue, &pending.message).await;
         }
     };
     if tokio::time::timeout(config.daemon.shutdown_timeout, finish)
@@ -221,11 +214,15 @@ async fn serve(
             "shutdown timeout reached; messages not yet released reappear after their visibility timeout"
         );
     }
-    let mut summary = std::mem::take(&mut owner.summary);
-    summary.objects_failed = shared.objects_failed.load(Ordering::Relaxed);
-    summary.objects_unrouted = shared.objects_unrouted.load(Ordering::Relaxed);
-    summary.late_rows = owner.windows.late_rows();
-    Ok(summary)
+    Ok(RunSummary {
+        objects_read: shared.objects_read.load(Ordering::Relaxed),
+        objects_failed: shared.objects_failed.load(Ordering::Relaxed),
+        objects_unrouted: shared.objects_unrouted.load(Ordering::Relaxed),
+        windows_written: shared.windows_written.load(Ordering::Relaxed),
+        windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
+        late_rows: shared.late_rows.load(Ordering::Relaxed),
+        malformed_records: 0,
+    })
 }
 
 /// Where rule actions go unless a rule says otherwise.
@@ -326,7 +323,7 @@ async fn release(queue: &SqsQueue, message: &Received) {
     }
 }
 
-async fn poll(shared: Arc<Shared>, owner: mpsc::Sender<Done>) {
+async fn poll(shared: Arc<Shared>) {
     let queue = &shared.queue;
     while !shared.stop.is_cancelled() {
         let received = tokio::select! {
@@ -344,7 +341,7 @@ async fn poll(shared: Arc<Shared>, owner: mpsc::Sender<Done>) {
             }
         };
         // Heartbeats for the whole batch at once: the last message waits for the others.
-        let batch: Vec<(Received, Heartbeat)> = messages
+        let batch: Vec<_> = messages
             .into_iter()
             .map(|m| {
                 let heartbeat = queue.heartbeat(&m);
@@ -357,45 +354,105 @@ async fn poll(shared: Arc<Shared>, owner: mpsc::Sender<Done>) {
                 release(queue, &message).await;
                 continue;
             }
-            match handle(&shared, &message).await {
+            let outcome = match handle(&shared, &message).await {
+                Outcome::Read(objects) => match record(&shared, objects).await {
+                    Ok(()) => Outcome::Delete("its objects are recorded".into()),
+                    Err(error) => Outcome::Leave(format!("cannot record the objects: {error}")),
+                },
+                other => other,
+            };
+            heartbeat.stop().await;
+            match outcome {
                 Outcome::Delete(reason) => {
-                    heartbeat.stop().await;
                     tracing::info!(message_id = %message.message_id, reason, "message deleted");
                     if let Err(error) = queue.delete(&message).await {
-                        tracing::warn!(%error, "cannot delete message");
+                        tracing::warn!(%error, "cannot delete message; if delivered again its objects are not counted twice");
                     }
                 }
-                Outcome::Read(objects) => {
-                    let done = Done {
-                        message,
-                        heartbeat,
-                        objects,
-                    };
-                    if let Err(mpsc::error::SendError(done)) = owner.send(done).await {
-                        done.heartbeat.stop().await;
-                        release(queue, &done.message).await;
-                    }
-                }
+                Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
-                    heartbeat.stop().await;
-                    if shared.stop.is_cancelled() {
-                        release(queue, &message).await;
-                    } else {
-                        shared.objects_failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(
-                            message_id = %message.message_id,
-                            receive_count = message.receive_count,
-                            %error,
-                            "message failed; left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
-                        );
-                        let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
-                        if let Err(e) = dead_letter(&path, &error) {
-                            tracing::warn!(error = %e, "cannot write the dead-letter file");
-                        }
+                    shared.objects_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        message_id = %message.message_id,
+                        receive_count = message.receive_count,
+                        %error,
+                        "message failed; left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
+                    );
+                    let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
+                    if let Err(e) = dead_letter(&path, &error) {
+                        tracing::warn!(error = %e, "cannot write the dead-letter file");
                     }
                 }
+                Outcome::Read(_) => unreachable!("recorded above"),
             }
         }
+    }
+}
+
+/// Stores each object's partial windows, then its ledger entry. Rows for a window already
+/// finalised are late: counted, logged and kept in the ledger entry, not merged.
+async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<(), StoreError> {
+    let durable = &shared.durable;
+    for (id, windows) in objects {
+        let object = id.hash();
+        if durable.ledger_entry(&object).await?.is_some() {
+            tracing::info!(bucket = %id.bucket, key = %id.key, "object already counted by another reader meanwhile; not counted again");
+            continue;
+        }
+        let newest = windows.newest();
+        let (mut rows, mut late_rows) = (0, 0);
+        let mut fed = Vec::new();
+        for (key, state) in windows.into_open() {
+            let series = series_key(&shared.monitors_name(key.monitor), key.endpoint.as_deref());
+            let n = state.row_count();
+            rows += n;
+            if durable.finalised_parts(&series, key.start).await?.is_some() {
+                late_rows += n;
+                continue;
+            }
+            let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
+                .await
+                .expect("encoding does not panic");
+            durable.put_part(&series, key.start, &object, bytes).await?;
+            fed.push((series, key.start, n));
+        }
+        if let Some(newest) = newest {
+            durable.note_event_time(newest).await?;
+        }
+        // A finaliser may have listed the window's parts just before this one landed.
+        let mut windows = Vec::new();
+        for (series, start, n) in fed {
+            if let Some(parts) = durable.finalised_parts(&series, start).await?
+                && !parts.contains(&object)
+            {
+                late_rows += n;
+            }
+            windows.push(format!("{series}/{start}"));
+        }
+        if late_rows > 0 {
+            tracing::warn!(bucket = %id.bucket, key = %id.key, late_rows, "rows for windows already finalised: counted as late, not merged");
+            shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+        }
+        let entry = LedgerEntry {
+            bucket: id.bucket.clone(),
+            key: id.key.clone(),
+            etag: id.etag.clone(),
+            rows,
+            windows,
+            late_rows,
+            replica: durable.replica.clone(),
+            recorded_at: now_seconds(),
+        };
+        durable.put_ledger_entry(&object, &entry).await?;
+        shared.objects_read.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(bucket = %id.bucket, key = %id.key, rows, "object recorded");
+    }
+    Ok(())
+}
+
+impl Shared {
+    fn monitors_name(&self, monitor: usize) -> String {
+        self.config.monitors[monitor].name.clone()
     }
 }
 
@@ -465,6 +522,15 @@ async fn read_object(
         key: key.to_string(),
         etag: object.etag.clone(),
     };
+    // Redelivered, or announced twice: counted already, so not read again.
+    match shared.durable.ledger_entry(&id.hash()).await {
+        Ok(Some(_)) => {
+            tracing::info!(bucket, key, "object already counted; not counted again");
+            return Ok(None);
+        }
+        Ok(None) => {}
+        Err(error) => return Err(format!("cannot read the ledger: {error}")),
+    }
     let object_time = fields.hour.map(|h| h.timestamp());
     let objects = if monitor_config.manifest {
         let mut listed = Vec::new();
@@ -578,21 +644,6 @@ impl Drop for SpoolFile {
     }
 }
 
-/// A message whose objects are in open (or undelivered) windows.
-struct Pending {
-    message: Received,
-    heartbeat: Heartbeat,
-    windows: HashSet<WindowKey>,
-}
-
-/// A closed window on its way to the sinks; each sink is called until it succeeds once.
-struct Emission {
-    key: WindowKey,
-    report: WindowReport,
-    s3_done: bool,
-    cloudwatch_done: bool,
-}
-
 struct Sinks {
     s3_report: Option<S3ReportSink>,
     cloudwatch: Option<CloudWatchSink>,
@@ -600,166 +651,314 @@ struct Sinks {
     messages: MessageSink,
 }
 
-struct Owner {
-    windows: Windows,
-    pending: Vec<Pending>,
-    outbox: Vec<Emission>,
-    /// Objects counted, with the windows they fed.
-    ledger: HashMap<ObjectId, Vec<WindowKey>>,
-    ledger_order: VecDeque<ObjectId>,
-    rules: RuleRunner,
-    summary: RunSummary,
-}
-
-impl Owner {
-    fn is_pending(&self, key: &WindowKey) -> bool {
-        self.windows.keys().any(|k| k == key) || self.outbox.iter().any(|e| &e.key == key)
+/// One finaliser pass: for every series with work — outboxes to deliver, windows the
+/// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
+/// replica gets, in window order.
+async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunError> {
+    let durable = &shared.durable;
+    let config = &shared.config;
+    let size = config.window.size.as_secs() as i64;
+    let newest = durable.newest_event_time().await?;
+    let watermark = newest
+        .unwrap_or(i64::MIN)
+        .max(now_seconds())
+        .saturating_sub(config.window.allowed_lateness.as_secs() as i64);
+    let mut work = durable.pending_work().await?;
+    for series in durable.rule_series().await? {
+        work.entry(series).or_default();
     }
-
-    fn absorb(&mut self, done: Done) {
-        let mut keys = HashSet::new();
-        for (id, object_windows) in done.objects {
-            if let Some(fed) = self.ledger.get(&id) {
-                tracing::info!(bucket = %id.bucket, key = %id.key, "object already counted; not counted again");
-                keys.extend(fed.iter().filter(|k| self.is_pending(k)).cloned());
-                continue;
-            }
-            let object_keys: Vec<WindowKey> = object_windows.keys().cloned().collect();
-            self.windows.absorb(object_windows);
-            // Rows for windows already closed were counted as late; those keys are not open.
-            let open: HashSet<&WindowKey> = self.windows.keys().collect();
-            let fed: Vec<WindowKey> = object_keys
-                .into_iter()
-                .filter(|k| open.contains(k))
-                .collect();
-            keys.extend(fed.iter().cloned());
-            self.summary.objects_read += 1;
-            if self.ledger_order.len() == LEDGER_CAPACITY
-                && let Some(oldest) = self.ledger_order.pop_front()
-            {
-                self.ledger.remove(&oldest);
-            }
-            self.ledger_order.push_back(id.clone());
-            self.ledger.insert(id, fed);
+    for (series, work) in work {
+        if shared.stop.is_cancelled() {
+            break;
         }
-        self.pending.push(Pending {
-            message: done.message,
-            heartbeat: done.heartbeat,
-            windows: keys,
-        });
-    }
-
-    /// Closes the windows the watermark passed: their files are written locally, the rules
-    /// see them (their actions queued durably), and they wait in the outbox for the sinks.
-    fn close_ready(&mut self, shared: &Shared, sinks: &Sinks) -> Result<(), RunError> {
-        let now = now_seconds();
-        self.windows.observe_clock(now);
-        for window in self.windows.close_ready() {
-            let key = window.key.clone();
-            let report = super::window_report(&shared.config, &shared.monitors, window);
-            super::write_local(&shared.config, &report)?;
-            let report_uri = sinks.s3_report.as_ref().map(|s| s.window_uri(&report));
-            self.rules.observe(&report, report_uri.as_deref())?;
-            self.summary.windows_written += 1;
-            if report.violation_count() > 0 {
-                self.summary.windows_with_violations += 1;
-            }
-            self.outbox.push(Emission {
-                key,
-                report,
-                s3_done: false,
-                cloudwatch_done: false,
-            });
-        }
-        let config = &shared.config;
-        let open = |monitor: &str, endpoint: Option<&str>| {
-            self.windows.keys().any(|k| {
-                config.monitors[k.monitor].name == monitor && k.endpoint.as_deref() == endpoint
-            })
-        };
-        self.rules.observe_silence(
-            now - config.window.allowed_lateness.as_secs() as i64,
-            config.window.size.as_secs() as i64,
-            &open,
-        )?;
-        Ok(())
-    }
-
-    /// Sends each closed window to the sinks that do not have it yet, then the rules' queued
-    /// messages. A window a sink failed for stays in the outbox (its messages invisible) and
-    /// is tried again on the next tick.
-    async fn deliver(&mut self, sinks: &Sinks) -> Result<(), RunError> {
-        for emission in &mut self.outbox {
-            let report = &emission.report;
-            if !emission.s3_done {
-                emission.s3_done = match &sinks.s3_report {
-                    Some(sink) => log_failure(sink.write(report).await, report),
-                    None => true,
-                };
-            }
-            if !emission.cloudwatch_done {
-                emission.cloudwatch_done = match &sinks.cloudwatch {
-                    Some(sink) => log_failure(
-                        sink.publish(report.family(), report.endpoint.as_deref(), &report.metrics)
-                            .await,
-                        report,
-                    ),
-                    None => true,
-                };
-            }
-        }
-        let mut delivered = Vec::new();
-        // Alerts link to the reports, so they wait for them.
-        if self.outbox.iter().all(|e| e.s3_done) {
-            self.rules.send_unsent(&sinks.messages).await?;
-        }
-        self.outbox.retain(|e| {
-            let done = e.s3_done && e.cloudwatch_done;
-            if done {
-                tracing::info!(monitor = %e.report.monitor, window = %e.report.relative_dir, rows = e.report.rows, "window delivered to every sink");
-                delivered.push(e.key.clone());
-            }
-            !done
-        });
-        for pending in &mut self.pending {
-            for key in &delivered {
-                pending.windows.remove(key);
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes the messages whose windows are all delivered.
-    async fn settle(&mut self, queue: &SqsQueue) {
-        let (done, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+        let silent = work.parts.is_empty();
+        let ready: Vec<(i64, Vec<String>)> = work
+            .parts
             .into_iter()
-            .partition(|p| p.windows.is_empty());
-        self.pending = waiting;
-        for pending in done {
-            pending.heartbeat.stop().await;
-            match queue.delete(&pending.message).await {
-                Ok(()) => {
-                    tracing::debug!(message_id = %pending.message.message_id, "message deleted: its windows are written")
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot delete message; if delivered again its object is not counted twice by this process")
+            .filter(|(start, _)| start + size <= watermark)
+            .collect();
+        // Windows up to here have passed; with no part stored anywhere in the series, those
+        // after the rules' last one had no data.
+        let through = watermark.div_euclid(size) * size;
+        let silence_due = silent
+            && work.outboxes.is_empty()
+            && durable
+                .rules(&series)
+                .await?
+                .evaluated_through
+                .is_some_and(|t| t < through);
+        if work.outboxes.is_empty() && ready.is_empty() && !silence_due {
+            continue;
+        }
+        let Some(mut held) = durable.acquire(&series).await? else {
+            continue;
+        };
+        let result = async {
+            for start in work.outboxes {
+                if !deliver(shared, sinks, &series, start).await? {
+                    return Ok(());
                 }
             }
+            for (start, parts) in ready {
+                if !durable.renew(&mut held).await? {
+                    tracing::warn!(series, "lease lost; another replica carries on");
+                    return Ok(());
+                }
+                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await?
+                    && !deliver(shared, sinks, &series, start).await?
+                {
+                    return Ok(());
+                }
+            }
+            if silence_due
+                && let Some(start) = finalise_silence(shared, &series, through - size).await?
+            {
+                deliver(shared, sinks, &series, start).await?;
+            }
+            Ok::<(), RunError>(())
         }
+        .await;
+        durable.release(held).await;
+        result?;
     }
+    Ok(())
 }
 
-fn log_failure(result: Result<(), String>, report: &WindowReport) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::error!(
-                monitor = %report.monitor,
-                window = %report.relative_dir,
-                %error,
-                "sink failed; retried on the next tick, the window's messages stay invisible"
-            );
-            false
+/// Merges a window's parts (in object order, so any replica gets the same result), analyses
+/// it, writes its local files, runs the rules, and commits its deliveries. `None` when there
+/// was nothing to commit (already finalised, or no readable part).
+async fn finalise(
+    shared: &Arc<Shared>,
+    sinks: &Sinks,
+    series: &str,
+    start: i64,
+    parts: &[String],
+) -> Result<Option<i64>, RunError> {
+    let durable = &shared.durable;
+    let config = &shared.config;
+    if durable.finalised_parts(series, start).await?.is_some() {
+        // Parts that landed after the window was finalised were counted as late.
+        durable.delete_parts(series, start, parts).await?;
+        return Ok(None);
+    }
+    let (monitor_name, endpoint) = split_series(series);
+    let Some(monitor) = config.monitors.iter().position(|m| m.name == monitor_name) else {
+        tracing::warn!(
+            series,
+            "stored windows of a monitor no longer in the config; left as they are"
+        );
+        return Ok(None);
+    };
+    let mut stored = Vec::new();
+    for object in parts {
+        if let Some(bytes) = durable.get_part(series, start, object).await? {
+            stored.push((object.clone(), bytes));
         }
     }
+    let key = WindowKey {
+        monitor,
+        endpoint: endpoint.map(str::to_string),
+        start,
+    };
+    let end = start + config.window.size.as_secs() as i64;
+    let analysis = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let kind = &shared.monitors[monitor].kind;
+            let mut merged: Option<WindowState> = None;
+            let mut used = Vec::new();
+            for (object, bytes) in stored {
+                match codec::decode(&bytes, kind) {
+                    Ok(state) => {
+                        match &mut merged {
+                            Some(window) => window.merge(state),
+                            None => merged = Some(state),
+                        }
+                        used.push(object);
+                    }
+                    Err(error) => tracing::error!(
+                        object,
+                        %error,
+                        "a stored partial window cannot be read; left out of the window"
+                    ),
+                }
+            }
+            merged.map(|state| {
+                let window = ClosedWindow { key, end, state };
+                (
+                    super::window_report(&shared.config, &shared.monitors, window),
+                    used,
+                )
+            })
+        })
+        .await
+        .expect("analysis does not panic")
+    };
+    let Some((report, used)) = analysis else {
+        return Ok(None);
+    };
+    super::write_local(config, &report)?;
+    let report_uri = sinks
+        .s3_report
+        .as_ref()
+        .map(|s| s.window_uri(&report.relative_dir));
+    let context = WindowContext::of(&report, report_uri.as_deref());
+    let before = durable.rules(series).await?;
+    let (actions, messages, rules_after) = decide(shared, &before, &facts_of(&report), &context);
+    let outbox = WindowOutbox {
+        end,
+        parts: used,
+        rows: report.rows,
+        relative_dir: report.relative_dir.clone(),
+        report_files: if sinks.s3_report.is_some() {
+            report_files(&report)
+        } else {
+            Vec::new()
+        },
+        report_done: sinks.s3_report.is_none(),
+        family: report.family(),
+        endpoint: report.endpoint.clone(),
+        metrics: if sinks.cloudwatch.is_some() {
+            report.metrics.clone()
+        } else {
+            Vec::new()
+        },
+        metrics_done: sinks.cloudwatch.is_none(),
+        messages,
+        messages_sent: 0,
+        rules_after,
+    };
+    if !durable.commit(series, start, &outbox).await? {
+        return Ok(None);
+    }
+    append_actions(&config.output.directory.join(ACTIONS_FILE), &actions)?;
+    print_actions(&actions);
+    durable.put_rules(series, &outbox.rules_after).await?;
+    durable.delete_parts(series, start, parts).await?;
+    shared.windows_written.fetch_add(1, Ordering::Relaxed);
+    if report.violation_count() > 0 {
+        shared
+            .windows_with_violations
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::info!(series, window = %report.relative_dir, rows = report.rows, objects = outbox.parts.len(), "window finalised");
+    Ok(Some(start))
+}
+
+/// The rules' verdict on a window of a series, and their state after it. A window the rules
+/// already saw yields nothing.
+fn decide(
+    shared: &Shared,
+    before: &SeriesRules,
+    facts: &WindowFacts,
+    context: &WindowContext,
+) -> (
+    Vec<crate::rules::Action>,
+    Vec<crate::sinks::actions::Delivery>,
+    SeriesRules,
+) {
+    let mut after = before.clone();
+    if before.evaluated_through.is_some_and(|t| facts.end <= t) {
+        return (Vec::new(), Vec::new(), after);
+    }
+    let actions = evaluate(&shared.rules, &mut after.state, facts);
+    after.evaluated_through = Some(facts.end);
+    let messages = messages(&shared.rules, &actions, context, &shared.routes);
+    (actions, messages, after)
+}
+
+/// Runs the rules over the empty windows of a silent series up to the one starting at
+/// `start`, and commits the messages they decide.
+async fn finalise_silence(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+) -> Result<Option<i64>, RunError> {
+    let durable = &shared.durable;
+    let end = start + shared.config.window.size.as_secs() as i64;
+    let (monitor, endpoint) = split_series(series);
+    let facts = WindowFacts::empty(monitor, endpoint, start, end);
+    let context = WindowContext::silent(monitor, endpoint, start, end);
+    let before = durable.rules(series).await?;
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context);
+    let outbox = WindowOutbox {
+        end,
+        parts: Vec::new(),
+        rows: 0,
+        relative_dir: String::new(),
+        report_files: Vec::new(),
+        report_done: true,
+        family: Family::DataQuality,
+        endpoint: endpoint.map(str::to_string),
+        metrics: Vec::new(),
+        metrics_done: true,
+        messages,
+        messages_sent: 0,
+        rules_after,
+    };
+    if !durable.commit(series, start, &outbox).await? {
+        return Ok(None);
+    }
+    append_actions(&shared.config.output.directory.join(ACTIONS_FILE), &actions)?;
+    print_actions(&actions);
+    durable.put_rules(series, &outbox.rules_after).await?;
+    Ok(Some(start))
+}
+
+/// Delivers a committed window's outbox, step by step, saving progress after each; the
+/// report goes before the alerts that link to it. `false` if a sink failed (retried on the
+/// next tick).
+async fn deliver(
+    shared: &Shared,
+    sinks: &Sinks,
+    series: &str,
+    start: i64,
+) -> Result<bool, RunError> {
+    let durable = &shared.durable;
+    let Some(mut outbox) = durable.outbox(series, start).await? else {
+        return Ok(true);
+    };
+    // The finaliser may have stopped between committing and saving the rules' state.
+    let rules = durable.rules(series).await?;
+    if rules.evaluated_through < outbox.rules_after.evaluated_through {
+        durable.put_rules(series, &outbox.rules_after).await?;
+    }
+    let failed = |error: String| {
+        tracing::error!(series, start, %error, "delivery failed; kept in the outbox and retried on the next tick");
+        Ok(false)
+    };
+    if !outbox.report_done {
+        if let Some(sink) = &sinks.s3_report
+            && let Err(error) = sink.write(&outbox.relative_dir, &outbox.report_files).await
+        {
+            return failed(error);
+        }
+        outbox.report_done = true;
+        durable.save_outbox(series, start, &outbox).await?;
+    }
+    if !outbox.metrics_done {
+        if let Some(sink) = &sinks.cloudwatch
+            && let Err(error) = sink
+                .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
+                .await
+        {
+            return failed(error);
+        }
+        outbox.metrics_done = true;
+        durable.save_outbox(series, start, &outbox).await?;
+    }
+    while let Some(message) = outbox.messages.get(outbox.messages_sent) {
+        if let Err(error) = sinks.messages.send(message).await {
+            tracing::error!(%error, "action message not sent; retried on the next tick");
+            return Ok(false);
+        }
+        tracing::info!(destination = %message.destination, id = message.deduplication_id, "action message sent");
+        outbox.messages_sent += 1;
+        // A crash before this write sends the message again: at least once, and the receiver
+        // deduplicates by its key.
+        durable.save_outbox(series, start, &outbox).await?;
+    }
+    durable.retire(series, start, &outbox).await?;
+    tracing::info!(series, start, "window delivered to every sink");
+    Ok(true)
 }

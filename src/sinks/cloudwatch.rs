@@ -19,7 +19,8 @@ pub const BIAS_ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/bias-metrics"
 pub const BIAS_BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/bias-metrics";
 
 /// Which monitor's metrics: each has its own namespaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Family {
     DataQuality,
     Bias,

@@ -34,11 +34,11 @@ pub fn parse_uri(uri: &str) -> Result<(String, String), String> {
 
 /// The window's files, named as Model Monitor (for bias: Clarify) names them, with their
 /// bodies. The main file (`statistics.json`, `analysis.json`) comes first.
-pub fn report_files(report: &WindowReport) -> Vec<(&'static str, Vec<u8>)> {
-    let mut metrics = Vec::new();
+pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
+    let mut metrics = String::new();
     for datum in &report.metrics {
-        metrics.extend(serde_json::to_vec(datum).expect("a metric datum serializes"));
-        metrics.push(b'\n');
+        metrics.push_str(&serde_json::to_string(datum).expect("a metric datum serializes"));
+        metrics.push('\n');
     }
     let mut files = match &report.outcome {
         Outcome::DataQuality {
@@ -60,12 +60,15 @@ pub fn report_files(report: &WindowReport) -> Vec<(&'static str, Vec<u8>)> {
     };
     files.push((METRICS_FILE, metrics));
     files
+        .into_iter()
+        .map(|(name, body)| (name.to_string(), body))
+        .collect()
 }
 
 /// Pretty JSON with a final newline, as the local files are written.
-fn pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let mut text = serde_json::to_vec_pretty(value).expect("outputs serialize");
-    text.push(b'\n');
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("outputs serialize");
+    text.push('\n');
     text
 }
 
@@ -81,23 +84,32 @@ impl S3ReportSink {
     }
 
     /// `s3://bucket/prefix/{relative_dir}/`: where a window's files go.
-    pub fn window_uri(&self, report: &WindowReport) -> String {
-        format!("s3://{}/{}/", self.bucket, self.window_key_prefix(report))
+    pub fn window_uri(&self, relative_dir: &str) -> String {
+        format!(
+            "s3://{}/{}/",
+            self.bucket,
+            self.window_key_prefix(relative_dir)
+        )
     }
 
-    fn window_key_prefix(&self, report: &WindowReport) -> String {
+    fn window_key_prefix(&self, relative_dir: &str) -> String {
         if self.prefix.is_empty() {
-            report.relative_dir.clone()
+            relative_dir.to_string()
         } else {
-            format!("{}/{}", self.prefix, report.relative_dir)
+            format!("{}/{relative_dir}", self.prefix)
         }
     }
 
-    /// Uploads the window's files. The main file (`statistics.json`, `analysis.json`) goes
-    /// last, so a reader that sees it finds the rest already there.
-    pub async fn write(&self, report: &WindowReport) -> Result<(), String> {
-        let dir = self.window_key_prefix(report);
-        let mut files = report_files(report);
+    /// Uploads a window's files (from [`report_files`]) under its directory. The main file
+    /// (`statistics.json`, `analysis.json`) goes last, so a reader that sees it finds the rest
+    /// already there.
+    pub async fn write(
+        &self,
+        relative_dir: &str,
+        files: &[(String, String)],
+    ) -> Result<(), String> {
+        let dir = self.window_key_prefix(relative_dir);
+        let mut files = files.to_vec();
         files.rotate_left(1);
         for (name, body) in files {
             let key = format!("{dir}/{name}");
@@ -115,7 +127,7 @@ impl S3ReportSink {
                         .bucket(&self.bucket)
                         .key(&key)
                         .content_type(content_type)
-                        .body(ByteStream::from(body.clone()))
+                        .body(ByteStream::from(body.clone().into_bytes()))
                         .send()
                         .await
                         .map(|_| ())

@@ -117,6 +117,17 @@ impl Windows {
         self.open.keys()
     }
 
+    /// The newest event time seen, if any row had one.
+    pub fn newest(&self) -> Option<i64> {
+        (self.newest != i64::MIN).then_some(self.newest)
+    }
+
+    /// The open windows' states, for a caller that keeps them elsewhere (AWS mode stores
+    /// each object's partial windows).
+    pub fn into_open(self) -> impl Iterator<Item = (WindowKey, WindowState)> {
+        self.open.into_iter()
+    }
+
     /// Rows that arrived after their window had closed.
     pub fn late_rows(&self) -> u64 {
         self.late_rows

@@ -1,0 +1,561 @@
+//! AWS mode's durable state, in a [`StateStore`] that every replica shares:
+//!
+//! ```text
+//! ledger/{object}                    an object counted, and the windows it fed
+//! parts/{series}/{start}/{object}    one object's partial state of one window
+//! watermark/{replica}                the newest event time a replica has seen
+//! lease/{series}                     which replica finalises and delivers a series now
+//! outbox/{series}/{start}            a finalised window's deliveries, until all are sent
+//! done/{series}/{start}              a finalised and delivered window: the parts it merged
+//! rules/{series}                     the rules' state for a series
+//! ```
+//!
+//! A series is `{monitor}/{endpoint}` (`-` for batch monitors); `{start}` is the window's start
+//! in seconds, zero-padded so keys list in time order; `{object}` a hash of bucket, key and
+//! ETag. An object's message is deleted only once its parts and its ledger entry are stored, so
+//! a crash at any point either repeats the object (its parts are overwritten with the same
+//! bytes, its ledger entry makes the repeat a no-op) or has already recorded it. A window is
+//! finalised by the holder of its series' lease, which merges the parts in object order — the
+//! same result whichever replica does it — and commits the window by creating its outbox entry
+//! (create-once): a second finaliser finds it and stops.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::metrics::MetricDatum;
+use crate::rules::RulesState;
+use crate::sinks::actions::Delivery;
+use crate::sinks::cloudwatch::Family;
+use crate::store::{StateStore, StoreError, Version};
+
+/// `{monitor}/{endpoint or -}`. Monitor names hold no `/`; SageMaker endpoint names are never
+/// `-`.
+pub(super) fn series_key(monitor: &str, endpoint: Option<&str>) -> String {
+    format!("{monitor}/{}", endpoint.unwrap_or("-"))
+}
+
+/// The monitor and endpoint of a series key.
+pub(super) fn split_series(series: &str) -> (&str, Option<&str>) {
+    let (monitor, endpoint) = series.split_once('/').unwrap_or((series, "-"));
+    (monitor, (endpoint != "-").then_some(endpoint))
+}
+
+/// 128 bits of hash of the object's identity: collisions are out of reach.
+pub(super) fn object_hash(bucket: &str, key: &str, etag: &str) -> String {
+    let identity = format!("{bucket}\0{key}\0{etag}");
+    let a = twox_hash::XxHash64::oneshot(1, identity.as_bytes());
+    let b = twox_hash::XxHash64::oneshot(2, identity.as_bytes());
+    format!("{a:016x}{b:016x}")
+}
+
+fn window_id(series: &str, start: i64) -> String {
+    // Event times before 1970 do not occur in capture data; clamp rather than break the order.
+    format!("{series}/{:012}", start.max(0))
+}
+
+/// An object counted: what it was and where its rows went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct LedgerEntry {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub rows: u64,
+    /// `{series}/{start}` of each window it fed.
+    pub windows: Vec<String>,
+    /// Rows for windows already finalised when the object arrived.
+    pub late_rows: u64,
+    pub replica: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    owner: String,
+    expires_ms: i64,
+}
+
+/// A held series lease.
+pub(super) struct Held {
+    key: String,
+    version: Version,
+}
+
+/// The rules' memory of one series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct SeriesRules {
+    pub state: RulesState,
+    /// The end of the last window the rules saw.
+    pub evaluated_through: Option<i64>,
+}
+
+/// A finalised window on its way to the sinks; each step is marked once done, so a new holder
+/// of the lease carries on where the last one stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct WindowOutbox {
+    pub end: i64,
+    /// The objects merged, in merge order.
+    pub parts: Vec<String>,
+    pub rows: u64,
+    /// The report's files (name, content) for the S3 report sink, and its directory below the
+    /// report root; empty for a window in which nothing arrived.
+    pub relative_dir: String,
+    pub report_files: Vec<(String, String)>,
+    pub report_done: bool,
+    pub family: Family,
+    pub endpoint: Option<String>,
+    pub metrics: Vec<MetricDatum>,
+    pub metrics_done: bool,
+    pub messages: Vec<Delivery>,
+    pub messages_sent: usize,
+    /// The rules' state after this window.
+    pub rules_after: SeriesRules,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DoneRecord {
+    parts: Vec<String>,
+    rows: u64,
+}
+
+/// Open work found in the store, per series: finalised windows still to deliver, and windows
+/// with parts, each with its objects in order.
+#[derive(Debug, Default)]
+pub(super) struct SeriesWork {
+    pub outboxes: Vec<i64>,
+    pub parts: std::collections::BTreeMap<i64, Vec<String>>,
+}
+
+pub(super) struct Durable {
+    pub store: StateStore,
+    pub replica: String,
+    lease_timeout: Duration,
+    /// The newest event time this replica has written to its watermark key.
+    written_watermark: AtomicI64,
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("state records serialize")
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Failed {
+        store: "state".into(),
+        op: "parse",
+        key: key.to_string(),
+        message: e.to_string(),
+        retryable: false,
+    })
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Durable {
+    pub fn new(store: StateStore, lease_timeout: Duration) -> Self {
+        let replica = format!(
+            "{}-{}-{:08x}",
+            hostname(),
+            std::process::id(),
+            fastrand::u32(..)
+        );
+        Self {
+            store,
+            replica,
+            lease_timeout,
+            written_watermark: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    pub async fn ledger_entry(&self, object: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let key = format!("ledger/{object}");
+        match self.store.get(&key).await? {
+            Some(bytes) => parse(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn put_ledger_entry(
+        &self,
+        object: &str,
+        entry: &LedgerEntry,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put(&format!("ledger/{object}"), json(entry))
+            .await
+    }
+
+    pub async fn put_part(
+        &self,
+        series: &str,
+        start: i64,
+        object: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let id = window_id(series, start);
+        self.store
+            .put(&format!("parts/{id}/{object}"), bytes)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn get_part(
+        &self,
+        series: &str,
+        start: i64,
+        object: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = window_id(series, start);
+        self.store.get(&format!("parts/{id}/{object}")).await
+    }
+
+    pub async fn delete_parts(
+        &self,
+        series: &str,
+        start: i64,
+        objects: &[String],
+    ) -> Result<(), StoreError> {
+        let id = window_id(series, start);
+        for object in objects {
+            self.store.delete(&format!("parts/{id}/{object}")).await?;
+        }
+        Ok(())
+    }
+
+    /// The objects a finalised window merged, or `None` while it is not finalised.
+    pub async fn finalised_parts(
+        &self,
+        series: &str,
+        start: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let id = window_id(series, start);
+        if let Some(outbox) = self.outbox(series, start).await? {
+            return Ok(Some(outbox.parts));
+        }
+        let key = format!("done/{id}");
+        match self.store.get(&key).await? {
+            Some(bytes) => parse::<DoneRecord>(&key, &bytes).map(|d| Some(d.parts)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records that this replica has seen events up to `time`.
+    pub async fn note_event_time(&self, time: i64) -> Result<(), StoreError> {
+        if time <= self.written_watermark.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.store
+            .put(
+                &format!("watermark/{}", self.replica),
+                time.to_string().into_bytes(),
+            )
+            .await?;
+        self.written_watermark.fetch_max(time, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The newest event time any replica has seen.
+    pub async fn newest_event_time(&self) -> Result<Option<i64>, StoreError> {
+        let mut newest = None;
+        for key in self.store.list("watermark/").await? {
+            if let Some(bytes) = self.store.get(&key).await?
+                && let Ok(time) = String::from_utf8_lossy(&bytes).trim().parse::<i64>()
+            {
+                newest = newest.max(Some(time));
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Every series with windows to finalise or deliver.
+    pub async fn pending_work(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, SeriesWork>, StoreError> {
+        let mut work: std::collections::BTreeMap<String, SeriesWork> = Default::default();
+        for key in self.store.list("outbox/").await? {
+            if let Some((series, start)) = parse_window(key.strip_prefix("outbox/")) {
+                work.entry(series).or_default().outboxes.push(start);
+            }
+        }
+        for key in self.store.list("parts/").await? {
+            let Some(rest) = key.strip_prefix("parts/") else {
+                continue;
+            };
+            let Some((window, object)) = rest.rsplit_once('/') else {
+                continue;
+            };
+            if let Some((series, start)) = parse_window(Some(window)) {
+                work.entry(series)
+                    .or_default()
+                    .parts
+                    .entry(start)
+                    .or_default()
+                    .push(object.to_string());
+            }
+        }
+        Ok(work)
+    }
+
+    /// Every series the rules have state for.
+    pub async fn rule_series(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .list("rules/")
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix("rules/").map(str::to_string))
+            .collect())
+    }
+
+    /// Takes the series' lease if it is free, expired or already ours.
+    pub async fn acquire(&self, series: &str) -> Result<Option<Held>, StoreError> {
+        let key = format!("lease/{series}");
+        let mine = || {
+            json(&Lease {
+                owner: self.replica.clone(),
+                expires_ms: now_ms() + self.lease_timeout.as_millis() as i64,
+            })
+        };
+        if self.store.put_new(&key, mine()).await? {
+            return self.confirm(&key).await;
+        }
+        let Some((bytes, version)) = self.store.get_versioned(&key).await? else {
+            // Released between the two calls: try again next tick.
+            return Ok(None);
+        };
+        let lease: Lease = parse(&key, &bytes)?;
+        if lease.owner != self.replica && lease.expires_ms > now_ms() {
+            return Ok(None);
+        }
+        if self.store.replace(&key, mine(), &version).await? {
+            return self.confirm(&key).await;
+        }
+        Ok(None)
+    }
+
+    /// Reads back the lease just written: its version for renewals, and proof that it is ours
+    /// (a retried write that had already succeeded reports a lost race).
+    async fn confirm(&self, key: &str) -> Result<Option<Held>, StoreError> {
+        let Some((bytes, version)) = self.store.get_versioned(key).await? else {
+            return Ok(None);
+        };
+        let lease: Lease = parse(key, &bytes)?;
+        Ok((lease.owner == self.replica).then(|| Held {
+            key: key.to_string(),
+            version,
+        }))
+    }
+
+    /// Extends a held lease; `false` if it was lost (expired and taken).
+    pub async fn renew(&self, held: &mut Held) -> Result<bool, StoreError> {
+        let lease = json(&Lease {
+            owner: self.replica.clone(),
+            expires_ms: now_ms() + self.lease_timeout.as_millis() as i64,
+        });
+        if !self.store.replace(&held.key, lease, &held.version).await? {
+            return Ok(false);
+        }
+        Ok(match self.confirm(&held.key).await? {
+            Some(renewed) => {
+                *held = renewed;
+                true
+            }
+            None => false,
+        })
+    }
+
+    pub async fn release(&self, held: Held) {
+        // Only if still ours: a lease taken over after expiry belongs to the other replica.
+        if let Ok(Some((bytes, version))) = self.store.get_versioned(&held.key).await
+            && version == held.version
+            && parse::<Lease>(&held.key, &bytes).is_ok_and(|l| l.owner == self.replica)
+            && let Err(error) = self.store.delete(&held.key).await
+        {
+            tracing::warn!(%error, "cannot release a lease; it expires on its own");
+        }
+    }
+
+    pub async fn outbox(
+        &self,
+        series: &str,
+        start: i64,
+    ) -> Result<Option<WindowOutbox>, StoreError> {
+        let key = format!("outbox/{}", window_id(series, start));
+        match self.store.get(&key).await? {
+            Some(bytes) => parse(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits a finalised window: `false` if it already was.
+    pub async fn commit(
+        &self,
+        series: &str,
+        start: i64,
+        outbox: &WindowOutbox,
+    ) -> Result<bool, StoreError> {
+        let key = format!("outbox/{}", window_id(series, start));
+        self.store.put_new(&key, json(outbox)).await
+    }
+
+    pub async fn save_outbox(
+        &self,
+        series: &str,
+        start: i64,
+        outbox: &WindowOutbox,
+    ) -> Result<(), StoreError> {
+        let key = format!("outbox/{}", window_id(series, start));
+        self.store.put(&key, json(outbox)).await
+    }
+
+    /// A delivered window leaves the outbox; its record of merged parts stays.
+    pub async fn retire(
+        &self,
+        series: &str,
+        start: i64,
+        outbox: &WindowOutbox,
+    ) -> Result<(), StoreError> {
+        let id = window_id(series, start);
+        let done = DoneRecord {
+            parts: outbox.parts.clone(),
+            rows: outbox.rows,
+        };
+        self.store.put(&format!("done/{id}"), json(&done)).await?;
+        self.store.delete(&format!("outbox/{id}")).await
+    }
+
+    pub async fn rules(&self, series: &str) -> Result<SeriesRules, StoreError> {
+        let key = format!("rules/{series}");
+        match self.store.get(&key).await? {
+            Some(bytes) => parse(&key, &bytes),
+            None => Ok(SeriesRules::default()),
+        }
+    }
+
+    pub async fn put_rules(&self, series: &str, rules: &SeriesRules) -> Result<(), StoreError> {
+        self.store
+            .put(&format!("rules/{series}"), json(rules))
+            .await
+    }
+}
+
+/// `{monitor}/{endpoint}/{start}` → (series, start).
+fn parse_window(id: Option<&str>) -> Option<(String, i64)> {
+    let (series, start) = id?.rsplit_once('/')?;
+    Some((series.to_string(), start.parse().ok()?))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "driftd".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+
+    fn durable(dir: &std::path::Path) -> Durable {
+        Durable::new(
+            StateStore::from(LocalStore::open(dir.to_path_buf()).unwrap()),
+            Duration::from_millis(300),
+        )
+    }
+
+    #[test]
+    fn series_and_windows_round_trip_through_keys() {
+        assert_eq!(series_key("m", Some("ep")), "m/ep");
+        assert_eq!(split_series("m/ep"), ("m", Some("ep")));
+        assert_eq!(split_series("m/-"), ("m", None));
+        assert_eq!(window_id("m/-", 3600), "m/-/000000003600");
+        assert_eq!(
+            parse_window(Some("m/ep/000000003600")),
+            Some(("m/ep".to_string(), 3600))
+        );
+        assert_ne!(object_hash("b", "k", "e1"), object_hash("b", "k", "e2"));
+        assert_eq!(object_hash("b", "k", "e").len(), 32);
+    }
+
+    #[tokio::test]
+    async fn one_replica_holds_a_series_until_it_releases_or_the_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (durable(dir.path()), durable(dir.path()));
+        let held = a.acquire("m/ep").await.unwrap().expect("free");
+        assert!(b.acquire("m/ep").await.unwrap().is_none(), "taken");
+        // Another series is independent.
+        assert!(b.acquire("m/other").await.unwrap().is_some());
+        a.release(held).await;
+        let mut held = b.acquire("m/ep").await.unwrap().expect("released");
+        assert!(b.renew(&mut held).await.unwrap());
+        // B stops renewing: once the lease expires A takes it, and B's renewal fails.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(a.acquire("m/ep").await.unwrap().is_some());
+        assert!(!b.renew(&mut held).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn work_lists_parts_per_window_in_order_and_commits_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = durable(dir.path());
+        d.put_part("m/ep", 7200, "b", vec![1]).await.unwrap();
+        d.put_part("m/ep", 3600, "a", vec![2]).await.unwrap();
+        d.put_part("m/ep", 7200, "a", vec![3]).await.unwrap();
+        let work = d.pending_work().await.unwrap();
+        let parts: Vec<(i64, Vec<String>)> = work["m/ep"]
+            .parts
+            .iter()
+            .map(|(s, o)| (*s, o.clone()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (3600, vec!["a".to_string()]),
+                (7200, vec!["a".into(), "b".into()])
+            ]
+        );
+        let outbox = WindowOutbox {
+            end: 7200,
+            parts: vec!["a".into()],
+            rows: 1,
+            relative_dir: String::new(),
+            report_files: Vec::new(),
+            report_done: true,
+            family: Family::DataQuality,
+            endpoint: Some("ep".into()),
+            metrics: Vec::new(),
+            metrics_done: true,
+            messages: Vec::new(),
+            messages_sent: 0,
+            rules_after: SeriesRules::default(),
+        };
+        assert!(d.commit("m/ep", 3600, &outbox).await.unwrap());
+        assert!(!d.commit("m/ep", 3600, &outbox).await.unwrap());
+        assert_eq!(
+            d.finalised_parts("m/ep", 3600).await.unwrap(),
+            Some(vec!["a".to_string()])
+        );
+        d.retire("m/ep", 3600, &outbox).await.unwrap();
+        assert!(d.outbox("m/ep", 3600).await.unwrap().is_none());
+        assert_eq!(
+            d.finalised_parts("m/ep", 3600).await.unwrap(),
+            Some(vec!["a".to_string()])
+        );
+        assert_eq!(d.finalised_parts("m/ep", 7200).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_watermark_is_the_newest_time_any_replica_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (durable(dir.path()), durable(dir.path()));
+        assert_eq!(a.newest_event_time().await.unwrap(), None);
+        a.note_event_time(100).await.unwrap();
+        b.note_event_time(250).await.unwrap();
+        a.note_event_time(90).await.unwrap();
+        assert_eq!(a.newest_event_time().await.unwrap(), Some(250));
+    }
+}
