@@ -170,14 +170,23 @@ pub struct DaemonConfig {
     /// On SIGTERM/SIGINT: time to flush sinks and release messages before exiting anyway.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// AWS mode: when this many finalised windows wait in the outbox (sinks down or slow),
+    /// pollers stop taking new messages until deliveries catch up.
+    #[serde(default = "default_max_undelivered")]
+    pub max_undelivered_windows: usize,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         Self {
             shutdown_timeout: default_shutdown_timeout(),
+            max_undelivered_windows: default_max_undelivered(),
         }
     }
+}
+
+fn default_max_undelivered() -> usize {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -645,6 +654,9 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        if self.daemon.max_undelivered_windows == 0 {
+            return Err("daemon.max_undelivered_windows: must be at least 1".into());
         }
         if self.state.lease_timeout < Duration::from_secs(1) {
             return Err("state.lease_timeout: must be at least 1s".into());

@@ -93,6 +93,8 @@ struct Shared {
     windows_written: AtomicUsize,
     windows_with_violations: AtomicUsize,
     late_rows: AtomicU64,
+    /// Finalised windows waiting in the outbox, as the finaliser last counted them.
+    undelivered: AtomicUsize,
 }
 
 /// What became of a message in a poller.
@@ -166,6 +168,7 @@ async fn serve(
         windows_written: AtomicUsize::new(0),
         windows_with_violations: AtomicUsize::new(0),
         late_rows: AtomicU64::new(0),
+        undelivered: AtomicUsize::new(0),
         config,
     });
     let config = &shared.config;
@@ -325,7 +328,20 @@ async fn release(queue: &SqsQueue, message: &Received) {
 
 async fn poll(shared: Arc<Shared>) {
     let queue = &shared.queue;
+    let limit = shared.config.daemon.max_undelivered_windows;
     while !shared.stop.is_cancelled() {
+        // Backpressure: while the sinks cannot keep up, new objects would only pile up more
+        // windows to deliver; their messages wait in the queue instead.
+        if shared.undelivered.load(Ordering::Relaxed) >= limit {
+            tracing::warn!(
+                limit,
+                "the outbox is full (sinks down or slow); not taking new messages"
+            );
+            tokio::select! {
+                _ = shared.stop.cancelled() => break,
+                _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
+            }
+        }
         let received = tokio::select! {
             _ = shared.stop.cancelled() => break,
             received = queue.receive() => received,
@@ -664,6 +680,10 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
         .max(now_seconds())
         .saturating_sub(config.window.allowed_lateness.as_secs() as i64);
     let mut work = durable.pending_work().await?;
+    shared.undelivered.store(
+        work.values().map(|w| w.outboxes.len()).sum(),
+        Ordering::Relaxed,
+    );
     for series in durable.rule_series().await? {
         work.entry(series).or_default();
     }

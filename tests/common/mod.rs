@@ -6,6 +6,8 @@
 // Every test file compiles its own copy of this module and uses only some of the helpers.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
