@@ -96,6 +96,12 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// A named profile from ~/.aws/config for the credential chain.
     pub profile: Option<String>,
+    /// CloudWatch's endpoint alone (e.g. a VPC interface endpoint for `monitoring`); takes
+    /// precedence over `endpoint_url` for CloudWatch.
+    pub cloudwatch_endpoint_url: Option<String>,
+    /// SNS's endpoint alone (e.g. a VPC interface endpoint for `sns`); takes precedence over
+    /// `endpoint_url` for the SNS messages (alerts, retrain triggers to topics).
+    pub sns_endpoint_url: Option<String>,
 }
 
 /// AWS mode's destinations, beside the local output directory.
@@ -586,6 +592,21 @@ impl Config {
     }
 
     fn validate_aws(&self) -> Result<(), String> {
+        for (key, url) in [
+            (
+                "aws.cloudwatch_endpoint_url",
+                &self.aws.cloudwatch_endpoint_url,
+            ),
+            ("aws.sns_endpoint_url", &self.aws.sns_endpoint_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(format!(
+                    "{key}: {url:?} is not an endpoint URL (https://HOST or http://HOST:PORT)"
+                ));
+            }
+        }
         let input = &self.input;
         let url = input.sqs_queue_url.as_deref().unwrap_or_default();
         if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -808,6 +829,34 @@ s3_report_uri = "s3://reports/monitoring"
         // Embedded mode without [rules] applies none.
         let embedded = "[input]\ndirectory = \"capture\"\n[output]\ndirectory = \"out\"\n";
         assert!(load_rules(embedded, retrain).unwrap().is_none());
+    }
+
+    #[test]
+    fn cloudwatch_and_sns_may_have_endpoints_of_their_own() {
+        let text = AWS.replace(
+            "[input]",
+            "cloudwatch_endpoint_url = \"https://monitoring.vpce.example\"\nsns_endpoint_url = \"http://127.0.0.1:9\"\n\n[input]",
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(
+            config.aws.cloudwatch_endpoint_url.as_deref(),
+            Some("https://monitoring.vpce.example")
+        );
+        assert_eq!(
+            config.aws.sns_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(load(AWS).unwrap().aws.sns_endpoint_url, None);
+        for key in ["cloudwatch_endpoint_url", "sns_endpoint_url"] {
+            let text = AWS.replace("[input]", &format!("{key} = \"vpce.example\"\n\n[input]"));
+            let error = load(&text).unwrap_err();
+            assert!(
+                error.contains(&format!(
+                    "aws.{key}: \"vpce.example\" is not an endpoint URL"
+                )),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -315,7 +315,8 @@ fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
 
 /// Model Monitor's layout: `{out}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` for endpoint monitors,
 /// `{out}/{monitor}/yyyy/mm/dd/hh/` for batch ones, named by the window's start. Windows
-/// shorter than an hour add a minute folder so they do not share one.
+/// not a whole number of hours add a minute folder, and those not a whole number of minutes a
+/// second folder too, so no two windows share one.
 pub fn window_dir(
     out: &Path,
     endpoint: Option<&str>,
@@ -334,6 +335,9 @@ pub fn window_dir(
     dir.push(format!("{:02}", start.hour()));
     if size_seconds % 3600 != 0 {
         dir.push(format!("{:02}", start.minute()));
+    }
+    if size_seconds % 60 != 0 {
+        dir.push(format!("{:02}", start.second()));
     }
     dir
 }

@@ -120,10 +120,10 @@ async fn capture_objects_become_metrics_an_alert_and_a_report() {
         .unwrap_or_else(|| panic!("no drift finding for age in {body}"));
     assert_eq!(drift["statistic"], "linf_robust");
     assert!(drift["value"].as_f64().unwrap() > drift["threshold"].as_f64().unwrap());
-    // Windows shorter than an hour add a minute folder.
+    // Windows shorter than a minute add minute and second folders.
     let dir = format!(
         "monitoring/main-loop-endpoint/{MONITOR}/{}",
-        start.format("%Y/%m/%d/%H/%M")
+        start.format("%Y/%m/%d/%H/%M/%S")
     );
     assert_eq!(
         body["report"]["constraint_violations"],
@@ -394,7 +394,7 @@ async fn an_object_counts_once_across_visibility_expiry_and_a_crash() {
         )
         .await;
     let stats = stack.dir.path().join(format!(
-        "out/{}/{MONITOR}/2030/01/01/00/00/statistics.json",
+        "out/{}/{MONITOR}/2030/01/01/00/00/00/statistics.json",
         stack.endpoint
     ));
     let doc: Value = eventually("the window's statistics", Duration::from_secs(60), || {

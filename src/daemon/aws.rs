@@ -269,21 +269,27 @@ fn build_sinks(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Sinks, Ru
         },
         cloudwatch: config.sinks.cloudwatch.then(|| {
             CloudWatchSink::new(
-                aws_sdk_cloudwatch::Client::from_conf(
-                    aws_sdk_cloudwatch::config::Builder::from(sdk)
-                        .retry_config(no_retry.clone())
-                        .build(),
-                ),
+                aws_sdk_cloudwatch::Client::from_conf({
+                    let mut builder = aws_sdk_cloudwatch::config::Builder::from(sdk)
+                        .retry_config(no_retry.clone());
+                    if let Some(url) = &config.aws.cloudwatch_endpoint_url {
+                        builder = builder.endpoint_url(url);
+                    }
+                    builder.build()
+                }),
                 config.sinks.cloudwatch_namespace_prefix.clone(),
                 config.sinks.max_attempts,
             )
         }),
         messages: MessageSink::new(
-            aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sdk)
-                    .retry_config(no_retry.clone())
-                    .build(),
-            ),
+            aws_sdk_sns::Client::from_conf({
+                let mut builder =
+                    aws_sdk_sns::config::Builder::from(sdk).retry_config(no_retry.clone());
+                if let Some(url) = &config.aws.sns_endpoint_url {
+                    builder = builder.endpoint_url(url);
+                }
+                builder.build()
+            }),
             aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(sdk)
                     .retry_config(no_retry)
@@ -422,10 +428,6 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
             let series = series_key(&shared.monitors_name(key.monitor), key.endpoint.as_deref());
             let n = state.row_count();
             rows += n;
-            if durable.finalised_parts(&series, key.start).await?.is_some() {
-                late_rows += n;
-                continue;
-            }
             let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
                 .await
                 .expect("encoding does not panic");
@@ -435,7 +437,9 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         if let Some(newest) = newest {
             durable.note_event_time(newest).await?;
         }
-        // A finaliser may have listed the window's parts just before this one landed.
+        // Rows for a window already finalised — long ago, or by a finaliser that listed the
+        // window's parts just before this one landed — are late. (The finaliser removes the
+        // stray part.)
         let mut windows = Vec::new();
         for (series, start, n) in fed {
             if let Some(parts) = durable.finalised_parts(&series, start).await?
@@ -714,9 +718,12 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             continue;
         };
         let result = async {
+            // Deliveries go out oldest first; once one fails, later windows are still
+            // finalised and committed (so the outbox shows the real backlog), not delivered.
+            let mut blocked = false;
             for start in work.outboxes {
-                if !deliver(shared, sinks, &series, start).await? {
-                    return Ok(());
+                if !blocked {
+                    blocked = !deliver(shared, sinks, &series, start).await?;
                 }
             }
             for (start, parts) in ready {
@@ -725,13 +732,14 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
                     return Ok(());
                 }
                 if let Some(start) = finalise(shared, sinks, &series, start, &parts).await?
-                    && !deliver(shared, sinks, &series, start).await?
+                    && !blocked
                 {
-                    return Ok(());
+                    blocked = !deliver(shared, sinks, &series, start).await?;
                 }
             }
             if silence_due
                 && let Some(start) = finalise_silence(shared, &series, through - size).await?
+                && !blocked
             {
                 deliver(shared, sinks, &series, start).await?;
             }
@@ -956,16 +964,22 @@ async fn deliver(
         outbox.report_done = true;
         durable.save_outbox(series, start, &outbox).await?;
     }
+    // Metrics and messages do not wait for each other: a CloudWatch outage holds no alert.
+    let mut complete = true;
     if !outbox.metrics_done {
-        if let Some(sink) = &sinks.cloudwatch
-            && let Err(error) = sink
+        match &sinks.cloudwatch {
+            Some(sink) => match sink
                 .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
                 .await
-        {
-            return failed(error);
+            {
+                Ok(()) => outbox.metrics_done = true,
+                Err(error) => complete = failed(error)?,
+            },
+            None => outbox.metrics_done = true,
         }
-        outbox.metrics_done = true;
-        durable.save_outbox(series, start, &outbox).await?;
+        if outbox.metrics_done {
+            durable.save_outbox(series, start, &outbox).await?;
+        }
     }
     while let Some(message) = outbox.messages.get(outbox.messages_sent) {
         if let Err(error) = sinks.messages.send(message).await {
@@ -977,6 +991,9 @@ async fn deliver(
         // A crash before this write sends the message again: at least once, and the receiver
         // deduplicates by its key.
         durable.save_outbox(series, start, &outbox).await?;
+    }
+    if !complete {
+        return Ok(false);
     }
     durable.retire(series, start, &outbox).await?;
     tracing::info!(series, start, "window delivered to every sink");

@@ -117,6 +117,16 @@ pub enum Delivery {
 
 impl Stack {
     pub async fn new(name: &str, visibility_timeout_s: u32, delivery: Delivery) -> Self {
+        Self::with_receives(name, visibility_timeout_s, delivery, 2).await
+    }
+
+    /// A stack whose queue moves a message to the dead-letter queue after `max_receives`.
+    pub async fn with_receives(
+        name: &str,
+        visibility_timeout_s: u32,
+        delivery: Delivery,
+        max_receives: u32,
+    ) -> Self {
         let moto = MotoServer::start();
         let s3 = moto.s3().await;
         let sqs = moto.sqs().await;
@@ -136,7 +146,7 @@ impl Stack {
             .queue_url
             .unwrap();
         let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"});
+        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()});
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("{name}-events"))

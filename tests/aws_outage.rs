@@ -1,0 +1,384 @@
+//! A CloudWatch and SNS outage, end to end (issue 6): the real `driftd` binary against moto,
+//! with its CloudWatch and SNS traffic (`aws.cloudwatch_endpoint_url`, `aws.sns_endpoint_url`)
+//! through TCP proxies the test switches off and on, while S3 and SQS stay reachable. Nothing
+//! may be lost across the outage and a restart in the middle of it, and nothing may arrive
+//! twice: every window's datums exactly once, every alert exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use chrono::{DateTime, Utc};
+use common::aws::*;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A TCP forwarder to one port on 127.0.0.1. While down it closes every new connection at
+/// once and cuts the ones it holds, as a dead endpoint or a network partition would.
+struct Proxy {
+    port: u16,
+    up: watch::Sender<bool>,
+    /// Connections forwarded while up.
+    forwarded: Arc<AtomicUsize>,
+    /// Connections closed at once while down: proof that driftd kept trying.
+    refused: Arc<AtomicUsize>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy to `target`, down until [`Proxy::set_up`].
+    async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, state) = watch::channel(false);
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn({
+            let (forwarded, refused) = (forwarded.clone(), refused.clone());
+            async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !*state.borrow() {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        drop(client);
+                        continue;
+                    }
+                    forwarded.fetch_add(1, Ordering::SeqCst);
+                    let mut state = state.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                            return;
+                        };
+                        // Whichever ends first; a switch to down drops both sockets.
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = state.wait_for(|up| !*up) => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            up,
+            forwarded,
+            refused,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    fn forwarded(&self) -> usize {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// The SampleCount of `feature_data_age` per window (by its index from `base`), as CloudWatch
+/// holds it. Datums carry their window's end, so the period from `base + (k + 1) · WINDOW_S`
+/// holds window k's.
+async fn samples_per_window(
+    stack: &Stack,
+    base: DateTime<Utc>,
+    windows: i64,
+) -> BTreeMap<i64, f64> {
+    let stat = MetricStat::builder()
+        .metric(
+            Metric::builder()
+                .namespace(NAMESPACE)
+                .metric_name("feature_data_age")
+                .dimensions(
+                    Dimension::builder()
+                        .name("Endpoint")
+                        .value(&stack.endpoint)
+                        .build(),
+                )
+                .dimensions(
+                    Dimension::builder()
+                        .name("MonitoringSchedule")
+                        .value(MONITOR)
+                        .build(),
+                )
+                .build(),
+        )
+        .period(WINDOW_S as i32)
+        .stat("SampleCount")
+        .build();
+    let from = base.timestamp();
+    let out = stack
+        .cloudwatch
+        .get_metric_data()
+        .metric_data_queries(MetricDataQuery::builder().id("m").metric_stat(stat).build())
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(from))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            from + (windows + 2) * WINDOW_S,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let result = &out.metric_data_results()[0];
+    result
+        .timestamps()
+        .iter()
+        .zip(result.values())
+        .map(|(at, value)| ((at.secs() - from) / WINDOW_S - 1, *value))
+        .collect()
+}
+
+/// The JSON files below `dir`, by path relative to it.
+fn json_files(dir: &std::path::Path) -> BTreeMap<String, Value> {
+    walk(dir)
+        .iter()
+        .map(|path| {
+            (
+                path.strip_prefix(dir).unwrap().display().to_string(),
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Window starts (seconds) named by the store keys below `dir` whose last (or, for parts,
+/// second-to-last) component is a window start.
+fn window_starts(dir: &std::path::Path, depth_from_end: usize) -> Vec<i64> {
+    let mut starts: Vec<i64> = walk(dir)
+        .iter()
+        .filter_map(|path| {
+            let parts: Vec<_> = path.iter().collect();
+            parts[parts.len() - 1 - depth_from_end]
+                .to_str()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    starts.sort();
+    starts.dedup();
+    starts
+}
+
+/// Everything on the alert inbox until it has been empty twice in a row (each receive waits 1 s).
+async fn drain_alerts(stack: &Stack) -> Vec<Value> {
+    let mut alerts = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let messages = stack.receive(&stack.alert_queue_url).await;
+        if messages.is_empty() {
+            empty += 1;
+        }
+        for message in messages {
+            let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            alerts.push(serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap());
+        }
+    }
+    alerts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_each_alert_once() {
+    let began = Instant::now();
+    let stack = Stack::new("sink-outage", 2, Delivery::Direct).await;
+    let moto_port: u16 = stack
+        .moto
+        .endpoint_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Both down from the start.
+    let cloudwatch = Proxy::start(moto_port).await;
+    let sns = Proxy::start(moto_port).await;
+
+    let config = stack.config(2, 0, CAPTURE_PATTERN);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let global = format!("endpoint_url = \"{}\"\n", stack.moto.endpoint_url);
+    assert!(text.contains(&global));
+    let text = text.replace(
+        &global,
+        &format!(
+            "{global}cloudwatch_endpoint_url = \"{}\"\nsns_endpoint_url = \"{}\"\n",
+            cloudwatch.url(),
+            sns.url()
+        ),
+    );
+    // A SIGKILLed driftd leaves its lease behind; the next one takes over this much later.
+    std::fs::write(
+        &config,
+        format!("{text}\n[state]\nlease_timeout = \"2s\"\n"),
+    )
+    .unwrap();
+
+    // Event times in 2030: windows close only on the watermark the objects move, never on the
+    // clock, so which windows exist when is up to the test. Windows 0 and 1 drifted (ages 30
+    // higher than the baseline's, a violation: the shipped rule fires once for the episode),
+    // window 2 clean (it resolves), window 3 clean and left open: it only closes windows 0–2.
+    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    const ROWS: usize = 40;
+
+    let mut driftd = stack.start_driftd(&config, "driftd-1.log");
+    driftd
+        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+        .await;
+    for k in 0..=3 {
+        let shift = if k <= 1 { 30 } else { 0 };
+        stack
+            .put(
+                &stack.capture_key(window(k), &format!("w{k}.jsonl")),
+                capture_lines(ROWS, window(k), shift, &format!("w{k}")).into_bytes(),
+            )
+            .await;
+        driftd
+            .wait_for_count("object recorded", k as usize + 1, Duration::from_secs(30))
+            .await;
+    }
+
+    // During the outage: the objects are recorded and their messages deleted, the delivery
+    // failures are logged, the closed windows wait in the state store, nothing is published.
+    driftd
+        .wait_for_count(
+            "delivery failed; kept in the outbox",
+            2,
+            Duration::from_secs(30),
+        )
+        .await;
+    let log = driftd.log();
+    assert!(
+        log.contains("CloudWatch") && log.contains("sink call failed; retrying"),
+        "{log}"
+    );
+    assert!(cloudwatch.refused() > 0, "driftd never tried CloudWatch");
+    assert_eq!(cloudwatch.forwarded() + sns.forwarded(), 0);
+    eventually(
+        "the event queue to empty",
+        Duration::from_secs(10),
+        || async { (stack.queue_depth(&stack.queue_url).await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(stack.queue_depth(&stack.dlq_url).await, 0);
+    let state = stack.dir.path().join("out/state");
+    assert_eq!(
+        walk(&state.join("ledger")).len(),
+        4,
+        "every object recorded"
+    );
+    let outbox = json_files(&state.join("outbox"));
+    assert!(!outbox.is_empty(), "no window in the outbox");
+    // Deliveries go oldest first: the oldest window's report reached S3 (which is up), the
+    // windows behind it wait their turn; no datum and no alert went anywhere.
+    let (oldest, first) = outbox.iter().next().unwrap();
+    assert_eq!(first["report_done"], true, "{oldest}: S3 is up");
+    for (key, entry) in &outbox {
+        assert_eq!(entry["metrics_done"], false, "{key}");
+        assert_eq!(entry["messages_sent"], 0, "{key}");
+    }
+    // Windows 0–2 are closed: each is finalised in the outbox (or, if the finaliser has not
+    // reached it yet, still waits as parts); window 3 is open.
+    let mut held = window_starts(&state.join("outbox"), 0);
+    held.extend(window_starts(&state.join("parts"), 1));
+    held.sort();
+    let starts: Vec<i64> = (0..=3).map(|k| window(k).timestamp()).collect();
+    assert_eq!(held, starts, "windows held in the state store");
+    assert_eq!(samples_per_window(&stack, base, 4).await, BTreeMap::new());
+    assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
+
+    // A crash in the middle of the outage: the next driftd finds the windows in the store and
+    // keeps trying.
+    signal("-KILL", &driftd.child.as_ref().unwrap().id().to_string());
+    driftd.child.take().unwrap().wait().unwrap();
+    let tried_before = cloudwatch.refused();
+    let driftd = stack.start_driftd(&config, "driftd-2.log");
+    driftd
+        .wait_for_log(
+            "delivery failed; kept in the outbox",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(cloudwatch.refused() > tried_before);
+    assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
+
+    // CloudWatch comes back, SNS not yet: the first window's datums go out, exactly, and its
+    // alert waits.
+    cloudwatch.set_up(true);
+    eventually(
+        "window 0's datums in CloudWatch",
+        Duration::from_secs(30),
+        || async { samples_per_window(&stack, base, 4).await.get(&0).copied() },
+    )
+    .await;
+    driftd
+        .wait_for_log("action message not sent", Duration::from_secs(30))
+        .await;
+    assert!(sns.refused() > 0, "driftd never tried SNS");
+    assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
+
+    // SNS comes back: everything goes out.
+    sns.set_up(true);
+    driftd
+        .wait_for_count("window delivered to every sink", 3, Duration::from_secs(30))
+        .await;
+    // Time for anything extra (a resend) to go out before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let expected: BTreeMap<i64, f64> = (0..=2).map(|k| (k, ROWS as f64)).collect();
+    assert_eq!(
+        samples_per_window(&stack, base, 4).await,
+        expected,
+        "every closed window's rows, each once"
+    );
+    let mut alerts = drain_alerts(&stack).await;
+    alerts.sort_by_key(|a| a["window"]["start"].as_str().unwrap().to_string());
+    let at = |k: i64| window(k).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let kinds: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap(),
+                a["window"]["start"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("firing", at(0).as_str()), ("resolved", at(2).as_str())],
+        "one firing and one resolved alert: {alerts:?}"
+    );
+    for alert in &alerts {
+        assert_eq!(
+            alert["dedup_key"],
+            format!("any-violation/{MONITOR}/{}", stack.endpoint).as_str()
+        );
+    }
+    assert!(cloudwatch.forwarded() > 0 && sns.forwarded() > 0);
+    assert!(walk(&state.join("outbox")).is_empty(), "the outbox drained");
+    let log = driftd.log();
+    assert!(
+        !log.contains(common::MOTO_SECRET_KEY),
+        "a secret in the log: {log}"
+    );
+    eprintln!("outage test took {:.1} s", began.elapsed().as_secs_f64());
+}
