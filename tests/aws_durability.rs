@@ -77,7 +77,7 @@ async fn run(name: &str, load: &Load, store: Store, disturbance: Disturbance) ->
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("cloudwatch = true", "cloudwatch = false")
-        + &format!("\n[state]\n{state}lease_timeout = \"2s\"\n");
+        + &format!("\n[state]\n{state}lease_timeout = \"5s\"\n");
     std::fs::write(&config, text).unwrap();
 
     let uploaded = Instant::now();
@@ -150,12 +150,18 @@ async fn run(name: &str, load: &Load, store: Store, disturbance: Disturbance) ->
         },
     )
     .await;
+    let driftd_cpu: f64 = daemons
+        .iter()
+        .filter_map(|d| d.child.as_ref())
+        .map(|c| common::cpu_seconds(c.id()))
+        .sum();
+    let moto_cpu = common::cpu_seconds(stack.moto.pid());
     for mut daemon in daemons {
         let (status, _) = daemon.terminate();
         assert!(status.success());
     }
     eprintln!(
-        "{name}: {} objects uploaded in {upload_s:.1} s; accounted for {processed_s:.1} s after the first start ({:.0} objects/s)",
+        "{name}: {} objects uploaded in {upload_s:.1} s; accounted for {processed_s:.1} s after the first start ({:.1} objects/s); CPU: driftd {driftd_cpu:.1} s (running replicas), moto {moto_cpu:.1} s",
         load.good + load.poison,
         (load.good + load.poison) as f64 / processed_s
     );
@@ -306,4 +312,25 @@ async fn two_and_three_replicas_write_the_windows_one_writes() {
     );
     assert_same(&one, &two, "two replicas");
     assert_same(&one, &three, "three replicas");
+}
+
+/// Throughput with one, two and three replicas, each run alone on the machine (for the issue's
+/// report; not a pass/fail test): `cargo test --release --test aws_durability throughput --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_with_one_two_and_three_replicas() {
+    let load = Load {
+        good: 300,
+        poison: 0,
+    };
+    for store in [Store::Local, Store::S3] {
+        for replicas in 1..=3 {
+            let name = match store {
+                Store::Local => format!("local{replicas}"),
+                Store::S3 => format!("s3{replicas}"),
+            };
+            run(&name, &load, store, Disturbance::Replicas(replicas)).await;
+        }
+    }
 }

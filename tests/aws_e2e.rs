@@ -9,7 +9,6 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use common::aws::*;
@@ -785,49 +784,30 @@ baseline = "baseline/analysis.json""#,
         )
         .await;
 
-    let stat = MetricStat::builder()
-        .metric(
-            Metric::builder()
-                .namespace("aws/sagemaker/Endpoints/bias-metrics")
-                .metric_name("bias_metric_DPPL")
-                .set_dimensions(Some(
-                    [
-                        ("Endpoint", stack.endpoint.as_str()),
-                        ("MonitoringSchedule", "loans-bias"),
-                        ("BiasStage", "Post-Training"),
-                        ("Label", "label"),
-                        ("LabelValue", "1"),
-                        ("Facet", "sex"),
-                        ("FacetValue", "0"),
-                    ]
-                    .map(|(name, value)| Dimension::builder().name(name).value(value).build())
-                    .to_vec(),
-                ))
-                .build(),
-        )
-        .period(3600)
-        .stat("Average")
-        .build();
     let value = eventually("bias_metric_DPPL", Duration::from_secs(60), || async {
-        let out = stack
-            .cloudwatch
-            .get_metric_data()
-            .metric_data_queries(
-                MetricDataQuery::builder()
-                    .id("m")
-                    .metric_stat(stat.clone())
-                    .build(),
+        let now = Utc::now();
+        stack
+            .metric_points(
+                "aws/sagemaker/Endpoints/bias-metrics",
+                "bias_metric_DPPL",
+                &[
+                    ("MonitoringSchedule", "loans-bias"),
+                    ("BiasStage", "Post-Training"),
+                    ("Label", "label"),
+                    ("LabelValue", "1"),
+                    ("Facet", "sex"),
+                    ("FacetValue", "0"),
+                ],
+                "Average",
+                3600,
+                (
+                    now - chrono::Duration::days(1),
+                    now + chrono::Duration::hours(1),
+                ),
             )
-            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                (Utc::now() - chrono::Duration::days(1)).timestamp(),
-            ))
-            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                (Utc::now() + chrono::Duration::hours(1)).timestamp(),
-            ))
-            .send()
             .await
-            .unwrap();
-        out.metric_data_results()[0].values().first().copied()
+            .first()
+            .map(|(_, v)| *v)
     })
     .await;
     assert!((value - dppl).abs() < 1e-9, "{value} vs {dppl}");

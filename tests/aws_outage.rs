@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, Utc};
 use common::aws::*;
 use serde_json::Value;
@@ -105,46 +104,22 @@ async fn samples_per_window(
     base: DateTime<Utc>,
     windows: i64,
 ) -> BTreeMap<i64, f64> {
-    let stat = MetricStat::builder()
-        .metric(
-            Metric::builder()
-                .namespace(NAMESPACE)
-                .metric_name("feature_data_age")
-                .dimensions(
-                    Dimension::builder()
-                        .name("Endpoint")
-                        .value(&stack.endpoint)
-                        .build(),
-                )
-                .dimensions(
-                    Dimension::builder()
-                        .name("MonitoringSchedule")
-                        .value(MONITOR)
-                        .build(),
-                )
-                .build(),
-        )
-        .period(WINDOW_S as i32)
-        .stat("SampleCount")
-        .build();
     let from = base.timestamp();
-    let out = stack
-        .cloudwatch
-        .get_metric_data()
-        .metric_data_queries(MetricDataQuery::builder().id("m").metric_stat(stat).build())
-        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(from))
-        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            from + (windows + 2) * WINDOW_S,
-        ))
-        .send()
+    stack
+        .metric_points(
+            NAMESPACE,
+            "feature_data_age",
+            &[("MonitoringSchedule", MONITOR)],
+            "SampleCount",
+            WINDOW_S as i32,
+            (
+                base,
+                base + chrono::Duration::seconds((windows + 2) * WINDOW_S),
+            ),
+        )
         .await
-        .unwrap();
-    let result = &out.metric_data_results()[0];
-    result
-        .timestamps()
-        .iter()
-        .zip(result.values())
-        .map(|(at, value)| ((at.secs() - from) / WINDOW_S - 1, *value))
+        .into_iter()
+        .map(|(at, value)| ((at - from) / WINDOW_S - 1, value))
         .collect()
 }
 

@@ -779,8 +779,11 @@ async fn finalise(
     };
     let mut stored = Vec::new();
     for object in parts {
-        if let Some(bytes) = durable.get_part(series, start, object).await? {
-            stored.push((object.clone(), bytes));
+        match durable.get_part(series, start, object).await? {
+            Some(bytes) => stored.push((object.clone(), bytes)),
+            // Removed since the listing: another replica (which took over an expired lease)
+            // finalised the window meanwhile. Merging the rest would give a partial window.
+            None => return Ok(None),
         }
     }
     let key = WindowKey {
@@ -825,7 +828,6 @@ async fn finalise(
     let Some((report, used)) = analysis else {
         return Ok(None);
     };
-    super::write_local(config, &report)?;
     let report_uri = sinks
         .s3_report
         .as_ref()
@@ -859,6 +861,8 @@ async fn finalise(
     if !durable.commit(series, start, &outbox).await? {
         return Ok(None);
     }
+    // Only the replica that committed the window writes its local copy.
+    super::write_local(config, &report)?;
     append_actions(&config.output.directory.join(ACTIONS_FILE), &actions)?;
     print_actions(&actions);
     durable.put_rules(series, &outbox.rules_after).await?;
@@ -889,6 +893,8 @@ fn decide(
     if before.evaluated_through.is_some_and(|t| facts.end <= t) {
         return (Vec::new(), Vec::new(), after);
     }
+    // Rules removed or renamed since: their episodes are over.
+    after.state.retain_rules(&shared.rules);
     let actions = evaluate(&shared.rules, &mut after.state, facts);
     after.evaluated_through = Some(facts.end);
     let messages = messages(&shared.rules, &actions, context, &shared.routes);

@@ -48,14 +48,6 @@ pub enum FetchError {
     },
 }
 
-impl FetchError {
-    /// Whether trying again cannot help: the object itself is refused, so the caller should
-    /// dead-letter it now rather than leave it for redelivery.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, FetchError::TooLarge { .. })
-    }
-}
-
 /// An object being read.
 pub struct S3Object {
     pub bucket: String,
@@ -254,19 +246,12 @@ mod tests {
         assert!(check_size("b", "k", Some(1000), &limits).is_ok());
         assert!(check_size("b", "k", None, &limits).is_ok());
         let error = check_size("b", "cap/x.jsonl.gz", Some(1001), &limits).unwrap_err();
-        assert!(error.is_permanent());
         assert_eq!(
             error.to_string(),
             "s3://b/cap/x.jsonl.gz: the object is 1001 bytes, more than \
              limits.max_object_bytes (1000); not read (raise limits.max_object_bytes in the \
              config to read it)"
         );
-        let transient = FetchError::Get {
-            bucket: "b".into(),
-            key: "k".into(),
-            message: "timeout".into(),
-        };
-        assert!(!transient.is_permanent());
     }
 
     #[test]

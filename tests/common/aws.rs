@@ -377,45 +377,69 @@ shutdown_timeout = "10s"
     }
 
     /// The SampleCount of `feature_data_{feature}` for this test's endpoint, summed over the
-    /// query range, once CloudWatch has it.
+    /// last day, once CloudWatch has it.
     pub async fn sample_count(&self, feature: &str) -> Option<f64> {
+        let now = Utc::now();
+        let points = self
+            .metric_points(
+                NAMESPACE,
+                &format!("feature_data_{feature}"),
+                &[("MonitoringSchedule", MONITOR)],
+                "SampleCount",
+                3600,
+                (
+                    now - chrono::Duration::days(1),
+                    now + chrono::Duration::hours(1),
+                ),
+            )
+            .await;
+        (!points.is_empty()).then(|| points.iter().map(|(_, v)| v).sum())
+    }
+
+    /// GetMetricData of one metric of this test's endpoint (plus `dimensions`): the
+    /// (timestamp, value) points of `stat` per `period` seconds within `range`.
+    pub async fn metric_points(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        stat: &str,
+        period: i32,
+        range: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Vec<(i64, f64)> {
+        let dimensions = std::iter::once(("Endpoint", self.endpoint.as_str()))
+            .chain(dimensions.iter().copied())
+            .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+            .collect();
         let stat = MetricStat::builder()
             .metric(
                 Metric::builder()
-                    .namespace(NAMESPACE)
-                    .metric_name(format!("feature_data_{feature}"))
-                    .dimensions(
-                        Dimension::builder()
-                            .name("Endpoint")
-                            .value(&self.endpoint)
-                            .build(),
-                    )
-                    .dimensions(
-                        Dimension::builder()
-                            .name("MonitoringSchedule")
-                            .value(MONITOR)
-                            .build(),
-                    )
+                    .namespace(namespace)
+                    .metric_name(name)
+                    .set_dimensions(Some(dimensions))
                     .build(),
             )
-            .period(3600)
-            .stat("SampleCount")
+            .period(period)
+            .stat(stat)
             .build();
+        let time =
+            |t: DateTime<Utc>| aws_sdk_cloudwatch::primitives::DateTime::from_secs(t.timestamp());
         let out = self
             .cloudwatch
             .get_metric_data()
             .metric_data_queries(MetricDataQuery::builder().id("m").metric_stat(stat).build())
-            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                (Utc::now() - chrono::Duration::days(1)).timestamp(),
-            ))
-            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                (Utc::now() + chrono::Duration::hours(1)).timestamp(),
-            ))
+            .start_time(time(range.0))
+            .end_time(time(range.1))
             .send()
             .await
             .unwrap();
-        let values = out.metric_data_results()[0].values();
-        (!values.is_empty()).then(|| values.iter().sum())
+        let result = &out.metric_data_results()[0];
+        result
+            .timestamps()
+            .iter()
+            .map(|t| t.secs())
+            .zip(result.values().iter().copied())
+            .collect()
     }
 
     pub async fn metric_names(&self) -> Vec<String> {
