@@ -18,10 +18,7 @@ use serde_json::Value;
 async fn capture_objects_become_metrics_an_alert_and_a_report() {
     let stack = Stack::new("main-loop", 30, Delivery::Direct).await;
     let config = stack.config(30, 1, CAPTURE_PATTERN);
-    let mut driftd = stack.start_driftd(&config, "driftd.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let mut driftd = stack.start_polling(&config, "driftd.log").await;
     // moto sends s3:TestEvent when the notification is configured; driftd skips it.
     driftd
         .wait_for_log("s3:TestEvent", Duration::from_secs(30))
@@ -179,10 +176,7 @@ async fn sns_wrapped_and_eventbridge_events_are_read_and_forged_ones_refused() {
         3,
         "*/{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl",
     );
-    let driftd = stack.start_driftd(&config, "driftd.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let driftd = stack.start_polling(&config, "driftd.log").await;
 
     let start = upcoming_window();
     // Through SNS, with a key that needs URL-decoding.
@@ -269,10 +263,7 @@ async fn a_malformed_object_ends_in_the_dead_letter_queue_while_others_flow() {
     // in seconds.
     let stack = Stack::new("poison", 2, Delivery::Direct).await;
     let config = stack.config(2, 8, CAPTURE_PATTERN);
-    let driftd = stack.start_driftd(&config, "driftd.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let driftd = stack.start_polling(&config, "driftd.log").await;
 
     let start = upcoming_window();
     // gzip's magic, then bytes that are no deflate stream.
@@ -487,10 +478,7 @@ async fn sigterm_mid_object_releases_it_and_a_large_multipart_object_is_read_in_
     let size_mb = body.len() as f64 / 1e6;
     let key = stack.capture_key(start, "large.jsonl");
 
-    let mut first = stack.start_driftd(&config, "first.log");
-    first
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let mut first = stack.start_polling(&config, "first.log").await;
     put_multipart(&stack, &key, body.as_bytes()).await;
     drop(body);
 
@@ -566,10 +554,7 @@ async fn a_batch_transform_capture_manifest_is_followed_within_the_allow_list() 
             r#"allowed_prefixes = ["batch-capture/", "transform-output/"]"#,
         );
     std::fs::write(&config, text).unwrap();
-    let driftd = stack.start_driftd(&config, "driftd.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let driftd = stack.start_polling(&config, "driftd.log").await;
 
     // Batch transform output (JSON Lines) and the manifest its data capture writes (FORMATS.md
     // §1.4), keys relative to the manifest's prefix.
@@ -655,10 +640,7 @@ async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
         .send()
         .await
         .unwrap();
-    let driftd = stack.start_driftd(&config, "driftd.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let driftd = stack.start_polling(&config, "driftd.log").await;
     let start = upcoming_window();
     stack
         .put(
@@ -928,10 +910,7 @@ queue_url = "{retrain_queue_url}"
         }
     };
 
-    let mut driftd = stack.start_driftd(&config, "driftd-1.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let mut driftd = stack.start_polling(&config, "driftd-1.log").await;
     // Up to window 3: windows 0–2 close; window 2 completes two drifted windows in a row.
     for k in 0..=3 {
         put_window(k).await;
@@ -947,10 +926,7 @@ queue_url = "{retrain_queue_url}"
 
     // A new driftd finds window 3's part and the rules' state in the state store, and
     // carries on.
-    let mut driftd = stack.start_driftd(&config, "driftd-2.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let mut driftd = stack.start_polling(&config, "driftd-2.log").await;
     for k in 4..=6 {
         put_window(k).await;
         driftd

@@ -216,10 +216,7 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
     const ROWS: usize = 40;
 
-    let mut driftd = stack.start_driftd(&config, "driftd-1.log");
-    driftd
-        .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-        .await;
+    let mut driftd = stack.start_polling(&config, "driftd-1.log").await;
     for k in 0..=3 {
         let shift = if k <= 1 { 30 } else { 0 };
         stack

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use super::state::{series_key, split_series};
 use crate::json_file::{read_json, write_json};
 use crate::rules::{Action, RuleSet, RulesState, WindowFacts, evaluate};
 use crate::sinks::actions::{Delivery, Destination, Routes, delivery};
@@ -63,7 +64,7 @@ impl RuleRunner {
     /// restart) yields nothing.
     pub(super) fn observe(&mut self, report: &WindowReport) -> Result<Vec<Action>, RunError> {
         let end = report.end.timestamp();
-        let series = series_name(&report.monitor, report.endpoint.as_deref());
+        let series = series_key(&report.monitor, report.endpoint.as_deref());
         if self
             .state
             .evaluated_through
@@ -204,16 +205,6 @@ pub(super) fn print_actions(actions: &[Action]) {
     for action in actions {
         println!("  {}", describe(action));
     }
-}
-
-fn series_name(monitor: &str, endpoint: Option<&str>) -> String {
-    format!("{monitor}/{}", endpoint.unwrap_or("-"))
-}
-
-/// Monitor names hold no `/`, and SageMaker endpoint names are never `-`.
-fn split_series(series: &str) -> (&str, Option<&str>) {
-    let (monitor, endpoint) = series.split_once('/').unwrap_or((series, "-"));
-    (monitor, (endpoint != "-").then_some(endpoint))
 }
 
 fn action_rule(action: &Action) -> &str {

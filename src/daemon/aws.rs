@@ -425,7 +425,8 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         let (mut rows, mut late_rows) = (0, 0);
         let mut fed = Vec::new();
         for (key, state) in windows.into_open() {
-            let series = series_key(&shared.monitors_name(key.monitor), key.endpoint.as_deref());
+            let monitor = &shared.config.monitors[key.monitor].name;
+            let series = series_key(monitor, key.endpoint.as_deref());
             let n = state.row_count();
             rows += n;
             let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
@@ -468,12 +469,6 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         tracing::info!(bucket = %id.bucket, key = %id.key, rows, "object recorded");
     }
     Ok(())
-}
-
-impl Shared {
-    fn monitors_name(&self, monitor: usize) -> String {
-        self.config.monitors[monitor].name.clone()
-    }
 }
 
 async fn handle(shared: &Shared, message: &Received) -> Outcome {
@@ -858,14 +853,9 @@ async fn finalise(
         messages_sent: 0,
         rules_after,
     };
-    if !durable.commit(series, start, &outbox).await? {
+    if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
         return Ok(None);
     }
-    // Only the replica that committed the window writes its local copy.
-    super::write_local(config, &report)?;
-    append_actions(&config.output.directory.join(ACTIONS_FILE), &actions)?;
-    print_actions(&actions);
-    durable.put_rules(series, &outbox.rules_after).await?;
     durable.delete_parts(series, start, parts).await?;
     shared.windows_written.fetch_add(1, Ordering::Relaxed);
     if report.violation_count() > 0 {
@@ -930,13 +920,35 @@ async fn finalise_silence(
         messages_sent: 0,
         rules_after,
     };
-    if !durable.commit(series, start, &outbox).await? {
+    if !commit(shared, series, start, &outbox, None, &actions).await? {
         return Ok(None);
     }
-    append_actions(&shared.config.output.directory.join(ACTIONS_FILE), &actions)?;
-    print_actions(&actions);
-    durable.put_rules(series, &outbox.rules_after).await?;
     Ok(Some(start))
+}
+
+/// Commits a finalised window (`false`: another replica committed it first). Then, on this
+/// replica only, writes its local files (when it had data), records its actions and saves
+/// the rules' state after it.
+async fn commit(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+    outbox: &WindowOutbox,
+    report: Option<&crate::sinks::WindowReport>,
+    actions: &[crate::rules::Action],
+) -> Result<bool, RunError> {
+    let durable = &shared.durable;
+    if !durable.commit(series, start, outbox).await? {
+        return Ok(false);
+    }
+    let out = &shared.config.output.directory;
+    if let Some(report) = report {
+        super::write_local(&shared.config, report)?;
+    }
+    append_actions(&out.join(ACTIONS_FILE), actions)?;
+    print_actions(actions);
+    durable.put_rules(series, &outbox.rules_after).await?;
+    Ok(true)
 }
 
 /// Delivers a committed window's outbox, step by step, saving progress after each; the

@@ -348,6 +348,15 @@ shutdown_timeout = "10s"
         }
     }
 
+    /// Starts `driftd run` and waits until it polls the queue.
+    pub async fn start_polling(&self, config: &Path, log_name: &str) -> Daemon {
+        let daemon = self.start_driftd(config, log_name);
+        daemon
+            .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
+            .await;
+        daemon
+    }
+
     pub fn capture_key(&self, start: DateTime<Utc>, name: &str) -> String {
         self.key_under("capture", start, name)
     }
