@@ -62,6 +62,16 @@ impl ColumnProfile {
         self.types.inferred()
     }
 
+    /// The type statistics.json reports: SageMaker documents only Integral, Fractional, String
+    /// and Unknown, so a column of `true`/`false` text is String, which is what its values are
+    /// to those tools.
+    pub fn reported_type(&self) -> DataType {
+        match self.inferred_type() {
+            DataType::Boolean => DataType::String,
+            other => other,
+        }
+    }
+
     /// Present / (present + missing); 0 when there are no rows at all.
     pub fn completeness(&self) -> f64 {
         let rows = self.num_present + self.num_missing;
@@ -208,8 +218,10 @@ macro_rules! impl_as_f64 {
 
 impl_as_f64!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
 
-/// Count, sum, mean, M2, min, max with Chan et al.'s parallel merge (numerically stable).
-/// `min` and `max` are 0 while `count` is 0.
+/// Count, sum, mean, M2, min, max, updated and merged with the exact floating-point steps of
+/// Spark's `CentralMomentAgg` (behind Deequ's `stddev_pop`), so `std_dev` equals Model Monitor's
+/// to the last digit: Welford's textbook form rounds differently in 1–2 last places on about one
+/// feature in seven. `min` and `max` are 0 while `count` is 0.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Moments {
     pub count: u64,
@@ -224,7 +236,7 @@ pub struct Moments {
 }
 
 impl Moments {
-    /// Welford's update.
+    /// Spark's update: `δ = x − mean; δₙ = δ/n; mean += δₙ; M2 += δ(δ − δₙ)`.
     pub fn add(&mut self, x: f64) {
         if self.count == 0 {
             self.min = x;
@@ -236,10 +248,12 @@ impl Moments {
         self.count += 1;
         self.sum += x;
         let delta = x - self.mean;
-        self.mean += delta / self.count as f64;
-        self.m2 += delta * (x - self.mean);
+        let delta_n = delta / self.count as f64;
+        self.mean += delta_n;
+        self.m2 += delta * (delta - delta_n);
     }
 
+    /// Spark's merge: `δ = mean_b − mean_a; δₙ = δ/(n_a+n_b); mean += δₙ·n_b; M2 += M2_b + δ·δₙ·n_a·n_b`.
     pub fn merge(&mut self, other: &Moments) {
         if other.count == 0 {
             return;
@@ -249,10 +263,10 @@ impl Moments {
             return;
         }
         let (n_a, n_b) = (self.count as f64, other.count as f64);
-        let n = n_a + n_b;
         let delta = other.mean - self.mean;
-        self.mean += delta * n_b / n;
-        self.m2 += other.m2 + delta * delta * n_a * n_b / n;
+        let delta_n = delta / (n_a + n_b);
+        self.mean += delta_n * n_b;
+        self.m2 += other.m2 + delta * delta_n * n_a * n_b;
         self.sum += other.sum;
         self.count += other.count;
         self.min = self.min.min(other.min);
