@@ -243,6 +243,9 @@ pub struct MonitorConfig {
     pub baseline: PathBuf,
     /// Bias: Clarify's `analysis_config.json` (label, facets, predicted label, methods).
     pub analysis_config: Option<PathBuf>,
+    /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
+    #[serde(default)]
+    pub non_negative_check: bool,
     #[serde(default)]
     pub header: bool,
     #[serde(default = "default_output_position")]
@@ -288,7 +291,12 @@ impl MonitorConfig {
         let baseline = &self.baseline;
         match self.kind {
             MonitorKind::DataQuality => Baseline::load(baseline)
-                .map(MonitorBaseline::DataQuality)
+                .map(|baseline| {
+                    MonitorBaseline::DataQuality(Baseline {
+                        non_negative_check: self.non_negative_check,
+                        ..baseline
+                    })
+                })
                 .map_err(|e| format!(
                     "{key}.baseline: {e}; point it at a directory holding statistics.json and constraints.json (make one with `driftd baseline`)"
                 )),

@@ -199,7 +199,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
     summary.late_rows = windows.late_rows();
     summary.malformed_records = quarantine.total();
     if let Some(line) = stdout::summarize_quarantine(&quarantine) {
-        println!("{line}");
+        stdout::print(&format!("{line}\n"));
     }
     Ok(summary)
 }
@@ -293,11 +293,8 @@ fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         report.end.format("%Y-%m-%dT%H:%M:%SZ"),
     );
     let summary = match &report.outcome {
-        Outcome::DataQuality {
-            constraints,
-            findings,
-        } => {
-            file::write_findings(&dir, constraints, findings, &report.metrics)?;
+        Outcome::DataQuality { findings, .. } => {
+            file::write_findings(&dir, findings, &report.metrics)?;
             stdout::summarize(&title, report.rows, findings)
         }
         Outcome::Bias {
@@ -308,8 +305,7 @@ fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
             stdout::summarize_bias(&title, report.rows, violations)
         }
     };
-    print!("{summary}");
-    println!("  → {}", dir.display());
+    stdout::print(&format!("{summary}  → {}\n", dir.display()));
     Ok(dir)
 }
 

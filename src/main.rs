@@ -57,6 +57,10 @@ enum Command {
         /// `MonitoringSchedule` dimension of the metrics.
         #[arg(long, default_value = "driftd-check")]
         monitoring_schedule: String,
+        /// Also raise driftd's is_non_negative_check for negative values of features whose
+        /// constraints say `is_non_negative` (Model Monitor raises nothing for them).
+        #[arg(long)]
+        non_negative_check: bool,
     },
     /// Watch a directory and write each closed window's outputs (embedded mode).
     Run {
@@ -154,12 +158,12 @@ fn execute(command: Command) -> Result<ExitCode> {
             let (profile, _) = read_inputs(&input, &output)?;
             let baseline = Baseline::from_profile(&profile);
             baseline.write(&output)?;
-            println!(
-                "baseline of {} records and {} features written to {}",
+            stdout::print(&format!(
+                "baseline of {} records and {} features written to {}\n",
                 profile.row_count,
                 baseline.statistics.features.len(),
                 output.display()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check {
@@ -168,8 +172,12 @@ fn execute(command: Command) -> Result<ExitCode> {
             output,
             endpoint,
             monitoring_schedule,
+            non_negative_check,
         } => {
-            let baseline = Baseline::load(&baseline)?;
+            let baseline = Baseline {
+                non_negative_check,
+                ..Baseline::load(&baseline)?
+            };
             let (profile, report) = read_inputs(&input, &output)?;
             let rows = profile.row_count;
             let profile = analyze::adopt_baseline_names(profile, &baseline.statistics);
@@ -180,10 +188,10 @@ fn execute(command: Command) -> Result<ExitCode> {
                 timestamp: Utc::now(),
             };
             let metrics = analyze::metrics::data_quality_metrics(&baseline, &findings, &scope);
-            file::write_findings(&output, &baseline.constraints, &findings, &metrics)?;
+            file::write_findings(&output, &findings, &metrics)?;
             let title = format!("driftd check ({} objects)", report.objects_read);
-            print!("{}", stdout::summarize(&title, rows, &findings));
-            println!("  → {}", output.display());
+            stdout::print(&stdout::summarize(&title, rows, &findings));
+            stdout::print(&format!("  → {}\n", output.display()));
             Ok(if findings.violations.violations.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -193,8 +201,8 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Run { config, once } => {
             let loaded = Config::load(&config)?;
             let summary = driftd::daemon::run(&loaded, &config, once)?;
-            println!(
-                "{} objects read, {} failed (see {}), {} matched no monitor, {} windows written, {} with violations, {} late records",
+            stdout::print(&format!(
+                "{} objects read, {} failed (see {}), {} matched no monitor, {} windows written, {} with violations, {} late records\n",
                 summary.objects_read,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
@@ -202,7 +210,7 @@ fn execute(command: Command) -> Result<ExitCode> {
                 summary.windows_written,
                 summary.windows_with_violations,
                 summary.late_rows
-            );
+            ));
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)
         }
@@ -231,22 +239,22 @@ fn execute(command: Command) -> Result<ExitCode> {
             for error in &run.report.failed {
                 eprintln!("skipped object: {error}");
             }
-            println!(
-                "bias metrics of {} records ({} objects, {} malformed records skipped) → {}",
+            stdout::print(&format!(
+                "bias metrics of {} records ({} objects, {} malformed records skipped) → {}\n",
                 run.report.rows,
                 run.report.objects_read,
                 run.rejected_records,
                 run.analysis_path.display()
-            );
+            ));
             let violations = run.violations.map_or(0, |v| {
                 for violation in &v.violations {
-                    println!(
-                        "  bias drift  {}={}  {}: {}",
+                    stdout::print(&format!(
+                        "  bias drift  {}={}  {}: {}\n",
                         violation.facet,
                         violation.facet_value,
                         violation.metric_name,
                         violation.description
-                    );
+                    ));
                 }
                 v.violations.len()
             });
@@ -260,11 +268,11 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
             loaded.load_rules(&config)?;
-            println!(
-                "{}: valid ({} monitors)",
+            stdout::print(&format!(
+                "{}: valid ({} monitors)\n",
                 config.display(),
                 loaded.monitors.len()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -290,7 +298,7 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
         eprintln!("skipped object: {error}");
     }
     if let Some(line) = stdout::summarize_quarantine(&quarantine) {
-        println!("{line} → {}", quarantine_path.display());
+        stdout::print(&format!("{line} → {}\n", quarantine_path.display()));
     }
     pipeline::close_run_quarantine(&quarantine_path, &quarantine)?;
     if report.objects_read == 0 {

@@ -110,7 +110,7 @@ fn sagemaker_baseline_and_capture_give_model_monitors_violations() {
     expect(
         "_c2",
         "completeness_check",
-        "Value: 0.95 does not meet the constraint requirement! ".into(),
+        "Data completeness requirement is not met. Expected: 100.0%. Observed: Only 95.0%.".into(),
     );
     // 18 of the 19 present states are in the domain {CA, NY}.
     expect(

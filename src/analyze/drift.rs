@@ -12,7 +12,7 @@ use super::distance::{self, WeightedSample};
 use crate::baseline::Baseline;
 use crate::baseline::constraints::{CategoricalDriftMethod, ComparisonMethod, Switch};
 use crate::baseline::statistics::{FeatureStatistics, KLL_BUCKETS};
-use crate::profile::{ColumnProfile, DataType, Profile};
+use crate::profile::{ColumnProfile, Profile};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,8 +61,8 @@ impl DriftReport {
     }
 }
 
-/// Compares every baseline feature that the current data has, with the same kind of
-/// distribution on both sides (a type change is the data type check's business).
+/// Compares every baseline feature that the current data has with the same inferred type (a
+/// type change is the data type check's business).
 pub fn compare(baseline: &Baseline, current: &Profile) -> DriftReport {
     let features: Vec<FeatureDrift> = baseline
         .statistics
@@ -100,8 +100,13 @@ fn compare_feature(
         .feature(&feature.name)
         .map(|f| f.overrides())
         .unwrap_or_default();
-    let current_type = column.inferred_type();
-    if feature.is_numeric() && matches!(current_type, DataType::Integral | DataType::Fractional) {
+    // Model Monitor compares distributions only when the window's inferred type is the
+    // baseline's: on real executions a 0/1 label slot filled with probabilities, or a String
+    // feature filled with numbers, gets a data_type_check and no baseline_drift_check.
+    if column.reported_type() != feature.inferred_type {
+        return None;
+    }
+    if feature.is_numeric() {
         let numbers = feature.numerical_statistics.as_ref()?;
         let base = WeightedSample::new(
             feature
@@ -157,9 +162,7 @@ fn compare_feature(
             threshold,
             drifted: decisive > threshold,
         })
-    } else if !feature.is_numeric()
-        && !matches!(current_type, DataType::Integral | DataType::Fractional)
-    {
+    } else {
         let base_counts = feature.categories()?;
         let now_counts = column.frequencies.most_frequent_first()?;
         let n: u64 = base_counts.iter().map(|(_, c)| c).sum();
@@ -209,8 +212,6 @@ fn compare_feature(
             threshold,
             drifted,
         })
-    } else {
-        None
     }
 }
 

@@ -6,7 +6,7 @@ pub mod drift;
 pub mod metrics;
 pub mod quality;
 
-use crate::baseline::{Baseline, Statistics};
+use crate::baseline::{Baseline, Constraints, Statistics};
 use crate::profile::Profile;
 
 pub use drift::DriftReport;
@@ -16,14 +16,19 @@ pub use quality::{CheckType, ConstraintViolations, Violation};
 #[derive(Debug, Clone)]
 pub struct Findings {
     pub statistics: Statistics,
+    /// Suggested from the window itself, as a Model Monitor execution writes its
+    /// `constraints.json` (observed completeness, the window's types).
+    pub constraints: Constraints,
     pub violations: ConstraintViolations,
     pub drift: DriftReport,
 }
 
 pub fn analyze(baseline: &Baseline, current: &Profile) -> Findings {
     let drift = drift::compare(baseline, current);
+    let statistics = Statistics::from_profile(current);
     Findings {
-        statistics: Statistics::from_profile(current),
+        constraints: Constraints::suggest(&statistics),
+        statistics,
         violations: quality::check(baseline, current, &drift),
         drift,
     }

@@ -216,13 +216,12 @@ const DOMAIN_MAX_DISTINCT: usize = 120;
 const DOMAIN_MAX_SINGLETON_SHARE: f64 = 0.1;
 
 impl Constraints {
-    /// Suggests constraints from a baseline's statistics, as Model Monitor's baselining job:
-    /// completeness, non-negativity of numeric features whose minimum is ≥ 0, and domains of
-    /// low-cardinality strings.
+    /// Suggests constraints from statistics, as Model Monitor's baselining job and each
+    /// execution (for its window) do: completeness, non-negativity of numeric features whose
+    /// minimum is ≥ 0, and domains of low-cardinality strings.
     ///
-    /// Completeness: 1.0 when the baseline is complete (what real files show); otherwise
-    /// Deequ's `RetainCompletenessRule` lower bound p − 1.96·√(p(1−p)/n), rounded down to two
-    /// decimals, so that ordinary sampling noise does not raise a violation.
+    /// Completeness is the observed share of present values, unrounded: a real execution with
+    /// 91 of 93 values present writes `0.978494623655914` (not Deequ's rounded lower bound).
     pub fn suggest(statistics: &Statistics) -> Self {
         let features = statistics
             .features
@@ -230,17 +229,11 @@ impl Constraints {
             .map(|feature| {
                 let common = feature.common();
                 let completeness = common.map(|c| {
-                    let n = (c.num_present + c.num_missing) as f64;
-                    let p = if n > 0.0 {
-                        c.num_present as f64 / n
-                    } else {
+                    let n = c.num_present + c.num_missing;
+                    if n == 0 {
                         0.0
-                    };
-                    if p >= 1.0 {
-                        1.0
                     } else {
-                        let bound = p - 1.96 * (p * (1.0 - p) / n).sqrt();
-                        ((bound * 100.0).floor() / 100.0).max(0.0)
+                        c.num_present as f64 / n as f64
                     }
                 });
                 let num_constraints =

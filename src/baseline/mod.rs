@@ -19,6 +19,9 @@ pub const CONSTRAINTS_FILE: &str = "constraints.json";
 pub struct Baseline {
     pub statistics: Statistics,
     pub constraints: Constraints,
+    /// driftd's `is_non_negative_check`, off by default: Model Monitor raises nothing for
+    /// negative values under `is_non_negative: true`, so a migrating team gets it only on request.
+    pub non_negative_check: bool,
 }
 
 impl Baseline {
@@ -30,6 +33,7 @@ impl Baseline {
         Self {
             statistics,
             constraints,
+            non_negative_check: false,
         }
     }
 
@@ -38,6 +42,7 @@ impl Baseline {
         Ok(Self {
             statistics: read_json(&dir.join(STATISTICS_FILE))?,
             constraints: read_json(&dir.join(CONSTRAINTS_FILE))?,
+            non_negative_check: false,
         })
     }
 

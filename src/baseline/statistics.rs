@@ -128,17 +128,12 @@ impl Statistics {
 }
 
 impl FeatureStatistics {
-    /// SageMaker documents only Integral, Fractional, String and Unknown; a column of
-    /// `true`/`false` text is reported as String, which is what its values are to those tools.
     fn from_column(name: &str, column: &ColumnProfile) -> Self {
         let common = Common {
             num_present: column.num_present,
             num_missing: column.num_missing,
         };
-        let inferred_type = match column.inferred_type() {
-            DataType::Boolean => DataType::String,
-            other => other,
-        };
+        let inferred_type = column.reported_type();
         let mut feature = Self {
             name: name.to_string(),
             inferred_type,

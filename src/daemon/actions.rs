@@ -203,7 +203,7 @@ pub(super) fn append_actions(path: &Path, actions: &[Action]) -> Result<(), RunE
 
 pub(super) fn print_actions(actions: &[Action]) {
     for action in actions {
-        println!("  {}", describe(action));
+        crate::sinks::stdout::print(&format!("  {}\n", describe(action)));
     }
 }
 

@@ -526,8 +526,8 @@ mod tests {
     use super::*;
     use crate::analyze::drift::FeatureKind;
     use crate::analyze::{ConstraintViolations, DriftReport, Violation};
-    use crate::baseline::Statistics;
     use crate::baseline::statistics::Dataset;
+    use crate::baseline::{Constraints, Statistics};
 
     const HOUR: i64 = 3600;
 
@@ -906,12 +906,14 @@ mod tests {
             threshold: 0.1,
             drifted: true,
         };
+        let statistics = Statistics {
+            version: 0.0,
+            dataset: Dataset { item_count: 10 },
+            features: vec![],
+        };
         let findings = Findings {
-            statistics: Statistics {
-                version: 0.0,
-                dataset: Dataset { item_count: 10 },
-                features: vec![],
-            },
+            constraints: Constraints::suggest(&statistics),
+            statistics,
             violations: ConstraintViolations {
                 violations: vec![Violation {
                     feature_name: "age".into(),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
-use crate::baseline::{CONSTRAINTS_FILE, Constraints, STATISTICS_FILE};
+use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
 use crate::bias::drift::BiasViolations;
 use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::{FileError, write_json};
@@ -15,17 +15,16 @@ pub const DRIFT_FILE: &str = "drift.json";
 /// Model Monitor's BYOC containers write one JSON datum per line to this name.
 pub const METRICS_FILE: &str = "cloudwatch_metrics.jsonl";
 
-/// Writes `statistics.json`, `constraints.json` (the constraints the window was checked
-/// against, as a Model Monitor execution does), `constraint_violations.json`, `drift.json` and
-/// the metrics file into `dir`.
+/// Writes `statistics.json`, `constraints.json` (suggested from the window, as a Model Monitor
+/// execution writes it), `constraint_violations.json`, `drift.json` and the metrics file into
+/// `dir`.
 pub fn write_findings(
     dir: &Path,
-    constraints: &Constraints,
     findings: &Findings,
     metrics: &[MetricDatum],
 ) -> Result<(), FileError> {
     write_json(&dir.join(STATISTICS_FILE), &findings.statistics)?;
-    write_json(&dir.join(CONSTRAINTS_FILE), constraints)?;
+    write_json(&dir.join(CONSTRAINTS_FILE), &findings.constraints)?;
     write_json(&dir.join(VIOLATIONS_FILE), &findings.violations)?;
     write_json(&dir.join(DRIFT_FILE), &findings.drift)?;
     write_metrics(&dir.join(METRICS_FILE), metrics)

@@ -37,7 +37,8 @@ pub struct WindowReport {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     DataQuality {
-        /// The constraints the window was checked against.
+        /// The baseline's constraints, which the window was checked against (the thresholds
+        /// alerts quote); `findings.constraints` are those suggested from the window.
         constraints: Constraints,
         findings: Findings,
     },

@@ -41,12 +41,9 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
         metrics.push('\n');
     }
     let mut files = match &report.outcome {
-        Outcome::DataQuality {
-            constraints,
-            findings,
-        } => vec![
+        Outcome::DataQuality { findings, .. } => vec![
             (STATISTICS_FILE, pretty(&findings.statistics)),
-            (CONSTRAINTS_FILE, pretty(constraints)),
+            (CONSTRAINTS_FILE, pretty(&findings.constraints)),
             (VIOLATIONS_FILE, pretty(&findings.violations)),
             (DRIFT_FILE, pretty(&findings.drift)),
         ],

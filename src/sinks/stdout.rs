@@ -6,6 +6,14 @@ use crate::analyze::Findings;
 use crate::bias::drift::BiasViolations;
 use crate::decode::Quarantine;
 
+/// Writes `text` to stdout. A reader that went away (`driftd check | head`) is not an error:
+/// the output files are written and the exit code still tells the result, so the rest of the
+/// text is dropped instead of panicking as `print!` would.
+pub fn print(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// How many drifted features and violations are listed before "… and N more".
 const LIST_LIMIT: usize = 10;
 
