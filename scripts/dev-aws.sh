@@ -115,7 +115,7 @@ s3_report_uri = "s3://driftd-reports/monitoring"
 name = "driftd-demo-data-quality"
 path = "capture/{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
 format = "capture"
-baseline = "$repo/examples/quickstart/baseline"
+baseline = "$repo/baselines/driftd-demo-data-quality"
 TOML
 
 echo "==> starting driftd (config: $work/driftd.toml, outputs: $work/out)"

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -22,19 +22,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The quickstart (config, baselines, rules, data) in a temporary directory.
-fn copy_quickstart() -> tempfile::TempDir {
+/// The quickstart (config, rules, data) and the baselines it names, in a temporary directory
+/// laid out as the repository is; the quickstart itself is in `examples/quickstart/` there.
+fn copy_quickstart() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let quickstart = common::repo_root().join("examples/quickstart");
-    for part in ["baseline", "bias", "data", "rules"] {
-        copy_dir(&quickstart.join(part), &dir.path().join(part));
+    let repo = common::repo_root();
+    copy_dir(&repo.join("baselines"), &dir.path().join("baselines"));
+    let quickstart = dir.path().join("examples/quickstart");
+    for part in ["data", "rules"] {
+        copy_dir(
+            &repo.join("examples/quickstart").join(part),
+            &quickstart.join(part),
+        );
     }
     std::fs::copy(
+        repo.join("examples/quickstart/driftd.toml"),
         quickstart.join("driftd.toml"),
-        dir.path().join("driftd.toml"),
     )
     .unwrap();
-    dir
+    (dir, quickstart)
 }
 
 fn violations(path: &Path) -> usize {
@@ -44,17 +50,17 @@ fn violations(path: &Path) -> usize {
 
 #[test]
 fn the_quickstart_flags_the_injected_hour_only() {
-    let dir = copy_quickstart();
+    let (_dir, quickstart) = copy_quickstart();
 
     let output = common::driftd()
         .args(["run", "--once", "--config"])
-        .arg(dir.path().join("driftd.toml"))
+        .arg(quickstart.join("driftd.toml"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
 
-    let out = dir.path().join("out");
+    let out = quickstart.join("out");
     for hour in ["00", "01", "02"] {
         let quality = out.join(format!(
             "driftd-demo/driftd-demo-data-quality/2026/11/01/{hour}"
@@ -93,11 +99,11 @@ fn actions(out: &Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
-    let dir = copy_quickstart();
+    let (_dir, quickstart) = copy_quickstart();
     let run = || {
         let status = common::driftd()
             .args(["run", "--once", "--config"])
-            .arg(dir.path().join("driftd.toml"))
+            .arg(quickstart.join("driftd.toml"))
             .status()
             .unwrap();
         assert!(status.success());
@@ -115,8 +121,8 @@ fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
         t("alert", "retrain-on-drift", "resolved"),
         t("alert", "any-violation", "resolved"),
     ];
-    assert_eq!(actions(&dir.path().join("out")), expected);
+    assert_eq!(actions(&quickstart.join("out")), expected);
     // A restart reads the directory again and closes the same windows: nothing fires twice.
     run();
-    assert_eq!(actions(&dir.path().join("out")), expected);
+    assert_eq!(actions(&quickstart.join("out")), expected);
 }

@@ -14,24 +14,25 @@ cd "$repo"
 gen() { cargo run --quiet --example generate_capture -- --numeric 8 --categorical 2 "$@"; }
 loans() { cargo run --quiet --example generate_loans -- "$@"; }
 
-rm -rf "$here/data" "$here/baseline" "$here/bias/baseline"
+baselines="$repo/baselines"
+rm -rf "$here/data" "$baselines/driftd-demo-data-quality/statistics.json" \
+    "$baselines/driftd-demo-data-quality/constraints.json" "$baselines/loans-bias/analysis.json"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 gen --csv "$tmp/rows.csv" --records 1000 --seed 1
 # Name the columns (score first, as captured rows line up); capture columns take these names by
 # position.
 { echo "score,tenure,monthly_charges,total_charges,age,calls,data_gb,sms,support_tickets,plan,region"; cat "$tmp/rows.csv"; } >"$tmp/baseline.csv"
-cargo run --quiet -- baseline --format csv --header --input "$tmp/baseline.csv" --output "$here/baseline"
+cargo run --quiet -- baseline --format csv --header --input "$tmp/baseline.csv" --output "$baselines/driftd-demo-data-quality"
 
 gen --out "$here/data/capture" --endpoint driftd-demo --records 400 --start 2026-11-01T00:00:00Z --records-per-file 200 --seed 2
 gen --out "$here/data/capture" --endpoint driftd-demo --records 400 --start 2026-11-01T01:00:00Z --records-per-file 200 --seed 3 --drift 1.5
 gen --out "$here/data/capture" --endpoint driftd-demo --records 400 --start 2026-11-01T02:00:00Z --records-per-file 200 --seed 4
 
 loans --out "$tmp/loans-baseline.csv" --rows 2000 --seed 10
-cargo run --quiet -- bias --format csv --header --analysis-config "$here/bias/analysis_config.json" \
+cargo run --quiet -- bias --format csv --header --analysis-config "$baselines/loans-bias/analysis_config.json" \
     --input "$tmp/loans-baseline.csv" --output "$tmp/bias-baseline"
-mkdir -p "$here/bias/baseline"
-cp "$tmp/bias-baseline/analysis.json" "$here/bias/baseline/analysis.json"
+cp "$tmp/bias-baseline/analysis.json" "$baselines/loans-bias/analysis.json"
 batch="$here/data/batch/loans/2026/11/01"
 loans --out "$batch/00/decisions.csv" --rows 1000 --seed 11
 loans --out "$batch/01/decisions.csv" --rows 1000 --seed 12 --reject-sex0 0.7
