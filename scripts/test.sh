@@ -56,6 +56,24 @@ else
     echo "==> test oracles up to date (scripts/requirements-test.txt unchanged)"
 fi
 
+# promtool (Debian's `prometheus` package, pinned) validates the /metrics exposition in
+# tests/observability.rs. Installed when missing and this is root with apt-get; otherwise that
+# one check says it was skipped.
+promtool_version="2.42.0+ds-5+b6"
+if ! command -v promtool >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing promtool (Debian package prometheus=$promtool_version)"
+        install_promtool() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+                "prometheus=$promtool_version" >/dev/null 2>&1
+        }
+        install_promtool || { apt-get update >/dev/null 2>&1 && install_promtool; } ||
+            echo "==> could not install prometheus=$promtool_version; /metrics is tested without promtool"
+    else
+        echo "==> promtool not found and cannot be installed here (needs root and apt-get); /metrics is tested without it"
+    fi
+fi
+
 # Integration tests find the oracles through this (tests/common/mod.rs).
 export DRIFTD_PYTHON="$venv/bin/python"
 

@@ -31,11 +31,22 @@ pub struct Config {
     /// Sizes and ratios past which a record or an object is refused.
     #[serde(default)]
     pub limits: Limits,
+    /// The operators' HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub observability: ObservabilityConfig,
     /// Alert and retrain rules. Without this section, embedded mode applies none and AWS mode
     /// applies the shipped `rules/default.toml` (an alert per episode of violations).
     pub rules: Option<RulesConfig>,
     #[serde(rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on, e.g. `127.0.0.1:9464`
+    /// (Prometheus' port range); off when absent.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// AWS mode's rules when the config names none.

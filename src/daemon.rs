@@ -18,6 +18,7 @@ use crate::analyze::{self, metrics::MetricScope};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::decode::Quarantine;
+use crate::events::{self, Delivery, Event, Sink};
 use crate::ingest::local::{DirectoryScanner, PathPattern};
 use crate::pipeline::decode_object;
 use crate::sinks::{Outcome, WindowReport, file, stdout};
@@ -88,6 +89,15 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
             baseline,
         })
         .collect();
+    if let Some(listen) = config.observability.listen {
+        let bound = crate::sinks::prometheus::spawn(listen).map_err(|error| {
+            RunError::Usage(format!(
+                "observability.listen: cannot serve on {listen}: {error}; choose a free address"
+            ))
+        })?;
+        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    }
+    events::telemetry().set_ready("config", Ok(()));
     if config.input.is_aws() {
         if once {
             return Err(RunError::Usage(
@@ -133,20 +143,32 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
     };
     let mut summary = RunSummary::default();
     loop {
-        let files = scanner.scan().map_err(io_error(input_dir))?;
+        let scanned = scanner.scan();
+        events::telemetry().set_ready(
+            "input",
+            scanned.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+        let files = scanned.map_err(io_error(input_dir))?;
         for path in files {
             let relative = scanner.relative(&path);
+            events::emit(Event::ObjectReceived { source: &relative });
             let Some((index, fields)) = route(&monitors, &relative) else {
-                tracing::debug!(path = %relative, "no monitor's path pattern matches; skipped");
+                events::emit(Event::ObjectRefused {
+                    source: &relative,
+                    reason: "no_monitor",
+                });
                 summary.objects_unrouted += 1;
                 continue;
             };
+            let monitor = config.monitors[index].name.as_str();
             let object_time = fields
                 .hour
                 .map(|h| h.timestamp())
                 .unwrap_or_else(|| modified_seconds(&path));
             let options = config.monitors[index].decode_options(config.limits);
             let mut object_windows = Windows::new(windows.size(), 0);
+            let quarantined_before = quarantine.counts().clone();
+            let started = std::time::Instant::now();
             let decoded = decode_object(&path, &options, &mut quarantine, |chunk| {
                 object_windows.add(
                     index,
@@ -156,13 +178,31 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                     object_time,
                 )
             });
+            emit_quarantined(&relative, &quarantined_before, &quarantine);
             match decoded {
-                Ok(_) => {
+                Ok(rows) => {
+                    events::emit(Event::ObjectRead {
+                        source: &relative,
+                        monitor,
+                        rows,
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
                     summary.objects_read += 1;
+                    let late_before = windows.late_rows();
                     windows.absorb(object_windows);
+                    let late = windows.late_rows() - late_before;
+                    if late > 0 {
+                        events::emit(Event::LateRows {
+                            monitor,
+                            count: late,
+                        });
+                    }
                 }
                 Err(error) => {
-                    tracing::error!(%error, "object moved to the dead-letter file");
+                    events::emit(Event::ObjectFailed {
+                        source: &relative,
+                        error: &error.to_string(),
+                    });
                     summary.objects_failed += 1;
                     dead_letter(&out.join(DEAD_LETTER_FILE), &error)?;
                 }
@@ -175,10 +215,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
             windows.close_ready()
         };
         for window in closed {
-            let has_violations = emit(config, &monitors, window, rules.as_mut())?;
+            let has_violations = finalise(config, &monitors, window, rules.as_mut())?;
             summary.windows_written += 1;
             summary.windows_with_violations += usize::from(has_violations);
         }
+        events::emit(Event::OpenWindows {
+            windows: windows.keys().count(),
+        });
         if once {
             break;
         }
@@ -204,16 +247,55 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
     Ok(summary)
 }
 
+/// The records of one object that were quarantined, by reason, as events.
+fn emit_quarantined(
+    source: &str,
+    before: &std::collections::BTreeMap<crate::decode::RejectReason, u64>,
+    after: &Quarantine,
+) {
+    for (reason, total) in after.counts() {
+        let count = total - before.get(reason).copied().unwrap_or(0);
+        if count > 0 {
+            events::emit(Event::RecordsQuarantined {
+                source,
+                reason: reason.as_str(),
+                count,
+            });
+        }
+    }
+}
+
 /// Analyzes a closed window, writes its outputs and prints its summary. Returns whether it
 /// had violations.
-fn emit(
+fn finalise(
     config: &Config,
     monitors: &[Monitor],
     window: ClosedWindow,
     rules: Option<&mut actions::RuleRunner>,
 ) -> Result<bool, RunError> {
     let report = window_report(config, monitors, window);
-    write_local(config, &report)?;
+    let start = report.start.to_rfc3339();
+    events::emit(Event::WindowFinalised {
+        monitor: &report.monitor,
+        endpoint: report.endpoint.as_deref(),
+        start: &start,
+        rows: report.rows,
+        violations: report.violation_count(),
+    });
+    let written = write_local(config, &report);
+    let error = written.as_ref().err().map(|e| e.to_string());
+    events::emit(Event::Delivered {
+        sink: Sink::Files,
+        outcome: if written.is_ok() {
+            Delivery::Delivered
+        } else {
+            Delivery::Failed
+        },
+        window: &start,
+        lag_seconds: (Utc::now() - report.end).as_seconds_f64(),
+        error: error.as_deref(),
+    });
+    written?;
     if let Some(rules) = rules {
         rules.observe(&report)?;
     }

@@ -8,6 +8,7 @@ pub mod bias;
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod events;
 pub mod ingest;
 pub mod json_file;
 pub mod pipeline;

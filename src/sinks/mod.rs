@@ -1,9 +1,11 @@
-//! Where findings go. Each sink owns one destination: local files, stdout, and in AWS mode S3
-//! reports, CloudWatch metrics, and rule actions on SNS or SQS.
+//! Where findings go. Each sink owns one destination: local files, stdout, the operators'
+//! `/metrics` endpoint, and in AWS mode S3 reports, CloudWatch metrics, and rule actions on SNS
+//! or SQS.
 
 pub mod actions;
 pub mod cloudwatch;
 pub mod file;
+pub mod prometheus;
 pub mod retry;
 pub mod s3_report;
 pub mod sns;
