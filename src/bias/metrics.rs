@@ -361,7 +361,11 @@ fn label_distribution_distance(metric: Metric, a: &Group, d: &Group) -> MetricRe
             };
             0.5 * (kl_to_mean(&|x, _| x) + kl_to_mean(&|_, y| y))
         }
-        Metric::LP => pairs().map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        // numpy's `norm(x, 2)` is BLAS `dot(x, x)`, which Clarify's container accumulates with
+        // fused multiply-adds: the real LP values need them.
+        Metric::LP => pairs()
+            .fold(0.0, |sum: f64, (x, y)| (x - y).mul_add(x - y, sum))
+            .sqrt(),
         Metric::TVD => 0.5 * pairs().map(|(x, y)| (x - y).abs()).sum::<f64>(),
         Metric::KS => pairs().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max),
         _ => unreachable!("not a label distribution metric"),
@@ -398,16 +402,54 @@ fn conditional_demographic_disparity(counts: &FacetCounts, axis: usize) -> Metri
     if neg == 0.0 {
         return Err("No negative labels in set".into());
     }
-    let mut weighted = 0.0;
-    let mut total = 0.0;
+    // smclarify appends each group's size and size·(rejected − accepted) to arrays (groups in
+    // np.unique's order, the missing value last) and divides their np.sum: numpy's pairwise
+    // summation, which the real values need to the last digit.
+    let mut weighted = Vec::with_capacity(groups.len() + 1);
+    let mut sizes = Vec::with_capacity(groups.len() + 1);
+    let mut grouped_rows = 0.0;
     for c in groups.values() {
         let [pos, neg, pos_d, neg_d] = split(c);
         let accepted = if pos != 0.0 { pos_d / pos } else { 0.0 };
         let rejected = if neg != 0.0 { neg_d / neg } else { 0.0 };
-        weighted += (pos + neg) * (rejected - accepted);
-        total += pos + neg;
+        weighted.push((pos + neg) * (rejected - accepted));
+        sizes.push(pos + neg);
+        grouped_rows += pos + neg;
     }
-    Ok(divide(weighted, total))
+    if grouped_rows < pos + neg {
+        // Rows without a group value: np.unique lists NaN once, a group no row equals.
+        weighted.push(0.0);
+        sizes.push(0.0);
+    }
+    Ok(divide(numpy_sum(&weighted), numpy_sum(&sizes)))
+}
+
+/// `np.sum` of a contiguous float64 array: numpy's pairwise summation (eight accumulators over
+/// blocks of up to 128 values, halves above that).
+fn numpy_sum(values: &[f64]) -> f64 {
+    const BLOCK: usize = 128;
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |sum, x| sum + x);
+    }
+    if n > BLOCK {
+        let half = n / 2;
+        let half = half - half % 8;
+        return numpy_sum(&values[..half]) + numpy_sum(&values[half..]);
+    }
+    let mut r = [0.0; 8];
+    r.copy_from_slice(&values[..8]);
+    let whole = n - n % 8;
+    for chunk in values[8..whole].chunks_exact(8) {
+        for (acc, x) in r.iter_mut().zip(chunk) {
+            *acc += x;
+        }
+    }
+    let mut sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for x in &values[whole..] {
+        sum += x;
+    }
+    sum
 }
 
 /// GE with α = 2 over all rows: benefit b = prediction − label + 1 (0 for a false negative, 2
