@@ -1,9 +1,19 @@
 //! Bias drift (FORMATS.md §7.3, §4.2, §5.5): a window's bias metrics against a baseline
 //! `analysis.json`, Clarify's `constraint_violations.json`, and `bias_metric_*` datums.
 //!
-//! A metric is flagged when two things hold:
+//! Two rules, chosen by the analysis config's `driftd_bias_drift_rule` ([`DriftRule`]):
+//!
+//! **`"clarify"` (the default): Clarify's own rule.** Every metric of either stage that has a
+//! number in both files is flagged when |value| > |baseline value|: "worse" means farther from
+//! zero, for every metric alike, DI included. ±∞ compare as numbers (∞ beats any finite
+//! baseline; nothing beats an infinite one), NaN is never flagged, and a metric missing or
+//! without a value (an error) in either file is not compared. Every real Clarify bias-drift
+//! file satisfies this, and no metric it left out breaks it (tests/sagemaker_real_bias.rs). On
+//! windows drawn like the baseline it raises an alarm in most windows (README, "Bias").
+//!
+//! **`"bootstrap"`: driftd's family-wise rule.** A metric is flagged when two things hold:
 //! 1. its value is farther from the metric's ideal (0; 1 for DI) than the baseline's value —
-//!    the allowed range is ideal ± |baseline − ideal|, as in Clarify's documentation;
+//!    the allowed range is ideal ± |baseline − ideal|;
 //! 2. the normal bootstrap confidence interval of the value lies wholly outside that range, so a
 //!    small window whose value moved by chance alone does not raise an alert.
 //!
@@ -34,6 +44,15 @@ const SEED: u64 = 0x5eed_b1a5;
 /// CloudWatch takes no infinities; Clarify publishes ±∞ as this value.
 pub const CLOUDWATCH_INFINITY: f64 = 2.348543e108;
 
+/// How a window's metric is judged against its baseline value (module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftRule {
+    #[default]
+    Clarify,
+    Bootstrap,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BiasViolations {
     pub version: String,
@@ -50,8 +69,13 @@ pub struct BiasViolation {
 }
 
 /// Checks every metric of `current` (the window's `analysis.json`, made from `evaluation`)
-/// against the same metric, facet and facet value in `baseline`.
-pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -> BiasViolations {
+/// against the same metric, facet and facet value in `baseline`, under `rule`.
+pub fn check(
+    baseline: &Analysis,
+    current: &Analysis,
+    evaluation: &Evaluation,
+    rule: DriftRule,
+) -> BiasViolations {
     struct Comparison<'a> {
         facet: &'a str,
         facet_value: &'a str,
@@ -109,7 +133,12 @@ pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -
     };
     let violations = comparisons
         .iter()
-        .filter(|c| drifted(c.metric, c.value, c.reference, c.counts, z, sample_share))
+        .filter(|c| match rule {
+            DriftRule::Clarify => c.value.abs() > c.reference.abs(),
+            DriftRule::Bootstrap => {
+                drifted(c.metric, c.value, c.reference, c.counts, z, sample_share)
+            }
+        })
         .map(|c| BiasViolation {
             facet: c.facet.to_string(),
             facet_value: c.facet_value.to_string(),
