@@ -143,13 +143,26 @@ pub struct FacetCounts {
     pub groups: Option<BTreeMap<GroupKey, Confusion>>,
 }
 
-/// A group variable's value, ordered so that sums run in a fixed order.
+/// A group variable's value, in np.unique's order (a column holds one kind), so that CDDL and
+/// CDDPL sum their groups in Clarify's order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GroupKey {
     Int(i64),
-    /// `f64::to_bits` of a non-NaN value, with -0.0 folded into 0.0.
+    /// A non-NaN value as [`GroupKey::float`] encodes it.
     Float(u64),
     Text(String),
+}
+
+impl GroupKey {
+    /// The bits of `x` (-0.0 folded into 0.0) mapped so that their order is numeric order.
+    pub fn float(x: f64) -> Self {
+        let bits = (x + 0.0).to_bits();
+        GroupKey::Float(if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | 1 << 63
+        })
+    }
 }
 
 pub type MetricResult = Result<f64, String>;
@@ -545,6 +558,21 @@ mod tests {
             all: [c(a), c(d)],
             groups: None,
         }
+    }
+
+    #[test]
+    fn float_groups_sort_numerically() {
+        let mut keys: Vec<GroupKey> = [0.5, -2.0, 3.0, -0.0, -1.0]
+            .into_iter()
+            .map(GroupKey::float)
+            .collect();
+        keys.sort();
+        let expected: Vec<GroupKey> = [-2.0, -1.0, 0.0, 0.5, 3.0]
+            .into_iter()
+            .map(GroupKey::float)
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(GroupKey::float(-0.0), GroupKey::float(0.0));
     }
 
     #[test]
