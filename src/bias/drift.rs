@@ -454,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn di_is_judged_around_one() {
+    fn the_bootstrap_rule_judges_di_around_one() {
         // DI = 0.05 / 0.5 = 0.1 against a baseline of 0.9: |0.1 - 1| > |0.9 - 1|.
         let c = counts(5);
         let value = metrics::compute(Metric::DI, &c).unwrap();
@@ -484,6 +484,74 @@ mod tests {
             let groups = r.groups.as_ref().unwrap();
             assert!(total(&groups[&metrics::GroupKey::Int(1)]) <= total(&r.all));
         }
+    }
+
+    /// An analysis with post-training values for facet sex = 0 (`None`: an error, no value).
+    fn post_training(values: &[(&str, Option<f64>)]) -> Analysis {
+        let metrics: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Some(x) if x.is_infinite() => serde_json::json!(clarify_number(*x)),
+                    Some(x) => serde_json::json!(x),
+                    None => serde_json::Value::Null,
+                };
+                serde_json::json!({"name": name, "description": name, "value": value})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "version": "1.0",
+            "post_training_bias_metrics": {"label": "y", "label_value_or_threshold": "1",
+                "facets": {"sex": [{"value_or_threshold": "0", "metrics": metrics}]}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn clarifys_rule_flags_values_farther_from_zero_than_the_baseline() {
+        let baseline = post_training(&[
+            ("DI", Some(0.178)),
+            ("DPPL", Some(0.2)),
+            ("RD", Some(-0.1)),
+            ("TE", Some(2.9)),
+            ("AD", Some(f64::INFINITY)),
+            ("SD", None),
+        ]);
+        let evaluation = Evaluation {
+            label: "y".into(),
+            label_value_or_threshold: "1".into(),
+            label_error: None,
+            prediction_error: None,
+            facets: Vec::new(),
+            sample: crate::bias::state::FlipSample { rows: 0, of: 0 },
+        };
+        let flagged = |values: &[(&str, Option<f64>)]| -> Vec<String> {
+            check(
+                &baseline,
+                &post_training(values),
+                &evaluation,
+                DriftRule::Clarify,
+            )
+            .violations
+            .into_iter()
+            .map(|v| v.metric_name)
+            .collect()
+        };
+        // DI is judged like the others, by its distance from zero: 0.083 (farther from the
+        // ideal 1) is not flagged, 0.5 (nearer to it) is.
+        assert!(flagged(&[("DI", Some(0.083))]).is_empty());
+        assert_eq!(flagged(&[("DI", Some(0.5))]), ["DI"]);
+        // The sign does not matter; an equal value is not worse.
+        assert_eq!(
+            flagged(&[("DPPL", Some(-0.3)), ("RD", Some(0.05))]),
+            ["DPPL"]
+        );
+        assert!(flagged(&[("DPPL", Some(0.2))]).is_empty());
+        // ∞ is worse than any finite baseline; nothing is worse than an infinite one; a metric
+        // without a value on either side is never flagged.
+        assert_eq!(flagged(&[("TE", Some(f64::INFINITY))]), ["TE"]);
+        assert!(flagged(&[("AD", Some(f64::NEG_INFINITY))]).is_empty());
+        assert!(flagged(&[("SD", Some(0.9)), ("RD", None)]).is_empty());
     }
 
     #[test]
