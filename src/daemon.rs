@@ -328,7 +328,7 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
         (MonitorBaseline::Bias { spec, baseline }, WindowState::Bias(state)) => {
             let evaluation = state.evaluate();
             let analysis = bias::analysis(spec, &evaluation);
-            let violations = bias::drift::check(baseline, &analysis, &evaluation);
+            let violations = bias::drift::check(baseline, &analysis, &evaluation, spec.drift_rule);
             let metrics = bias::drift::bias_metrics(&analysis, &scope);
             (
                 Outcome::Bias {

@@ -1,6 +1,7 @@
 //! `driftd run --once` with a bias monitor: batch CSV files (features, label, prediction) across
-//! two hours, each hour a window checked against a baseline `analysis.json`. The fair hour must
-//! pass; the hour where the model approves one group far less often must be flagged.
+//! two hours, each hour a window checked against a baseline `analysis.json` under driftd's
+//! opt-in bootstrap rule. The fair hour must pass; the hour where the model approves one group
+//! far less often must be flagged.
 
 mod common;
 
@@ -19,7 +20,9 @@ fn read(path: &Path) -> Value {
 
 fn write_analysis_config(dir: &Path) -> PathBuf {
     let path = dir.join("analysis_config.json");
-    std::fs::write(&path, common::loan_analysis_config().to_string()).unwrap();
+    let mut config = common::loan_analysis_config();
+    config["driftd_bias_drift_rule"] = json!("bootstrap");
+    std::fs::write(&path, config.to_string()).unwrap();
     path
 }
 

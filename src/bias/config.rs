@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::drift::DriftRule;
 use super::metrics::{Metric, Stage};
 use crate::json_file::{FileError, read_json};
 
@@ -35,6 +36,9 @@ struct RawConfig {
     excluded_columns: Vec<ColumnRef>,
     #[serde(default)]
     methods: RawMethods,
+    /// driftd's own key (Clarify ignores it): the bias drift rule.
+    #[serde(default)]
+    driftd_bias_drift_rule: DriftRule,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +93,8 @@ pub struct BiasSpec {
     /// Sorted by name, as Clarify reports them.
     pub pre_training: Vec<Metric>,
     pub post_training: Vec<Metric>,
+    /// `driftd_bias_drift_rule`: Clarify's rule unless `"bootstrap"` opts into driftd's.
+    pub drift_rule: DriftRule,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +221,7 @@ impl BiasSpec {
             excluded,
             pre_training,
             post_training,
+            drift_rule: raw.driftd_bias_drift_rule,
         })
     }
 

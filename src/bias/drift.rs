@@ -1,9 +1,19 @@
 //! Bias drift (FORMATS.md §7.3, §4.2, §5.5): a window's bias metrics against a baseline
 //! `analysis.json`, Clarify's `constraint_violations.json`, and `bias_metric_*` datums.
 //!
-//! A metric is flagged when two things hold:
+//! Two rules, chosen by the analysis config's `driftd_bias_drift_rule` ([`DriftRule`]):
+//!
+//! **`"clarify"` (the default): Clarify's own rule.** Every metric of either stage that has a
+//! number in both files is flagged when |value| > |baseline value|: "worse" means farther from
+//! zero, for every metric alike, DI included. ±∞ compare as numbers (∞ beats any finite
+//! baseline; nothing beats an infinite one), NaN is never flagged, and a metric missing or
+//! without a value (an error) in either file is not compared. Every real Clarify bias-drift
+//! file satisfies this, and no metric it left out breaks it (tests/sagemaker_real_bias.rs). On
+//! windows drawn like the baseline it raises an alarm in most windows (README, "Bias").
+//!
+//! **`"bootstrap"`: driftd's family-wise rule.** A metric is flagged when two things hold:
 //! 1. its value is farther from the metric's ideal (0; 1 for DI) than the baseline's value —
-//!    the allowed range is ideal ± |baseline − ideal|, as in Clarify's documentation;
+//!    the allowed range is ideal ± |baseline − ideal|;
 //! 2. the normal bootstrap confidence interval of the value lies wholly outside that range, so a
 //!    small window whose value moved by chance alone does not raise an alert.
 //!
@@ -34,6 +44,15 @@ const SEED: u64 = 0x5eed_b1a5;
 /// CloudWatch takes no infinities; Clarify publishes ±∞ as this value.
 pub const CLOUDWATCH_INFINITY: f64 = 2.348543e108;
 
+/// How a window's metric is judged against its baseline value (module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftRule {
+    #[default]
+    Clarify,
+    Bootstrap,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BiasViolations {
     pub version: String,
@@ -50,8 +69,13 @@ pub struct BiasViolation {
 }
 
 /// Checks every metric of `current` (the window's `analysis.json`, made from `evaluation`)
-/// against the same metric, facet and facet value in `baseline`.
-pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -> BiasViolations {
+/// against the same metric, facet and facet value in `baseline`, under `rule`.
+pub fn check(
+    baseline: &Analysis,
+    current: &Analysis,
+    evaluation: &Evaluation,
+    rule: DriftRule,
+) -> BiasViolations {
     struct Comparison<'a> {
         facet: &'a str,
         facet_value: &'a str,
@@ -109,7 +133,12 @@ pub fn check(baseline: &Analysis, current: &Analysis, evaluation: &Evaluation) -
     };
     let violations = comparisons
         .iter()
-        .filter(|c| drifted(c.metric, c.value, c.reference, c.counts, z, sample_share))
+        .filter(|c| match rule {
+            DriftRule::Clarify => c.value.abs() > c.reference.abs(),
+            DriftRule::Bootstrap => {
+                drifted(c.metric, c.value, c.reference, c.counts, z, sample_share)
+            }
+        })
         .map(|c| BiasViolation {
             facet: c.facet.to_string(),
             facet_value: c.facet_value.to_string(),
@@ -425,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn di_is_judged_around_one() {
+    fn the_bootstrap_rule_judges_di_around_one() {
         // DI = 0.05 / 0.5 = 0.1 against a baseline of 0.9: |0.1 - 1| > |0.9 - 1|.
         let c = counts(5);
         let value = metrics::compute(Metric::DI, &c).unwrap();
@@ -455,6 +484,74 @@ mod tests {
             let groups = r.groups.as_ref().unwrap();
             assert!(total(&groups[&metrics::GroupKey::Int(1)]) <= total(&r.all));
         }
+    }
+
+    /// An analysis with post-training values for facet sex = 0 (`None`: an error, no value).
+    fn post_training(values: &[(&str, Option<f64>)]) -> Analysis {
+        let metrics: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Some(x) if x.is_infinite() => serde_json::json!(clarify_number(*x)),
+                    Some(x) => serde_json::json!(x),
+                    None => serde_json::Value::Null,
+                };
+                serde_json::json!({"name": name, "description": name, "value": value})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "version": "1.0",
+            "post_training_bias_metrics": {"label": "y", "label_value_or_threshold": "1",
+                "facets": {"sex": [{"value_or_threshold": "0", "metrics": metrics}]}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn clarifys_rule_flags_values_farther_from_zero_than_the_baseline() {
+        let baseline = post_training(&[
+            ("DI", Some(0.178)),
+            ("DPPL", Some(0.2)),
+            ("RD", Some(-0.1)),
+            ("TE", Some(2.9)),
+            ("AD", Some(f64::INFINITY)),
+            ("SD", None),
+        ]);
+        let evaluation = Evaluation {
+            label: "y".into(),
+            label_value_or_threshold: "1".into(),
+            label_error: None,
+            prediction_error: None,
+            facets: Vec::new(),
+            sample: crate::bias::state::FlipSample { rows: 0, of: 0 },
+        };
+        let flagged = |values: &[(&str, Option<f64>)]| -> Vec<String> {
+            check(
+                &baseline,
+                &post_training(values),
+                &evaluation,
+                DriftRule::Clarify,
+            )
+            .violations
+            .into_iter()
+            .map(|v| v.metric_name)
+            .collect()
+        };
+        // DI is judged like the others, by its distance from zero: 0.083 (farther from the
+        // ideal 1) is not flagged, 0.5 (nearer to it) is.
+        assert!(flagged(&[("DI", Some(0.083))]).is_empty());
+        assert_eq!(flagged(&[("DI", Some(0.5))]), ["DI"]);
+        // The sign does not matter; an equal value is not worse.
+        assert_eq!(
+            flagged(&[("DPPL", Some(-0.3)), ("RD", Some(0.05))]),
+            ["DPPL"]
+        );
+        assert!(flagged(&[("DPPL", Some(0.2))]).is_empty());
+        // ∞ is worse than any finite baseline; nothing is worse than an infinite one; a metric
+        // without a value on either side is never flagged.
+        assert_eq!(flagged(&[("TE", Some(f64::INFINITY))]), ["TE"]);
+        assert!(flagged(&[("AD", Some(f64::NEG_INFINITY))]).is_empty());
+        assert!(flagged(&[("SD", Some(0.9)), ("RD", None)]).is_empty());
     }
 
     #[test]

@@ -143,13 +143,26 @@ pub struct FacetCounts {
     pub groups: Option<BTreeMap<GroupKey, Confusion>>,
 }
 
-/// A group variable's value, ordered so that sums run in a fixed order.
+/// A group variable's value, in np.unique's order (a column holds one kind), so that CDDL and
+/// CDDPL sum their groups in Clarify's order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GroupKey {
     Int(i64),
-    /// `f64::to_bits` of a non-NaN value, with -0.0 folded into 0.0.
+    /// A non-NaN value as [`GroupKey::float`] encodes it.
     Float(u64),
     Text(String),
+}
+
+impl GroupKey {
+    /// The bits of `x` (-0.0 folded into 0.0) mapped so that their order is numeric order.
+    pub fn float(x: f64) -> Self {
+        let bits = (x + 0.0).to_bits();
+        GroupKey::Float(if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | 1 << 63
+        })
+    }
 }
 
 pub type MetricResult = Result<f64, String>;
@@ -361,7 +374,11 @@ fn label_distribution_distance(metric: Metric, a: &Group, d: &Group) -> MetricRe
             };
             0.5 * (kl_to_mean(&|x, _| x) + kl_to_mean(&|_, y| y))
         }
-        Metric::LP => pairs().map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        // numpy's `norm(x, 2)` is BLAS `dot(x, x)`, which Clarify's container accumulates with
+        // fused multiply-adds: the real LP values need them.
+        Metric::LP => pairs()
+            .fold(0.0, |sum: f64, (x, y)| (x - y).mul_add(x - y, sum))
+            .sqrt(),
         Metric::TVD => 0.5 * pairs().map(|(x, y)| (x - y).abs()).sum::<f64>(),
         Metric::KS => pairs().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max),
         _ => unreachable!("not a label distribution metric"),
@@ -398,16 +415,54 @@ fn conditional_demographic_disparity(counts: &FacetCounts, axis: usize) -> Metri
     if neg == 0.0 {
         return Err("No negative labels in set".into());
     }
-    let mut weighted = 0.0;
-    let mut total = 0.0;
+    // smclarify appends each group's size and size·(rejected − accepted) to arrays (groups in
+    // np.unique's order, the missing value last) and divides their np.sum: numpy's pairwise
+    // summation, which the real values need to the last digit.
+    let mut weighted = Vec::with_capacity(groups.len() + 1);
+    let mut sizes = Vec::with_capacity(groups.len() + 1);
+    let mut grouped_rows = 0.0;
     for c in groups.values() {
         let [pos, neg, pos_d, neg_d] = split(c);
         let accepted = if pos != 0.0 { pos_d / pos } else { 0.0 };
         let rejected = if neg != 0.0 { neg_d / neg } else { 0.0 };
-        weighted += (pos + neg) * (rejected - accepted);
-        total += pos + neg;
+        weighted.push((pos + neg) * (rejected - accepted));
+        sizes.push(pos + neg);
+        grouped_rows += pos + neg;
     }
-    Ok(divide(weighted, total))
+    if grouped_rows < pos + neg {
+        // Rows without a group value: np.unique lists NaN once, a group no row equals.
+        weighted.push(0.0);
+        sizes.push(0.0);
+    }
+    Ok(divide(numpy_sum(&weighted), numpy_sum(&sizes)))
+}
+
+/// `np.sum` of a contiguous float64 array: numpy's pairwise summation (eight accumulators over
+/// blocks of up to 128 values, halves above that).
+fn numpy_sum(values: &[f64]) -> f64 {
+    const BLOCK: usize = 128;
+    let n = values.len();
+    if n < 8 {
+        return values.iter().fold(0.0, |sum, x| sum + x);
+    }
+    if n > BLOCK {
+        let half = n / 2;
+        let half = half - half % 8;
+        return numpy_sum(&values[..half]) + numpy_sum(&values[half..]);
+    }
+    let mut r = [0.0; 8];
+    r.copy_from_slice(&values[..8]);
+    let whole = n - n % 8;
+    for chunk in values[8..whole].chunks_exact(8) {
+        for (acc, x) in r.iter_mut().zip(chunk) {
+            *acc += x;
+        }
+    }
+    let mut sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for x in &values[whole..] {
+        sum += x;
+    }
+    sum
 }
 
 /// GE with α = 2 over all rows: benefit b = prediction − label + 1 (0 for a false negative, 2
@@ -503,6 +558,21 @@ mod tests {
             all: [c(a), c(d)],
             groups: None,
         }
+    }
+
+    #[test]
+    fn float_groups_sort_numerically() {
+        let mut keys: Vec<GroupKey> = [0.5, -2.0, 3.0, -0.0, -1.0]
+            .into_iter()
+            .map(GroupKey::float)
+            .collect();
+        keys.sort();
+        let expected: Vec<GroupKey> = [-2.0, -1.0, 0.0, 0.5, 3.0]
+            .into_iter()
+            .map(GroupKey::float)
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(GroupKey::float(-0.0), GroupKey::float(0.0));
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn run(
     let violations = match baseline {
         Some(path) => {
             let reference: Analysis = crate::json_file::read_json(path)?;
-            let violations = drift::check(&reference, &analysis, &evaluation);
+            let violations = drift::check(&reference, &analysis, &evaluation, spec.drift_rule);
             crate::json_file::write_json(&output.join(VIOLATIONS_FILE), &violations)?;
             Some(violations)
         }

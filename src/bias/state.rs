@@ -1088,7 +1088,7 @@ fn group_key(text: &str, dtype: Dtype) -> Option<GroupKey> {
     Some(match (dtype, cell.int, cell.number) {
         (Dtype::Int, Some(i), _) => GroupKey::Int(i),
         (Dtype::Float, _, Some(x)) if x.is_nan() => return None,
-        (Dtype::Float, _, Some(x)) => GroupKey::Float((x + 0.0).to_bits()),
+        (Dtype::Float, _, Some(x)) => GroupKey::float(x),
         _ => GroupKey::Text(text.to_string()),
     })
 }
