@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod events;
+pub mod format;
 pub mod ingest;
 pub mod json_file;
 pub mod pipeline;

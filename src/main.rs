@@ -233,7 +233,7 @@ fn execute(command: Command) -> Result<ExitCode> {
                 monitoring_schedule,
                 timestamp: Utc::now(),
             };
-            let run = driftd::bias::run(
+            let run = driftd::pipeline::run_bias(
                 &analysis_config,
                 baseline.as_deref(),
                 &input.input,

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use driftd::bias::drift::{self, DriftRule};
+use driftd::bias::config::DriftRule;
+use driftd::bias::drift;
 use driftd::bias::metrics::{Confusion, FacetCounts, GroupKey};
 use driftd::bias::state::{Evaluation, FacetEvaluation, FlipSample, Selection};
 use driftd::bias::{Analysis, BiasSpec, analysis};

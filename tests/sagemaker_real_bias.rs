@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use driftd::bias::drift::{self, DriftRule};
+use driftd::bias::config::DriftRule;
+use driftd::bias::drift;
 use driftd::bias::{Analysis, BiasSpec, BiasState};
 use serde_json::{Value, json};
 

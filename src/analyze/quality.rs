@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::drift::DriftReport;
 use crate::baseline::Baseline;
 use crate::baseline::constraints::Switch;
+use crate::format::java_double;
 use crate::profile::{ColumnProfile, DataType, Frequencies, Profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,53 +229,4 @@ fn in_domain_share(domain: &[String], column: &ColumnProfile) -> Option<f64> {
     } else {
         inside as f64 / total as f64
     })
-}
-
-/// A double as Java's `Double.toString` writes it, which is how Model Monitor's messages show
-/// numbers: `100.0`, `0.95`, `1.0E-4`, `1.2345678E7`.
-pub fn java_double(x: f64) -> String {
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "NaN".into()
-        } else if x > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    let magnitude = x.abs();
-    if x == 0.0 || (1e-3..1e7).contains(&magnitude) {
-        let text = format!("{x}");
-        if text.contains('.') {
-            text
-        } else {
-            format!("{text}.0")
-        }
-    } else {
-        let text = format!("{x:e}");
-        let (mantissa, exponent) = text.split_once('e').expect("{:e} always has an exponent");
-        let mantissa = if mantissa.contains('.') {
-            mantissa.to_string()
-        } else {
-            format!("{mantissa}.0")
-        };
-        format!("{mantissa}E{exponent}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::java_double;
-
-    #[test]
-    fn doubles_print_as_java_prints_them() {
-        assert_eq!(java_double(100.0), "100.0");
-        assert_eq!(java_double(0.95), "0.95");
-        assert_eq!(java_double(0.0), "0.0");
-        assert_eq!(java_double(99.64592817400101), "99.64592817400101");
-        assert_eq!(java_double(1e-4), "1.0E-4");
-        assert_eq!(java_double(-2.5e-5), "-2.5E-5");
-        assert_eq!(java_double(12345678.0), "1.2345678E7");
-        assert_eq!(java_double(f64::INFINITY), "Infinity");
-    }
 }

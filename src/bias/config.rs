@@ -8,11 +8,19 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::drift::DriftRule;
 use super::metrics::{Metric, Stage};
 use crate::json_file::{FileError, read_json};
 
 /// A column given by name or by 0-based position in `headers`.
+/// How a window's metric is judged against its baseline value (`bias::drift`'s documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftRule {
+    #[default]
+    Clarify,
+    Bootstrap,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum ColumnRef {

@@ -32,10 +32,12 @@ use rand_distr::{Binomial, Distribution};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::config::DriftRule;
 use super::metrics::{self, Confusion, FacetCounts, Metric, Stage};
-use super::report::{Analysis, StageReport, python_float};
+use super::report::{Analysis, StageReport};
 use super::state::Evaluation;
 use crate::analyze::metrics::{Dimension, MetricDatum, MetricScope};
+use crate::format::python_float;
 
 pub const RESAMPLES: usize = 1000;
 /// The chance of at least one false alarm in a window, split evenly over its comparisons.
@@ -43,15 +45,6 @@ pub const FAMILY_ERROR: f64 = 0.05;
 const SEED: u64 = 0x5eed_b1a5;
 /// CloudWatch takes no infinities; Clarify publishes ±∞ as this value.
 pub const CLOUDWATCH_INFINITY: f64 = 2.348543e108;
-
-/// How a window's metric is judged against its baseline value (module documentation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftRule {
-    #[default]
-    Clarify,
-    Bootstrap,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BiasViolations {

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts, FlipRow, GroupKey, MetricResult, flip_test};
-use super::report::{python_float, python_str};
+use crate::format::{python_float, python_str};
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
 pub const SAMPLE_ROWS: usize = 10_000;
