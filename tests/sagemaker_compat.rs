@@ -51,22 +51,7 @@ fn check(baseline: &Path, input: &Path, out: &Path) -> i32 {
 }
 
 fn violations(out: &Path) -> Vec<(String, String, String)> {
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("constraint_violations.json")).unwrap(),
-    )
-    .unwrap();
-    doc["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["feature_name"].as_str().unwrap().to_string(),
-                v["constraint_check_type"].as_str().unwrap().to_string(),
-                v["description"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::violation_triples(&out.join("constraint_violations.json"))
 }
 
 /// A SageMaker baseline read as is; 20 capture records with one fractional age, one missing

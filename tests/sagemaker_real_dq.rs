@@ -74,18 +74,7 @@ type ViolationSet = BTreeSet<(String, String, String)>;
 /// A violations file as a set of (feature, check type, description): Model Monitor's order
 /// follows Spark's partitions, not the features'.
 fn violations(path: &Path) -> ViolationSet {
-    read_json(path)["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["feature_name"].as_str().unwrap().to_string(),
-                v["constraint_check_type"].as_str().unwrap().to_string(),
-                v["description"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::violation_triples(path).into_iter().collect()
 }
 
 fn run(command: &mut Command) -> i32 {

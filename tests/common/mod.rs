@@ -81,6 +81,25 @@ pub fn driftd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_driftd"))
 }
 
+/// A data-quality `constraint_violations.json` as (feature, check type, description) triples.
+pub fn violation_triples(path: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let field = |name: &str| v[name].as_str().unwrap().to_string();
+            (
+                field("feature_name"),
+                field("constraint_check_type"),
+                field("description"),
+            )
+        })
+        .collect()
+}
+
 /// A loan dataset as CSV with a header: `n` rows of sex, label, pred, x. Labels are fair
 /// coins for both groups; the model predicts the label, except that for sex 0 it approves only
 /// with probability `approve_sex0`. Goes with [`loan_analysis_config`].
