@@ -87,7 +87,7 @@ impl InputConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Default: the SDK's (AWS_REGION, the profile's region, instance metadata).
@@ -102,6 +102,28 @@ pub struct AwsConfig {
     /// SNS's endpoint alone (e.g. a VPC interface endpoint for `sns`); takes precedence over
     /// `endpoint_url` for the SNS messages (alerts, retrain triggers to topics).
     pub sns_endpoint_url: Option<String>,
+    /// How long to wait for a connection to an AWS service.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long one AWS call may take before it is abandoned (and retried): a stalled
+    /// connection must not hang driftd. A long poll gets `input.wait_time` on top; an object's
+    /// body may pause this long between two pieces.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            cloudwatch_endpoint_url: None,
+            sns_endpoint_url: None,
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+        }
+    }
 }
 
 /// AWS mode's destinations, beside the local output directory.
@@ -343,6 +365,12 @@ fn default_visibility_timeout() -> Duration {
 }
 fn default_wait_time() -> Duration {
     Duration::from_secs(20)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_attempts() -> u32 {
     5

@@ -194,14 +194,16 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             let summary = driftd::daemon::run(&loaded, &config, once)?;
             println!(
-                "{} objects read, {} failed (see {}), {} matched no monitor, {} windows written, {} with violations, {} late records",
+                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives",
                 summary.objects_read,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
+                summary.objects_refused,
                 summary.objects_unrouted,
                 summary.windows_written,
                 summary.windows_with_violations,
-                summary.late_rows
+                summary.late_rows,
+                summary.receive_failures
             );
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)

@@ -1,8 +1,9 @@
-//! A CloudWatch and SNS outage, end to end (issue 6): the real `driftd` binary against moto,
-//! with its CloudWatch and SNS traffic (`aws.cloudwatch_endpoint_url`, `aws.sns_endpoint_url`)
-//! through TCP proxies the test switches off and on, while S3 and SQS stay reachable. Nothing
-//! may be lost across the outage and a restart in the middle of it, and nothing may arrive
-//! twice: every window's datums exactly once, every alert exactly once.
+//! Faults between driftd and AWS, end to end: the real `driftd` binary against moto, with TCP
+//! proxies the tests switch to refuse, forward or stall connections.
+//!
+//! A CloudWatch and SNS outage (issue 6): nothing may be lost across the outage and a restart
+//! in the middle of it, and nothing may arrive twice. Issue 11: a stalled connection to the
+//! queue, forged keys, a backlog draining while windows close.
 
 mod common;
 
@@ -17,24 +18,35 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// A TCP forwarder to one port on 127.0.0.1. While down it closes every new connection at
-/// once and cuts the ones it holds, as a dead endpoint or a network partition would.
+/// What a [`Proxy`] does with connections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Closes every new connection at once and cuts the ones it holds, as a dead endpoint or
+    /// a network partition would.
+    Refuse,
+    Forward,
+    /// Accepts connections and forwards nothing, on new and open ones alike, without closing
+    /// them: a half-open connection. A connection stalled once stays stalled.
+    Stall,
+}
+
+/// A TCP forwarder to one port on 127.0.0.1 whose [`Mode`] the test switches.
 struct Proxy {
     port: u16,
-    up: watch::Sender<bool>,
-    /// Connections forwarded while up.
+    mode: watch::Sender<Mode>,
+    /// Connections forwarded.
     forwarded: Arc<AtomicUsize>,
-    /// Connections closed at once while down: proof that driftd kept trying.
+    /// Connections closed at once: proof that driftd kept trying.
     refused: Arc<AtomicUsize>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    /// A proxy to `target`, down until [`Proxy::set_up`].
+    /// A proxy to `target`, refusing until switched.
     async fn start(target: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (up, state) = watch::channel(false);
+        let (mode, state) = watch::channel(Mode::Refuse);
         let forwarded = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(AtomicUsize::new(0));
         let accept = tokio::spawn({
@@ -44,29 +56,46 @@ impl Proxy {
                     let Ok((mut client, _)) = listener.accept().await else {
                         continue;
                     };
-                    if !*state.borrow() {
-                        refused.fetch_add(1, Ordering::SeqCst);
-                        drop(client);
-                        continue;
-                    }
-                    forwarded.fetch_add(1, Ordering::SeqCst);
                     let mut state = state.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
-                            return;
-                        };
-                        // Whichever ends first; a switch to down drops both sockets.
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = state.wait_for(|up| !*up) => {}
+                    let now = *state.borrow();
+                    match now {
+                        Mode::Refuse => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            drop(client);
                         }
-                    });
+                        // Held open until the proxy refuses or goes.
+                        Mode::Stall => {
+                            tokio::spawn(async move {
+                                let _ = state.wait_for(|m| *m == Mode::Refuse).await;
+                                drop(client);
+                            });
+                        }
+                        Mode::Forward => {
+                            forwarded.fetch_add(1, Ordering::SeqCst);
+                            tokio::spawn(async move {
+                                let Ok(mut server) =
+                                    TcpStream::connect(("127.0.0.1", target)).await
+                                else {
+                                    return;
+                                };
+                                // Whichever ends first; a switch away from forwarding drops
+                                // both sockets or, to stall, holds them silent.
+                                tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                                    _ = state.wait_for(|m| *m != Mode::Forward) => {}
+                                }
+                                if *state.borrow() == Mode::Stall {
+                                    let _ = state.wait_for(|m| *m == Mode::Refuse).await;
+                                }
+                            });
+                        }
+                    }
                 }
             }
         });
         Self {
             port,
-            up,
+            mode,
             forwarded,
             refused,
             accept,
@@ -78,7 +107,11 @@ impl Proxy {
     }
 
     fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+        self.set_mode(if up { Mode::Forward } else { Mode::Refuse });
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        self.mode.send_replace(mode);
     }
 
     fn refused(&self) -> usize {
@@ -94,6 +127,17 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
     }
+}
+
+fn moto_port(stack: &Stack) -> u16 {
+    stack
+        .moto
+        .endpoint_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// The SampleCount of `feature_data_age` per window (by its index from `base`), as CloudWatch
@@ -175,17 +219,9 @@ async fn drain_alerts(stack: &Stack) -> Vec<Value> {
 async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_each_alert_once() {
     let began = Instant::now();
     let stack = Stack::new("sink-outage", 2, Delivery::Direct).await;
-    let moto_port: u16 = stack
-        .moto
-        .endpoint_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     // Both down from the start.
-    let cloudwatch = Proxy::start(moto_port).await;
-    let sns = Proxy::start(moto_port).await;
+    let cloudwatch = Proxy::start(moto_port(&stack)).await;
+    let sns = Proxy::start(moto_port(&stack)).await;
 
     let config = stack.config(2, 0, CAPTURE_PATTERN);
     let text = std::fs::read_to_string(&config).unwrap();
@@ -347,10 +383,209 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     }
     assert!(cloudwatch.forwarded() > 0 && sns.forwarded() > 0);
     assert!(walk(&state.join("outbox")).is_empty(), "the outbox drained");
+    // Every row of the closed windows ends in its window or is counted late.
+    assert_eq!(
+        rows_in_windows(&stack.dir.path().join("out")) + late_rows(&local_ledger(&state)),
+        3 * ROWS as u64
+    );
     let log = driftd.log();
     assert!(
         !log.contains(common::MOTO_SECRET_KEY),
         "a secret in the log: {log}"
     );
     eprintln!("outage test took {:.1} s", began.elapsed().as_secs_f64());
+}
+
+/// Issue 11, item 2: a long poll whose connection stalls without closing must be abandoned and
+/// retried, the stuck input logged, and no window may close on the clock meanwhile (it would
+/// miss the rows still in the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_input_is_stuck() {
+    // The stalled long poll may take b's message with it: hidden until its visibility
+    // timeout ends, which the window must wait for too.
+    let stack = Stack::new("stall", 10, Delivery::Direct).await;
+    let proxy = Proxy::start(moto_port(&stack)).await;
+    proxy.set_mode(Mode::Forward);
+    let config = stack.config(10, 1, CAPTURE_PATTERN);
+    // All of driftd's traffic through the proxy.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("endpoint_url = \"{}\"", stack.moto.endpoint_url),
+        &format!(
+            "endpoint_url = \"{}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"",
+            proxy.url()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let driftd = stack.start_polling(&config, "driftd.log").await;
+
+    let start = upcoming_window();
+    stack
+        .put(
+            &stack.capture_key(start, "a.jsonl"),
+            capture_lines(20, start, 0, "a").into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .await;
+    proxy.set_mode(Mode::Stall);
+    stack
+        .put(
+            &stack.capture_key(start, "b.jsonl"),
+            capture_lines(30, start, 0, "b").into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_log("input is stuck", Duration::from_secs(60))
+        .await;
+    // Stuck past the window's end and lateness: a clock alone would close it with a's rows.
+    let closes = start.timestamp() + WINDOW_S + 1;
+    while Utc::now().timestamp() < closes + 2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.set_mode(Mode::Forward);
+    driftd
+        .wait_for_count("object recorded", 2, Duration::from_secs(60))
+        .await;
+    let stats = stack
+        .dir
+        .path()
+        .join("out")
+        .join(&stack.endpoint)
+        .join(MONITOR)
+        .join(start.format("%Y/%m/%d/%H/%M/%S").to_string())
+        .join("statistics.json");
+    let stats: Value = eventually("the window written", Duration::from_secs(60), || {
+        let stats = stats.clone();
+        async move {
+            std::fs::read_to_string(&stats)
+                .ok()
+                .map(|t| serde_json::from_str(&t).unwrap())
+        }
+    })
+    .await;
+    assert_eq!(stats["dataset"]["item_count"], 50, "{}", driftd.log());
+    assert!(
+        !driftd.log().contains("counted as late"),
+        "{}",
+        driftd.log()
+    );
+}
+
+/// Issue 11, items 1 and 7: a key no S3 object can have (250 KB, which panicked the poller
+/// inside the S3 client) or one with a newline (a forged log line) is refused before any
+/// request, counted and dead-lettered escaped; reading goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
+    let stack = Stack::new("forged", 30, Delivery::Direct).await;
+    let config = stack.config(30, 1, CAPTURE_PATTERN);
+    let mut driftd = stack.start_polling(&config, "driftd.log").await;
+    let start = upcoming_window();
+    let long = stack.capture_key(start, &format!("{}.jsonl", "k".repeat(250_000)));
+    stack.send(&s3_event(&stack.bucket, &long)).await;
+    const FORGED: &str = "ERROR driftd: forged line";
+    let newline = stack.capture_key(start, &format!("x\n{FORGED} y.jsonl"));
+    stack.send(&s3_event(&stack.bucket, &newline)).await;
+    stack
+        .put(
+            &stack.capture_key(start, "real.jsonl"),
+            capture_lines(20, start, 0, "r").into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_log("object recorded", Duration::from_secs(60))
+        .await;
+    eventually("an empty queue", Duration::from_secs(30), || async {
+        (stack.queue_depth(&stack.queue_url).await == 0).then_some(())
+    })
+    .await;
+    let log = driftd.log();
+    assert_eq!(log.matches("object refused; not read").count(), 2, "{log}");
+    assert!(log.contains("more than S3's 1024"), "{log}");
+    assert!(log.contains("control characters"), "{log}");
+    let dead_letter =
+        std::fs::read_to_string(stack.dir.path().join("out/dead_letter.jsonl")).unwrap();
+    for text in [&log, &dead_letter] {
+        assert!(
+            !text.lines().any(|line| line.starts_with(FORGED)),
+            "a forged line: {text}"
+        );
+    }
+    let entries: Vec<Value> = dead_letter
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{dead_letter}");
+    assert!(dead_letter.len() < 4000, "keys are cut short");
+    assert_eq!(stack.queue_depth(&stack.dlq_url).await, 0);
+    let (status, _) = driftd.terminate();
+    assert!(status.success());
+    let summary = std::fs::read_to_string(driftd.log.with_extension("stdout")).unwrap();
+    assert!(
+        summary.contains("1 objects read, 0 failed") && summary.contains("2 refused"),
+        "{summary}"
+    );
+}
+
+/// Issue 11, item 3: a backlog drains while its windows close (objects of all windows
+/// interleaved, lateness 0, several pollers): every row ends in its window or is counted late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_draining_while_windows_close_loses_no_row() {
+    const OBJECTS: usize = 60;
+    const ROWS: usize = 20;
+    const WINDOWS: i64 = 6;
+    let stack = Stack::with_receives("backlog", 30, Delivery::Direct, 10).await;
+    let config = stack.config(30, 0, CAPTURE_PATTERN);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("wait_time = \"1s\"", "wait_time = \"1s\"\npollers = 3");
+    std::fs::write(&config, text).unwrap();
+    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    for i in 0..OBJECTS {
+        let start = window(i as i64 % WINDOWS);
+        stack
+            .put(
+                &stack.capture_key(start, &format!("o{i:03}.jsonl")),
+                capture_lines(ROWS, start, 0, &format!("o{i}")).into_bytes(),
+            )
+            .await;
+    }
+    let driftd = stack.start_driftd(&config, "driftd.log");
+    let state = stack.dir.path().join("out/state");
+    eventually("every object recorded", Duration::from_secs(120), || {
+        let n = walk(&state.join("ledger")).len();
+        async move { (n == OBJECTS).then_some(()) }
+    })
+    .await;
+    // A later object closes every window.
+    let later = window(WINDOWS + 10);
+    stack
+        .put(
+            &stack.capture_key(later, "later.jsonl"),
+            capture_lines(1, later, 0, "later").into_bytes(),
+        )
+        .await;
+    let out = stack.dir.path().join("out");
+    let windows = out.join(&stack.endpoint);
+    eventually("every window finalised", Duration::from_secs(60), || {
+        let settled = window_starts(&state.join("parts"), 1)
+            .iter()
+            .all(|&s| s >= later.timestamp())
+            && walk(&state.join("outbox")).is_empty()
+            && !walk(&windows).is_empty();
+        async move { settled.then_some(()) }
+    })
+    .await;
+    let in_windows = rows_in_windows(&out);
+    let late = late_rows(&local_ledger(&state));
+    eprintln!("{in_windows} rows in windows, {late} late");
+    assert_eq!(
+        in_windows + late,
+        (OBJECTS * ROWS) as u64,
+        "rows uploaded = rows in windows + rows counted late: {}",
+        driftd.log()
+    );
 }

@@ -10,18 +10,21 @@
 //! fails delays its deliveries, which stay in the outbox, and loses nothing. Several replicas
 //! on one queue share the state store and produce what one would.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{append_actions, facts_of, messages, print_actions};
 use super::state::{
-    Durable, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
+    Durable, Fate, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
 };
 use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
@@ -29,7 +32,7 @@ use super::{
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
 use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object_within, read_manifest};
-use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message};
+use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message, shorten};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{Destination, MessageSink, Routes};
 use crate::sinks::cloudwatch::{CloudWatchSink, Family};
@@ -88,8 +91,21 @@ struct Shared {
     stop: CancellationToken,
     quarantine_path: PathBuf,
     objects_read: AtomicUsize,
-    objects_failed: AtomicUsize,
+    /// Messages that failed at least once (each is retried, so counted by id).
+    failed_messages: Mutex<HashSet<String>>,
     objects_unrouted: AtomicUsize,
+    /// Objects refused without a request: not on the allow-list, or a key no object can have.
+    objects_refused: AtomicUsize,
+    /// ReceiveMessage calls that failed (timeouts included).
+    receive_failures: AtomicU64,
+    /// When a receive began whose batch is fully handled: every message sent before then has
+    /// been read (or is in flight elsewhere). The clock closes windows only up to here, so a
+    /// stuck input never makes windows look empty.
+    input_read_through: AtomicI64,
+    /// A failed receive may have taken messages that never reached driftd: they stay hidden
+    /// until its start plus the visibility timeout, and only a receive begun after that
+    /// moves `input_read_through` on.
+    input_hidden_until: AtomicI64,
     windows_written: AtomicUsize,
     windows_with_violations: AtomicUsize,
     late_rows: AtomicU64,
@@ -129,8 +145,19 @@ async fn serve(
         .sqs_queue_url
         .clone()
         .expect("validated: AWS mode has a queue URL");
+    // A long poll waits `wait_time` before it answers: its attempts get that on top.
     let queue = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .operation_attempt_timeout(
+                            config.input.wait_time + config.aws.request_timeout,
+                        )
+                        .build(),
+                )
+                .build(),
+        ),
         queue_url.clone(),
         config.input.visibility_timeout,
         config.input.wait_time,
@@ -163,8 +190,12 @@ async fn serve(
         stop: stop.clone(),
         quarantine_path,
         objects_read: AtomicUsize::new(0),
-        objects_failed: AtomicUsize::new(0),
+        failed_messages: Mutex::new(HashSet::new()),
         objects_unrouted: AtomicUsize::new(0),
+        objects_refused: AtomicUsize::new(0),
+        receive_failures: AtomicU64::new(0),
+        input_read_through: AtomicI64::new(i64::MIN),
+        input_hidden_until: AtomicI64::new(i64::MIN),
         windows_written: AtomicUsize::new(0),
         windows_with_violations: AtomicUsize::new(0),
         late_rows: AtomicU64::new(0),
@@ -182,18 +213,33 @@ async fn serve(
         s3_reports = config.sinks.s3_report_uri.is_some(),
         "driftd is polling the queue"
     );
-    let pollers: Vec<_> = (0..config.input.pollers)
-        .map(|_| tokio::spawn(poll(shared.clone())))
-        .collect();
+    let mut pollers = JoinSet::new();
+    for _ in 0..config.input.pollers {
+        pollers.spawn(poll(shared.clone()));
+    }
 
     let mut tick = tokio::time::interval(TICK);
+    let mut failure = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            // A poller ends only at shutdown. One that dies (a panic) would leave a daemon
+            // that reads nothing yet looks alive: stop, and exit with an error so that the
+            // service manager restarts it.
+            ended = pollers.join_next() => {
+                let how = how_it_ended(ended);
+                tracing::error!(how, "a poller stopped; driftd stops");
+                failure = Some(how);
+                stop.cancel();
+                break;
+            }
             _ = tick.tick() => {}
         }
         if let Err(error) = finalise_ready(&shared, &sinks).await {
-            tracing::error!(%error, "finalising windows failed; retried on the next tick");
+            tracing::error!(
+                error = error.to_string(),
+                "finalising windows failed; retried on the next tick"
+            );
         }
     }
 
@@ -204,11 +250,7 @@ async fn serve(
         timeout_s = config.daemon.shutdown_timeout.as_secs(),
         "stopping: no new messages; messages in progress are released"
     );
-    let finish = async {
-        for poller in pollers {
-            let _ = poller.await;
-        }
-    };
+    let finish = async { while pollers.join_next().await.is_some() {} };
     if tokio::time::timeout(config.daemon.shutdown_timeout, finish)
         .await
         .is_err()
@@ -217,15 +259,46 @@ async fn serve(
             "shutdown timeout reached; messages not yet released reappear after their visibility timeout"
         );
     }
+    if let Some(how) = failure {
+        return Err(RunError::Usage(format!(
+            "a poller stopped ({how}); no message would be read any more"
+        )));
+    }
     Ok(RunSummary {
         objects_read: shared.objects_read.load(Ordering::Relaxed),
-        objects_failed: shared.objects_failed.load(Ordering::Relaxed),
+        objects_failed: lock(&shared.failed_messages).len(),
         objects_unrouted: shared.objects_unrouted.load(Ordering::Relaxed),
+        objects_refused: shared.objects_refused.load(Ordering::Relaxed),
+        receive_failures: shared.receive_failures.load(Ordering::Relaxed),
         windows_written: shared.windows_written.load(Ordering::Relaxed),
         windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
         late_rows: shared.late_rows.load(Ordering::Relaxed),
         malformed_records: 0,
     })
+}
+
+/// How an essential task ended, for the log and the exit error.
+fn how_it_ended(ended: Option<Result<(), JoinError>>) -> String {
+    match ended {
+        Some(Err(error)) if error.is_panic() => {
+            let payload = error.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("panicked: {text}")
+        }
+        Some(Err(error)) => format!("cancelled: {error}"),
+        Some(Ok(())) | None => "returned".into(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The sets behind these locks stay consistent whatever panicked while holding them.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where rule actions go unless a rule says otherwise.
@@ -308,7 +381,7 @@ fn watch_signals(stop: CancellationToken) {
                     signal.recv().await;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot watch SIGTERM");
+                    tracing::warn!(error = error.to_string(), "cannot watch SIGTERM");
                     std::future::pending::<()>().await;
                 }
             }
@@ -324,10 +397,16 @@ fn watch_signals(stop: CancellationToken) {
 async fn release(queue: &SqsQueue, message: &Received) {
     match queue.release(message).await {
         Ok(()) => {
-            tracing::info!(message_id = %message.message_id, "message released for redelivery")
+            tracing::info!(
+                message_id = message.message_id,
+                "message released for redelivery"
+            )
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot release message; it reappears after its visibility timeout")
+            tracing::warn!(
+                error = error.to_string(),
+                "cannot release message; it reappears after its visibility timeout"
+            )
         }
     }
 }
@@ -348,6 +427,7 @@ async fn poll(shared: Arc<Shared>) {
                 _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
             }
         }
+        let asked_at = now_seconds();
         let received = tokio::select! {
             _ = shared.stop.cancelled() => break,
             received = queue.receive() => received,
@@ -355,7 +435,19 @@ async fn poll(shared: Arc<Shared>) {
         let messages = match received {
             Ok(messages) => messages,
             Err(error) => {
-                tracing::error!(%error, "cannot receive messages; retrying");
+                let hidden_until =
+                    asked_at + shared.config.input.visibility_timeout.as_secs() as i64;
+                shared
+                    .input_hidden_until
+                    .fetch_max(hidden_until, Ordering::Relaxed);
+                let failures = shared.receive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let read_through = shared.input_read_through.load(Ordering::Relaxed);
+                tracing::error!(
+                    error,
+                    failures,
+                    stuck_s = (read_through > i64::MIN).then(|| now_seconds() - read_through),
+                    "input is stuck: cannot receive messages; retrying, and no window closes on the clock meanwhile"
+                );
                 tokio::select! {
                     _ = shared.stop.cancelled() => break,
                     _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
@@ -386,27 +478,37 @@ async fn poll(shared: Arc<Shared>) {
             heartbeat.stop().await;
             match outcome {
                 Outcome::Delete(reason) => {
-                    tracing::info!(message_id = %message.message_id, reason, "message deleted");
+                    tracing::info!(message_id = message.message_id, reason, "message deleted");
                     if let Err(error) = queue.delete(&message).await {
-                        tracing::warn!(%error, "cannot delete message; if delivered again its objects are not counted twice");
+                        tracing::warn!(
+                            error = error.to_string(),
+                            "cannot delete message; if delivered again its objects are not counted twice"
+                        );
                     }
                 }
                 Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
-                    shared.objects_failed.fetch_add(1, Ordering::Relaxed);
+                    lock(&shared.failed_messages).insert(message.message_id.clone());
                     tracing::error!(
-                        message_id = %message.message_id,
+                        message_id = message.message_id,
                         receive_count = message.receive_count,
-                        %error,
+                        error,
                         "message failed; left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
                     );
                     let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
                     if let Err(e) = dead_letter(&path, &error) {
-                        tracing::warn!(error = %e, "cannot write the dead-letter file");
+                        tracing::warn!(error = e.to_string(), "cannot write the dead-letter file");
                     }
                 }
                 Outcome::Read(_) => unreachable!("recorded above"),
             }
+        }
+        // Everything sent before this receive began is now read or in another's hands,
+        // unless a lost receive still hides messages.
+        if asked_at >= shared.input_hidden_until.load(Ordering::Relaxed) {
+            shared
+                .input_read_through
+                .fetch_max(asked_at, Ordering::Relaxed);
         }
     }
 }
@@ -418,7 +520,11 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
     for (id, windows) in objects {
         let object = id.hash();
         if durable.ledger_entry(&object).await?.is_some() {
-            tracing::info!(bucket = %id.bucket, key = %id.key, "object already counted by another reader meanwhile; not counted again");
+            tracing::info!(
+                bucket = id.bucket,
+                key = id.key,
+                "object already counted by another reader meanwhile; not counted again"
+            );
             continue;
         }
         let newest = windows.newest();
@@ -438,20 +544,22 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         if let Some(newest) = newest {
             durable.note_event_time(newest).await?;
         }
-        // Rows for a window already finalised — long ago, or by a finaliser that listed the
-        // window's parts just before this one landed — are late. (The finaliser removes the
-        // stray part.)
+        // Rows for a window fenced before their part landed are late (the finaliser removes
+        // the stray part); a window being finalised right now is asked again until committed.
         let mut windows = Vec::new();
         for (series, start, n) in fed {
-            if let Some(parts) = durable.finalised_parts(&series, start).await?
-                && !parts.contains(&object)
-            {
+            if fate_once_decided(shared, &series, start, &object).await? == Fate::Late {
                 late_rows += n;
             }
             windows.push(format!("{series}/{start}"));
         }
         if late_rows > 0 {
-            tracing::warn!(bucket = %id.bucket, key = %id.key, late_rows, "rows for windows already finalised: counted as late, not merged");
+            tracing::warn!(
+                bucket = id.bucket,
+                key = id.key,
+                late_rows,
+                "rows for windows already finalised: counted as late, not merged"
+            );
             shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
         }
         let entry = LedgerEntry {
@@ -466,9 +574,68 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         };
         durable.put_ledger_entry(&object, &entry).await?;
         shared.objects_read.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(bucket = %id.bucket, key = %id.key, rows, "object recorded");
+        tracing::info!(bucket = id.bucket, key = id.key, rows, "object recorded");
     }
     Ok(())
+}
+
+/// An object named by a forged or corrupt event, or one driftd may not read: counted, logged
+/// and written to the dead-letter file, never requested. Its message is deleted (a retry would
+/// meet the same refusal). Keys are cut short and escaped wherever they are written: a forged
+/// one must not forge log lines.
+fn refuse(shared: &Shared, message: &Received, bucket: &str, key: &str, reason: &str) {
+    shared.objects_refused.fetch_add(1, Ordering::Relaxed);
+    let key = shorten(key);
+    tracing::warn!(
+        message_id = message.message_id,
+        bucket,
+        key,
+        reason,
+        "object refused; not read"
+    );
+    let entry = format!(
+        "message {:?}: s3://{bucket:?}/{key:?} refused: {reason}",
+        message.message_id
+    );
+    let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
+    if let Err(error) = dead_letter(&path, &entry) {
+        tracing::warn!(
+            error = error.to_string(),
+            "cannot write the dead-letter file"
+        );
+    }
+}
+
+/// How long a reader waits for a fenced window's commit before it gives up (its message is
+/// then read again later): a finaliser that died after fencing is replaced once its lease
+/// expires.
+fn fence_patience(shared: &Shared) -> Duration {
+    shared.config.state.lease_timeout * 2 + Duration::from_secs(10)
+}
+
+async fn fate_once_decided(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+    object: &str,
+) -> Result<Fate, StoreError> {
+    let deadline = tokio::time::Instant::now() + fence_patience(shared);
+    loop {
+        let fate = shared.durable.fate(series, start, object).await?;
+        if fate != Fate::Undecided {
+            return Ok(fate);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Failed {
+                store: shared.durable.store.describe(),
+                op: "record",
+                key: format!("fence/{series}/{start}"),
+                message: "the window is being finalised and was not committed in time".into(),
+                retryable: true,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn handle(shared: &Shared, message: &Received) -> Outcome {
@@ -480,21 +647,32 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
     };
     let mut read = Vec::new();
     for event in events {
-        if let Err(reason) = shared.allow.check(&event.bucket, &event.key) {
-            tracing::warn!(
-                message_id = %message.message_id,
-                bucket = %event.bucket,
-                key = %event.key,
-                %reason,
-                "object refused: not on the allow-list; not read"
-            );
+        let refused = event
+            .refused
+            .clone()
+            .map(Err)
+            .unwrap_or_else(|| shared.allow.check(&event.bucket, &event.key));
+        if let Err(reason) = refused {
+            refuse(shared, message, &event.bucket, &event.key, &reason);
             continue;
         }
         let Some((index, fields)) = route(&shared.monitors, &event.key) else {
             shared.objects_unrouted.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(bucket = %event.bucket, key = %event.key, "no monitor's path pattern matches the key; skipped");
+            tracing::info!(
+                bucket = event.bucket,
+                key = event.key,
+                "no monitor's path pattern matches the key; skipped"
+            );
             continue;
         };
+        let monitor = &shared.config.monitors[index].name;
+        if let Err(reason) = shared
+            .durable
+            .check_series(&series_key(monitor, fields.endpoint.as_deref()))
+        {
+            refuse(shared, message, &event.bucket, &event.key, &reason);
+            continue;
+        }
         match read_object(shared, index, fields, &event.bucket, &event.key).await {
             Ok(Some(object)) => read.push(object),
             Ok(None) => {}
@@ -518,7 +696,7 @@ async fn read_object(
     key: &str,
 ) -> Result<Option<(ObjectId, Windows)>, String> {
     let monitor_config = &shared.config.monitors[monitor];
-    tracing::info!(bucket, key, monitor = %monitor_config.name, "reading object");
+    tracing::info!(bucket, key, monitor = monitor_config.name, "reading object");
     let limits = &shared.config.limits;
     let object = match get_object_within(&shared.s3, bucket, key, limits).await {
         Ok(object) => object,
@@ -568,6 +746,7 @@ async fn read_object(
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
     let cancel = shared.stop.child_token();
+    let stall_timeout = shared.config.aws.request_timeout;
     let handle = tokio::runtime::Handle::current();
     let endpoint = fields.endpoint;
     let decoded = tokio::task::spawn_blocking(move || -> Result<(Windows, u64), DecodeError> {
@@ -588,6 +767,7 @@ async fn read_object(
                 &options,
                 &mut quarantine,
                 &cancel,
+                stall_timeout,
                 |chunk| {
                     rows += chunk.features.num_rows() as u64;
                     windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
@@ -612,6 +792,7 @@ fn decode_into(
     options: &DecodeOptions,
     quarantine: &mut Quarantine,
     cancel: &CancellationToken,
+    stall_timeout: Duration,
     mut consume: impl FnMut(decode::Chunk),
 ) -> Result<(), DecodeError> {
     let source_name = object.source_name();
@@ -619,7 +800,7 @@ fn decode_into(
         source_name: source_name.clone(),
         error,
     };
-    let mut body = BlockingBody::new(handle.clone(), object.body, cancel.clone());
+    let mut body = BlockingBody::new(handle.clone(), object.body, cancel.clone(), stall_timeout);
     if options.format == InputFormat::Parquet {
         let spool = SpoolFile::new().map_err(io)?;
         let mut file = std::fs::File::create(&spool.0).map_err(io)?;
@@ -674,9 +855,12 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
     let newest = durable.newest_event_time().await?;
+    // The clock closes windows only as far as the input has been read: while it is stuck,
+    // messages may wait in the queue for windows that would otherwise look empty.
+    let read_through = shared.input_read_through.load(Ordering::Relaxed);
     let watermark = newest
         .unwrap_or(i64::MIN)
-        .max(now_seconds())
+        .max(now_seconds().min(read_through))
         .saturating_sub(config.window.allowed_lateness.as_secs() as i64);
     let mut work = durable.pending_work().await?;
     shared.undelivered.store(
@@ -755,15 +939,19 @@ async fn finalise(
     sinks: &Sinks,
     series: &str,
     start: i64,
-    parts: &[String],
+    listed: &[String],
 ) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
-        // Parts that landed after the window was finalised were counted as late.
-        durable.delete_parts(series, start, parts).await?;
+        // Parts that landed after the window was fenced were counted as late.
+        durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
+    // Fenced first, listed after: a part stored before the fence is in this list; one stored
+    // after it is counted late by its reader.
+    durable.fence(series, start).await?;
+    let parts = &durable.list_parts(series, start).await?;
     let (monitor_name, endpoint) = split_series(series);
     let Some(monitor) = config.monitors.iter().position(|m| m.name == monitor_name) else {
         tracing::warn!(
@@ -903,6 +1091,12 @@ async fn finalise_silence(
     let (monitor, endpoint) = split_series(series);
     let facts = WindowFacts::empty(monitor, endpoint, start, end);
     let context = WindowContext::silent(monitor, endpoint, start, end);
+    // Fenced like any window, so that a part landing now is either seen here or late.
+    durable.fence(series, start).await?;
+    if !durable.list_parts(series, start).await?.is_empty() {
+        // Not silent after all: the next tick finalises it with its data.
+        return Ok(None);
+    }
     let before = durable.rules(series).await?;
     let (actions, messages, rules_after) = decide(shared, &before, &facts, &context);
     let outbox = WindowOutbox {
@@ -970,7 +1164,12 @@ async fn deliver(
         durable.put_rules(series, &outbox.rules_after).await?;
     }
     let failed = |error: String| {
-        tracing::error!(series, start, %error, "delivery failed; kept in the outbox and retried on the next tick");
+        tracing::error!(
+            series,
+            start,
+            error = error.to_string(),
+            "delivery failed; kept in the outbox and retried on the next tick"
+        );
         Ok(false)
     };
     if !outbox.report_done {
@@ -1001,10 +1200,17 @@ async fn deliver(
     }
     while let Some(message) = outbox.messages.get(outbox.messages_sent) {
         if let Err(error) = sinks.messages.send(message).await {
-            tracing::error!(%error, "action message not sent; retried on the next tick");
+            tracing::error!(
+                error = error.to_string(),
+                "action message not sent; retried on the next tick"
+            );
             return Ok(false);
         }
-        tracing::info!(destination = %message.destination, id = message.deduplication_id, "action message sent");
+        tracing::info!(
+            destination = message.destination.to_string(),
+            id = message.deduplication_id,
+            "action message sent"
+        );
         outbox.messages_sent += 1;
         // A crash before this write sends the message again: at least once, and the receiver
         // deduplicates by its key.
@@ -1016,4 +1222,21 @@ async fn deliver(
     durable.retire(series, start, &outbox).await?;
     tracing::info!(series, start, "window delivered to every sink");
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poller_that_panics_is_reported_with_its_panic() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let how = runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            tasks.spawn(std::future::pending::<()>());
+            tasks.spawn(async { panic!("valid request: InvalidUri(TooLong)") });
+            how_it_ended(tasks.join_next().await)
+        });
+        assert_eq!(how, "panicked: valid request: InvalidUri(TooLong)");
+    }
 }

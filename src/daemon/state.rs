@@ -5,6 +5,7 @@
 //! parts/{series}/{start}/{object}    one object's partial state of one window
 //! watermark/{replica}                the newest event time a replica has seen
 //! lease/{series}                     which replica finalises and delivers a series now
+//! fence/{series}/{start}             a window being finalised: parts stored after it are late
 //! outbox/{series}/{start}            a finalised window's deliveries, until all are sent
 //! done/{series}/{start}              a finalised and delivered window: the parts it merged
 //! rules/{series}                     the rules' state for a series
@@ -18,6 +19,11 @@
 //! finalised by the holder of its series' lease, which merges the parts in object order — the
 //! same result whichever replica does it — and commits the window by creating its outbox entry
 //! (create-once): a second finaliser finds it and stops.
+//!
+//! A finaliser fences a window before it lists the window's parts; a reader checks the fence
+//! after storing its part. A reader that finds no fence knows its part will be listed; one
+//! that finds the fence waits for the commit and counts its rows late unless they were merged.
+//! So every row ends in its window or is counted late, never neither.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -53,6 +59,19 @@ pub(super) fn object_hash(bucket: &str, key: &str, etag: &str) -> String {
 fn window_id(series: &str, start: i64) -> String {
     // Event times before 1970 do not occur in capture data; clamp rather than break the order.
     format!("{series}/{:012}", start.max(0))
+}
+
+/// Where an object's part of a window stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Not fenced: the finaliser will list the part.
+    Open,
+    /// Committed with the part merged.
+    Merged,
+    /// Committed without it: its rows are late.
+    Late,
+    /// Fenced, not yet committed: ask again.
+    Undecided,
 }
 
 /// An object counted: what it was and where its rows went.
@@ -222,6 +241,50 @@ impl Durable {
             self.store.delete(&format!("parts/{id}/{object}")).await?;
         }
         Ok(())
+    }
+
+    /// Whether a series' keys fit the store (a key's endpoint segment comes from outside).
+    pub fn check_series(&self, series: &str) -> Result<(), String> {
+        // The longest key a series gets: a part's.
+        let longest = format!("parts/{}/{}", window_id(series, 0), object_hash("", "", ""));
+        crate::store::check_key(&longest)
+            .map_err(|rule| format!("its series {series:?} cannot be a state-store key: {rule}"))
+    }
+
+    /// Marks a window as being finalised; parts stored from now on are late.
+    pub async fn fence(&self, series: &str, start: i64) -> Result<(), StoreError> {
+        let key = format!("fence/{}", window_id(series, start));
+        self.store.put_new(&key, Vec::new()).await.map(|_| ())
+    }
+
+    /// The objects with a part of a window, in object order.
+    pub async fn list_parts(&self, series: &str, start: i64) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("parts/{}/", window_id(series, start));
+        let mut objects: Vec<String> = self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// Where `object`'s stored part of a window stands.
+    pub async fn fate(&self, series: &str, start: i64, object: &str) -> Result<Fate, StoreError> {
+        if let Some(parts) = self.finalised_parts(series, start).await? {
+            return Ok(if parts.iter().any(|p| p == object) {
+                Fate::Merged
+            } else {
+                Fate::Late
+            });
+        }
+        let fence = format!("fence/{}", window_id(series, start));
+        if self.store.get(&fence).await?.is_some() {
+            return Ok(Fate::Undecided);
+        }
+        Ok(Fate::Open)
     }
 
     /// The objects a finalised window merged, or `None` while it is not finalised.
