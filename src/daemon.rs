@@ -53,6 +53,8 @@ pub struct RunSummary {
     pub objects_refused: usize,
     /// AWS mode: ReceiveMessage calls that failed.
     pub receive_failures: u64,
+    /// AWS mode: S3 reports given up after a permanent error.
+    pub reports_failed: usize,
     pub windows_written: usize,
     pub windows_with_violations: usize,
     pub late_rows: u64,

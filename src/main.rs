@@ -1,5 +1,6 @@
 //! The `driftd` command line.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -58,11 +59,16 @@ enum Command {
         #[arg(long, default_value = "driftd-check")]
         monitoring_schedule: String,
     },
-    /// Watch a directory and write each closed window's outputs (embedded mode).
+    /// Run the daemon the config describes: with `input.directory`, watch a directory and
+    /// write each closed window's outputs (embedded mode); with `input.sqs_queue_url`, read
+    /// the S3 objects the queue announces and deliver each window to the local directory, S3
+    /// reports, CloudWatch and the rules' SNS/SQS destinations (AWS mode). Exits with an error
+    /// when the config is invalid, a queue, bucket or topic it names does not exist, or a
+    /// poller dies; SIGTERM stops it cleanly.
     Run {
         #[arg(long)]
         config: PathBuf,
-        /// Read the files present now, write every window they fill, and exit.
+        /// Embedded mode: read the files present now, write every window they fill, and exit.
         #[arg(long)]
         once: bool,
     },
@@ -138,6 +144,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal only: in a file or a journal they are noise.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     match execute(Cli::parse().command) {
         Ok(code) => code,
@@ -262,10 +273,15 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
             loaded.load_rules(&config)?;
+            let warnings = loaded.warnings();
+            for warning in &warnings {
+                println!("warning: {warning}");
+            }
             println!(
-                "{}: valid ({} monitors)",
+                "{}: valid ({} monitors, {} warnings)",
                 config.display(),
-                loaded.monitors.len()
+                loaded.monitors.len(),
+                warnings.len()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -503,6 +503,7 @@ async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
     assert_eq!(log.matches("object refused; not read").count(), 2, "{log}");
     assert!(log.contains("more than S3's 1024"), "{log}");
     assert!(log.contains("control characters"), "{log}");
+    assert!(!log.contains('\x1b'), "no colours in a log file: {log}");
     let dead_letter =
         std::fs::read_to_string(stack.dir.path().join("out/dead_letter.jsonl")).unwrap();
     for text in [&log, &dead_letter] {
@@ -588,4 +589,173 @@ async fn a_backlog_draining_while_windows_close_loses_no_row() {
         "rows uploaded = rows in windows + rows counted late: {}",
         driftd.log()
     );
+}
+
+/// Issue 11, item 5: a window whose input comes late (here: after another endpoint's data
+/// moved the watermark on, so that the rules evaluated a later window of this series as
+/// silent) is still evaluated when it is finalised, and its violations alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_finalised_after_a_later_silent_one_still_alerts() {
+    let stack = Stack::new("overtaken", 30, Delivery::Direct).await;
+    let config = stack.config(30, 0, CAPTURE_PATTERN);
+    let driftd = stack.start_polling(&config, "driftd.log").await;
+    // Event times in 2030: windows close on the objects' times alone.
+    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    let other = format!("{}-other", stack.endpoint);
+    let put = |endpoint: &str, k: i64, shift: i64, name: &str| {
+        let key = format!(
+            "capture/{endpoint}/AllTraffic/{}/{name}.jsonl",
+            window(k).format("%Y/%m/%d/%H")
+        );
+        let body = capture_lines(40, window(k), shift, name).into_bytes();
+        let stack = &stack;
+        async move { stack.put(&key, body).await }
+    };
+    let rules = stack
+        .dir
+        .path()
+        .join("out/state/rules")
+        .join(MONITOR)
+        .join(&stack.endpoint);
+    let evaluated_through = || {
+        std::fs::read_to_string(&rules)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["evaluated_through"].as_i64())
+    };
+    // This series' window 0, clean; the other endpoint's window 1 closes it.
+    put(&stack.endpoint, 0, 0, "a").await;
+    driftd
+        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .await;
+    put(&other, 1, 0, "b").await;
+    eventually("window 0 evaluated", Duration::from_secs(30), || {
+        let through = evaluated_through();
+        async move { (through == Some(window(1).timestamp())).then_some(()) }
+    })
+    .await;
+    // The other endpoint jumps to window 5: this series had nothing since, so the rules see
+    // its window 4 as silent.
+    put(&other, 5, 0, "c").await;
+    eventually(
+        "the silent window 4 evaluated",
+        Duration::from_secs(30),
+        || {
+            let through = evaluated_through();
+            async move { (through == Some(window(5).timestamp())).then_some(()) }
+        },
+    )
+    .await;
+    // Then this series' window 2 arrives, drifted (ages 30 above the baseline's).
+    put(&stack.endpoint, 2, 30, "d").await;
+    driftd
+        .wait_for_count("window delivered to every sink", 4, Duration::from_secs(30))
+        .await;
+    let alerts = drain_alerts(&stack).await;
+    let firing: Vec<&Value> = alerts.iter().filter(|a| a["kind"] == "firing").collect();
+    assert_eq!(firing.len(), 1, "{alerts:?}\n{}", driftd.log());
+    assert_eq!(
+        firing[0]["window"]["start"],
+        window(2).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    assert!(
+        !driftd.log().contains("counted as late"),
+        "{}",
+        driftd.log()
+    );
+}
+
+/// Issue 11, item 6: the report bucket disappears (a permanent error for every PutObject):
+/// the window's metrics still go out, and its alert too, without links to the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_cannot_be_written_holds_neither_metrics_nor_alerts() {
+    let stack = Stack::new("report-gone", 30, Delivery::Direct).await;
+    let config = stack.config(30, 0, CAPTURE_PATTERN);
+    let driftd = stack.start_polling(&config, "driftd.log").await;
+    stack
+        .s3
+        .delete_bucket()
+        .bucket(&stack.report_bucket)
+        .send()
+        .await
+        .unwrap();
+    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    // Window 0 drifted (an alert); window 1 closes it.
+    for (k, shift) in [(0, 30), (1, 0)] {
+        stack
+            .put(
+                &stack.capture_key(window(k), &format!("w{k}.jsonl")),
+                capture_lines(40, window(k), shift, &format!("w{k}")).into_bytes(),
+            )
+            .await;
+    }
+    eventually("window 0's datums", Duration::from_secs(60), || async {
+        samples_per_window(&stack, base, 2).await.get(&0).copied()
+    })
+    .await;
+    let alert = eventually("window 0's alert", Duration::from_secs(60), || async {
+        stack
+            .receive(&stack.alert_queue_url)
+            .await
+            .first()
+            .map(|m| {
+                let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                serde_json::from_str::<Value>(envelope["Message"].as_str().unwrap()).unwrap()
+            })
+    })
+    .await;
+    assert_eq!(alert["kind"], "firing");
+    assert_eq!(
+        alert["report"],
+        Value::Null,
+        "no link to a report that is not there"
+    );
+    let log = driftd.log();
+    assert!(
+        log.contains("the S3 report cannot be written (a permanent error"),
+        "{log}"
+    );
+}
+
+/// Issue 11, items 6 and 8: a queue or topic the config names that does not exist stops the
+/// start at once, with an error naming its key, instead of retrying forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_queue_or_topic_fails_the_start_naming_its_key() {
+    let stack = Stack::new("missing", 30, Delivery::Direct).await;
+    let config = stack.config(30, 120, CAPTURE_PATTERN);
+    let good = std::fs::read_to_string(&config).unwrap();
+    let missing_queue = format!("{}-nope", stack.queue_url);
+    let missing_topic = format!("{}-nope", stack.topic_arn);
+    for (text, key) in [
+        (
+            good.replace(&stack.queue_url, &missing_queue),
+            "input.sqs_queue_url",
+        ),
+        (
+            good.replace(&stack.topic_arn, &missing_topic),
+            "sinks.sns_topic_arn",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let mut driftd = stack.start_driftd(&config, &format!("{key}.log"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = driftd.child.as_mut().unwrap().try_wait().unwrap() {
+                driftd.child = None;
+                break status;
+            }
+            // Dropping `driftd` on this panic kills it.
+            assert!(Instant::now() < deadline, "driftd did not stop");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(!status.success());
+        let log = driftd.log();
+        assert!(log.contains(&format!("error: {key} = ")), "{log}");
+    }
 }

@@ -109,6 +109,8 @@ struct Shared {
     windows_written: AtomicUsize,
     windows_with_violations: AtomicUsize,
     late_rows: AtomicU64,
+    /// S3 reports given up after a permanent error.
+    reports_failed: AtomicUsize,
     /// Finalised windows waiting in the outbox, as the finaliser last counted them.
     undelivered: AtomicUsize,
 }
@@ -163,6 +165,7 @@ async fn serve(
         config.input.wait_time,
     );
     let sinks = build_sinks(&config, &sdk)?;
+    check_resources(&config, &queue, &sinks).await?;
     let store = match &config.state.s3_uri {
         Some(uri) => S3Store::new(s3.clone(), uri).map(StateStore::from),
         None => LocalStore::open(config.state_directory()).map(StateStore::from),
@@ -199,10 +202,14 @@ async fn serve(
         windows_written: AtomicUsize::new(0),
         windows_with_violations: AtomicUsize::new(0),
         late_rows: AtomicU64::new(0),
+        reports_failed: AtomicUsize::new(0),
         undelivered: AtomicUsize::new(0),
         config,
     });
     let config = &shared.config;
+    for warning in config.warnings() {
+        tracing::warn!(warning, "check the config");
+    }
     tracing::info!(
         queue = %queue_url,
         pollers = config.input.pollers,
@@ -273,6 +280,7 @@ async fn serve(
         windows_written: shared.windows_written.load(Ordering::Relaxed),
         windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
         late_rows: shared.late_rows.load(Ordering::Relaxed),
+        reports_failed: shared.reports_failed.load(Ordering::Relaxed),
         malformed_records: 0,
     })
 }
@@ -299,6 +307,67 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Checks at start-up that the queue, the report bucket and the topics and queues the config
+/// names exist. One that does not (or that driftd may not use) stops the start with an error
+/// naming its config key; one that cannot be reached now (an outage) is only logged, so that a
+/// restart during an outage still starts and catches up later.
+async fn check_resources(config: &Config, queue: &SqsQueue, sinks: &Sinks) -> Result<(), RunError> {
+    let mut checks = vec![(
+        "input.sqs_queue_url",
+        queue.url().to_string(),
+        queue.check().await,
+    )];
+    if let (Some(sink), Some(uri)) = (&sinks.s3_report, &config.sinks.s3_report_uri) {
+        checks.push(("sinks.s3_report_uri", uri.clone(), sink.check().await));
+    }
+    let destinations = [
+        (
+            "sinks.sns_topic_arn",
+            config.sinks.sns_topic_arn.clone().map(Destination::Topic),
+        ),
+        (
+            "sinks.retrain_topic_arn",
+            config
+                .sinks
+                .retrain_topic_arn
+                .clone()
+                .map(Destination::Topic),
+        ),
+        (
+            "sinks.retrain_queue_url",
+            config
+                .sinks
+                .retrain_queue_url
+                .clone()
+                .map(Destination::Queue),
+        ),
+    ];
+    for (key, destination) in destinations {
+        if let Some(destination) = destination {
+            let outcome = sinks.messages.check(&destination).await;
+            checks.push((key, destination.to_string(), outcome));
+        }
+    }
+    for (key, value, outcome) in checks {
+        match outcome {
+            Ok(()) => {}
+            Err(failure) if !failure.retryable => {
+                return Err(RunError::Usage(format!(
+                    "{key} = {value:?}: {} (does it exist, and may driftd use it?)",
+                    failure.message
+                )));
+            }
+            Err(failure) => tracing::warn!(
+                key,
+                value,
+                error = failure.message,
+                "cannot check at start-up that this exists (unreachable now); starting anyway"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Where rule actions go unless a rule says otherwise.
@@ -897,30 +966,26 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             continue;
         };
         let result = async {
-            // Deliveries go out oldest first; once one fails, later windows are still
-            // finalised and committed (so the outbox shows the real backlog), not delivered.
-            let mut blocked = false;
+            // Deliveries go out oldest first; once a sink fails, later windows are still
+            // finalised and committed (so the outbox shows the real backlog), and wait for
+            // that sink.
+            let mut blocked = Blocked::default();
             for start in work.outboxes {
-                if !blocked {
-                    blocked = !deliver(shared, sinks, &series, start).await?;
-                }
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
             for (start, parts) in ready {
                 if !durable.renew(&mut held).await? {
                     tracing::warn!(series, "lease lost; another replica carries on");
                     return Ok(());
                 }
-                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await?
-                    && !blocked
-                {
-                    blocked = !deliver(shared, sinks, &series, start).await?;
+                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
+                    deliver(shared, sinks, &series, start, &mut blocked).await?;
                 }
             }
             if silence_due
                 && let Some(start) = finalise_silence(shared, &series, through - size).await?
-                && !blocked
             {
-                deliver(shared, sinks, &series, start).await?;
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
             Ok::<(), RunError>(())
         }
@@ -1017,7 +1082,8 @@ async fn finalise(
         .map(|s| s.window_uri(&report.relative_dir));
     let context = WindowContext::of(&report, report_uri.as_deref());
     let before = durable.rules(series).await?;
-    let (actions, messages, rules_after) = decide(shared, &before, &facts_of(&report), &context);
+    let (actions, messages, rules_after) =
+        decide(shared, &before, &facts_of(&report), &context, false);
     let outbox = WindowOutbox {
         end,
         parts: used,
@@ -1029,6 +1095,8 @@ async fn finalise(
             Vec::new()
         },
         report_done: sinks.s3_report.is_none(),
+        report_failed: false,
+        committed_at: now_seconds(),
         family: report.family(),
         endpoint: report.endpoint.clone(),
         metrics: if sinks.cloudwatch.is_some() {
@@ -1051,30 +1119,38 @@ async fn finalise(
             .windows_with_violations
             .fetch_add(1, Ordering::Relaxed);
     }
-    tracing::info!(series, window = %report.relative_dir, rows = report.rows, objects = outbox.parts.len(), "window finalised");
+    tracing::info!(
+        series,
+        window = report.relative_dir,
+        rows = report.rows,
+        objects = outbox.parts.len(),
+        "window finalised"
+    );
     Ok(Some(start))
 }
 
-/// The rules' verdict on a window of a series, and their state after it. A window the rules
-/// already saw yields nothing.
+/// The rules' verdict on a window of a series (`silent`: one in which nothing arrived), and
+/// their state after it. A window the rules already saw yields nothing; a window with data
+/// that silent windows overtook is evaluated in their stead.
 fn decide(
     shared: &Shared,
     before: &SeriesRules,
     facts: &WindowFacts,
     context: &WindowContext,
+    silent: bool,
 ) -> (
     Vec<crate::rules::Action>,
     Vec<crate::sinks::actions::Delivery>,
     SeriesRules,
 ) {
     let mut after = before.clone();
-    if before.evaluated_through.is_some_and(|t| facts.end <= t) {
+    if before.has_seen(facts.end, silent) {
         return (Vec::new(), Vec::new(), after);
     }
     // Rules removed or renamed since: their episodes are over.
     after.state.retain_rules(&shared.rules);
     let actions = evaluate(&shared.rules, &mut after.state, facts);
-    after.evaluated_through = Some(facts.end);
+    after.saw(facts.end, silent);
     let messages = messages(&shared.rules, &actions, context, &shared.routes);
     (actions, messages, after)
 }
@@ -1098,7 +1174,7 @@ async fn finalise_silence(
         return Ok(None);
     }
     let before = durable.rules(series).await?;
-    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context);
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, true);
     let outbox = WindowOutbox {
         end,
         parts: Vec::new(),
@@ -1106,6 +1182,8 @@ async fn finalise_silence(
         relative_dir: String::new(),
         report_files: Vec::new(),
         report_done: true,
+        report_failed: false,
+        committed_at: now_seconds(),
         family: Family::DataQuality,
         endpoint: endpoint.map(str::to_string),
         metrics: Vec::new(),
@@ -1145,52 +1223,74 @@ async fn commit(
     Ok(true)
 }
 
-/// Delivers a committed window's outbox, step by step, saving progress after each; the
-/// report goes before the alerts that link to it. `false` if a sink failed (retried on the
-/// next tick).
+/// The sinks that failed for an earlier window in this pass: later windows wait for them, so
+/// that each sink gets a series' windows in order, and go on to the others.
+#[derive(Debug, Default)]
+struct Blocked {
+    report: bool,
+    metrics: bool,
+    messages: bool,
+}
+
+/// Delivers a committed window's outbox, step by step, saving progress after each. No sink
+/// waits for another, except that alerts wait up to `sinks.report_wait` for the report they
+/// link to, then go without the links. A failed step is retried on the next tick.
 async fn deliver(
     shared: &Shared,
     sinks: &Sinks,
     series: &str,
     start: i64,
-) -> Result<bool, RunError> {
+    blocked: &mut Blocked,
+) -> Result<(), RunError> {
     let durable = &shared.durable;
     let Some(mut outbox) = durable.outbox(series, start).await? else {
-        return Ok(true);
+        return Ok(());
     };
     // The finaliser may have stopped between committing and saving the rules' state.
     let rules = durable.rules(series).await?;
-    if rules.evaluated_through < outbox.rules_after.evaluated_through {
+    if rules.behind(&outbox.rules_after) {
         durable.put_rules(series, &outbox.rules_after).await?;
     }
-    let failed = |error: String| {
+    let failed = |error: &str| {
         tracing::error!(
             series,
             start,
-            error = error.to_string(),
+            error,
             "delivery failed; kept in the outbox and retried on the next tick"
         );
-        Ok(false)
+        true
     };
-    if !outbox.report_done {
-        if let Some(sink) = &sinks.s3_report
-            && let Err(error) = sink.write(&outbox.relative_dir, &outbox.report_files).await
-        {
-            return failed(error);
+    if !outbox.report_done && !blocked.report {
+        match &sinks.s3_report {
+            Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
+                Ok(()) => outbox.report_done = true,
+                Err(error) if error.permanent => {
+                    shared.reports_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        series,
+                        start,
+                        error = error.message,
+                        "the S3 report cannot be written (a permanent error: check sinks.s3_report_uri and s3:PutObject); given up, its alerts go without links"
+                    );
+                    outbox.report_done = true;
+                    outbox.report_failed = true;
+                }
+                Err(error) => blocked.report = failed(&error.message),
+            },
+            None => outbox.report_done = true,
         }
-        outbox.report_done = true;
-        durable.save_outbox(series, start, &outbox).await?;
+        if outbox.report_done {
+            durable.save_outbox(series, start, &outbox).await?;
+        }
     }
-    // Metrics and messages do not wait for each other: a CloudWatch outage holds no alert.
-    let mut complete = true;
-    if !outbox.metrics_done {
+    if !outbox.metrics_done && !blocked.metrics {
         match &sinks.cloudwatch {
             Some(sink) => match sink
                 .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
                 .await
             {
                 Ok(()) => outbox.metrics_done = true,
-                Err(error) => complete = failed(error)?,
+                Err(error) => blocked.metrics = failed(&error),
             },
             None => outbox.metrics_done = true,
         }
@@ -1198,13 +1298,24 @@ async fn deliver(
             durable.save_outbox(series, start, &outbox).await?;
         }
     }
-    while let Some(message) = outbox.messages.get(outbox.messages_sent) {
-        if let Err(error) = sinks.messages.send(message).await {
-            tracing::error!(
-                error = error.to_string(),
-                "action message not sent; retried on the next tick"
-            );
-            return Ok(false);
+    let waited = now_seconds() - outbox.committed_at;
+    if !outbox.report_done && waited < shared.config.sinks.report_wait.as_secs() as i64 {
+        // Later windows' alerts wait behind this one's, to keep their order.
+        blocked.messages = true;
+    }
+    let linked = outbox.report_done && !outbox.report_failed;
+    while !blocked.messages
+        && let Some(message) = outbox.messages.get(outbox.messages_sent)
+    {
+        let message = if linked {
+            message.clone()
+        } else {
+            message.without_report_links()
+        };
+        if let Err(error) = sinks.messages.send(&message).await {
+            tracing::error!(error, "action message not sent; retried on the next tick");
+            blocked.messages = true;
+            break;
         }
         tracing::info!(
             destination = message.destination.to_string(),
@@ -1216,12 +1327,11 @@ async fn deliver(
         // deduplicates by its key.
         durable.save_outbox(series, start, &outbox).await?;
     }
-    if !complete {
-        return Ok(false);
+    if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
+        durable.retire(series, start, &outbox).await?;
+        tracing::info!(series, start, "window delivered to every sink");
     }
-    durable.retire(series, start, &outbox).await?;
-    tracing::info!(series, start, "window delivered to every sink");
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]

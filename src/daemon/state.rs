@@ -107,6 +107,36 @@ pub(super) struct SeriesRules {
     pub state: RulesState,
     /// The end of the last window the rules saw.
     pub evaluated_through: Option<i64>,
+    /// The end of the last window with data the rules saw. A window with data that is
+    /// finalised after silent windows overtook it (its input was late) is still evaluated.
+    /// `None` in state written before this field: then `evaluated_through` stands for it.
+    #[serde(default)]
+    pub data_through: Option<i64>,
+}
+
+impl SeriesRules {
+    /// Whether the rules have already seen the window ending at `end` (`silent`: with no data).
+    pub fn has_seen(&self, end: i64, silent: bool) -> bool {
+        let through = if silent {
+            self.evaluated_through
+        } else {
+            self.data_through.or(self.evaluated_through)
+        };
+        through.is_some_and(|t| end <= t)
+    }
+
+    /// Notes that the rules saw the window ending at `end`.
+    pub fn saw(&mut self, end: i64, silent: bool) {
+        self.evaluated_through = self.evaluated_through.max(Some(end));
+        if !silent {
+            self.data_through = self.data_through.max(Some(end));
+        }
+    }
+
+    /// Whether `self` has seen less than `other`.
+    pub fn behind(&self, other: &SeriesRules) -> bool {
+        self.evaluated_through < other.evaluated_through || self.data_through < other.data_through
+    }
 }
 
 /// A finalised window on its way to the sinks; each step is marked once done, so a new holder
@@ -122,6 +152,14 @@ pub(super) struct WindowOutbox {
     pub relative_dir: String,
     pub report_files: Vec<(String, String)>,
     pub report_done: bool,
+    /// The report could not be written for good (e.g. its bucket is gone): the alerts went
+    /// without links to it.
+    #[serde(default)]
+    pub report_failed: bool,
+    /// When the window was committed (seconds): alerts wait for the report at most
+    /// `sinks.report_wait` from here, then go without links.
+    #[serde(default)]
+    pub committed_at: i64,
     pub family: Family,
     pub endpoint: Option<String>,
     pub metrics: Vec<MetricDatum>,
@@ -588,6 +626,8 @@ mod tests {
             relative_dir: String::new(),
             report_files: Vec::new(),
             report_done: true,
+            report_failed: false,
+            committed_at: 0,
             family: Family::DataQuality,
             endpoint: Some("ep".into()),
             metrics: Vec::new(),
@@ -596,8 +636,16 @@ mod tests {
             messages_sent: 0,
             rules_after: SeriesRules::default(),
         };
+        // Before the fence a part will be listed; after it, its fate waits for the commit.
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Open);
+        d.fence("m/ep", 3600).await.unwrap();
+        d.fence("m/ep", 3600).await.unwrap();
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Undecided);
+        assert_eq!(d.list_parts("m/ep", 3600).await.unwrap(), ["a"]);
         assert!(d.commit("m/ep", 3600, &outbox).await.unwrap());
         assert!(!d.commit("m/ep", 3600, &outbox).await.unwrap());
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Merged);
+        assert_eq!(d.fate("m/ep", 3600, "b").await.unwrap(), Fate::Late);
         assert_eq!(
             d.finalised_parts("m/ep", 3600).await.unwrap(),
             Some(vec!["a".to_string()])

@@ -300,6 +300,18 @@ impl SqsQueue {
         &self.url
     }
 
+    /// Whether the queue exists and may be read (at start-up).
+    pub async fn check(&self) -> Result<(), crate::sinks::retry::Attempt> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(crate::aws::attempt)
+    }
+
     /// Long-polls for up to 10 messages (SQS's maximum per call).
     pub async fn receive(&self) -> Result<Vec<Received>, String> {
         let out = self

@@ -339,7 +339,6 @@ shutdown_timeout = "10s"
             .args(["run", "--config"])
             .arg(config)
             .env("DRIFTD_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(log.with_extension("stdout")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap());
         Daemon {
