@@ -205,7 +205,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             let summary = driftd::daemon::run(&loaded, &config, once)?;
             println!(
-                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives",
+                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives, {} S3 reports given up",
                 summary.objects_read,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
@@ -214,7 +214,8 @@ fn execute(command: Command) -> Result<ExitCode> {
                 summary.windows_written,
                 summary.windows_with_violations,
                 summary.late_rows,
-                summary.receive_failures
+                summary.receive_failures,
+                summary.reports_failed
             );
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)

@@ -129,6 +129,30 @@ impl Drop for Proxy {
     }
 }
 
+/// Window `k` of the harness's size from 2030-01-01: windows that close on the objects' event
+/// times alone, never on the clock.
+fn window_2030(k: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+        + chrono::Duration::seconds(k * WINDOW_S)
+}
+
+/// An alert, out of its SNS envelope.
+fn alert_of(message: &aws_sdk_sqs::types::Message) -> Value {
+    let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
+}
+
+/// The next alert on the alert inbox.
+async fn next_alert(stack: &Stack) -> Option<Value> {
+    stack
+        .receive(&stack.alert_queue_url)
+        .await
+        .first()
+        .map(alert_of)
+}
+
 fn moto_port(stack: &Stack) -> u16 {
     stack
         .moto
@@ -207,10 +231,7 @@ async fn drain_alerts(stack: &Stack) -> Vec<Value> {
         if messages.is_empty() {
             empty += 1;
         }
-        for message in messages {
-            let envelope: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            alerts.push(serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap());
-        }
+        alerts.extend(messages.iter().map(alert_of));
     }
     alerts
 }
@@ -246,10 +267,8 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     // clock, so which windows exist when is up to the test. Windows 0 and 1 drifted (ages 30
     // higher than the baseline's, a violation: the shipped rule fires once for the episode),
     // window 2 clean (it resolves), window 3 clean and left open: it only closes windows 0–2.
-    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    let base = window_2030(0);
+    let window = window_2030;
     const ROWS: usize = 40;
 
     let mut driftd = stack.start_polling(&config, "driftd-1.log").await;
@@ -472,9 +491,10 @@ async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_inpu
     );
 }
 
-/// Issue 11, items 1 and 7: a key no S3 object can have (250 KB, which panicked the poller
-/// inside the S3 client) or one with a newline (a forged log line) is refused before any
-/// request, counted and dead-lettered escaped; reading goes on.
+/// Issue 11, items 1, 7 and 8: a key no S3 object can have (250 KB, which panicked the poller
+/// inside the S3 client) or one with a newline (a forged log line), and one whose endpoint
+/// cannot be a state-store key, are refused before any request, counted and dead-lettered
+/// escaped; reading goes on, and the log has no colours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
     let stack = Stack::new("forged", 30, Delivery::Direct).await;
@@ -486,6 +506,14 @@ async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
     const FORGED: &str = "ERROR driftd: forged line";
     let newline = stack.capture_key(start, &format!("x\n{FORGED} y.jsonl"));
     stack.send(&s3_event(&stack.bucket, &newline)).await;
+    // An endpoint segment the state store cannot hold: refused before it is downloaded.
+    let dotted = format!(
+        "capture/.hidden/AllTraffic/{}/x.jsonl",
+        start.format("%Y/%m/%d/%H")
+    );
+    stack
+        .put(&dotted, capture_lines(5, start, 0, "d").into_bytes())
+        .await;
     stack
         .put(
             &stack.capture_key(start, "real.jsonl"),
@@ -500,7 +528,12 @@ async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
     })
     .await;
     let log = driftd.log();
-    assert_eq!(log.matches("object refused; not read").count(), 2, "{log}");
+    assert_eq!(log.matches("object refused; not read").count(), 3, "{log}");
+    assert!(log.contains("cannot be a state-store key"), "{log}");
+    assert!(
+        !log.contains("reading object bucket=\"forged-capture\" key=\"capture/.hidden"),
+        "{log}"
+    );
     assert!(log.contains("more than S3's 1024"), "{log}");
     assert!(log.contains("control characters"), "{log}");
     assert!(!log.contains('\x1b'), "no colours in a log file: {log}");
@@ -516,14 +549,14 @@ async fn forged_keys_are_refused_escaped_and_reading_goes_on() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), 2, "{dead_letter}");
+    assert_eq!(entries.len(), 3, "{dead_letter}");
     assert!(dead_letter.len() < 4000, "keys are cut short");
     assert_eq!(stack.queue_depth(&stack.dlq_url).await, 0);
     let (status, _) = driftd.terminate();
     assert!(status.success());
     let summary = std::fs::read_to_string(driftd.log.with_extension("stdout")).unwrap();
     assert!(
-        summary.contains("1 objects read, 0 failed") && summary.contains("2 refused"),
+        summary.contains("1 objects read, 0 failed") && summary.contains("3 refused"),
         "{summary}"
     );
 }
@@ -541,10 +574,7 @@ async fn a_backlog_draining_while_windows_close_loses_no_row() {
         .unwrap()
         .replace("wait_time = \"1s\"", "wait_time = \"1s\"\npollers = 3");
     std::fs::write(&config, text).unwrap();
-    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    let window = window_2030;
     for i in 0..OBJECTS {
         let start = window(i as i64 % WINDOWS);
         stack
@@ -600,10 +630,7 @@ async fn a_window_finalised_after_a_later_silent_one_still_alerts() {
     let config = stack.config(30, 0, CAPTURE_PATTERN);
     let driftd = stack.start_polling(&config, "driftd.log").await;
     // Event times in 2030: windows close on the objects' times alone.
-    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    let window = window_2030;
     let other = format!("{}-other", stack.endpoint);
     let put = |endpoint: &str, k: i64, shift: i64, name: &str| {
         let key = format!(
@@ -682,10 +709,8 @@ async fn a_report_that_cannot_be_written_holds_neither_metrics_nor_alerts() {
         .send()
         .await
         .unwrap();
-    let base = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let window = |k: i64| base + chrono::Duration::seconds(k * WINDOW_S);
+    let base = window_2030(0);
+    let window = window_2030;
     // Window 0 drifted (an alert); window 1 closes it.
     for (k, shift) in [(0, 30), (1, 0)] {
         stack
@@ -699,15 +724,8 @@ async fn a_report_that_cannot_be_written_holds_neither_metrics_nor_alerts() {
         samples_per_window(&stack, base, 2).await.get(&0).copied()
     })
     .await;
-    let alert = eventually("window 0's alert", Duration::from_secs(60), || async {
-        stack
-            .receive(&stack.alert_queue_url)
-            .await
-            .first()
-            .map(|m| {
-                let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                serde_json::from_str::<Value>(envelope["Message"].as_str().unwrap()).unwrap()
-            })
+    let alert = eventually("window 0's alert", Duration::from_secs(60), || {
+        next_alert(&stack)
     })
     .await;
     assert_eq!(alert["kind"], "firing");
@@ -758,4 +776,58 @@ async fn a_missing_queue_or_topic_fails_the_start_naming_its_key() {
         let log = driftd.log();
         assert!(log.contains(&format!("error: {key} = ")), "{log}");
     }
+}
+
+/// Issue 11, item 4: rows that arrive after their window closed are counted late and a rule
+/// hears about them (`late_rows`), in the series' next window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_are_counted_and_a_rule_alerts_on_them() {
+    let stack = Stack::new("late", 30, Delivery::Direct).await;
+    let config = stack.config(30, 0, CAPTURE_PATTERN);
+    let rules = stack.dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("late.toml"),
+        "[[rule]]\nname = \"late-rows\"\nseverity = \"warning\"\n[rule.condition.late_rows]\nat_least = 1\n[rule.alert]\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[rules]\ndirectory = \"rules\"\n")).unwrap();
+    let mut driftd = stack.start_polling(&config, "driftd.log").await;
+    let window = window_2030;
+    let put = |k: i64, name: &str, rows: usize| {
+        let key = stack.capture_key(window(k), &format!("{name}.jsonl"));
+        let body = capture_lines(rows, window(k), 0, name).into_bytes();
+        let stack = &stack;
+        async move { stack.put(&key, body).await }
+    };
+    put(0, "a", 10).await;
+    driftd
+        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .await;
+    put(1, "b", 10).await;
+    driftd
+        .wait_for_count("window finalised", 1, Duration::from_secs(30))
+        .await;
+    // Window 0 is closed: these rows are late.
+    put(0, "c", 7).await;
+    driftd
+        .wait_for_log("counted as late", Duration::from_secs(30))
+        .await;
+    put(2, "d", 10).await;
+    let alert = eventually("the late-rows alert", Duration::from_secs(30), || {
+        next_alert(&stack)
+    })
+    .await;
+    assert_eq!(alert["rule"], "late-rows");
+    assert_eq!(alert["kind"], "firing");
+    assert_eq!(
+        alert["window"]["start"],
+        window(1).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    assert_eq!(alert["evidence"]["matches"][0]["value"], 7.0, "{alert}");
+    let (status, _) = driftd.terminate();
+    assert!(status.success());
+    let summary = std::fs::read_to_string(driftd.log.with_extension("stdout")).unwrap();
+    assert!(summary.contains("7 late records"), "{summary}");
 }

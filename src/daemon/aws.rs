@@ -229,11 +229,15 @@ async fn serve(
     let mut failure = None;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
             // A poller ends only at shutdown. One that dies (a panic) would leave a daemon
             // that reads nothing yet looks alive: stop, and exit with an error so that the
             // service manager restarts it.
             ended = pollers.join_next() => {
+                if stop.is_cancelled() {
+                    break;
+                }
                 let how = how_it_ended(ended);
                 tracing::error!(how, "a poller stopped; driftd stops");
                 failure = Some(how);
@@ -616,11 +620,17 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         // Rows for a window fenced before their part landed are late (the finaliser removes
         // the stray part); a window being finalised right now is asked again until committed.
         let mut windows = Vec::new();
+        let mut late_by_series = std::collections::BTreeMap::<String, u64>::new();
         for (series, start, n) in fed {
             if fate_once_decided(shared, &series, start, &object).await? == Fate::Late {
                 late_rows += n;
+                *late_by_series.entry(series.clone()).or_default() += n;
             }
             windows.push(format!("{series}/{start}"));
+        }
+        // Before the ledger entry: a crash in between repeats the object and notes it again.
+        for (series, rows) in late_by_series {
+            durable.note_late(&series, &object, rows).await?;
         }
         if late_rows > 0 {
             tracing::warn!(
@@ -951,7 +961,9 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             .collect();
         // Windows up to here have passed; with no part stored anywhere in the series, those
         // after the rules' last one had no data.
-        let through = watermark.div_euclid(size) * size;
+        // Saturating: before the first receive and with no event time yet, the watermark is
+        // i64::MIN.
+        let through = watermark.div_euclid(size).saturating_mul(size);
         let silence_due = silent
             && work.outboxes.is_empty()
             && durable
@@ -1013,10 +1025,6 @@ async fn finalise(
         durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
-    // Fenced first, listed after: a part stored before the fence is in this list; one stored
-    // after it is counted late by its reader.
-    durable.fence(series, start).await?;
-    let parts = &durable.list_parts(series, start).await?;
     let (monitor_name, endpoint) = split_series(series);
     let Some(monitor) = config.monitors.iter().position(|m| m.name == monitor_name) else {
         tracing::warn!(
@@ -1025,6 +1033,10 @@ async fn finalise(
         );
         return Ok(None);
     };
+    // Fenced first, listed after: a part stored before the fence is in this list; one stored
+    // after it is counted late by its reader.
+    durable.fence(series, start).await?;
+    let parts = &durable.list_parts(series, start).await?;
     let mut stored = Vec::new();
     for object in parts {
         match durable.get_part(series, start, object).await? {
@@ -1082,8 +1094,12 @@ async fn finalise(
         .map(|s| s.window_uri(&report.relative_dir));
     let context = WindowContext::of(&report, report_uri.as_deref());
     let before = durable.rules(series).await?;
-    let (actions, messages, rules_after) =
-        decide(shared, &before, &facts_of(&report), &context, false);
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..facts_of(&report)
+    };
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, false);
     let outbox = WindowOutbox {
         end,
         parts: used,
@@ -1112,6 +1128,7 @@ async fn finalise(
     if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
         return Ok(None);
     }
+    durable.forget_late(&late_notes).await?;
     durable.delete_parts(series, start, parts).await?;
     shared.windows_written.fetch_add(1, Ordering::Relaxed);
     if report.violation_count() > 0 {
@@ -1165,7 +1182,11 @@ async fn finalise_silence(
     let durable = &shared.durable;
     let end = start + shared.config.window.size.as_secs() as i64;
     let (monitor, endpoint) = split_series(series);
-    let facts = WindowFacts::empty(monitor, endpoint, start, end);
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..WindowFacts::empty(monitor, endpoint, start, end)
+    };
     let context = WindowContext::silent(monitor, endpoint, start, end);
     // Fenced like any window, so that a part landing now is either seen here or late.
     durable.fence(series, start).await?;
@@ -1195,6 +1216,7 @@ async fn finalise_silence(
     if !commit(shared, series, start, &outbox, None, &actions).await? {
         return Ok(None);
     }
+    durable.forget_late(&late_notes).await?;
     Ok(Some(start))
 }
 

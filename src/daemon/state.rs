@@ -6,6 +6,7 @@
 //! watermark/{replica}                the newest event time a replica has seen
 //! lease/{series}                     which replica finalises and delivers a series now
 //! fence/{series}/{start}             a window being finalised: parts stored after it are late
+//! late/{series}/{object}             rows of an object counted late, until a window's rules see them
 //! outbox/{series}/{start}            a finalised window's deliveries, until all are sent
 //! done/{series}/{start}              a finalised and delivered window: the parts it merged
 //! rules/{series}                     the rules' state for a series
@@ -323,6 +324,40 @@ impl Durable {
             return Ok(Fate::Undecided);
         }
         Ok(Fate::Open)
+    }
+
+    /// Notes that `rows` of `object` were counted late in a series, for the rules' next window
+    /// of it (the `late_rows` condition).
+    pub async fn note_late(&self, series: &str, object: &str, rows: u64) -> Result<(), StoreError> {
+        self.store
+            .put(
+                &format!("late/{series}/{object}"),
+                rows.to_string().into_bytes(),
+            )
+            .await
+    }
+
+    /// The late rows noted for a series, and the notes' keys: remove them with
+    /// [`Durable::forget_late`] once a window's rules have seen them.
+    pub async fn late_notes(&self, series: &str) -> Result<(u64, Vec<String>), StoreError> {
+        let keys = self.store.list(&format!("late/{series}/")).await?;
+        let mut rows = 0;
+        for key in &keys {
+            if let Some(bytes) = self.store.get(key).await? {
+                rows += String::from_utf8_lossy(&bytes)
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+            }
+        }
+        Ok((rows, keys))
+    }
+
+    pub async fn forget_late(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.store.delete(key).await?;
+        }
+        Ok(())
     }
 
     /// The objects a finalised window merged, or `None` while it is not finalised.
@@ -646,6 +681,14 @@ mod tests {
         assert!(!d.commit("m/ep", 3600, &outbox).await.unwrap());
         assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Merged);
         assert_eq!(d.fate("m/ep", 3600, "b").await.unwrap(), Fate::Late);
+        d.note_late("m/ep", "b", 7).await.unwrap();
+        d.note_late("m/ep", "c", 5).await.unwrap();
+        d.note_late("m/other", "c", 1).await.unwrap();
+        let (late, notes) = d.late_notes("m/ep").await.unwrap();
+        assert_eq!((late, notes.len()), (12, 2));
+        d.forget_late(&notes).await.unwrap();
+        assert_eq!(d.late_notes("m/ep").await.unwrap(), (0, Vec::new()));
+        assert_eq!(d.late_notes("m/other").await.unwrap().0, 1);
         assert_eq!(
             d.finalised_parts("m/ep", 3600).await.unwrap(),
             Some(vec!["a".to_string()])

@@ -298,25 +298,30 @@ pub fn subject(alert: &Alert) -> String {
             alert.window.start,
         )
     };
+    // A character at a time off the longest name, so that they share the cut.
+    const ELLIPSIS: &str = "...";
     let mut names = [
         ascii(&alert.rule),
         ascii(&alert.monitor),
         ascii(alert.endpoint.as_deref().unwrap_or_default()),
     ];
+    let mut cut = [false; 3];
     loop {
-        let text = compose(&names);
-        let excess = text.len().saturating_sub(MAX_SUBJECT);
-        let longest = (0..names.len())
-            .max_by_key(|&i| names[i].len())
-            .expect("three names");
-        const ELLIPSIS: &str = "...";
-        let name = &names[longest];
-        if excess == 0 || name.len() <= ELLIPSIS.len() + 1 {
+        let shown = [0, 1, 2].map(|i| {
+            if cut[i] {
+                format!("{}{ELLIPSIS}", names[i])
+            } else {
+                names[i].clone()
+            }
+        });
+        let text = compose(&shown);
+        let longest = (0..3).max_by_key(|&i| shown[i].len()).expect("three names");
+        if text.len() <= MAX_SUBJECT || names[longest].len() <= 1 {
             // ASCII: one byte a character.
             return text[..text.len().min(MAX_SUBJECT)].to_string();
         }
-        let keep = name.len().saturating_sub(excess + ELLIPSIS.len()).max(1);
-        names[longest] = format!("{}{ELLIPSIS}", &name[..keep]);
+        names[longest].pop();
+        cut[longest] = true;
     }
 }
 
