@@ -741,8 +741,8 @@ async fn a_report_that_cannot_be_written_holds_neither_metrics_nor_alerts() {
     );
 }
 
-/// Issue 11, items 6 and 8: a queue or topic the config names that does not exist stops the
-/// start at once, with an error naming its key, instead of retrying forever.
+/// Issue 11, items 6 and 8: a queue, topic or state bucket the config names that does not
+/// exist stops the start at once, with an error naming its key, instead of retrying forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_queue_or_topic_fails_the_start_naming_its_key() {
     let stack = Stack::new("missing", 30, Delivery::Direct).await;
@@ -758,6 +758,10 @@ async fn a_missing_queue_or_topic_fails_the_start_naming_its_key() {
         (
             good.replace(&stack.topic_arn, &missing_topic),
             "sinks.sns_topic_arn",
+        ),
+        (
+            format!("{good}\n[state]\ns3_uri = \"s3://missing-state-bucket/driftd\"\n"),
+            "state.s3_uri",
         ),
     ] {
         std::fs::write(&config, text).unwrap();

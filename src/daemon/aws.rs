@@ -171,6 +171,24 @@ async fn serve(
         None => LocalStore::open(config.state_directory()).map(StateStore::from),
     }
     .map_err(|e| RunError::Usage(format!("state: {e}")))?;
+    // The store is read at once, so that a missing state bucket stops the start (like the
+    // other resources) rather than every later record and window.
+    if let Err(error) = store.list("watermark/").await {
+        if !error.is_retryable() {
+            let key = match config.state.s3_uri {
+                Some(_) => "state.s3_uri",
+                None => "state.directory",
+            };
+            return Err(RunError::Usage(format!(
+                "{key} = {:?}: {error}",
+                store.describe()
+            )));
+        }
+        tracing::warn!(
+            error = error.to_string(),
+            "cannot read the state store at start-up (unreachable now); starting anyway"
+        );
+    }
     let durable = Durable::new(store, config.state.lease_timeout);
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
