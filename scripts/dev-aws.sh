@@ -7,8 +7,8 @@
 # Creates: buckets driftd-capture and driftd-reports; queue driftd-capture-events with a
 # dead-letter queue (driftd-capture-events-dlq, after 3 receives); the S3 → SQS notification
 # for capture/; topic driftd-alerts with queue driftd-alert-inbox subscribed (read alerts
-# there). Writes .tools/dev-aws/driftd.toml (1-minute windows, so results show within about a
-# minute) and uploads one hour of the quickstart's drifted capture with its times moved to now.
+# there). Writes .tools/dev-aws/driftd.toml (1-minute windows closed 90 s late, so results show
+# within about three minutes) and uploads one hour of the quickstart's drifted capture with its times moved to now.
 #
 # Environment: DRIFTD_DEV_PORT (default 4566), PYTHON3 (to create the venv).
 set -euo pipefail
@@ -97,14 +97,16 @@ endpoint_url = "$endpoint"
 sqs_queue_url = "$queue_url"
 allowed_buckets = ["driftd-capture"]
 allowed_prefixes = ["capture/"]
-visibility_timeout = "60s"
+# A crashed driftd's message reappears after this; the lateness below waits for it.
+visibility_timeout = "30s"
 
 [output]
 directory = "out"
 
 [window]
 size = "1m"
-allowed_lateness = "10s"
+# At least visibility_timeout plus a restart: shorter, and a crash turns rows into late rows.
+allowed_lateness = "90s"
 
 [sinks]
 cloudwatch = true
@@ -138,7 +140,7 @@ for path in sorted(folder.glob("*.jsonl")):
 key = now.strftime("capture/driftd-demo/AllTraffic/%Y/%m/%d/%H/dev-%M-%S.jsonl")
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 s3.put_object(Bucket="driftd-capture", Key=key, Body="\n".join(lines).encode() + b"\n")
-print(f"    s3://driftd-capture/{key}: {len(lines)} records; the window closes about a minute from now")
+print(f"    s3://driftd-capture/{key}: {len(lines)} records; the window closes about two and a half minutes from now")
 PY
 
 cat <<MSG

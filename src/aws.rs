@@ -1,6 +1,7 @@
 //! What every AWS client shares: the SDK configuration built from `[aws]`, and error text that
 //! is safe to log. Only ingest and sinks make clients.
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -8,9 +9,16 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use crate::config::AwsConfig;
 
 /// The SDK configuration for `[aws]`: credentials from the SDK's default chain (environment,
-/// profile, web identity, container or instance role), never from driftd's own config.
+/// profile, web identity, container or instance role), never from driftd's own config. Every
+/// call has a connect timeout and a per-attempt timeout, so a stalled connection fails (and
+/// is retried) instead of hanging.
 pub async fn sdk_config(aws: &AwsConfig) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(aws.connect_timeout)
+            .operation_attempt_timeout(aws.request_timeout)
+            .build(),
+    );
     if let Some(region) = &aws.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -98,7 +98,7 @@ impl InputConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Default: the SDK's (AWS_REGION, the profile's region, instance metadata).
@@ -113,6 +113,28 @@ pub struct AwsConfig {
     /// SNS's endpoint alone (e.g. a VPC interface endpoint for `sns`); takes precedence over
     /// `endpoint_url` for the SNS messages (alerts, retrain triggers to topics).
     pub sns_endpoint_url: Option<String>,
+    /// How long to wait for a connection to an AWS service.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long one AWS call may take before it is abandoned (and retried): a stalled
+    /// connection must not hang driftd. A long poll gets `input.wait_time` on top; an object's
+    /// body may pause this long between two pieces.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            cloudwatch_endpoint_url: None,
+            sns_endpoint_url: None,
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+        }
+    }
 }
 
 /// AWS mode's destinations, beside the local output directory.
@@ -127,6 +149,10 @@ pub struct SinksConfig {
     pub cloudwatch_namespace_prefix: String,
     /// The topic rules' alerts go to, unless a rule names its own.
     pub sns_topic_arn: Option<String>,
+    /// How long a window's alerts wait for its S3 report (they link to it) before they go
+    /// without the links.
+    #[serde(default = "default_report_wait", with = "humantime_serde")]
+    pub report_wait: Duration,
     /// The topic rules' retrain triggers go to, unless a rule names its own topic or queue.
     pub retrain_topic_arn: Option<String>,
     /// Instead of a topic: the SQS queue retrain triggers go to.
@@ -144,6 +170,7 @@ impl Default for SinksConfig {
             cloudwatch: false,
             cloudwatch_namespace_prefix: String::new(),
             sns_topic_arn: None,
+            report_wait: default_report_wait(),
             retrain_topic_arn: None,
             retrain_queue_url: None,
             s3_report_uri: None,
@@ -363,6 +390,18 @@ fn default_visibility_timeout() -> Duration {
 fn default_wait_time() -> Duration {
     Duration::from_secs(20)
 }
+/// What `warnings` allows for a crashed driftd to be restarted.
+const RESTART_ALLOWANCE: Duration = Duration::from_secs(60);
+
+fn default_report_wait() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_attempts() -> u32 {
     5
 }
@@ -411,6 +450,43 @@ impl Config {
         config.resolve_paths(base);
         config.validate().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// What a valid config may still get wrong, in words for the operator: `validate`
+    /// prints these and `run` logs them at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.input.is_aws() {
+            return warnings;
+        }
+        let lateness = self.window.allowed_lateness;
+        let visibility = self.input.visibility_timeout;
+        if lateness < visibility + RESTART_ALLOWANCE {
+            warnings.push(format!(
+                "window.allowed_lateness ({}s) is shorter than input.visibility_timeout ({}s) \
+                 plus {}s for a restart: a message a crashed driftd had taken reappears only \
+                 after its visibility timeout, and its rows would then be late (counted, not in \
+                 their window); set allowed_lateness to at least \"{}s\"",
+                lateness.as_secs(),
+                visibility.as_secs(),
+                RESTART_ALLOWANCE.as_secs(),
+                (visibility + RESTART_ALLOWANCE).as_secs(),
+            ));
+        }
+        let sinks = &self.sinks;
+        if !sinks.cloudwatch
+            && sinks.sns_topic_arn.is_none()
+            && sinks.s3_report_uri.is_none()
+            && sinks.retrain_topic_arn.is_none()
+            && sinks.retrain_queue_url.is_none()
+        {
+            warnings.push(
+                "no sink in [sinks]: results go only to output.directory on this machine; set \
+                 sinks.cloudwatch, sinks.sns_topic_arn or sinks.s3_report_uri"
+                    .into(),
+            );
+        }
+        warnings
     }
 
     /// AWS mode's local state directory.
@@ -889,5 +965,27 @@ s3_report_uri = "s3://reports/monitoring"
         );
         let error = load("[output]\ndirectory = \"out\"\n[input]\n").unwrap_err();
         assert!(error.contains("set directory (embedded mode"), "{error}");
+    }
+
+    #[test]
+    fn a_lateness_shorter_than_a_crash_takes_and_no_sink_are_warned_about() {
+        assert_eq!(load(AWS).unwrap().warnings(), Vec::<String>::new());
+        let short = load(&format!("{AWS}\n[window]\nallowed_lateness = \"5m\"\n")).unwrap();
+        let warnings = short.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("window.allowed_lateness (300s) is shorter than input.visibility_timeout (300s) plus 60s")
+                && warnings[0].contains("at least \"360s\""),
+            "{warnings:?}"
+        );
+        let no_sinks = AWS
+            .replace("cloudwatch = true", "")
+            .replace("sns_topic_arn", "# sns_topic_arn")
+            .replace("s3_report_uri", "# s3_report_uri");
+        let warnings = load(&no_sinks).unwrap().warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].starts_with("no sink in [sinks]"),
+            "{warnings:?}"
+        );
     }
 }

@@ -50,6 +50,12 @@ pub struct RunSummary {
     pub objects_read: usize,
     pub objects_failed: usize,
     pub objects_unrouted: usize,
+    /// AWS mode: objects refused without a request (allow-list, impossible keys).
+    pub objects_refused: usize,
+    /// AWS mode: ReceiveMessage calls that failed.
+    pub receive_failures: u64,
+    /// AWS mode: S3 reports given up after a permanent error.
+    pub reports_failed: usize,
     pub windows_written: usize,
     pub windows_with_violations: usize,
     pub late_rows: u64,

@@ -2,8 +2,9 @@
 //! one metric update, both from [`Telemetry::emit`], so the log and `/metrics` never disagree
 //! and a new event cannot get one without the other.
 //!
-//! Values that come from outside (object keys, paths, error texts) are logged escaped
-//! ([`Escaped`]): a forged key cannot write a fake log line.
+//! Values that come from outside (object keys, paths, error texts) are string fields, which the
+//! text log writes quoted and escaped and the JSON log as JSON strings: a forged key cannot
+//! write a fake log line.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -312,11 +313,11 @@ impl Telemetry {
     pub fn emit(&self, event: Event) {
         match event {
             Event::ObjectReceived { source } => {
-                tracing::debug!(event = "object_received", source = %Escaped(source), "object received");
+                tracing::debug!(event = "object_received", source, "object received");
                 self.objects.with_label_values(&["received"]).inc();
             }
             Event::ObjectRefused { source, reason } => {
-                tracing::warn!(event = "object_refused", source = %Escaped(source), reason, "object refused");
+                tracing::warn!(event = "object_refused", source, reason, "object refused");
                 self.objects.with_label_values(&["refused"]).inc();
                 self.refusals.with_label_values(&[reason]).inc();
             }
@@ -326,17 +327,34 @@ impl Telemetry {
                 rows,
                 seconds,
             } => {
-                tracing::info!(event = "object_read", source = %Escaped(source), monitor, rows, seconds, "object read");
+                tracing::info!(
+                    event = "object_read",
+                    source,
+                    monitor,
+                    rows,
+                    seconds,
+                    "object read"
+                );
                 self.objects.with_label_values(&["read"]).inc();
                 self.rows.with_label_values(&[monitor]).inc_by(rows);
                 self.object_read_seconds.observe(seconds);
             }
             Event::ObjectFailed { source, error } => {
-                tracing::error!(event = "object_failed", source = %Escaped(source), error = %Escaped(error), "object failed; to the dead-letter path");
+                tracing::error!(
+                    event = "object_failed",
+                    source,
+                    error,
+                    "object failed; to the dead-letter path"
+                );
                 self.objects.with_label_values(&["failed"]).inc();
             }
             Event::ObjectRecorded { source, windows } => {
-                tracing::info!(event = "object_recorded", source = %Escaped(source), windows, "object recorded");
+                tracing::info!(
+                    event = "object_recorded",
+                    source,
+                    windows,
+                    "object recorded"
+                );
                 self.objects.with_label_values(&["recorded"]).inc();
             }
             Event::RecordsQuarantined {
@@ -344,7 +362,13 @@ impl Telemetry {
                 reason,
                 count,
             } => {
-                tracing::warn!(event = "records_quarantined", source = %Escaped(source), reason, count, "malformed records skipped");
+                tracing::warn!(
+                    event = "records_quarantined",
+                    source,
+                    reason,
+                    count,
+                    "malformed records skipped"
+                );
                 self.quarantined.with_label_values(&[reason]).inc_by(count);
             }
             Event::LateRows { monitor, count } => {
@@ -363,7 +387,15 @@ impl Telemetry {
                 rows,
                 violations,
             } => {
-                tracing::info!(event = "window_finalised", monitor, endpoint = %Escaped(endpoint.unwrap_or("")), start, rows, violations, "window finalised");
+                tracing::info!(
+                    event = "window_finalised",
+                    monitor,
+                    endpoint = endpoint.unwrap_or(""),
+                    start,
+                    rows,
+                    violations,
+                    "window finalised"
+                );
                 self.windows.with_label_values(&[monitor]).inc();
                 if violations > 0 {
                     self.windows_with_violations
@@ -396,10 +428,22 @@ impl Telemetry {
                             .insert(sink, unix_now());
                     }
                     Delivery::Retrying => {
-                        tracing::warn!(event = "delivery_retrying", sink = sink.as_str(), window, error = %Escaped(error.unwrap_or("")), "delivery failed; will retry");
+                        tracing::warn!(
+                            event = "delivery_retrying",
+                            sink = sink.as_str(),
+                            window,
+                            error = error.unwrap_or(""),
+                            "delivery failed; will retry"
+                        );
                     }
                     Delivery::Failed => {
-                        tracing::error!(event = "delivery_failed", sink = sink.as_str(), window, error = %Escaped(error.unwrap_or("")), "delivery failed; a retry will not help");
+                        tracing::error!(
+                            event = "delivery_failed",
+                            sink = sink.as_str(),
+                            window,
+                            error = error.unwrap_or(""),
+                            "delivery failed; a retry will not help"
+                        );
                     }
                 }
                 self.deliveries
@@ -407,11 +451,11 @@ impl Telemetry {
                     .inc();
             }
             Event::LeaseTaken { series } => {
-                tracing::debug!(event = "lease_taken", series = %Escaped(series), "lease taken");
+                tracing::debug!(event = "lease_taken", series, "lease taken");
                 self.leases.with_label_values(&["taken"]).inc();
             }
             Event::LeaseLost { series } => {
-                tracing::warn!(event = "lease_lost", series = %Escaped(series), "lease lost");
+                tracing::warn!(event = "lease_lost", series, "lease lost");
                 self.leases.with_label_values(&["lost"]).inc();
             }
             Event::OutboxDepth { windows } => self.outbox_depth.set(windows as i64),
@@ -468,16 +512,6 @@ impl Telemetry {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .expect("the registry's metrics encode")
-    }
-}
-
-/// An outside value (a key, a path, an error text) for a log line: control characters and
-/// newlines escaped, so a forged key cannot start a fake line in the text format.
-struct Escaped<'a>(&'a str);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.escape_debug())
     }
 }
 

@@ -63,11 +63,16 @@ enum Command {
         #[arg(long)]
         non_negative_check: bool,
     },
-    /// Watch a directory and write each closed window's outputs (embedded mode).
+    /// Run the daemon the config describes: with `input.directory`, watch a directory and
+    /// write each closed window's outputs (embedded mode); with `input.sqs_queue_url`, read
+    /// the S3 objects the queue announces and deliver each window to the local directory, S3
+    /// reports, CloudWatch and the rules' SNS/SQS destinations (AWS mode). Exits with an error
+    /// when the config is invalid, a queue, bucket or topic it names does not exist, or a
+    /// poller dies; SIGTERM stops it cleanly.
     Run {
         #[arg(long)]
         config: PathBuf,
-        /// Read the files present now, write every window they fill, and exit.
+        /// Embedded mode: read the files present now, write every window they fill, and exit.
         #[arg(long)]
         once: bool,
     },
@@ -142,7 +147,11 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        // Colours for a person at a terminal only: in a file or a journal they are noise.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        );
     // One JSON object per line for CloudWatch Logs, Loki and the like.
     if std::env::var("DRIFTD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().flatten_event(true).init();
@@ -208,14 +217,17 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             let summary = driftd::daemon::run(&loaded, &config, once)?;
             stdout::print(&format!(
-                "{} objects read, {} failed (see {}), {} matched no monitor, {} windows written, {} with violations, {} late records\n",
+                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives, {} S3 reports given up\n",
                 summary.objects_read,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
+                summary.objects_refused,
                 summary.objects_unrouted,
                 summary.windows_written,
                 summary.windows_with_violations,
-                summary.late_rows
+                summary.late_rows,
+                summary.receive_failures,
+                summary.reports_failed
             ));
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)
@@ -274,10 +286,15 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
             loaded.load_rules(&config)?;
+            let warnings = loaded.warnings();
+            for warning in &warnings {
+                stdout::print(&format!("warning: {warning}\n"));
+            }
             stdout::print(&format!(
-                "{}: valid ({} monitors)\n",
+                "{}: valid ({} monitors, {} warnings)\n",
                 config.display(),
-                loaded.monitors.len()
+                loaded.monitors.len(),
+                warnings.len()
             ));
             Ok(ExitCode::SUCCESS)
         }

@@ -165,6 +165,38 @@ async fn run(name: &str, load: &Load, store: Store, disturbance: Disturbance) ->
         load.good + load.poison,
         (load.good + load.poison) as f64 / processed_s
     );
+    // Every row ends in its window or is counted late (issue 11): here, with a lateness longer
+    // than the run, always in its window.
+    let ledger: Vec<serde_json::Value> = match store {
+        Store::Local => local_ledger(&stack.dir.path().join("out/state")),
+        Store::S3 => {
+            let mut entries = Vec::new();
+            for key in list(&stack, "driftd/ledger/").await {
+                let object = stack
+                    .s3
+                    .get_object()
+                    .bucket("chaos-state")
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+                let bytes = object.body.collect().await.unwrap().into_bytes();
+                entries.push(serde_json::from_slice(&bytes).unwrap());
+            }
+            entries
+        }
+    };
+    let closed: u64 = ledger
+        .iter()
+        .filter(|e| !e["key"].as_str().unwrap().ends_with("later.jsonl"))
+        .map(|e| e["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(closed, load.good as u64 * 20, "{name}: rows uploaded");
+    assert_eq!(
+        rows_in_windows(&out) + late_rows(&ledger),
+        closed,
+        "{name}: rows uploaded = rows in windows + rows counted late"
+    );
     let mut windows = Windows::new();
     for k in 0..WINDOWS {
         let dir = window_dir(&out, k);

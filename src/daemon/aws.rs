@@ -10,18 +10,21 @@
 //! fails delays its deliveries, which stay in the outbox, and loses nothing. Several replicas
 //! on one queue share the state store and produce what one would.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{append_actions, facts_of, messages, print_actions};
 use super::state::{
-    Durable, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
+    Durable, Fate, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
 };
 use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
@@ -29,7 +32,7 @@ use super::{
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
 use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object_within, read_manifest};
-use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message};
+use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message, shorten};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{Destination, MessageSink, Routes};
 use crate::sinks::cloudwatch::{CloudWatchSink, Family};
@@ -88,11 +91,26 @@ struct Shared {
     stop: CancellationToken,
     quarantine_path: PathBuf,
     objects_read: AtomicUsize,
-    objects_failed: AtomicUsize,
+    /// Messages that failed at least once (each is retried, so counted by id).
+    failed_messages: Mutex<HashSet<String>>,
     objects_unrouted: AtomicUsize,
+    /// Objects refused without a request: not on the allow-list, or a key no object can have.
+    objects_refused: AtomicUsize,
+    /// ReceiveMessage calls that failed (timeouts included).
+    receive_failures: AtomicU64,
+    /// When a receive began whose batch is fully handled: every message sent before then has
+    /// been read (or is in flight elsewhere). The clock closes windows only up to here, so a
+    /// stuck input never makes windows look empty.
+    input_read_through: AtomicI64,
+    /// A failed receive may have taken messages that never reached driftd: they stay hidden
+    /// until its start plus the visibility timeout, and only a receive begun after that
+    /// moves `input_read_through` on.
+    input_hidden_until: AtomicI64,
     windows_written: AtomicUsize,
     windows_with_violations: AtomicUsize,
     late_rows: AtomicU64,
+    /// S3 reports given up after a permanent error.
+    reports_failed: AtomicUsize,
     /// Finalised windows waiting in the outbox, as the finaliser last counted them.
     undelivered: AtomicUsize,
 }
@@ -129,18 +147,48 @@ async fn serve(
         .sqs_queue_url
         .clone()
         .expect("validated: AWS mode has a queue URL");
+    // A long poll waits `wait_time` before it answers: its attempts get that on top.
     let queue = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&sdk),
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .operation_attempt_timeout(
+                            config.input.wait_time + config.aws.request_timeout,
+                        )
+                        .build(),
+                )
+                .build(),
+        ),
         queue_url.clone(),
         config.input.visibility_timeout,
         config.input.wait_time,
     );
     let sinks = build_sinks(&config, &sdk)?;
+    check_resources(&config, &queue, &sinks).await?;
     let store = match &config.state.s3_uri {
         Some(uri) => S3Store::new(s3.clone(), uri).map(StateStore::from),
         None => LocalStore::open(config.state_directory()).map(StateStore::from),
     }
     .map_err(|e| RunError::Usage(format!("state: {e}")))?;
+    // The store is read at once, so that a missing state bucket stops the start (like the
+    // other resources) rather than every later record and window.
+    if let Err(error) = store.list("watermark/").await {
+        if !error.is_retryable() {
+            let key = match config.state.s3_uri {
+                Some(_) => "state.s3_uri",
+                None => "state.directory",
+            };
+            return Err(RunError::Usage(format!(
+                "{key} = {:?}: {error}",
+                store.describe()
+            )));
+        }
+        tracing::warn!(
+            error = error.to_string(),
+            "cannot read the state store at start-up (unreachable now); starting anyway"
+        );
+    }
     let durable = Durable::new(store, config.state.lease_timeout);
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
@@ -163,15 +211,23 @@ async fn serve(
         stop: stop.clone(),
         quarantine_path,
         objects_read: AtomicUsize::new(0),
-        objects_failed: AtomicUsize::new(0),
+        failed_messages: Mutex::new(HashSet::new()),
         objects_unrouted: AtomicUsize::new(0),
+        objects_refused: AtomicUsize::new(0),
+        receive_failures: AtomicU64::new(0),
+        input_read_through: AtomicI64::new(i64::MIN),
+        input_hidden_until: AtomicI64::new(i64::MIN),
         windows_written: AtomicUsize::new(0),
         windows_with_violations: AtomicUsize::new(0),
         late_rows: AtomicU64::new(0),
+        reports_failed: AtomicUsize::new(0),
         undelivered: AtomicUsize::new(0),
         config,
     });
     let config = &shared.config;
+    for warning in config.warnings() {
+        tracing::warn!(warning, "check the config");
+    }
     tracing::info!(
         queue = %queue_url,
         pollers = config.input.pollers,
@@ -182,18 +238,37 @@ async fn serve(
         s3_reports = config.sinks.s3_report_uri.is_some(),
         "driftd is polling the queue"
     );
-    let pollers: Vec<_> = (0..config.input.pollers)
-        .map(|_| tokio::spawn(poll(shared.clone())))
-        .collect();
+    let mut pollers = JoinSet::new();
+    for _ in 0..config.input.pollers {
+        pollers.spawn(poll(shared.clone()));
+    }
 
     let mut tick = tokio::time::interval(TICK);
+    let mut failure = None;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
+            // A poller ends only at shutdown. One that dies (a panic) would leave a daemon
+            // that reads nothing yet looks alive: stop, and exit with an error so that the
+            // service manager restarts it.
+            ended = pollers.join_next() => {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let how = how_it_ended(ended);
+                tracing::error!(how, "a poller stopped; driftd stops");
+                failure = Some(how);
+                stop.cancel();
+                break;
+            }
             _ = tick.tick() => {}
         }
         if let Err(error) = finalise_ready(&shared, &sinks).await {
-            tracing::error!(%error, "finalising windows failed; retried on the next tick");
+            tracing::error!(
+                error = error.to_string(),
+                "finalising windows failed; retried on the next tick"
+            );
         }
     }
 
@@ -204,11 +279,7 @@ async fn serve(
         timeout_s = config.daemon.shutdown_timeout.as_secs(),
         "stopping: no new messages; messages in progress are released"
     );
-    let finish = async {
-        for poller in pollers {
-            let _ = poller.await;
-        }
-    };
+    let finish = async { while pollers.join_next().await.is_some() {} };
     if tokio::time::timeout(config.daemon.shutdown_timeout, finish)
         .await
         .is_err()
@@ -217,15 +288,108 @@ async fn serve(
             "shutdown timeout reached; messages not yet released reappear after their visibility timeout"
         );
     }
+    if let Some(how) = failure {
+        return Err(RunError::Usage(format!(
+            "a poller stopped ({how}); no message would be read any more"
+        )));
+    }
     Ok(RunSummary {
         objects_read: shared.objects_read.load(Ordering::Relaxed),
-        objects_failed: shared.objects_failed.load(Ordering::Relaxed),
+        objects_failed: lock(&shared.failed_messages).len(),
         objects_unrouted: shared.objects_unrouted.load(Ordering::Relaxed),
+        objects_refused: shared.objects_refused.load(Ordering::Relaxed),
+        receive_failures: shared.receive_failures.load(Ordering::Relaxed),
         windows_written: shared.windows_written.load(Ordering::Relaxed),
         windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
         late_rows: shared.late_rows.load(Ordering::Relaxed),
+        reports_failed: shared.reports_failed.load(Ordering::Relaxed),
         malformed_records: 0,
     })
+}
+
+/// How an essential task ended, for the log and the exit error.
+fn how_it_ended(ended: Option<Result<(), JoinError>>) -> String {
+    match ended {
+        Some(Err(error)) if error.is_panic() => {
+            let payload = error.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("panicked: {text}")
+        }
+        Some(Err(error)) => format!("cancelled: {error}"),
+        Some(Ok(())) | None => "returned".into(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The sets behind these locks stay consistent whatever panicked while holding them.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Checks at start-up that the queue, the report bucket and the topics and queues the config
+/// names exist. One that does not (or that driftd may not use) stops the start with an error
+/// naming its config key; one that cannot be reached now (an outage) is only logged, so that a
+/// restart during an outage still starts and catches up later.
+async fn check_resources(config: &Config, queue: &SqsQueue, sinks: &Sinks) -> Result<(), RunError> {
+    let mut checks = vec![(
+        "input.sqs_queue_url",
+        queue.url().to_string(),
+        queue.check().await,
+    )];
+    if let (Some(sink), Some(uri)) = (&sinks.s3_report, &config.sinks.s3_report_uri) {
+        checks.push(("sinks.s3_report_uri", uri.clone(), sink.check().await));
+    }
+    let destinations = [
+        (
+            "sinks.sns_topic_arn",
+            config.sinks.sns_topic_arn.clone().map(Destination::Topic),
+        ),
+        (
+            "sinks.retrain_topic_arn",
+            config
+                .sinks
+                .retrain_topic_arn
+                .clone()
+                .map(Destination::Topic),
+        ),
+        (
+            "sinks.retrain_queue_url",
+            config
+                .sinks
+                .retrain_queue_url
+                .clone()
+                .map(Destination::Queue),
+        ),
+    ];
+    for (key, destination) in destinations {
+        if let Some(destination) = destination {
+            let outcome = sinks.messages.check(&destination).await;
+            checks.push((key, destination.to_string(), outcome));
+        }
+    }
+    for (key, value, outcome) in checks {
+        match outcome {
+            Ok(()) => {}
+            Err(failure) if !failure.retryable => {
+                return Err(RunError::Usage(format!(
+                    "{key} = {value:?}: {} (does it exist, and may driftd use it?)",
+                    failure.message
+                )));
+            }
+            Err(failure) => tracing::warn!(
+                key,
+                value,
+                error = failure.message,
+                "cannot check at start-up that this exists (unreachable now); starting anyway"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Where rule actions go unless a rule says otherwise.
@@ -308,7 +472,7 @@ fn watch_signals(stop: CancellationToken) {
                     signal.recv().await;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot watch SIGTERM");
+                    tracing::warn!(error = error.to_string(), "cannot watch SIGTERM");
                     std::future::pending::<()>().await;
                 }
             }
@@ -324,10 +488,16 @@ fn watch_signals(stop: CancellationToken) {
 async fn release(queue: &SqsQueue, message: &Received) {
     match queue.release(message).await {
         Ok(()) => {
-            tracing::info!(message_id = %message.message_id, "message released for redelivery")
+            tracing::info!(
+                message_id = message.message_id,
+                "message released for redelivery"
+            )
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot release message; it reappears after its visibility timeout")
+            tracing::warn!(
+                error = error.to_string(),
+                "cannot release message; it reappears after its visibility timeout"
+            )
         }
     }
 }
@@ -348,6 +518,7 @@ async fn poll(shared: Arc<Shared>) {
                 _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
             }
         }
+        let asked_at = now_seconds();
         let received = tokio::select! {
             _ = shared.stop.cancelled() => break,
             received = queue.receive() => received,
@@ -355,7 +526,19 @@ async fn poll(shared: Arc<Shared>) {
         let messages = match received {
             Ok(messages) => messages,
             Err(error) => {
-                tracing::error!(%error, "cannot receive messages; retrying");
+                let hidden_until =
+                    asked_at + shared.config.input.visibility_timeout.as_secs() as i64;
+                shared
+                    .input_hidden_until
+                    .fetch_max(hidden_until, Ordering::Relaxed);
+                let failures = shared.receive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let read_through = shared.input_read_through.load(Ordering::Relaxed);
+                tracing::error!(
+                    error,
+                    failures,
+                    stuck_s = (read_through > i64::MIN).then(|| now_seconds() - read_through),
+                    "input is stuck: cannot receive messages; retrying, and no window closes on the clock meanwhile"
+                );
                 tokio::select! {
                     _ = shared.stop.cancelled() => break,
                     _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
@@ -386,27 +569,37 @@ async fn poll(shared: Arc<Shared>) {
             heartbeat.stop().await;
             match outcome {
                 Outcome::Delete(reason) => {
-                    tracing::info!(message_id = %message.message_id, reason, "message deleted");
+                    tracing::info!(message_id = message.message_id, reason, "message deleted");
                     if let Err(error) = queue.delete(&message).await {
-                        tracing::warn!(%error, "cannot delete message; if delivered again its objects are not counted twice");
+                        tracing::warn!(
+                            error = error.to_string(),
+                            "cannot delete message; if delivered again its objects are not counted twice"
+                        );
                     }
                 }
                 Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
-                    shared.objects_failed.fetch_add(1, Ordering::Relaxed);
+                    lock(&shared.failed_messages).insert(message.message_id.clone());
                     tracing::error!(
-                        message_id = %message.message_id,
+                        message_id = message.message_id,
                         receive_count = message.receive_count,
-                        %error,
+                        error,
                         "message failed; left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
                     );
                     let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
                     if let Err(e) = dead_letter(&path, &error) {
-                        tracing::warn!(error = %e, "cannot write the dead-letter file");
+                        tracing::warn!(error = e.to_string(), "cannot write the dead-letter file");
                     }
                 }
                 Outcome::Read(_) => unreachable!("recorded above"),
             }
+        }
+        // Everything sent before this receive began is now read or in another's hands,
+        // unless a lost receive still hides messages.
+        if asked_at >= shared.input_hidden_until.load(Ordering::Relaxed) {
+            shared
+                .input_read_through
+                .fetch_max(asked_at, Ordering::Relaxed);
         }
     }
 }
@@ -418,7 +611,11 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
     for (id, windows) in objects {
         let object = id.hash();
         if durable.ledger_entry(&object).await?.is_some() {
-            tracing::info!(bucket = %id.bucket, key = %id.key, "object already counted by another reader meanwhile; not counted again");
+            tracing::info!(
+                bucket = id.bucket,
+                key = id.key,
+                "object already counted by another reader meanwhile; not counted again"
+            );
             continue;
         }
         let newest = windows.newest();
@@ -438,20 +635,28 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         if let Some(newest) = newest {
             durable.note_event_time(newest).await?;
         }
-        // Rows for a window already finalised — long ago, or by a finaliser that listed the
-        // window's parts just before this one landed — are late. (The finaliser removes the
-        // stray part.)
+        // Rows for a window fenced before their part landed are late (the finaliser removes
+        // the stray part); a window being finalised right now is asked again until committed.
         let mut windows = Vec::new();
+        let mut late_by_series = std::collections::BTreeMap::<String, u64>::new();
         for (series, start, n) in fed {
-            if let Some(parts) = durable.finalised_parts(&series, start).await?
-                && !parts.contains(&object)
-            {
+            if fate_once_decided(shared, &series, start, &object).await? == Fate::Late {
                 late_rows += n;
+                *late_by_series.entry(series.clone()).or_default() += n;
             }
             windows.push(format!("{series}/{start}"));
         }
+        // Before the ledger entry: a crash in between repeats the object and notes it again.
+        for (series, rows) in late_by_series {
+            durable.note_late(&series, &object, rows).await?;
+        }
         if late_rows > 0 {
-            tracing::warn!(bucket = %id.bucket, key = %id.key, late_rows, "rows for windows already finalised: counted as late, not merged");
+            tracing::warn!(
+                bucket = id.bucket,
+                key = id.key,
+                late_rows,
+                "rows for windows already finalised: counted as late, not merged"
+            );
             shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
         }
         let entry = LedgerEntry {
@@ -466,9 +671,68 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         };
         durable.put_ledger_entry(&object, &entry).await?;
         shared.objects_read.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(bucket = %id.bucket, key = %id.key, rows, "object recorded");
+        tracing::info!(bucket = id.bucket, key = id.key, rows, "object recorded");
     }
     Ok(())
+}
+
+/// An object named by a forged or corrupt event, or one driftd may not read: counted, logged
+/// and written to the dead-letter file, never requested. Its message is deleted (a retry would
+/// meet the same refusal). Keys are cut short and escaped wherever they are written: a forged
+/// one must not forge log lines.
+fn refuse(shared: &Shared, message: &Received, bucket: &str, key: &str, reason: &str) {
+    shared.objects_refused.fetch_add(1, Ordering::Relaxed);
+    let key = shorten(key);
+    tracing::warn!(
+        message_id = message.message_id,
+        bucket,
+        key,
+        reason,
+        "object refused; not read"
+    );
+    let entry = format!(
+        "message {:?}: s3://{bucket:?}/{key:?} refused: {reason}",
+        message.message_id
+    );
+    let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
+    if let Err(error) = dead_letter(&path, &entry) {
+        tracing::warn!(
+            error = error.to_string(),
+            "cannot write the dead-letter file"
+        );
+    }
+}
+
+/// How long a reader waits for a fenced window's commit before it gives up (its message is
+/// then read again later): a finaliser that died after fencing is replaced once its lease
+/// expires.
+fn fence_patience(shared: &Shared) -> Duration {
+    shared.config.state.lease_timeout * 2 + Duration::from_secs(10)
+}
+
+async fn fate_once_decided(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+    object: &str,
+) -> Result<Fate, StoreError> {
+    let deadline = tokio::time::Instant::now() + fence_patience(shared);
+    loop {
+        let fate = shared.durable.fate(series, start, object).await?;
+        if fate != Fate::Undecided {
+            return Ok(fate);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Failed {
+                store: shared.durable.store.describe(),
+                op: "record",
+                key: format!("fence/{series}/{start}"),
+                message: "the window is being finalised and was not committed in time".into(),
+                retryable: true,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn handle(shared: &Shared, message: &Received) -> Outcome {
@@ -480,21 +744,32 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
     };
     let mut read = Vec::new();
     for event in events {
-        if let Err(reason) = shared.allow.check(&event.bucket, &event.key) {
-            tracing::warn!(
-                message_id = %message.message_id,
-                bucket = %event.bucket,
-                key = %event.key,
-                %reason,
-                "object refused: not on the allow-list; not read"
-            );
+        let refused = event
+            .refused
+            .clone()
+            .map(Err)
+            .unwrap_or_else(|| shared.allow.check(&event.bucket, &event.key));
+        if let Err(reason) = refused {
+            refuse(shared, message, &event.bucket, &event.key, &reason);
             continue;
         }
         let Some((index, fields)) = route(&shared.monitors, &event.key) else {
             shared.objects_unrouted.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(bucket = %event.bucket, key = %event.key, "no monitor's path pattern matches the key; skipped");
+            tracing::info!(
+                bucket = event.bucket,
+                key = event.key,
+                "no monitor's path pattern matches the key; skipped"
+            );
             continue;
         };
+        let monitor = &shared.config.monitors[index].name;
+        if let Err(reason) = shared
+            .durable
+            .check_series(&series_key(monitor, fields.endpoint.as_deref()))
+        {
+            refuse(shared, message, &event.bucket, &event.key, &reason);
+            continue;
+        }
         match read_object(shared, index, fields, &event.bucket, &event.key).await {
             Ok(Some(object)) => read.push(object),
             Ok(None) => {}
@@ -518,7 +793,7 @@ async fn read_object(
     key: &str,
 ) -> Result<Option<(ObjectId, Windows)>, String> {
     let monitor_config = &shared.config.monitors[monitor];
-    tracing::info!(bucket, key, monitor = %monitor_config.name, "reading object");
+    tracing::info!(bucket, key, monitor = monitor_config.name, "reading object");
     let limits = &shared.config.limits;
     let object = match get_object_within(&shared.s3, bucket, key, limits).await {
         Ok(object) => object,
@@ -568,6 +843,7 @@ async fn read_object(
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
     let cancel = shared.stop.child_token();
+    let stall_timeout = shared.config.aws.request_timeout;
     let handle = tokio::runtime::Handle::current();
     let endpoint = fields.endpoint;
     let decoded = tokio::task::spawn_blocking(move || -> Result<(Windows, u64), DecodeError> {
@@ -588,6 +864,7 @@ async fn read_object(
                 &options,
                 &mut quarantine,
                 &cancel,
+                stall_timeout,
                 |chunk| {
                     rows += chunk.features.num_rows() as u64;
                     windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
@@ -612,6 +889,7 @@ fn decode_into(
     options: &DecodeOptions,
     quarantine: &mut Quarantine,
     cancel: &CancellationToken,
+    stall_timeout: Duration,
     mut consume: impl FnMut(decode::Chunk),
 ) -> Result<(), DecodeError> {
     let source_name = object.source_name();
@@ -619,7 +897,7 @@ fn decode_into(
         source_name: source_name.clone(),
         error,
     };
-    let mut body = BlockingBody::new(handle.clone(), object.body, cancel.clone());
+    let mut body = BlockingBody::new(handle.clone(), object.body, cancel.clone(), stall_timeout);
     if options.format == InputFormat::Parquet {
         let spool = SpoolFile::new().map_err(io)?;
         let mut file = std::fs::File::create(&spool.0).map_err(io)?;
@@ -674,9 +952,12 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
     let newest = durable.newest_event_time().await?;
+    // The clock closes windows only as far as the input has been read: while it is stuck,
+    // messages may wait in the queue for windows that would otherwise look empty.
+    let read_through = shared.input_read_through.load(Ordering::Relaxed);
     let watermark = newest
         .unwrap_or(i64::MIN)
-        .max(now_seconds())
+        .max(now_seconds().min(read_through))
         .saturating_sub(config.window.allowed_lateness.as_secs() as i64);
     let mut work = durable.pending_work().await?;
     shared.undelivered.store(
@@ -698,7 +979,9 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             .collect();
         // Windows up to here have passed; with no part stored anywhere in the series, those
         // after the rules' last one had no data.
-        let through = watermark.div_euclid(size) * size;
+        // Saturating: before the first receive and with no event time yet, the watermark is
+        // i64::MIN.
+        let through = watermark.div_euclid(size).saturating_mul(size);
         let silence_due = silent
             && work.outboxes.is_empty()
             && durable
@@ -713,30 +996,26 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             continue;
         };
         let result = async {
-            // Deliveries go out oldest first; once one fails, later windows are still
-            // finalised and committed (so the outbox shows the real backlog), not delivered.
-            let mut blocked = false;
+            // Deliveries go out oldest first; once a sink fails, later windows are still
+            // finalised and committed (so the outbox shows the real backlog), and wait for
+            // that sink.
+            let mut blocked = Blocked::default();
             for start in work.outboxes {
-                if !blocked {
-                    blocked = !deliver(shared, sinks, &series, start).await?;
-                }
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
             for (start, parts) in ready {
                 if !durable.renew(&mut held).await? {
                     tracing::warn!(series, "lease lost; another replica carries on");
                     return Ok(());
                 }
-                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await?
-                    && !blocked
-                {
-                    blocked = !deliver(shared, sinks, &series, start).await?;
+                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
+                    deliver(shared, sinks, &series, start, &mut blocked).await?;
                 }
             }
             if silence_due
                 && let Some(start) = finalise_silence(shared, &series, through - size).await?
-                && !blocked
             {
-                deliver(shared, sinks, &series, start).await?;
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
             Ok::<(), RunError>(())
         }
@@ -755,13 +1034,13 @@ async fn finalise(
     sinks: &Sinks,
     series: &str,
     start: i64,
-    parts: &[String],
+    listed: &[String],
 ) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
-        // Parts that landed after the window was finalised were counted as late.
-        durable.delete_parts(series, start, parts).await?;
+        // Parts that landed after the window was fenced were counted as late.
+        durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
     let (monitor_name, endpoint) = split_series(series);
@@ -772,6 +1051,10 @@ async fn finalise(
         );
         return Ok(None);
     };
+    // Fenced first, listed after: a part stored before the fence is in this list; one stored
+    // after it is counted late by its reader.
+    durable.fence(series, start).await?;
+    let parts = &durable.list_parts(series, start).await?;
     let mut stored = Vec::new();
     for object in parts {
         match durable.get_part(series, start, object).await? {
@@ -829,7 +1112,12 @@ async fn finalise(
         .map(|s| s.window_uri(&report.relative_dir));
     let context = WindowContext::of(&report, report_uri.as_deref());
     let before = durable.rules(series).await?;
-    let (actions, messages, rules_after) = decide(shared, &before, &facts_of(&report), &context);
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..facts_of(&report)
+    };
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, false);
     let outbox = WindowOutbox {
         end,
         parts: used,
@@ -841,6 +1129,8 @@ async fn finalise(
             Vec::new()
         },
         report_done: sinks.s3_report.is_none(),
+        report_failed: false,
+        committed_at: now_seconds(),
         family: report.family(),
         endpoint: report.endpoint.clone(),
         metrics: if sinks.cloudwatch.is_some() {
@@ -856,6 +1146,7 @@ async fn finalise(
     if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
         return Ok(None);
     }
+    durable.forget_late(&late_notes).await?;
     durable.delete_parts(series, start, parts).await?;
     shared.windows_written.fetch_add(1, Ordering::Relaxed);
     if report.violation_count() > 0 {
@@ -863,30 +1154,38 @@ async fn finalise(
             .windows_with_violations
             .fetch_add(1, Ordering::Relaxed);
     }
-    tracing::info!(series, window = %report.relative_dir, rows = report.rows, objects = outbox.parts.len(), "window finalised");
+    tracing::info!(
+        series,
+        window = report.relative_dir,
+        rows = report.rows,
+        objects = outbox.parts.len(),
+        "window finalised"
+    );
     Ok(Some(start))
 }
 
-/// The rules' verdict on a window of a series, and their state after it. A window the rules
-/// already saw yields nothing.
+/// The rules' verdict on a window of a series (`silent`: one in which nothing arrived), and
+/// their state after it. A window the rules already saw yields nothing; a window with data
+/// that silent windows overtook is evaluated in their stead.
 fn decide(
     shared: &Shared,
     before: &SeriesRules,
     facts: &WindowFacts,
     context: &WindowContext,
+    silent: bool,
 ) -> (
     Vec<crate::rules::Action>,
     Vec<crate::sinks::actions::Delivery>,
     SeriesRules,
 ) {
     let mut after = before.clone();
-    if before.evaluated_through.is_some_and(|t| facts.end <= t) {
+    if before.has_seen(facts.end, silent) {
         return (Vec::new(), Vec::new(), after);
     }
     // Rules removed or renamed since: their episodes are over.
     after.state.retain_rules(&shared.rules);
     let actions = evaluate(&shared.rules, &mut after.state, facts);
-    after.evaluated_through = Some(facts.end);
+    after.saw(facts.end, silent);
     let messages = messages(&shared.rules, &actions, context, &shared.routes);
     (actions, messages, after)
 }
@@ -901,10 +1200,20 @@ async fn finalise_silence(
     let durable = &shared.durable;
     let end = start + shared.config.window.size.as_secs() as i64;
     let (monitor, endpoint) = split_series(series);
-    let facts = WindowFacts::empty(monitor, endpoint, start, end);
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..WindowFacts::empty(monitor, endpoint, start, end)
+    };
     let context = WindowContext::silent(monitor, endpoint, start, end);
+    // Fenced like any window, so that a part landing now is either seen here or late.
+    durable.fence(series, start).await?;
+    if !durable.list_parts(series, start).await?.is_empty() {
+        // Not silent after all: the next tick finalises it with its data.
+        return Ok(None);
+    }
     let before = durable.rules(series).await?;
-    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context);
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, true);
     let outbox = WindowOutbox {
         end,
         parts: Vec::new(),
@@ -912,6 +1221,8 @@ async fn finalise_silence(
         relative_dir: String::new(),
         report_files: Vec::new(),
         report_done: true,
+        report_failed: false,
+        committed_at: now_seconds(),
         family: Family::DataQuality,
         endpoint: endpoint.map(str::to_string),
         metrics: Vec::new(),
@@ -923,6 +1234,7 @@ async fn finalise_silence(
     if !commit(shared, series, start, &outbox, None, &actions).await? {
         return Ok(None);
     }
+    durable.forget_late(&late_notes).await?;
     Ok(Some(start))
 }
 
@@ -951,47 +1263,74 @@ async fn commit(
     Ok(true)
 }
 
-/// Delivers a committed window's outbox, step by step, saving progress after each; the
-/// report goes before the alerts that link to it. `false` if a sink failed (retried on the
-/// next tick).
+/// The sinks that failed for an earlier window in this pass: later windows wait for them, so
+/// that each sink gets a series' windows in order, and go on to the others.
+#[derive(Debug, Default)]
+struct Blocked {
+    report: bool,
+    metrics: bool,
+    messages: bool,
+}
+
+/// Delivers a committed window's outbox, step by step, saving progress after each. No sink
+/// waits for another, except that alerts wait up to `sinks.report_wait` for the report they
+/// link to, then go without the links. A failed step is retried on the next tick.
 async fn deliver(
     shared: &Shared,
     sinks: &Sinks,
     series: &str,
     start: i64,
-) -> Result<bool, RunError> {
+    blocked: &mut Blocked,
+) -> Result<(), RunError> {
     let durable = &shared.durable;
     let Some(mut outbox) = durable.outbox(series, start).await? else {
-        return Ok(true);
+        return Ok(());
     };
     // The finaliser may have stopped between committing and saving the rules' state.
     let rules = durable.rules(series).await?;
-    if rules.evaluated_through < outbox.rules_after.evaluated_through {
+    if rules.behind(&outbox.rules_after) {
         durable.put_rules(series, &outbox.rules_after).await?;
     }
-    let failed = |error: String| {
-        tracing::error!(series, start, %error, "delivery failed; kept in the outbox and retried on the next tick");
-        Ok(false)
+    let failed = |error: &str| {
+        tracing::error!(
+            series,
+            start,
+            error,
+            "delivery failed; kept in the outbox and retried on the next tick"
+        );
+        true
     };
-    if !outbox.report_done {
-        if let Some(sink) = &sinks.s3_report
-            && let Err(error) = sink.write(&outbox.relative_dir, &outbox.report_files).await
-        {
-            return failed(error);
+    if !outbox.report_done && !blocked.report {
+        match &sinks.s3_report {
+            Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
+                Ok(()) => outbox.report_done = true,
+                Err(error) if error.permanent => {
+                    shared.reports_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        series,
+                        start,
+                        error = error.message,
+                        "the S3 report cannot be written (a permanent error: check sinks.s3_report_uri and s3:PutObject); given up, its alerts go without links"
+                    );
+                    outbox.report_done = true;
+                    outbox.report_failed = true;
+                }
+                Err(error) => blocked.report = failed(&error.message),
+            },
+            None => outbox.report_done = true,
         }
-        outbox.report_done = true;
-        durable.save_outbox(series, start, &outbox).await?;
+        if outbox.report_done {
+            durable.save_outbox(series, start, &outbox).await?;
+        }
     }
-    // Metrics and messages do not wait for each other: a CloudWatch outage holds no alert.
-    let mut complete = true;
-    if !outbox.metrics_done {
+    if !outbox.metrics_done && !blocked.metrics {
         match &sinks.cloudwatch {
             Some(sink) => match sink
                 .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
                 .await
             {
                 Ok(()) => outbox.metrics_done = true,
-                Err(error) => complete = failed(error)?,
+                Err(error) => blocked.metrics = failed(&error),
             },
             None => outbox.metrics_done = true,
         }
@@ -999,21 +1338,55 @@ async fn deliver(
             durable.save_outbox(series, start, &outbox).await?;
         }
     }
-    while let Some(message) = outbox.messages.get(outbox.messages_sent) {
-        if let Err(error) = sinks.messages.send(message).await {
-            tracing::error!(%error, "action message not sent; retried on the next tick");
-            return Ok(false);
+    let waited = now_seconds() - outbox.committed_at;
+    if !outbox.report_done && waited < shared.config.sinks.report_wait.as_secs() as i64 {
+        // Later windows' alerts wait behind this one's, to keep their order.
+        blocked.messages = true;
+    }
+    let linked = outbox.report_done && !outbox.report_failed;
+    while !blocked.messages
+        && let Some(message) = outbox.messages.get(outbox.messages_sent)
+    {
+        let message = if linked {
+            message.clone()
+        } else {
+            message.without_report_links()
+        };
+        if let Err(error) = sinks.messages.send(&message).await {
+            tracing::error!(error, "action message not sent; retried on the next tick");
+            blocked.messages = true;
+            break;
         }
-        tracing::info!(destination = %message.destination, id = message.deduplication_id, "action message sent");
+        tracing::info!(
+            destination = message.destination.to_string(),
+            id = message.deduplication_id,
+            "action message sent"
+        );
         outbox.messages_sent += 1;
         // A crash before this write sends the message again: at least once, and the receiver
         // deduplicates by its key.
         durable.save_outbox(series, start, &outbox).await?;
     }
-    if !complete {
-        return Ok(false);
+    if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
+        durable.retire(series, start, &outbox).await?;
+        tracing::info!(series, start, "window delivered to every sink");
     }
-    durable.retire(series, start, &outbox).await?;
-    tracing::info!(series, start, "window delivered to every sink");
-    Ok(true)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poller_that_panics_is_reported_with_its_panic() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let how = runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            tasks.spawn(std::future::pending::<()>());
+            tasks.spawn(async { panic!("valid request: InvalidUri(TooLong)") });
+            how_it_ended(tasks.join_next().await)
+        });
+        assert_eq!(how, "panicked: valid request: InvalidUri(TooLong)");
+    }
 }

@@ -5,6 +5,8 @@
 //! parts/{series}/{start}/{object}    one object's partial state of one window
 //! watermark/{replica}                the newest event time a replica has seen
 //! lease/{series}                     which replica finalises and delivers a series now
+//! fence/{series}/{start}             a window being finalised: parts stored after it are late
+//! late/{series}/{object}             rows of an object counted late, until a window's rules see them
 //! outbox/{series}/{start}            a finalised window's deliveries, until all are sent
 //! done/{series}/{start}              a finalised and delivered window: the parts it merged
 //! rules/{series}                     the rules' state for a series
@@ -18,6 +20,11 @@
 //! finalised by the holder of its series' lease, which merges the parts in object order — the
 //! same result whichever replica does it — and commits the window by creating its outbox entry
 //! (create-once): a second finaliser finds it and stops.
+//!
+//! A finaliser fences a window before it lists the window's parts; a reader checks the fence
+//! after storing its part. A reader that finds no fence knows its part will be listed; one
+//! that finds the fence waits for the commit and counts its rows late unless they were merged.
+//! So every row ends in its window or is counted late, never neither.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -55,6 +62,19 @@ fn window_id(series: &str, start: i64) -> String {
     format!("{series}/{:012}", start.max(0))
 }
 
+/// Where an object's part of a window stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Not fenced: the finaliser will list the part.
+    Open,
+    /// Committed with the part merged.
+    Merged,
+    /// Committed without it: its rows are late.
+    Late,
+    /// Fenced, not yet committed: ask again.
+    Undecided,
+}
+
 /// An object counted: what it was and where its rows went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LedgerEntry {
@@ -88,6 +108,36 @@ pub(super) struct SeriesRules {
     pub state: RulesState,
     /// The end of the last window the rules saw.
     pub evaluated_through: Option<i64>,
+    /// The end of the last window with data the rules saw. A window with data that is
+    /// finalised after silent windows overtook it (its input was late) is still evaluated.
+    /// `None` in state written before this field: then `evaluated_through` stands for it.
+    #[serde(default)]
+    pub data_through: Option<i64>,
+}
+
+impl SeriesRules {
+    /// Whether the rules have already seen the window ending at `end` (`silent`: with no data).
+    pub fn has_seen(&self, end: i64, silent: bool) -> bool {
+        let through = if silent {
+            self.evaluated_through
+        } else {
+            self.data_through.or(self.evaluated_through)
+        };
+        through.is_some_and(|t| end <= t)
+    }
+
+    /// Notes that the rules saw the window ending at `end`.
+    pub fn saw(&mut self, end: i64, silent: bool) {
+        self.evaluated_through = self.evaluated_through.max(Some(end));
+        if !silent {
+            self.data_through = self.data_through.max(Some(end));
+        }
+    }
+
+    /// Whether `self` has seen less than `other`.
+    pub fn behind(&self, other: &SeriesRules) -> bool {
+        self.evaluated_through < other.evaluated_through || self.data_through < other.data_through
+    }
 }
 
 /// A finalised window on its way to the sinks; each step is marked once done, so a new holder
@@ -103,6 +153,14 @@ pub(super) struct WindowOutbox {
     pub relative_dir: String,
     pub report_files: Vec<(String, String)>,
     pub report_done: bool,
+    /// The report could not be written for good (e.g. its bucket is gone): the alerts went
+    /// without links to it.
+    #[serde(default)]
+    pub report_failed: bool,
+    /// When the window was committed (seconds): alerts wait for the report at most
+    /// `sinks.report_wait` from here, then go without links.
+    #[serde(default)]
+    pub committed_at: i64,
     pub family: Family,
     pub endpoint: Option<String>,
     pub metrics: Vec<MetricDatum>,
@@ -220,6 +278,84 @@ impl Durable {
         let id = window_id(series, start);
         for object in objects {
             self.store.delete(&format!("parts/{id}/{object}")).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a series' keys fit the store (a key's endpoint segment comes from outside).
+    pub fn check_series(&self, series: &str) -> Result<(), String> {
+        // The longest key a series gets: a part's.
+        let longest = format!("parts/{}/{}", window_id(series, 0), object_hash("", "", ""));
+        crate::store::check_key(&longest)
+            .map_err(|rule| format!("its series {series:?} cannot be a state-store key: {rule}"))
+    }
+
+    /// Marks a window as being finalised; parts stored from now on are late.
+    pub async fn fence(&self, series: &str, start: i64) -> Result<(), StoreError> {
+        let key = format!("fence/{}", window_id(series, start));
+        self.store.put_new(&key, Vec::new()).await.map(|_| ())
+    }
+
+    /// The objects with a part of a window, in object order.
+    pub async fn list_parts(&self, series: &str, start: i64) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("parts/{}/", window_id(series, start));
+        let mut objects: Vec<String> = self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// Where `object`'s stored part of a window stands.
+    pub async fn fate(&self, series: &str, start: i64, object: &str) -> Result<Fate, StoreError> {
+        if let Some(parts) = self.finalised_parts(series, start).await? {
+            return Ok(if parts.iter().any(|p| p == object) {
+                Fate::Merged
+            } else {
+                Fate::Late
+            });
+        }
+        let fence = format!("fence/{}", window_id(series, start));
+        if self.store.get(&fence).await?.is_some() {
+            return Ok(Fate::Undecided);
+        }
+        Ok(Fate::Open)
+    }
+
+    /// Notes that `rows` of `object` were counted late in a series, for the rules' next window
+    /// of it (the `late_rows` condition).
+    pub async fn note_late(&self, series: &str, object: &str, rows: u64) -> Result<(), StoreError> {
+        self.store
+            .put(
+                &format!("late/{series}/{object}"),
+                rows.to_string().into_bytes(),
+            )
+            .await
+    }
+
+    /// The late rows noted for a series, and the notes' keys: remove them with
+    /// [`Durable::forget_late`] once a window's rules have seen them.
+    pub async fn late_notes(&self, series: &str) -> Result<(u64, Vec<String>), StoreError> {
+        let keys = self.store.list(&format!("late/{series}/")).await?;
+        let mut rows = 0;
+        for key in &keys {
+            if let Some(bytes) = self.store.get(key).await? {
+                rows += String::from_utf8_lossy(&bytes)
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+            }
+        }
+        Ok((rows, keys))
+    }
+
+    pub async fn forget_late(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.store.delete(key).await?;
         }
         Ok(())
     }
@@ -525,6 +661,8 @@ mod tests {
             relative_dir: String::new(),
             report_files: Vec::new(),
             report_done: true,
+            report_failed: false,
+            committed_at: 0,
             family: Family::DataQuality,
             endpoint: Some("ep".into()),
             metrics: Vec::new(),
@@ -533,8 +671,24 @@ mod tests {
             messages_sent: 0,
             rules_after: SeriesRules::default(),
         };
+        // Before the fence a part will be listed; after it, its fate waits for the commit.
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Open);
+        d.fence("m/ep", 3600).await.unwrap();
+        d.fence("m/ep", 3600).await.unwrap();
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Undecided);
+        assert_eq!(d.list_parts("m/ep", 3600).await.unwrap(), ["a"]);
         assert!(d.commit("m/ep", 3600, &outbox).await.unwrap());
         assert!(!d.commit("m/ep", 3600, &outbox).await.unwrap());
+        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Merged);
+        assert_eq!(d.fate("m/ep", 3600, "b").await.unwrap(), Fate::Late);
+        d.note_late("m/ep", "b", 7).await.unwrap();
+        d.note_late("m/ep", "c", 5).await.unwrap();
+        d.note_late("m/other", "c", 1).await.unwrap();
+        let (late, notes) = d.late_notes("m/ep").await.unwrap();
+        assert_eq!((late, notes.len()), (12, 2));
+        d.forget_late(&notes).await.unwrap();
+        assert_eq!(d.late_notes("m/ep").await.unwrap(), (0, Vec::new()));
+        assert_eq!(d.late_notes("m/other").await.unwrap().0, 1);
         assert_eq!(
             d.finalised_parts("m/ep", 3600).await.unwrap(),
             Some(vec!["a".to_string()])

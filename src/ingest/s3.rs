@@ -3,6 +3,7 @@
 //! capture manifests are resolved to the objects they list.
 
 use std::io::Read;
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -137,21 +138,29 @@ fn check_size(
 
 /// A [`ByteStream`] as a blocking [`Read`], for a thread outside the async runtime (e.g.
 /// `spawn_blocking`). Only one network chunk is held at a time. Cancelling `cancel` makes the
-/// next read fail, so a decode in progress stops at shutdown.
+/// next read fail, so a decode in progress stops at shutdown; so does a body that sends
+/// nothing for `stall_timeout` (a stalled connection would otherwise hang the reader).
 pub struct BlockingBody {
     handle: Handle,
     stream: ByteStream,
     current: Bytes,
     cancel: CancellationToken,
+    stall_timeout: Duration,
 }
 
 impl BlockingBody {
-    pub fn new(handle: Handle, stream: ByteStream, cancel: CancellationToken) -> Self {
+    pub fn new(
+        handle: Handle,
+        stream: ByteStream,
+        cancel: CancellationToken,
+        stall_timeout: Duration,
+    ) -> Self {
         Self {
             handle,
             stream,
             current: Bytes::new(),
             cancel,
+            stall_timeout,
         }
     }
 }
@@ -164,7 +173,12 @@ impl Read for BlockingBody {
                     biased;
                     // Not ErrorKind::Interrupted: readers retry on that.
                     _ = self.cancel.cancelled() => Err(std::io::Error::other(SHUTTING_DOWN)),
-                    next = self.stream.next() => Ok(next),
+                    next = tokio::time::timeout(self.stall_timeout, self.stream.next()) => {
+                        next.map_err(|_| std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("the object's body stalled for {:?}", self.stall_timeout),
+                        ))
+                    }
                 }
             })?;
             match next {
@@ -297,8 +311,12 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let body = ByteStream::from(data.clone());
-        let mut reader =
-            BlockingBody::new(runtime.handle().clone(), body, CancellationToken::new());
+        let mut reader = BlockingBody::new(
+            runtime.handle().clone(),
+            body,
+            CancellationToken::new(),
+            Duration::from_secs(30),
+        );
         let mut out = Vec::new();
         let mut buf = [0u8; 777];
         loop {
@@ -316,6 +334,7 @@ mod tests {
             runtime.handle().clone(),
             ByteStream::from(vec![1u8; 10]),
             cancel,
+            Duration::from_secs(30),
         );
         assert_eq!(
             reader.read(&mut buf).unwrap_err().to_string(),

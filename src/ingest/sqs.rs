@@ -23,6 +23,9 @@ pub struct ObjectEvent {
     pub size: Option<u64>,
     /// e.g. `ObjectCreated:Put`, or EventBridge's `Object Created`.
     pub event_name: String,
+    /// Why the key cannot name an S3 object (see [`key_problem`]): such an event is forged or
+    /// corrupt, and is refused before any request.
+    pub refused: Option<String>,
 }
 
 /// What one SQS message asks for.
@@ -130,12 +133,20 @@ fn parse_records(records: &Value) -> Result<Notice, EventError> {
             ignored.push(record.event_name);
             continue;
         }
+        let (key, refused) = match decode_key(&record.s3.object.key) {
+            Ok(key) => {
+                let refused = key_problem(&key);
+                (key, refused)
+            }
+            Err(problem) => (record.s3.object.key, Some(problem)),
+        };
         objects.push(ObjectEvent {
             bucket: record.s3.bucket.name,
-            key: decode_key(&record.s3.object.key),
+            key,
             etag: record.s3.object.etag.filter(|e| !e.is_empty()),
             size: record.s3.object.size,
             event_name: record.event_name,
+            refused,
         });
     }
     if objects.is_empty() {
@@ -174,6 +185,7 @@ fn parse_eventbridge(detail_type: &str, detail: &Value) -> Result<Notice, EventE
         .ok_or_else(|| EventError::Malformed("EventBridge detail without object.key".into()))?;
     Ok(Notice::Objects(vec![ObjectEvent {
         bucket,
+        refused: key_problem(&key),
         key,
         etag: text(&["object", "etag"]),
         size: detail
@@ -185,14 +197,38 @@ fn parse_eventbridge(detail_type: &str, detail: &Value) -> Result<Notice, EventE
 }
 
 /// S3 notifications URL-encode keys, with `+` for a space (`red flower.jpg` → `red+flower.jpg`).
-pub fn decode_key(key: &str) -> String {
+/// `Err` when the bytes are not UTF-8, which no S3 key is.
+pub fn decode_key(key: &str) -> Result<String, String> {
     let spaced = key.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| "the key is not UTF-8".to_string())
 }
 
-fn shorten(text: &str) -> String {
+/// S3's longest key, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Why `key` cannot be an S3 object's key, or a key driftd reads: empty, longer than S3
+/// allows, or holding control characters (S3 allows some, but no capture writer makes them,
+/// and they would forge lines wherever the key is written). `None` when it can.
+pub fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("the key is empty".into());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Some(format!(
+            "the key is {} bytes, more than S3's {MAX_KEY_BYTES}",
+            key.len()
+        ));
+    }
+    key.chars()
+        .any(char::is_control)
+        .then(|| "the key holds control characters".into())
+}
+
+/// `text` cut after 200 characters, for logs and errors.
+pub fn shorten(text: &str) -> String {
     const MAX: usize = 200;
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -262,6 +298,18 @@ impl SqsQueue {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether the queue exists and may be read (at start-up).
+    pub async fn check(&self) -> Result<(), crate::sinks::retry::Attempt> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(crate::aws::attempt)
     }
 
     /// Long-polls for up to 10 messages (SQS's maximum per call).
@@ -423,6 +471,7 @@ mod tests {
                 etag: Some("0123abcd".into()),
                 size: Some(1024),
                 event_name: "ObjectCreated:Put".into(),
+                refused: None,
             }]
         );
     }
@@ -534,7 +583,38 @@ mod tests {
 
     #[test]
     fn decode_key_turns_plus_into_space_and_percent_escapes_into_bytes() {
-        assert_eq!(decode_key("a%2Fb+c%2Bd%C3%A9"), "a/b c+dé");
-        assert_eq!(decode_key("plain/key.jsonl"), "plain/key.jsonl");
+        assert_eq!(decode_key("a%2Fb+c%2Bd%C3%A9").unwrap(), "a/b c+dé");
+        assert_eq!(decode_key("plain/key.jsonl").unwrap(), "plain/key.jsonl");
+        assert!(decode_key("bad%FF%FEbytes").is_err());
+    }
+
+    #[test]
+    fn keys_s3_cannot_have_are_refused_in_every_event_shape() {
+        let long = format!("capture/{}", "k".repeat(1017));
+        assert_eq!(long.len(), 1025);
+        let fine = &long[..1024];
+        let cases = [
+            ("capture%2Fx%FF.jsonl", Some("not UTF-8")),
+            ("capture%2Fa%0Afake+log+line", Some("control characters")),
+            ("capture%2Fa%1B%5B31m", Some("control characters")),
+            (long.as_str(), Some("1025 bytes, more than S3's 1024")),
+            (fine, None),
+        ];
+        for (key, problem) in cases {
+            let event = S3_EVENT.replace(
+                "capture%2Fmy-endpoint%2FAllTraffic%2F2026%2F11%2F01%2F00%2Fred+flower%2B1.jsonl",
+                key,
+            );
+            let refused = objects(parse_message(&event).unwrap())[0].refused.clone();
+            match problem {
+                Some(text) => assert!(
+                    refused.as_deref().is_some_and(|r| r.contains(text)),
+                    "{key}: {refused:?}"
+                ),
+                None => assert_eq!(refused, None, "{key}"),
+            }
+        }
+        let bridge = r#"{"version":"0","detail-type":"Object Created","source":"aws.s3","detail":{"version":"0","bucket":{"name":"b"},"object":{"key":"capture/a\nb"}}}"#;
+        assert!(objects(parse_message(bridge).unwrap())[0].refused.is_some());
     }
 }

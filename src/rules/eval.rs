@@ -40,6 +40,9 @@ pub struct WindowFacts {
     pub drift: Vec<DriftFact>,
     pub drifted_features: usize,
     pub bias: Vec<BiasFact>,
+    /// Rows of the series counted late (they arrived after their window closed) since the
+    /// rules' previous window.
+    pub late_rows: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +292,14 @@ fn matches(condition: &Condition, facts: &WindowFacts) -> Vec<Match> {
                 subject: None,
                 what: "drifted_features".into(),
                 value: Some(facts.drifted_features as f64),
+            })
+            .into_iter()
+            .collect(),
+        Condition::LateRows { at_least } => (facts.late_rows >= *at_least)
+            .then(|| Match {
+                subject: None,
+                what: "late_rows".into(),
+                value: Some(facts.late_rows as f64),
             })
             .into_iter()
             .collect(),
@@ -722,6 +733,24 @@ mod tests {
         let empty = |i| WindowFacts::empty("m", Some("e"), i * HOUR, (i + 1) * HOUR);
         let windows = [window(0), empty(1), empty(2), empty(3), empty(4), window(5)];
         assert_eq!(run(&set, &windows), ["firing@3", "resolved@5"]);
+    }
+
+    #[test]
+    fn late_rows_fire_at_their_threshold() {
+        let set = rules("[rule.condition.late_rows]\nat_least = 5\n[rule.alert]\n");
+        let late = |i, n| WindowFacts {
+            late_rows: n,
+            ..window(i)
+        };
+        let windows = [window(0), late(1, 4), late(2, 5), window(3)];
+        assert_eq!(run(&set, &windows), ["firing@2", "resolved@3"]);
+        let error = RuleSet::from_toml(
+            Path::new("t.toml"),
+            "[[rule]]\nname = \"r\"\nseverity = \"info\"\n[rule.condition.late_rows]\nat_least = 0\n[rule.alert]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("at_least"), "{error}");
     }
 
     #[test]

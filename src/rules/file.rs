@@ -106,6 +106,9 @@ pub enum Condition {
     DriftedFeatures { at_least: usize },
     /// The window had no records (windows missing between two that arrive count too).
     NoData {},
+    /// At least this many rows of the series arrived after their window had closed (AWS mode:
+    /// counted as late, not merged) since the rules' previous window.
+    LateRows { at_least: u64 },
 }
 
 /// The per-feature numbers of `drift.json`; `distance` is the one the baseline's method chose.
@@ -332,6 +335,12 @@ impl Rule {
                 }
             }
             Condition::DriftedFeatures { at_least } => {
+                if *at_least == 0 {
+                    return Err(("at_least", "must be at least 1".into()));
+                }
+                Ok(())
+            }
+            Condition::LateRows { at_least } => {
                 if *at_least == 0 {
                     return Err(("at_least", "must be at least 1".into()));
                 }

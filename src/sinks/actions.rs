@@ -57,6 +57,22 @@ pub struct Delivery {
     pub group_id: String,
 }
 
+impl Delivery {
+    /// The same message without links to the window's S3 report (which could not be written,
+    /// or not in time).
+    pub fn without_report_links(&self) -> Delivery {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&self.body).expect("deliveries carry JSON bodies");
+        if let Some(report) = body.get_mut("report") {
+            *report = serde_json::Value::Null;
+        }
+        Delivery {
+            body: body.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
 /// Where actions go when a rule names no destination of its own (`[sinks]`).
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
@@ -245,6 +261,28 @@ impl MessageSink {
             sns,
             sqs,
             max_attempts,
+        }
+    }
+
+    /// Whether a destination exists and is reachable (at start-up).
+    pub async fn check(&self, destination: &Destination) -> Result<(), super::retry::Attempt> {
+        match destination {
+            Destination::Topic(arn) => self
+                .sns
+                .get_topic_attributes()
+                .topic_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(attempt),
+            Destination::Queue(url) => self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(attempt),
         }
     }
 

@@ -14,6 +14,22 @@ pub struct Attempt {
     pub retryable: bool,
 }
 
+/// A sink call that failed for good: what, after how many attempts, and whether the last
+/// failure was permanent (the service refused the request: a missing bucket or topic, no
+/// permission), so that trying again later would not help either.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl From<SinkError> for String {
+    fn from(error: SinkError) -> Self {
+        error.message
+    }
+}
+
 /// The longest wait before retry `n` (1-based): 200ms · 2^(n-1), at most 10s.
 pub fn backoff_ceiling(retry: u32) -> Duration {
     BASE.saturating_mul(1u32 << retry.saturating_sub(1).min(16))
@@ -22,7 +38,7 @@ pub fn backoff_ceiling(retry: u32) -> Duration {
 
 /// Runs `call` up to `attempts` times, waiting a random time up to [`backoff_ceiling`] between
 /// tries. The error names `what`, the attempts made and the last failure.
-pub async fn with_retries<T, F, Fut>(what: &str, attempts: u32, mut call: F) -> Result<T, String>
+pub async fn with_retries<T, F, Fut>(what: &str, attempts: u32, mut call: F) -> Result<T, SinkError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Attempt>>,
@@ -38,11 +54,19 @@ where
                 tokio::time::sleep(wait).await;
             }
             Err(failure) => {
-                return Err(format!(
-                    "{what}: failed after {tried} attempt{}: {}",
-                    if tried == 1 { "" } else { "s" },
-                    failure.message
-                ));
+                return Err(SinkError {
+                    message: format!(
+                        "{what}: failed after {tried} attempt{}: {}{}",
+                        if tried == 1 { "" } else { "s" },
+                        if failure.retryable {
+                            ""
+                        } else {
+                            "permanent error: "
+                        },
+                        failure.message
+                    ),
+                    permanent: !failure.retryable,
+                });
             }
         }
     }
@@ -84,7 +108,7 @@ mod tests {
         assert_eq!(result, Ok(3));
 
         calls.set(0);
-        let result: Result<(), String> = with_retries("Publish", 5, || {
+        let result: Result<(), SinkError> = with_retries("Publish", 5, || {
             calls.set(calls.get() + 1);
             async {
                 Err(Attempt {
@@ -97,11 +121,16 @@ mod tests {
         assert_eq!(calls.get(), 1);
         assert_eq!(
             result.unwrap_err(),
-            "Publish: failed after 1 attempt: InvalidParameter: bad topic"
+            SinkError {
+                message:
+                    "Publish: failed after 1 attempt: permanent error: InvalidParameter: bad topic"
+                        .into(),
+                permanent: true,
+            }
         );
 
         calls.set(0);
-        let result: Result<(), String> = with_retries("PutObject", 3, || {
+        let result: Result<(), SinkError> = with_retries("PutObject", 3, || {
             calls.set(calls.get() + 1);
             async {
                 Err(Attempt {
@@ -112,6 +141,7 @@ mod tests {
         })
         .await;
         assert_eq!(calls.get(), 3);
-        assert!(result.unwrap_err().contains("after 3 attempts"));
+        let error = result.unwrap_err();
+        assert!(error.message.contains("after 3 attempts") && !error.permanent);
     }
 }

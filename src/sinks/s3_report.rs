@@ -6,7 +6,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::file::{DRIFT_FILE, METRICS_FILE, VIOLATIONS_FILE};
-use super::retry::with_retries;
+use super::retry::{SinkError, with_retries};
 use super::{Outcome, WindowReport};
 use crate::aws::attempt;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
@@ -80,6 +80,17 @@ impl S3ReportSink {
         })
     }
 
+    /// Whether the bucket exists and is reachable (at start-up).
+    pub async fn check(&self) -> Result<(), crate::sinks::retry::Attempt> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(attempt)
+    }
+
     /// `s3://bucket/prefix/{relative_dir}/`: where a window's files go.
     pub fn window_uri(&self, relative_dir: &str) -> String {
         format!(
@@ -104,7 +115,7 @@ impl S3ReportSink {
         &self,
         relative_dir: &str,
         files: &[(String, String)],
-    ) -> Result<(), String> {
+    ) -> Result<(), SinkError> {
         let dir = self.window_key_prefix(relative_dir);
         let mut files = files.to_vec();
         files.rotate_left(1);

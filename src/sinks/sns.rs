@@ -268,33 +268,61 @@ fn measure(
 }
 
 /// `driftd firing (critical) drift-rule: churn-dq on churn-ep, 3 violations, window
-/// 2026-11-01T01:00:00Z`, cut to SNS's limit and to printable ASCII.
+/// 2026-11-01T01:00:00Z`, in printable ASCII. Within SNS's limit by shortening the longest of
+/// the names (rule, monitor, endpoint), never the verdict or the window's time.
 pub fn subject(alert: &Alert) -> String {
-    let on = alert
-        .endpoint
-        .as_deref()
-        .map(|e| format!(" on {e}"))
-        .unwrap_or_default();
+    let ascii = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
     let n = alert.findings.len();
-    let text = format!(
-        "driftd {} ({}) {}: {}{on}, {n} violation{}, window {}",
-        name(&alert.kind),
-        name(&alert.severity),
-        alert.rule,
-        alert.monitor,
-        if n == 1 { "" } else { "s" },
-        alert.window.start,
-    );
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
+    let compose = |names: &[String; 3]| {
+        let [rule, monitor, endpoint] = names;
+        let on = if endpoint.is_empty() {
+            String::new()
+        } else {
+            format!(" on {endpoint}")
+        };
+        format!(
+            "driftd {} ({}) {rule}: {monitor}{on}, {n} violation{}, window {}",
+            name(&alert.kind),
+            name(&alert.severity),
+            if n == 1 { "" } else { "s" },
+            alert.window.start,
+        )
+    };
+    // A character at a time off the longest name, so that they share the cut.
+    const ELLIPSIS: &str = "...";
+    let mut names = [
+        ascii(&alert.rule),
+        ascii(&alert.monitor),
+        ascii(alert.endpoint.as_deref().unwrap_or_default()),
+    ];
+    let mut cut = [false; 3];
+    loop {
+        let shown = [0, 1, 2].map(|i| {
+            if cut[i] {
+                format!("{}{ELLIPSIS}", names[i])
             } else {
-                '?'
+                names[i].clone()
             }
-        })
-        .take(MAX_SUBJECT)
-        .collect()
+        });
+        let text = compose(&shown);
+        let longest = (0..3).max_by_key(|&i| shown[i].len()).expect("three names");
+        if text.len() <= MAX_SUBJECT || names[longest].len() <= 1 {
+            // ASCII: one byte a character.
+            return text[..text.len().min(MAX_SUBJECT)].to_string();
+        }
+        names[longest].pop();
+        cut[longest] = true;
+    }
 }
 
 /// A unit enum's serde name (`firing`, `critical`).
@@ -355,7 +383,14 @@ mod tests {
         );
         let long = subject(&alert(&format!("mönitor-{}", "x".repeat(200)), None, 1));
         assert_eq!(long.chars().count(), MAX_SUBJECT);
-        assert!(long.starts_with("driftd firing (critical) drift: m?nitor-xxx"));
+        assert!(
+            long.starts_with("driftd firing (critical) drift: m?nitor-xxx")
+                && long.ends_with("xxx..., 1 violation, window 2026-11-01T01:00:00Z"),
+            "the names are cut, not the window: {long}"
+        );
+        let both = subject(&alert(&"m".repeat(60), Some(&"e".repeat(60)), 1));
+        assert_eq!(both.len(), MAX_SUBJECT);
+        assert!(both.ends_with("window 2026-11-01T01:00:00Z"), "{both}");
     }
 
     #[test]

@@ -339,7 +339,6 @@ shutdown_timeout = "10s"
             .args(["run", "--config"])
             .arg(config)
             .env("DRIFTD_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(log.with_extension("stdout")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap());
         Daemon {
@@ -686,4 +685,33 @@ pub fn signal(which: &str, pid: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// The rows of every window written below `out` (the output directory): the sum of their
+/// statistics' item counts.
+pub fn rows_in_windows(out: &Path) -> u64 {
+    walk(out)
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "statistics.json"))
+        .map(|p| {
+            let stats: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            stats["dataset"]["item_count"].as_u64().unwrap()
+        })
+        .sum()
+}
+
+/// The rows that the ledger entries (JSON) say were counted late.
+pub fn late_rows<'a>(ledger: impl IntoIterator<Item = &'a Value>) -> u64 {
+    ledger
+        .into_iter()
+        .map(|entry| entry["late_rows"].as_u64().unwrap())
+        .sum()
+}
+
+/// The ledger entries of a local state store.
+pub fn local_ledger(state: &Path) -> Vec<Value> {
+    walk(&state.join("ledger"))
+        .iter()
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
 }
