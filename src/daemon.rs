@@ -280,28 +280,8 @@ fn finalise(
     rules: Option<&mut actions::RuleRunner>,
 ) -> Result<bool, RunError> {
     let report = window_report(config, monitors, window);
-    let start = report.start.to_rfc3339();
-    events::emit(Event::WindowFinalised {
-        monitor: &report.monitor,
-        endpoint: report.endpoint.as_deref(),
-        start: &start,
-        rows: report.rows,
-        violations: report.violation_count(),
-    });
-    let written = write_local(config, &report);
-    let error = written.as_ref().err().map(|e| e.to_string());
-    events::emit(Event::Delivered {
-        sink: Sink::Files,
-        outcome: if written.is_ok() {
-            Delivery::Delivered
-        } else {
-            Delivery::Failed
-        },
-        window: &start,
-        lag_seconds: (Utc::now() - report.end).as_seconds_f64(),
-        error: error.as_deref(),
-    });
-    written?;
+    report.emit_finalised();
+    write_local(config, &report)?;
     if let Some(rules) = rules {
         rules.observe(&report)?;
     }
@@ -372,6 +352,23 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
 
 /// Writes a window's outputs under `output.directory` and prints its summary.
 fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
+    let written = write_files(config, report);
+    let error = written.as_ref().err().map(|e| e.to_string());
+    events::emit(Event::Delivered {
+        sink: Sink::Files,
+        outcome: if written.is_ok() {
+            Delivery::Delivered
+        } else {
+            Delivery::Failed
+        },
+        window: &report.relative_dir,
+        lag_seconds: (Utc::now() - report.end).as_seconds_f64(),
+        error: error.as_deref(),
+    });
+    written
+}
+
+fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
     let dir = config.output.directory.join(&report.relative_dir);
     let title = format!(
         "{} {} [{} .. {})",

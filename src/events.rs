@@ -99,12 +99,13 @@ pub enum Event<'a> {
     WindowFinalised {
         monitor: &'a str,
         endpoint: Option<&'a str>,
-        start: &'a str,
+        /// The window's folder (relative), which names its monitor, endpoint and start.
+        window: &'a str,
         rows: u64,
         violations: usize,
     },
-    /// One delivery attempt of a window's results to one sink; `lag_seconds` is the time from
-    /// the window's end to this attempt.
+    /// One delivery attempt of a window's results (`window`: its folder) to one sink;
+    /// `lag_seconds` is the time from the window's end to this attempt.
     Delivered {
         sink: Sink,
         outcome: Delivery,
@@ -383,7 +384,7 @@ impl Telemetry {
             Event::WindowFinalised {
                 monitor,
                 endpoint,
-                start,
+                window,
                 rows,
                 violations,
             } => {
@@ -391,7 +392,7 @@ impl Telemetry {
                     event = "window_finalised",
                     monitor,
                     endpoint = endpoint.unwrap_or(""),
-                    start,
+                    window,
                     rows,
                     violations,
                     "window finalised"

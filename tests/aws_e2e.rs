@@ -597,7 +597,7 @@ async fn a_batch_transform_capture_manifest_is_followed_within_the_allow_list() 
     driftd
         .wait_for_log(
             &format!(
-                "object read bucket=\"{}\" key=\"{manifest_key}\" rows=40",
+                "event=\"object_read\" source=\"s3://{}/{manifest_key}\" monitor=\"{MONITOR}\" rows=40",
                 stack.bucket
             ),
             Duration::from_secs(30),
@@ -632,11 +632,10 @@ async fn a_batch_transform_capture_manifest_is_followed_within_the_allow_list() 
             Duration::from_secs(30),
         )
         .await;
-    assert!(
-        !driftd
-            .log()
-            .contains(&format!("key=\"{forged_key}\" rows="))
-    );
+    assert!(!driftd.log().contains(&format!(
+        "event=\"object_read\" source=\"s3://{}/{forged_key}\"",
+        stack.bucket
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,7 +660,10 @@ async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
         )
         .await;
     driftd
-        .wait_for_log("action message not sent", Duration::from_secs(30))
+        .wait_for_log(
+            r#"event="delivery_retrying" sink="messages""#,
+            Duration::from_secs(30),
+        )
         .await;
     let log = driftd.log();
     assert!(
@@ -702,7 +704,10 @@ async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
         .await
         .unwrap();
     driftd
-        .wait_for_log("action message sent", Duration::from_secs(30))
+        .wait_for_log(
+            r#"event="delivered" sink="messages""#,
+            Duration::from_secs(30),
+        )
         .await;
     let mut alerts = Vec::new();
     for _ in 0..3 {
@@ -931,7 +936,11 @@ queue_url = "{retrain_queue_url}"
             .await;
     }
     driftd
-        .wait_for_count("action message sent", 2, Duration::from_secs(30))
+        .wait_for_count(
+            r#"event="delivered" sink="messages""#,
+            2,
+            Duration::from_secs(30),
+        )
         .await;
     let (status, _) = driftd.terminate();
     assert!(status.success());
@@ -947,7 +956,11 @@ queue_url = "{retrain_queue_url}"
     }
     // Window 5 is the second clean one: the alert resolves when it closes.
     driftd
-        .wait_for_count("action message sent", 1, Duration::from_secs(30))
+        .wait_for_count(
+            r#"event="delivered" sink="messages""#,
+            1,
+            Duration::from_secs(30),
+        )
         .await;
     // Time for anything extra to go out before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -288,11 +288,7 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     // During the outage: the objects are recorded and their messages deleted, the delivery
     // failures are logged, the closed windows wait in the state store, nothing is published.
     driftd
-        .wait_for_count(
-            "delivery failed; kept in the outbox",
-            2,
-            Duration::from_secs(30),
-        )
+        .wait_for_count(r#"event="delivery_retrying""#, 2, Duration::from_secs(30))
         .await;
     let log = driftd.log();
     assert!(
@@ -341,10 +337,7 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     let tried_before = cloudwatch.refused();
     let driftd = stack.start_driftd(&config, "driftd-2.log");
     driftd
-        .wait_for_log(
-            "delivery failed; kept in the outbox",
-            Duration::from_secs(30),
-        )
+        .wait_for_log(r#"event="delivery_retrying""#, Duration::from_secs(30))
         .await;
     assert!(cloudwatch.refused() > tried_before);
     assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
@@ -359,7 +352,10 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     )
     .await;
     driftd
-        .wait_for_log("action message not sent", Duration::from_secs(30))
+        .wait_for_log(
+            r#"event="delivery_retrying" sink="messages""#,
+            Duration::from_secs(30),
+        )
         .await;
     assert!(sns.refused() > 0, "driftd never tried SNS");
     assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
@@ -736,7 +732,8 @@ async fn a_report_that_cannot_be_written_holds_neither_metrics_nor_alerts() {
     );
     let log = driftd.log();
     assert!(
-        log.contains("the S3 report cannot be written (a permanent error"),
+        log.contains(r#"event="delivery_failed" sink="s3_report""#)
+            && log.contains("given up, its alerts go without links"),
         "{log}"
     );
 }
@@ -834,4 +831,88 @@ async fn late_rows_are_counted_and_a_rule_alerts_on_them() {
     assert!(status.success());
     let summary = std::fs::read_to_string(driftd.log.with_extension("stdout")).unwrap();
     assert!(summary.contains("7 late records"), "{summary}");
+}
+
+/// Issue 12: what an operator sees of AWS mode. `/metrics` counts one object exactly (received,
+/// read, recorded, its rows and its malformed record), its window and each sink's delivery;
+/// `/readyz` turns 503 naming the queue while the queue cannot be reached, and 200 once it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_an_aws_run_and_readiness_follows_the_queue() {
+    let stack = Stack::new("observe", 10, Delivery::Direct).await;
+    let proxy = Proxy::start(moto_port(&stack)).await;
+    proxy.set_mode(Mode::Forward);
+    let port = common::free_port();
+    let config = stack.config(10, 1, CAPTURE_PATTERN);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("endpoint_url = \"{}\"", stack.moto.endpoint_url),
+        &format!(
+            "endpoint_url = \"{}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"",
+            proxy.url()
+        ),
+    ) + &format!("\n[observability]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let _driftd = stack.start_polling(&config, "driftd.log").await;
+    let scrape = || async move {
+        common::http_get(port, "/metrics")
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+    };
+    let sample = |metrics: &str, series: &str| common::metric_sample(metrics, series);
+
+    let start = upcoming_window();
+    let mut body = capture_lines(20, start, 0, "a");
+    body.push_str("{\"captureData\": \n");
+    stack
+        .put(&stack.capture_key(start, "a.jsonl"), body.into_bytes())
+        .await;
+    let recorded = r#"driftd_objects_total{event="recorded"}"#;
+    eventually("the object recorded", Duration::from_secs(30), || async {
+        scrape().await.filter(|m| sample(m, recorded) == 1.0)
+    })
+    .await;
+    assert_eq!(
+        common::http_get(port, "/readyz"),
+        Some((200, "ready\n".into()))
+    );
+
+    proxy.set_mode(Mode::Refuse);
+    let (_, reason) = eventually("not ready", Duration::from_secs(30), || async {
+        common::http_get(port, "/readyz").filter(|(status, _)| *status == 503)
+    })
+    .await;
+    assert!(reason.starts_with("not ready: queue: "), "{reason}");
+    proxy.set_mode(Mode::Forward);
+    eventually("ready again", Duration::from_secs(30), || async {
+        common::http_get(port, "/readyz").filter(|(status, _)| *status == 200)
+    })
+    .await;
+
+    let delivered =
+        |sink: &str| format!(r#"driftd_deliveries_total{{outcome="delivered",sink="{sink}"}}"#);
+    let metrics = eventually("the window delivered", Duration::from_secs(60), || async {
+        scrape().await.filter(|m| {
+            ["files", "s3_report", "cloudwatch"]
+                .iter()
+                .all(|sink| sample(m, &delivered(sink)) == 1.0)
+        })
+    })
+    .await;
+    for (series, value) in [
+        (r#"driftd_objects_total{event="received"}"#.to_string(), 1.0),
+        (r#"driftd_objects_total{event="read"}"#.into(), 1.0),
+        (recorded.into(), 1.0),
+        (format!(r#"driftd_rows_total{{monitor="{MONITOR}"}}"#), 20.0),
+        (
+            r#"driftd_records_quarantined_total{reason="bad_json"}"#.into(),
+            1.0,
+        ),
+        (
+            format!(r#"driftd_windows_finalised_total{{monitor="{MONITOR}"}}"#),
+            1.0,
+        ),
+        (r#"driftd_leases_total{event="lost"}"#.into(), 0.0),
+        ("driftd_backpressure".into(), 0.0),
+    ] {
+        assert_eq!(sample(&metrics, &series), value, "{series} in\n{metrics}");
+    }
 }

@@ -4,34 +4,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// `GET path` over HTTP/1.0: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-/// The value of the sample whose line starts with `series` (name and labels), 0 if absent.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -70,11 +48,7 @@ fn metrics_health_and_json_logs_of_a_known_run() {
     std::fs::write(hour0.join("broken.jsonl"), [0x1f, 0x8b, 0x08, 0x00, 0x01]).unwrap();
     std::fs::write(capture.join("README.txt"), "not data").unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = dir.path().join("driftd.toml");
     std::fs::write(
         &config,
@@ -114,8 +88,8 @@ baseline = "{}"
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let metrics = loop {
-        if let Some((200, metrics)) = get(port, "/metrics")
-            && sample(
+        if let Some((200, metrics)) = common::http_get(port, "/metrics")
+            && common::metric_sample(
                 &metrics,
                 "driftd_deliveries_total{outcome=\"delivered\",sink=\"files\"}",
             ) >= 3.0
@@ -129,9 +103,18 @@ baseline = "{}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(get(port, "/healthz"), Some((200, "ok\n".into())));
-    assert_eq!(get(port, "/readyz"), Some((200, "ready\n".into())));
-    assert_eq!(get(port, "/nothing").map(|(status, _)| status), Some(404));
+    assert_eq!(
+        common::http_get(port, "/healthz"),
+        Some((200, "ok\n".into()))
+    );
+    assert_eq!(
+        common::http_get(port, "/readyz"),
+        Some((200, "ready\n".into()))
+    );
+    assert_eq!(
+        common::http_get(port, "/nothing").map(|(status, _)| status),
+        Some(404)
+    );
     let _ = child.kill();
     let _ = child.wait();
 
@@ -157,7 +140,11 @@ baseline = "{}"
         ("driftd_object_read_seconds_count", 7.0),
     ];
     for (series, value) in expect {
-        assert_eq!(sample(&metrics, series), value, "{series} in\n{metrics}");
+        assert_eq!(
+            common::metric_sample(&metrics, series),
+            value,
+            "{series} in\n{metrics}"
+        );
     }
     promtool_check(&metrics);
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +31,8 @@ use super::{
 };
 use crate::config::Config;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat, Quarantine};
-use crate::ingest::s3::{BlockingBody, FetchError, S3Object, get_object_within, read_manifest};
+use crate::events::{self, Event, Sink};
+use crate::ingest::s3::{BlockingBody, FetchError, get_object_within, read_manifest};
 use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message, shorten};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{Destination, MessageSink, Routes};
@@ -109,6 +110,8 @@ struct Shared {
     windows_written: AtomicUsize,
     windows_with_violations: AtomicUsize,
     late_rows: AtomicU64,
+    /// Records skipped as malformed, summed over the objects (each has its own quarantine).
+    malformed_records: AtomicU64,
     /// S3 reports given up after a permanent error.
     reports_failed: AtomicUsize,
     /// Finalised windows waiting in the outbox, as the finaliser last counted them.
@@ -173,7 +176,14 @@ async fn serve(
     .map_err(|e| RunError::Usage(format!("state: {e}")))?;
     // The store is read at once, so that a missing state bucket stops the start (like the
     // other resources) rather than every later record and window.
-    if let Err(error) = store.list("watermark/").await {
+    let listed = store.list("watermark/").await;
+    let telemetry = events::telemetry();
+    telemetry.set_ready(
+        "store",
+        listed.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    telemetry.set_ready("queue", Err("not polled yet".into()));
+    if let Err(error) = listed {
         if !error.is_retryable() {
             let key = match config.state.s3_uri {
                 Some(_) => "state.s3_uri",
@@ -220,6 +230,7 @@ async fn serve(
         windows_written: AtomicUsize::new(0),
         windows_with_violations: AtomicUsize::new(0),
         late_rows: AtomicU64::new(0),
+        malformed_records: AtomicU64::new(0),
         reports_failed: AtomicUsize::new(0),
         undelivered: AtomicUsize::new(0),
         config,
@@ -257,6 +268,7 @@ async fn serve(
                     break;
                 }
                 let how = how_it_ended(ended);
+                events::telemetry().set_ready("pollers", Err(how.clone()));
                 tracing::error!(how, "a poller stopped; driftd stops");
                 failure = Some(how);
                 stop.cancel();
@@ -264,7 +276,13 @@ async fn serve(
             }
             _ = tick.tick() => {}
         }
-        if let Err(error) = finalise_ready(&shared, &sinks).await {
+        let finalised = finalise_ready(&shared, &sinks).await;
+        let store = match &finalised {
+            Err(RunError::State(error)) => Err(error.to_string()),
+            _ => Ok(()),
+        };
+        events::telemetry().set_ready("store", store);
+        if let Err(error) = finalised {
             tracing::error!(
                 error = error.to_string(),
                 "finalising windows failed; retried on the next tick"
@@ -303,7 +321,7 @@ async fn serve(
         windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
         late_rows: shared.late_rows.load(Ordering::Relaxed),
         reports_failed: shared.reports_failed.load(Ordering::Relaxed),
-        malformed_records: 0,
+        malformed_records: shared.malformed_records.load(Ordering::Relaxed),
     })
 }
 
@@ -505,14 +523,16 @@ async fn release(queue: &SqsQueue, message: &Received) {
 async fn poll(shared: Arc<Shared>) {
     let queue = &shared.queue;
     let limit = shared.config.daemon.max_undelivered_windows;
+    let mut paused = false;
     while !shared.stop.is_cancelled() {
         // Backpressure: while the sinks cannot keep up, new objects would only pile up more
         // windows to deliver; their messages wait in the queue instead.
-        if shared.undelivered.load(Ordering::Relaxed) >= limit {
-            tracing::warn!(
-                limit,
-                "the outbox is full (sinks down or slow); not taking new messages"
-            );
+        let full = shared.undelivered.load(Ordering::Relaxed) >= limit;
+        if full != paused {
+            paused = full;
+            events::emit(Event::Backpressure { on: full });
+        }
+        if full {
             tokio::select! {
                 _ = shared.stop.cancelled() => break,
                 _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
@@ -523,6 +543,10 @@ async fn poll(shared: Arc<Shared>) {
             _ = shared.stop.cancelled() => break,
             received = queue.receive() => received,
         };
+        events::telemetry().set_ready(
+            "queue",
+            received.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
         let messages = match received {
             Ok(messages) => messages,
             Err(error) => {
@@ -580,11 +604,14 @@ async fn poll(shared: Arc<Shared>) {
                 Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
                     lock(&shared.failed_messages).insert(message.message_id.clone());
-                    tracing::error!(
+                    events::emit(Event::ObjectFailed {
+                        source: &format!("sqs message {}", message.message_id),
+                        error: &error,
+                    });
+                    tracing::warn!(
                         message_id = message.message_id,
                         receive_count = message.receive_count,
-                        error,
-                        "message failed; left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
+                        "message left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
                     );
                     let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
                     if let Err(e) = dead_letter(&path, &error) {
@@ -622,7 +649,7 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         let (mut rows, mut late_rows) = (0, 0);
         let mut fed = Vec::new();
         for (key, state) in windows.into_open() {
-            let monitor = &shared.config.monitors[key.monitor].name;
+            let monitor = shared.config.monitors[key.monitor].name.as_str();
             let series = series_key(monitor, key.endpoint.as_deref());
             let n = state.row_count();
             rows += n;
@@ -630,7 +657,7 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
                 .await
                 .expect("encoding does not panic");
             durable.put_part(&series, key.start, &object, bytes).await?;
-            fed.push((series, key.start, n));
+            fed.push((monitor, series, key.start, n));
         }
         if let Some(newest) = newest {
             durable.note_event_time(newest).await?;
@@ -639,10 +666,11 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         // the stray part); a window being finalised right now is asked again until committed.
         let mut windows = Vec::new();
         let mut late_by_series = std::collections::BTreeMap::<String, u64>::new();
-        for (series, start, n) in fed {
+        for (monitor, series, start, n) in fed {
             if fate_once_decided(shared, &series, start, &object).await? == Fate::Late {
                 late_rows += n;
                 *late_by_series.entry(series.clone()).or_default() += n;
+                events::emit(Event::LateRows { monitor, count: n });
             }
             windows.push(format!("{series}/{start}"));
         }
@@ -671,7 +699,10 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
         };
         durable.put_ledger_entry(&object, &entry).await?;
         shared.objects_read.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(bucket = id.bucket, key = id.key, rows, "object recorded");
+        events::emit(Event::ObjectRecorded {
+            source: &format!("s3://{}/{}", id.bucket, id.key),
+            windows: entry.windows.len(),
+        });
     }
     Ok(())
 }
@@ -680,13 +711,23 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
 /// and written to the dead-letter file, never requested. Its message is deleted (a retry would
 /// meet the same refusal). Keys are cut short and escaped wherever they are written: a forged
 /// one must not forge log lines.
-fn refuse(shared: &Shared, message: &Received, bucket: &str, key: &str, reason: &str) {
+/// `category` names the kind of refusal for the metric (`invalid_key`, `not_allowed`,
+/// `invalid_series`); `reason` says what exactly, for the log and the dead-letter file.
+fn refuse(
+    shared: &Shared,
+    message: &Received,
+    (bucket, key): (&str, &str),
+    category: &'static str,
+    reason: &str,
+) {
     shared.objects_refused.fetch_add(1, Ordering::Relaxed);
     let key = shorten(key);
+    events::emit(Event::ObjectRefused {
+        source: &format!("s3://{bucket}/{key}"),
+        reason: category,
+    });
     tracing::warn!(
         message_id = message.message_id,
-        bucket,
-        key,
         reason,
         "object refused; not read"
     );
@@ -736,30 +777,32 @@ async fn fate_once_decided(
 }
 
 async fn handle(shared: &Shared, message: &Received) -> Outcome {
-    let events = match parse_message(&message.body) {
+    let notices = match parse_message(&message.body) {
         Err(error) => return Outcome::Leave(format!("message {}: {error}", message.message_id)),
         Ok(Notice::Test) => return Outcome::Delete("s3:TestEvent".into()),
         Ok(Notice::Ignored(reason)) => return Outcome::Delete(reason),
-        Ok(Notice::Objects(events)) => events,
+        Ok(Notice::Objects(objects)) => objects,
     };
     let mut read = Vec::new();
-    for event in events {
-        let refused = event
-            .refused
-            .clone()
-            .map(Err)
-            .unwrap_or_else(|| shared.allow.check(&event.bucket, &event.key));
-        if let Err(reason) = refused {
-            refuse(shared, message, &event.bucket, &event.key, &reason);
+    for event in notices {
+        let object = (event.bucket.as_str(), event.key.as_str());
+        events::emit(Event::ObjectReceived {
+            source: &format!("s3://{}/{}", event.bucket, shorten(&event.key)),
+        });
+        if let Some(reason) = &event.refused {
+            refuse(shared, message, object, "invalid_key", reason);
+            continue;
+        }
+        if let Err(reason) = shared.allow.check(&event.bucket, &event.key) {
+            refuse(shared, message, object, "not_allowed", &reason);
             continue;
         }
         let Some((index, fields)) = route(&shared.monitors, &event.key) else {
             shared.objects_unrouted.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                bucket = event.bucket,
-                key = event.key,
-                "no monitor's path pattern matches the key; skipped"
-            );
+            events::emit(Event::ObjectRefused {
+                source: &format!("s3://{}/{}", event.bucket, event.key),
+                reason: "no_monitor",
+            });
             continue;
         };
         let monitor = &shared.config.monitors[index].name;
@@ -767,7 +810,7 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
             .durable
             .check_series(&series_key(monitor, fields.endpoint.as_deref()))
         {
-            refuse(shared, message, &event.bucket, &event.key, &reason);
+            refuse(shared, message, object, "invalid_series", &reason);
             continue;
         }
         match read_object(shared, index, fields, &event.bucket, &event.key).await {
@@ -793,6 +836,7 @@ async fn read_object(
     key: &str,
 ) -> Result<Option<(ObjectId, Windows)>, String> {
     let monitor_config = &shared.config.monitors[monitor];
+    let started = std::time::Instant::now();
     tracing::info!(bucket, key, monitor = monitor_config.name, "reading object");
     let limits = &shared.config.limits;
     let object = match get_object_within(&shared.s3, bucket, key, limits).await {
@@ -846,64 +890,86 @@ async fn read_object(
     let stall_timeout = shared.config.aws.request_timeout;
     let handle = tokio::runtime::Handle::current();
     let endpoint = fields.endpoint;
-    let decoded = tokio::task::spawn_blocking(move || -> Result<(Windows, u64), DecodeError> {
-        let mut quarantine =
-            Quarantine::to_file(&quarantine_path).map_err(|error| DecodeError::Io {
-                source_name: quarantine_path.display().to_string(),
-                error,
-            })?;
-        let mut windows = Windows::new(size, 0);
-        let mut rows = 0;
-        for object in objects {
-            let time = object_time
-                .or(object.last_modified)
-                .unwrap_or_else(now_seconds);
-            decode_into(
-                &handle,
-                object,
-                &options,
-                &mut quarantine,
-                &cancel,
-                stall_timeout,
-                |chunk| {
-                    rows += chunk.features.num_rows() as u64;
-                    windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
-                },
-            )?;
-        }
-        Ok((windows, rows))
-    })
-    .await
-    .map_err(|e| format!("decoder thread failed: {e}"))?
-    .map_err(|e| e.to_string())?;
-    let (windows, rows) = decoded;
-    tracing::info!(bucket, key, rows, "object read");
+    let spool_dir = shared.config.output.directory.clone();
+    let decoded =
+        tokio::task::spawn_blocking(move || -> Result<(Windows, u64, Quarantine), DecodeError> {
+            let mut quarantine =
+                Quarantine::to_file(&quarantine_path).map_err(|error| DecodeError::Io {
+                    source_name: quarantine_path.display().to_string(),
+                    error,
+                })?;
+            let mut windows = Windows::new(size, 0);
+            let mut rows = 0;
+            for object in objects {
+                let time = object_time
+                    .or(object.last_modified)
+                    .unwrap_or_else(now_seconds);
+                let source_name = object.source_name();
+                let body =
+                    BlockingBody::new(handle.clone(), object.body, cancel.clone(), stall_timeout);
+                decode_into(
+                    source_name,
+                    body,
+                    &spool_dir,
+                    &options,
+                    &mut quarantine,
+                    |chunk| {
+                        rows += chunk.features.num_rows() as u64;
+                        windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
+                    },
+                )?;
+            }
+            Ok((windows, rows, quarantine))
+        })
+        .await
+        .map_err(|e| format!("decoder thread failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let (windows, rows, quarantine) = decoded;
+    let source = format!("s3://{bucket}/{key}");
+    for (reason, count) in quarantine.counts() {
+        events::emit(Event::RecordsQuarantined {
+            source: &source,
+            reason: reason.as_str(),
+            count: *count,
+        });
+    }
+    shared
+        .malformed_records
+        .fetch_add(quarantine.total(), Ordering::Relaxed);
+    events::emit(Event::ObjectRead {
+        source: &source,
+        monitor: &monitor_config.name,
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+    });
     Ok(Some((id, windows)))
 }
 
 /// Decodes a streaming object chunk by chunk. Parquet needs random access, so it is spooled to
 /// a temporary file first (disk, not memory).
 fn decode_into(
-    handle: &tokio::runtime::Handle,
-    object: S3Object,
+    source_name: String,
+    mut body: BlockingBody,
+    spool_dir: &Path,
     options: &DecodeOptions,
     quarantine: &mut Quarantine,
-    cancel: &CancellationToken,
-    stall_timeout: Duration,
     mut consume: impl FnMut(decode::Chunk),
 ) -> Result<(), DecodeError> {
-    let source_name = object.source_name();
     let io = |error| DecodeError::Io {
         source_name: source_name.clone(),
         error,
     };
-    let mut body = BlockingBody::new(handle.clone(), object.body, cancel.clone(), stall_timeout);
     if options.format == InputFormat::Parquet {
-        let spool = SpoolFile::new().map_err(io)?;
-        let mut file = std::fs::File::create(&spool.0).map_err(io)?;
-        std::io::copy(&mut body, &mut file).map_err(io)?;
-        file.flush().map_err(io)?;
-        crate::pipeline::decode_object(&spool.0, options, quarantine, consume)?;
+        // A private file (random name, created exclusively, mode 0600, removed when dropped)
+        // in driftd's own directory: nothing planted in a shared /tmp can be followed.
+        let mut spool = tempfile::Builder::new()
+            .prefix(".driftd-spool-")
+            .suffix(".parquet")
+            .tempfile_in(spool_dir)
+            .map_err(io)?;
+        std::io::copy(&mut body, spool.as_file_mut()).map_err(io)?;
+        spool.as_file_mut().flush().map_err(io)?;
+        crate::pipeline::decode_object(spool.path(), options, quarantine, consume)?;
         return Ok(());
     }
     let reader =
@@ -914,27 +980,6 @@ fn decode_into(
         consume(chunk);
     }
     Ok(())
-}
-
-/// A temporary file removed when dropped.
-struct SpoolFile(PathBuf);
-
-impl SpoolFile {
-    fn new() -> std::io::Result<Self> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "driftd-{}-{}.parquet",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        Ok(Self(path))
-    }
-}
-
-impl Drop for SpoolFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 struct Sinks {
@@ -960,10 +1005,11 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
         .max(now_seconds().min(read_through))
         .saturating_sub(config.window.allowed_lateness.as_secs() as i64);
     let mut work = durable.pending_work().await?;
-    shared.undelivered.store(
-        work.values().map(|w| w.outboxes.len()).sum(),
-        Ordering::Relaxed,
-    );
+    let undelivered = work.values().map(|w| w.outboxes.len()).sum();
+    shared.undelivered.store(undelivered, Ordering::Relaxed);
+    events::emit(Event::OutboxDepth {
+        windows: undelivered,
+    });
     for series in durable.rule_series().await? {
         work.entry(series).or_default();
     }
@@ -995,6 +1041,7 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
         let Some(mut held) = durable.acquire(&series).await? else {
             continue;
         };
+        events::emit(Event::LeaseTaken { series: &series });
         let result = async {
             // Deliveries go out oldest first; once a sink fails, later windows are still
             // finalised and committed (so the outbox shows the real backlog), and wait for
@@ -1005,7 +1052,7 @@ async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunEr
             }
             for (start, parts) in ready {
                 if !durable.renew(&mut held).await? {
-                    tracing::warn!(series, "lease lost; another replica carries on");
+                    events::emit(Event::LeaseLost { series: &series });
                     return Ok(());
                 }
                 if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
@@ -1154,13 +1201,7 @@ async fn finalise(
             .windows_with_violations
             .fetch_add(1, Ordering::Relaxed);
     }
-    tracing::info!(
-        series,
-        window = report.relative_dir,
-        rows = report.rows,
-        objects = outbox.parts.len(),
-        "window finalised"
-    );
+    report.emit_finalised();
     Ok(Some(start))
 }
 
@@ -1291,31 +1332,45 @@ async fn deliver(
     if rules.behind(&outbox.rules_after) {
         durable.put_rules(series, &outbox.rules_after).await?;
     }
-    let failed = |error: &str| {
-        tracing::error!(
-            series,
-            start,
+    let window = outbox.relative_dir.clone();
+    let attempt = |sink: Sink, outcome: events::Delivery, error: Option<&str>| {
+        events::emit(Event::Delivered {
+            sink,
+            outcome,
+            window: &window,
+            lag_seconds: (now_seconds() - outbox.end) as f64,
             error,
-            "delivery failed; kept in the outbox and retried on the next tick"
-        );
-        true
+        });
+        // Blocks this sink for the series' later windows unless delivered.
+        outcome != events::Delivery::Delivered
     };
     if !outbox.report_done && !blocked.report {
         match &sinks.s3_report {
             Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
-                Ok(()) => outbox.report_done = true,
+                Ok(()) => {
+                    attempt(Sink::S3Report, events::Delivery::Delivered, None);
+                    outbox.report_done = true;
+                }
                 Err(error) if error.permanent => {
                     shared.reports_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        series,
-                        start,
-                        error = error.message,
-                        "the S3 report cannot be written (a permanent error: check sinks.s3_report_uri and s3:PutObject); given up, its alerts go without links"
+                    attempt(
+                        Sink::S3Report,
+                        events::Delivery::Failed,
+                        Some(&format!(
+                            "{} (check sinks.s3_report_uri and s3:PutObject); given up, its alerts go without links",
+                            error.message
+                        )),
                     );
                     outbox.report_done = true;
                     outbox.report_failed = true;
                 }
-                Err(error) => blocked.report = failed(&error.message),
+                Err(error) => {
+                    blocked.report = attempt(
+                        Sink::S3Report,
+                        events::Delivery::Retrying,
+                        Some(&error.message),
+                    )
+                }
             },
             None => outbox.report_done = true,
         }
@@ -1329,8 +1384,14 @@ async fn deliver(
                 .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
                 .await
             {
-                Ok(()) => outbox.metrics_done = true,
-                Err(error) => blocked.metrics = failed(&error),
+                Ok(()) => {
+                    attempt(Sink::CloudWatch, events::Delivery::Delivered, None);
+                    outbox.metrics_done = true;
+                }
+                Err(error) => {
+                    blocked.metrics =
+                        attempt(Sink::CloudWatch, events::Delivery::Retrying, Some(&error))
+                }
             },
             None => outbox.metrics_done = true,
         }
@@ -1353,15 +1414,10 @@ async fn deliver(
             message.without_report_links()
         };
         if let Err(error) = sinks.messages.send(&message).await {
-            tracing::error!(error, "action message not sent; retried on the next tick");
-            blocked.messages = true;
+            blocked.messages = attempt(Sink::Messages, events::Delivery::Retrying, Some(&error));
             break;
         }
-        tracing::info!(
-            destination = message.destination.to_string(),
-            id = message.deduplication_id,
-            "action message sent"
-        );
+        attempt(Sink::Messages, events::Delivery::Delivered, None);
         outbox.messages_sent += 1;
         // A crash before this write sends the message again: at least once, and the receiver
         // deduplicates by its key.

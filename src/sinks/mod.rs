@@ -51,6 +51,17 @@ pub enum Outcome {
 }
 
 impl WindowReport {
+    /// The "window finalised" event of this window.
+    pub fn emit_finalised(&self) {
+        crate::events::emit(crate::events::Event::WindowFinalised {
+            monitor: &self.monitor,
+            endpoint: self.endpoint.as_deref(),
+            window: &self.relative_dir,
+            rows: self.rows,
+            violations: self.violation_count(),
+        });
+    }
+
     pub fn family(&self) -> cloudwatch::Family {
         match self.outcome {
             Outcome::DataQuality { .. } => cloudwatch::Family::DataQuality,
