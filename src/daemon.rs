@@ -4,6 +4,7 @@
 
 mod actions;
 mod aws;
+mod plan;
 mod state;
 
 pub use actions::{ACTIONS_FILE, RULES_STATE_FILE};

@@ -1,0 +1,130 @@
+//! Delivery of a committed window's outbox to each sink, step by step, saving progress after
+//! each.
+
+use super::*;
+
+/// The sinks that failed for an earlier window in this pass: later windows wait for them, so
+/// that each sink gets a series' windows in order, and go on to the others.
+#[derive(Debug, Default)]
+pub(super) struct Blocked {
+    report: bool,
+    metrics: bool,
+    messages: bool,
+}
+
+/// Delivers a committed window's outbox, step by step, saving progress after each. No sink
+/// waits for another, except that alerts wait up to `sinks.report_wait` for the report they
+/// link to, then go without the links. A failed step is retried on the next tick.
+pub(super) async fn deliver(
+    shared: &Shared,
+    sinks: &Sinks,
+    series: &str,
+    start: i64,
+    blocked: &mut Blocked,
+) -> Result<(), RunError> {
+    let durable = &shared.durable;
+    let Some(mut outbox) = durable.outbox(series, start).await? else {
+        return Ok(());
+    };
+    // The finaliser may have stopped between committing and saving the rules' state.
+    let rules = durable.rules(series).await?;
+    if rules.behind(&outbox.rules_after) {
+        durable.put_rules(series, &outbox.rules_after).await?;
+    }
+    let window = outbox.relative_dir.clone();
+    let attempt = |sink: Sink, outcome: events::Delivery, error: Option<&str>| {
+        events::emit(Event::Delivered {
+            sink,
+            outcome,
+            window: &window,
+            lag_seconds: (now_seconds() - outbox.end) as f64,
+            error,
+        });
+        // Blocks this sink for the series' later windows unless delivered.
+        outcome != events::Delivery::Delivered
+    };
+    if !outbox.report_done && !blocked.report {
+        match &sinks.s3_report {
+            Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
+                Ok(()) => {
+                    attempt(Sink::S3Report, events::Delivery::Delivered, None);
+                    outbox.report_done = true;
+                }
+                Err(error) if error.permanent => {
+                    shared.reports_failed.fetch_add(1, Ordering::Relaxed);
+                    attempt(
+                        Sink::S3Report,
+                        events::Delivery::Failed,
+                        Some(&format!(
+                            "{} (check sinks.s3_report_uri and s3:PutObject); given up, its alerts go without links",
+                            error.message
+                        )),
+                    );
+                    outbox.report_done = true;
+                    outbox.report_failed = true;
+                }
+                Err(error) => {
+                    blocked.report = attempt(
+                        Sink::S3Report,
+                        events::Delivery::Retrying,
+                        Some(&error.message),
+                    )
+                }
+            },
+            None => outbox.report_done = true,
+        }
+        if outbox.report_done {
+            durable.save_outbox(series, start, &outbox).await?;
+        }
+    }
+    if !outbox.metrics_done && !blocked.metrics {
+        match &sinks.cloudwatch {
+            Some(sink) => match sink
+                .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
+                .await
+            {
+                Ok(()) => {
+                    attempt(Sink::CloudWatch, events::Delivery::Delivered, None);
+                    outbox.metrics_done = true;
+                }
+                Err(error) => {
+                    blocked.metrics =
+                        attempt(Sink::CloudWatch, events::Delivery::Retrying, Some(&error))
+                }
+            },
+            None => outbox.metrics_done = true,
+        }
+        if outbox.metrics_done {
+            durable.save_outbox(series, start, &outbox).await?;
+        }
+    }
+    let waited = now_seconds() - outbox.committed_at;
+    if !outbox.report_done && waited < shared.config.sinks.report_wait.as_secs() as i64 {
+        // Later windows' alerts wait behind this one's, to keep their order.
+        blocked.messages = true;
+    }
+    let linked = outbox.report_done && !outbox.report_failed;
+    while !blocked.messages
+        && let Some(message) = outbox.messages.get(outbox.messages_sent)
+    {
+        let message = if linked {
+            message.clone()
+        } else {
+            message.without_report_links()
+        };
+        if let Err(error) = sinks.messages.send(&message).await {
+            blocked.messages = attempt(Sink::Messages, events::Delivery::Retrying, Some(&error));
+            break;
+        }
+        attempt(Sink::Messages, events::Delivery::Delivered, None);
+        outbox.messages_sent += 1;
+        // A crash before this write sends the message again: at least once, and the receiver
+        // deduplicates by its key.
+        durable.save_outbox(series, start, &outbox).await?;
+    }
+    if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
+        durable.retire(series, start, &outbox).await?;
+        tracing::info!(series, start, "window delivered to every sink");
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The finaliser: once a tick, for each series with work whose lease this replica gets, it
+//! merges the parts of the windows the watermark passed, runs the rules once per window and
+//! commits the window to the outbox, then has it delivered.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::daemon::plan::{self, SeriesPlan};
+
+/// One finaliser pass: for every series with work — outboxes to deliver, windows the
+/// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
+/// replica gets, in window order.
+pub(super) async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunError> {
+    let durable = &shared.durable;
+    let config = &shared.config;
+    let size = config.window.size.as_secs() as i64;
+    let watermark = plan::watermark(
+        durable.newest_event_time().await?,
+        now_seconds(),
+        shared.input_read_through.load(Ordering::Relaxed),
+        config.window.allowed_lateness.as_secs() as i64,
+    );
+    let mut work = durable.pending_work().await?;
+    let undelivered = work.values().map(|w| w.outboxes.len()).sum();
+    shared.undelivered.store(undelivered, Ordering::Relaxed);
+    events::emit(Event::OutboxDepth {
+        windows: undelivered,
+    });
+    // The rules' progress matters only for series with nothing stored but their rules.
+    let mut evaluated_through = BTreeMap::new();
+    for series in durable.rule_series().await? {
+        let work = work.entry(series.clone()).or_default();
+        if work.parts.is_empty() && work.outboxes.is_empty() {
+            let rules = durable.rules(&series).await?;
+            evaluated_through.insert(series, rules.evaluated_through);
+        }
+    }
+    for SeriesPlan {
+        series,
+        deliver: outboxes,
+        finalise: ready,
+        silent_until,
+    } in plan::plan(work, &evaluated_through, watermark, size)
+    {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        let Some(mut held) = durable.acquire(&series).await? else {
+            continue;
+        };
+        events::emit(Event::LeaseTaken { series: &series });
+        let result = async {
+            // Deliveries go out oldest first; once a sink fails, later windows are still
+            // finalised and committed (so the outbox shows the real backlog), and wait for
+            // that sink.
+            let mut blocked = Blocked::default();
+            for start in outboxes {
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
+            }
+            for (start, parts) in ready {
+                if !durable.renew(&mut held).await? {
+                    events::emit(Event::LeaseLost { series: &series });
+                    return Ok(());
+                }
+                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
+                    deliver(shared, sinks, &series, start, &mut blocked).await?;
+                }
+            }
+            if let Some(until) = silent_until
+                && let Some(start) = finalise_silence(shared, &series, until).await?
+            {
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
+            }
+            Ok::<(), RunError>(())
+        }
+        .await;
+        durable.release(held).await;
+        result?;
+    }
+    Ok(())
+}
+
+/// Merges a window's parts (in object order, so any replica gets the same result), analyses
+/// it, writes its local files, runs the rules, and commits its deliveries. `None` when there
+/// was nothing to commit (already finalised, or no readable part).
+async fn finalise(
+    shared: &Arc<Shared>,
+    sinks: &Sinks,
+    series: &str,
+    start: i64,
+    listed: &[String],
+) -> Result<Option<i64>, RunError> {
+    let durable = &shared.durable;
+    let config = &shared.config;
+    if durable.finalised_parts(series, start).await?.is_some() {
+        // Parts that landed after the window was fenced were counted as late.
+        durable.delete_parts(series, start, listed).await?;
+        return Ok(None);
+    }
+    let (monitor_name, endpoint) = split_series(series);
+    let Some(monitor) = config.monitors.iter().position(|m| m.name == monitor_name) else {
+        tracing::warn!(
+            series,
+            "stored windows of a monitor no longer in the config; left as they are"
+        );
+        return Ok(None);
+    };
+    // Fenced first, listed after: a part stored before the fence is in this list; one stored
+    // after it is counted late by its reader.
+    durable.fence(series, start).await?;
+    let parts = &durable.list_parts(series, start).await?;
+    let mut stored = Vec::new();
+    for object in parts {
+        match durable.get_part(series, start, object).await? {
+            Some(bytes) => stored.push((object.clone(), bytes)),
+            // Removed since the listing: another replica (which took over an expired lease)
+            // finalised the window meanwhile. Merging the rest would give a partial window.
+            None => return Ok(None),
+        }
+    }
+    let key = WindowKey {
+        monitor,
+        endpoint: endpoint.map(str::to_string),
+        start,
+    };
+    let end = start + config.window.size.as_secs() as i64;
+    let analysis = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let kind = &shared.monitors[monitor].kind;
+            let mut merged: Option<WindowState> = None;
+            let mut used = Vec::new();
+            for (object, bytes) in stored {
+                match codec::decode(&bytes, kind) {
+                    Ok(state) => {
+                        match &mut merged {
+                            Some(window) => window.merge(state),
+                            None => merged = Some(state),
+                        }
+                        used.push(object);
+                    }
+                    Err(error) => tracing::error!(
+                        object,
+                        %error,
+                        "a stored partial window cannot be read; left out of the window"
+                    ),
+                }
+            }
+            merged.map(|state| {
+                let window = ClosedWindow { key, end, state };
+                (
+                    crate::daemon::window_report(&shared.config, &shared.monitors, window),
+                    used,
+                )
+            })
+        })
+        .await
+        .expect("analysis does not panic")
+    };
+    let Some((report, used)) = analysis else {
+        return Ok(None);
+    };
+    let report_uri = sinks
+        .s3_report
+        .as_ref()
+        .map(|s| s.window_uri(&report.relative_dir));
+    let context = WindowContext::of(&report, report_uri.as_deref());
+    let before = durable.rules(series).await?;
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..facts_of(&report)
+    };
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, false);
+    let outbox = WindowOutbox {
+        end,
+        parts: used,
+        rows: report.rows,
+        relative_dir: report.relative_dir.clone(),
+        report_files: if sinks.s3_report.is_some() {
+            report_files(&report)
+        } else {
+            Vec::new()
+        },
+        report_done: sinks.s3_report.is_none(),
+        report_failed: false,
+        committed_at: now_seconds(),
+        family: report.family(),
+        endpoint: report.endpoint.clone(),
+        metrics: if sinks.cloudwatch.is_some() {
+            report.metrics.clone()
+        } else {
+            Vec::new()
+        },
+        metrics_done: sinks.cloudwatch.is_none(),
+        messages,
+        messages_sent: 0,
+        rules_after,
+    };
+    if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
+        return Ok(None);
+    }
+    durable.forget_late(&late_notes).await?;
+    durable.delete_parts(series, start, parts).await?;
+    shared.windows_written.fetch_add(1, Ordering::Relaxed);
+    if report.violation_count() > 0 {
+        shared
+            .windows_with_violations
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    report.emit_finalised();
+    Ok(Some(start))
+}
+
+/// The rules' verdict on a window of a series (`silent`: one in which nothing arrived), and
+/// their state after it. A window the rules already saw yields nothing; a window with data
+/// that silent windows overtook is evaluated in their stead.
+fn decide(
+    shared: &Shared,
+    before: &SeriesRules,
+    facts: &WindowFacts,
+    context: &WindowContext,
+    silent: bool,
+) -> (
+    Vec<crate::rules::Action>,
+    Vec<crate::sinks::actions::Delivery>,
+    SeriesRules,
+) {
+    let mut after = before.clone();
+    if before.has_seen(facts.end, silent) {
+        return (Vec::new(), Vec::new(), after);
+    }
+    // Rules removed or renamed since: their episodes are over.
+    after.state.retain_rules(&shared.rules);
+    let actions = evaluate(&shared.rules, &mut after.state, facts);
+    after.saw(facts.end, silent);
+    let messages = messages(&shared.rules, &actions, context, &shared.routes);
+    (actions, messages, after)
+}
+
+/// Runs the rules over the empty windows of a silent series up to the one starting at
+/// `start`, and commits the messages they decide.
+async fn finalise_silence(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+) -> Result<Option<i64>, RunError> {
+    let durable = &shared.durable;
+    let end = start + shared.config.window.size.as_secs() as i64;
+    let (monitor, endpoint) = split_series(series);
+    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let facts = WindowFacts {
+        late_rows,
+        ..WindowFacts::empty(monitor, endpoint, start, end)
+    };
+    let context = WindowContext::silent(monitor, endpoint, start, end);
+    // Fenced like any window, so that a part landing now is either seen here or late.
+    durable.fence(series, start).await?;
+    if !durable.list_parts(series, start).await?.is_empty() {
+        // Not silent after all: the next tick finalises it with its data.
+        return Ok(None);
+    }
+    let before = durable.rules(series).await?;
+    let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, true);
+    let outbox = WindowOutbox {
+        end,
+        parts: Vec::new(),
+        rows: 0,
+        relative_dir: String::new(),
+        report_files: Vec::new(),
+        report_done: true,
+        report_failed: false,
+        committed_at: now_seconds(),
+        family: Family::DataQuality,
+        endpoint: endpoint.map(str::to_string),
+        metrics: Vec::new(),
+        metrics_done: true,
+        messages,
+        messages_sent: 0,
+        rules_after,
+    };
+    if !commit(shared, series, start, &outbox, None, &actions).await? {
+        return Ok(None);
+    }
+    durable.forget_late(&late_notes).await?;
+    Ok(Some(start))
+}
+
+/// Commits a finalised window (`false`: another replica committed it first). Then, on this
+/// replica only, writes its local files (when it had data), records its actions and saves
+/// the rules' state after it.
+async fn commit(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+    outbox: &WindowOutbox,
+    report: Option<&crate::sinks::WindowReport>,
+    actions: &[crate::rules::Action],
+) -> Result<bool, RunError> {
+    let durable = &shared.durable;
+    if !durable.commit(series, start, outbox).await? {
+        return Ok(false);
+    }
+    let out = &shared.config.output.directory;
+    if let Some(report) = report {
+        crate::daemon::write_local(&shared.config, report)?;
+    }
+    append_actions(&out.join(ACTIONS_FILE), actions)?;
+    print_actions(actions);
+    durable.put_rules(series, &outbox.rules_after).await?;
+    Ok(true)
+}

@@ -1,0 +1,179 @@
+//! What the finaliser does in one pass, decided without any I/O: a pure function of the state
+//! store's listing (per series, the windows with stored parts and the committed windows still
+//! to deliver), the rules' progress per series, and the watermark. The driver does the I/O
+//! around it: it lists, calls [`plan`], and for each series in the plan takes the lease and
+//! carries the plan out.
+
+use std::collections::BTreeMap;
+
+use super::state::SeriesWork;
+
+/// One series' work in a pass, in the order it is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SeriesPlan {
+    pub series: String,
+    /// Committed windows (their starts) to deliver, oldest first.
+    pub deliver: Vec<i64>,
+    /// Windows the watermark passed, with the objects whose parts they merge, oldest first.
+    pub finalise: Vec<(i64, Vec<String>)>,
+    /// A series with rules but no data: the start of the last window, up to which its silent
+    /// windows are evaluated (so `no_data` fires and reminders go out).
+    pub silent_until: Option<i64>,
+}
+
+/// The event time up to which windows may close: the newest event time recorded (by any
+/// replica) or the clock, whichever is later — but the clock only as far as the input has been
+/// read, so a stuck queue never makes windows look empty — less the allowed lateness.
+pub(super) fn watermark(
+    newest_event: Option<i64>,
+    now: i64,
+    read_through: i64,
+    lateness: i64,
+) -> i64 {
+    newest_event
+        .unwrap_or(i64::MIN)
+        .max(now.min(read_through))
+        .saturating_sub(lateness)
+}
+
+/// The pass: for each series with something to do, what. `evaluated_through` gives, for the
+/// series with rules, the end of the last window the rules saw (`None` for none yet); a series
+/// with neither parts nor outboxes is there only because it has rules.
+pub(super) fn plan(
+    work: BTreeMap<String, SeriesWork>,
+    evaluated_through: &BTreeMap<String, Option<i64>>,
+    watermark: i64,
+    size: i64,
+) -> Vec<SeriesPlan> {
+    // Saturating: before the first receive and with no event time yet, the watermark is
+    // i64::MIN.
+    let through = watermark.div_euclid(size).saturating_mul(size);
+    work.into_iter()
+        .filter_map(|(series, work)| {
+            let silent = work.parts.is_empty() && work.outboxes.is_empty();
+            let finalise: Vec<(i64, Vec<String>)> = work
+                .parts
+                .into_iter()
+                .filter(|(start, _)| start.saturating_add(size) <= watermark)
+                .collect();
+            // With no part stored anywhere in the series, the windows after the rules' last
+            // one up to the watermark had no data.
+            let silence_due = silent
+                && evaluated_through
+                    .get(&series)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t < through);
+            let plan = SeriesPlan {
+                series,
+                deliver: work.outboxes,
+                finalise,
+                silent_until: silence_due.then(|| through - size),
+            };
+            (!plan.deliver.is_empty() || !plan.finalise.is_empty() || silence_due).then_some(plan)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    fn work(outboxes: &[i64], parts: &[(i64, &[&str])]) -> SeriesWork {
+        SeriesWork {
+            outboxes: outboxes.to_vec(),
+            parts: parts
+                .iter()
+                .map(|(start, objects)| (*start, objects.iter().map(|o| o.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_windows_the_watermark_passed_are_finalised() {
+        let listing = BTreeMap::from([(
+            "m/ep".to_string(),
+            work(&[], &[(0, &["a", "b"]), (HOUR, &["c"]), (2 * HOUR, &["d"])]),
+        )]);
+        // The second window ends exactly at the watermark: it closes; the third is open.
+        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR, HOUR);
+        assert_eq!(
+            plans,
+            [SeriesPlan {
+                series: "m/ep".into(),
+                deliver: vec![],
+                finalise: vec![(0, vec!["a".into(), "b".into()]), (HOUR, vec!["c".into()])],
+                silent_until: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn two_series_each_get_their_own_work_and_idle_ones_none() {
+        let listing = BTreeMap::from([
+            ("m/a".to_string(), work(&[0], &[(HOUR, &["x"])])),
+            ("m/b".to_string(), work(&[], &[(5 * HOUR, &["y"])])),
+        ]);
+        let plans = plan(listing, &BTreeMap::new(), 3 * HOUR, HOUR);
+        assert_eq!(plans.len(), 1, "m/b's window is still open: {plans:?}");
+        assert_eq!(plans[0].series, "m/a");
+        assert_eq!(plans[0].deliver, [0]);
+        assert_eq!(plans[0].finalise, [(HOUR, vec!["x".to_string()])]);
+    }
+
+    #[test]
+    fn a_silent_series_is_evaluated_up_to_the_last_passed_window_once() {
+        let listing = BTreeMap::from([("m/quiet".to_string(), SeriesWork::default())]);
+        // The rules saw windows up to 02:00; the watermark is at 05:30: 02:00–05:00 were silent.
+        let seen = BTreeMap::from([("m/quiet".to_string(), Some(2 * HOUR))]);
+        let plans = plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR);
+        assert_eq!(plans[0].silent_until, Some(4 * HOUR));
+        // Once they saw up to 05:00, there is nothing to do.
+        let listing = BTreeMap::from([("m/quiet".to_string(), SeriesWork::default())]);
+        let seen = BTreeMap::from([("m/quiet".to_string(), Some(5 * HOUR))]);
+        assert!(plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR).is_empty());
+    }
+
+    #[test]
+    fn rules_that_never_ran_or_a_series_with_data_get_no_silent_windows() {
+        let listing = BTreeMap::from([("m/new".to_string(), SeriesWork::default())]);
+        let seen = BTreeMap::from([("m/new".to_string(), None)]);
+        assert!(plan(listing, &seen, 10 * HOUR, HOUR).is_empty());
+        // Parts waiting in an open window: the series is not silent.
+        let listing = BTreeMap::from([("m/busy".to_string(), work(&[], &[(9 * HOUR, &["o"])]))]);
+        let seen = BTreeMap::from([("m/busy".to_string(), Some(HOUR))]);
+        assert!(plan(listing, &seen, 9 * HOUR + 60, HOUR).is_empty());
+    }
+
+    #[test]
+    fn a_restart_mid_window_finds_the_delivery_before_the_next_window() {
+        // Killed after committing 00:00 and before delivering it; 01:00 has passed since.
+        let listing =
+            BTreeMap::from([("m/ep".to_string(), work(&[0], &[(HOUR, &["late-object"])]))]);
+        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR + 1, HOUR);
+        assert_eq!(plans[0].deliver, [0]);
+        assert_eq!(plans[0].finalise, [(HOUR, vec!["late-object".to_string()])]);
+    }
+
+    #[test]
+    fn the_watermark_follows_events_and_the_clock_only_as_far_as_input_was_read() {
+        // Events newer than the clock lead.
+        assert_eq!(watermark(Some(1_000), 500, 500, 10), 990);
+        // The clock leads events only as far as the queue has been read.
+        assert_eq!(watermark(Some(100), 1_000, 400, 10), 390);
+        assert_eq!(watermark(None, 1_000, 1_000, 10), 990);
+        // Before anything was read or seen: nothing closes, and nothing overflows.
+        assert_eq!(watermark(None, 1_000, i64::MIN, 10), i64::MIN);
+        assert!(
+            plan(
+                BTreeMap::from([("m/ep".to_string(), work(&[], &[(0, &["o"])]))]),
+                &BTreeMap::new(),
+                i64::MIN,
+                HOUR
+            )
+            .is_empty()
+        );
+    }
+}
