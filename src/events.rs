@@ -11,8 +11,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder, exponential_buckets,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
 /// Where a window's results go; one label value per sink.
@@ -127,6 +127,13 @@ pub enum Event<'a> {
     OpenWindows {
         windows: usize,
     },
+    /// A receive from the queue failed (an outage, a stalled connection): nothing is read and
+    /// no window closes on the clock until one succeeds. `stuck_seconds`: since the input was
+    /// last fully read.
+    InputStuck {
+        error: &'a str,
+        stuck_seconds: Option<i64>,
+    },
     /// Polling paused (`true`) or resumed because the outbox is full or has room again.
     Backpressure {
         on: bool,
@@ -145,6 +152,7 @@ pub struct Telemetry {
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
     leases: IntCounterVec,
+    receive_failures: IntCounter,
     outbox_depth: IntGauge,
     open_windows: IntGauge,
     backpressure: IntGauge,
@@ -251,6 +259,14 @@ impl Telemetry {
                 "leases_total",
                 "Series leases taken and lost",
                 &["event"],
+            ),
+            receive_failures: register(
+                r,
+                IntCounter::new(
+                    "receive_failures_total",
+                    "Receives from the queue that failed (the input is stuck meanwhile)",
+                )
+                .expect("a valid metric"),
             ),
             outbox_depth: gauge(
                 r,
@@ -458,6 +474,18 @@ impl Telemetry {
             Event::LeaseLost { series } => {
                 tracing::warn!(event = "lease_lost", series, "lease lost");
                 self.leases.with_label_values(&["lost"]).inc();
+            }
+            Event::InputStuck {
+                error,
+                stuck_seconds,
+            } => {
+                tracing::error!(
+                    event = "input_stuck",
+                    error,
+                    stuck_seconds,
+                    "input is stuck: cannot receive messages; retrying, and no window closes on the clock meanwhile"
+                );
+                self.receive_failures.inc();
             }
             Event::OutboxDepth { windows } => self.outbox_depth.set(windows as i64),
             Event::OpenWindows { windows } => self.open_windows.set(windows as i64),

@@ -915,4 +915,6 @@ async fn metrics_count_an_aws_run_and_readiness_follows_the_queue() {
     ] {
         assert_eq!(sample(&metrics, &series), value, "{series} in\n{metrics}");
     }
+    // Receives failed while the proxy refused the queue; how many depends on timing.
+    assert!(sample(&metrics, "driftd_receive_failures_total") >= 1.0);
 }

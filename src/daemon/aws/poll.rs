@@ -66,14 +66,12 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                 shared
                     .input_hidden_until
                     .fetch_max(hidden_until, Ordering::Relaxed);
-                let failures = shared.receive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                shared.receive_failures.fetch_add(1, Ordering::Relaxed);
                 let read_through = shared.input_read_through.load(Ordering::Relaxed);
-                tracing::error!(
-                    error,
-                    failures,
-                    stuck_s = (read_through > i64::MIN).then(|| now_seconds() - read_through),
-                    "input is stuck: cannot receive messages; retrying, and no window closes on the clock meanwhile"
-                );
+                events::emit(Event::InputStuck {
+                    error: &error,
+                    stuck_seconds: (read_through > i64::MIN).then(|| now_seconds() - read_through),
+                });
                 tokio::select! {
                     _ = shared.stop.cancelled() => break,
                     _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
