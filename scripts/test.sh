@@ -57,7 +57,7 @@ else
 fi
 
 # promtool (Debian's `prometheus` package, pinned) validates the /metrics exposition in
-# tests/observability.rs. Installed when missing and this is root with apt-get; otherwise that
+# tests/it/observability.rs. Installed when missing and this is root with apt-get; otherwise that
 # one check says it was skipped.
 promtool_version="2.42.0+ds-5+b6"
 if ! command -v promtool >/dev/null 2>&1; then
@@ -74,7 +74,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     fi
 fi
 
-# Integration tests find the oracles through this (tests/common/mod.rs).
+# Integration tests find the oracles through this (tests/it/common/mod.rs).
 export DRIFTD_PYTHON="$venv/bin/python"
 
 # --all-targets: lib, bin, integration tests, examples and benches (benches run once, as tests).

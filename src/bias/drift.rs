@@ -8,7 +8,7 @@
 //! zero, for every metric alike, DI included. ±∞ compare as numbers (∞ beats any finite
 //! baseline; nothing beats an infinite one), NaN is never flagged, and a metric missing or
 //! without a value (an error) in either file is not compared. Every real Clarify bias-drift
-//! file satisfies this, and no metric it left out breaks it (tests/sagemaker_real_bias.rs). On
+//! file satisfies this, and no metric it left out breaks it (tests/it/sagemaker_real_bias.rs). On
 //! windows drawn like the baseline it raises an alarm in most windows (README, "Bias").
 //!
 //! **`"bootstrap"`: driftd's family-wise rule.** A metric is flagged when two things hold:

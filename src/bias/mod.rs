@@ -6,7 +6,7 @@
 //! Arrow batches ────────────────────┴► BiasState ─(merge)─► evaluate ─► metrics ─► analysis.json
 //! ```
 //!
-//! smclarify (Clarify's open-source metric code) is the reference: tests/bias_oracle.rs compares
+//! smclarify (Clarify's open-source metric code) is the reference: tests/it/bias_oracle.rs compares
 //! every metric with its `bias_report`.
 
 pub mod config;

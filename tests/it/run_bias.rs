@@ -3,7 +3,7 @@
 //! opt-in bootstrap rule. The fair hour must pass; the hour where the model approves one group
 //! far less often must be flagged.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -162,7 +162,7 @@ fn a_bias_monitor_flags_the_unfair_hour_in_clarifys_formats() {
     );
 
     // Each window's analysis.json is what `driftd bias` gives on the same files (a consistency
-    // check; the values themselves are checked against smclarify in tests/bias_oracle.rs).
+    // check; the values themselves are checked against smclarify in tests/it/bias_oracle.rs).
     for h in [0, 1] {
         let reference = driftd_bias(root, &hour(h), &format!("reference-{h}"));
         assert_eq!(

@@ -1,5 +1,5 @@
 //! `driftd bias` end to end on generated CSV files, every metric compared with smclarify's
-//! `bias_report` (Clarify's own code, tests/bias_oracle.py) on the same file, to 1e-9.
+//! `bias_report` (Clarify's own code, tests/it/bias_oracle.py) on the same file, to 1e-9.
 //!
 //! The datasets cover categorical and numeric facets and labels, multi-valued facets and labels,
 //! one-vs-rest facets, a group variable, an empty facet group, all-positive labels, predictions
@@ -7,7 +7,7 @@
 //! integers continuous, and scores with a probability threshold. Features are continuous random
 //! numbers, so no two rows share a feature vector and the Flip Test's k-NN is unambiguous.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! (and passes `promtool check metrics` where promtool is installed), `/healthz` and `/readyz`
 //! answer, and `DRIFTD_LOG_FORMAT=json` gives one JSON object per log line.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `driftd run --once` on a directory laid out like SageMaker's capture destination, and the
 //! config errors a user sees at start-up.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -12,7 +12,7 @@
 //! through their own clients and connections. Everything else runs against
 //! [`MotoServer`] as the other integration tests do.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -7,7 +7,7 @@
 //! the same data write differently in the last digits (SOURCE.md of ase-clarify-adult-offline-2022
 //! and ase-bias-monitor-batch-json-adult): 4 units in the last place.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! rather than as a confusing mismatch inside a statistics test. The expected values are worked
 //! out by hand below, not computed by driftd.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

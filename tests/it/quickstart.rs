@@ -3,7 +3,7 @@
 //! one retraining and resolve, also across a restart. Run on a copy, so the repository stays
 //! clean.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

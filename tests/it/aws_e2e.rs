@@ -4,7 +4,7 @@
 //! came out: CloudWatch metrics, the SNS alert (through an SQS queue subscribed to the topic)
 //! and the report objects in S3.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

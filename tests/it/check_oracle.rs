@@ -1,7 +1,7 @@
 //! `driftd baseline` and `driftd check` end to end on generated files, every number compared
 //! with numpy/scipy computing the same quantity from the same raw values.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! file. Each run has its own moto server, with the same bucket and key names, so objects hash
 //! alike and partial windows merge in the same order.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! in the middle of it, and nothing may arrive twice. Issue 11: a stalled connection to the
 //! queue, forged keys, a backlog draining while windows close.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! copied from ../shared/sagemaker-real/; each case's SOURCE.md says where it comes from and what
 //! is verbatim). The expected values are SageMaker's, never driftd's own.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

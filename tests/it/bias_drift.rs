@@ -2,10 +2,10 @@
 //! file and the `bias_metric_*` datums. The datasets are built so the answer is known: under
 //! driftd's opt-in bootstrap rule a window drawn like the baseline must pass (chance alone), a
 //! window where the model approves one group far less often must be flagged. Clarify's default
-//! rule is checked against real files in tests/sagemaker_real_bias.rs; here, how often each rule
+//! rule is checked against real files in tests/it/sagemaker_real_bias.rs; here, how often each rule
 //! raises a false alarm.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

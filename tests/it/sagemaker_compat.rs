@@ -2,7 +2,7 @@
 //! writes it (Jackson's `" : "`, integer counts, doubles for the rest) and capture files.
 //! Expected values are worked out by hand in each test.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

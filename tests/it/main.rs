@@ -1,0 +1,21 @@
+//! driftd's integration tests, in one test binary so that the library and the AWS SDK are
+//! linked once rather than once per file. Each module is one area; `common` holds the helpers
+//! (the `driftd` binary, the Python oracles, the AWS emulator harness).
+
+mod common;
+
+mod aws_durability;
+mod aws_e2e;
+mod aws_outage;
+mod bias_drift;
+mod bias_oracle;
+mod check_oracle;
+mod observability;
+mod oracle_smoke;
+mod quickstart;
+mod run_bias;
+mod run_embedded;
+mod sagemaker_compat;
+mod sagemaker_real_bias;
+mod sagemaker_real_dq;
+mod store_s3;
