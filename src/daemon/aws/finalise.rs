@@ -301,12 +301,19 @@ async fn commit(
     if !durable.commit(series, start, outbox).await? {
         return Ok(false);
     }
-    let out = &shared.config.output.directory;
-    if let Some(report) = report {
-        crate::daemon::write_local(&shared.config, report)?;
-    }
-    append_actions(&out.join(ACTIONS_FILE), actions)?;
-    print_actions(actions);
+    // Files and their fsyncs on a blocking thread, not on the async workers the pollers and
+    // heartbeats share.
+    let (config, report, actions) = (shared.config.clone(), report.cloned(), actions.to_vec());
+    tokio::task::spawn_blocking(move || -> Result<(), RunError> {
+        if let Some(report) = &report {
+            crate::daemon::write_local(&config, report)?;
+        }
+        append_actions(&config.output.directory.join(ACTIONS_FILE), &actions)?;
+        print_actions(&actions);
+        Ok(())
+    })
+    .await
+    .expect("writing local files does not panic")?;
     durable.put_rules(series, &outbox.rules_after).await?;
     Ok(true)
 }
