@@ -1,0 +1,388 @@
+//! `driftd report bias` and `driftd report verify` on the quickstart's loan monitor: every
+//! number of the impact tables against scipy on counts taken from the CSV files themselves,
+//! Clarify metrics against `driftd bias` on the same hour, verdicts for the biased and fair
+//! hours, byte-identical reruns, and tampering (a changed byte, a changed input, a dropped link
+//! of the chain, another key) caught and named.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+const HOURS: [&str; 3] = ["00", "01", "02"];
+/// A fixed Ed25519 seed (64 hex digits), as `openssl rand -hex 32` makes one.
+const KEY: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+
+/// The quickstart's loan monitor run once on a copy: (tempdir, quickstart dir).
+fn quickstart_windows() -> (tempfile::TempDir, PathBuf) {
+    let (dir, quickstart) = common::copy_quickstart();
+    let out = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(quickstart.join("driftd.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, quickstart)
+}
+
+fn report(quickstart: &Path, output: &Path, extra: &[&str]) -> Output {
+    common::driftd()
+        .args(["report", "bias", "--monitor", "loans-bias"])
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ])
+        .arg("--config")
+        .arg(quickstart.join("driftd.toml"))
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn verdict<'a>(report: &'a Value, scope: &str, criterion: &str) -> &'a str {
+    report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["scope"] == scope && v["criterion"] == criterion && v["attribute"] == "sex")
+        .unwrap_or_else(|| panic!("no {criterion} verdict for {scope}"))["verdict"]
+        .as_str()
+        .unwrap()
+}
+
+/// Counts from the CSV files (pandas), then rates, Wilson intervals, ratios with Katz
+/// intervals and Fisher's p from scipy, per hour and for the period.
+const ORACLE: &str = r#"
+import json, sys
+import pandas as pd
+from scipy.stats import binomtest, fisher_exact
+from scipy.stats.contingency import relative_risk
+inp = json.load(sys.stdin)
+frames = {h: pd.read_csv(p) for h, p in inp["files"].items()}
+frames["period"] = pd.concat(list(frames.values()))
+out = {}
+for scope, df in frames.items():
+    groups = {"sex = 0": df[df.sex == 0], "sex ≠ 0": df[df.sex != 0]}
+    counts = {g: (len(d), int((d.pred == 1).sum())) for g, d in groups.items()}
+    ref = max(counts, key=lambda g: counts[g][1] / counts[g][0])
+    rows = {}
+    for g, (n, x) in counts.items():
+        ci = binomtest(x, n).proportion_ci(method="wilson")
+        row = {"rows": n, "selected": x, "rate": x / n, "rate_interval": [ci.low, ci.high],
+               "impact_ratio": (x / n) / (counts[ref][1] / counts[ref][0])}
+        if g != ref:
+            rr = relative_risk(x, n, counts[ref][1], counts[ref][0]).confidence_interval(0.95)
+            row["ratio_interval"] = [rr.low, rr.high]
+            row["fisher_p"] = fisher_exact([[x, n - x], [counts[ref][1], counts[ref][0] - counts[ref][1]]]).pvalue
+        rows[g] = row
+    out[scope] = {"reference": ref, "rows": rows}
+json.dump(out, sys.stdout)
+"#;
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
+        "{what}: driftd {a}, oracle {b}"
+    );
+}
+
+#[test]
+fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
+    let (_dir, quickstart) = quickstart_windows();
+    let output = quickstart.join("report");
+    ok(report(&quickstart, &output, &[]));
+    let report = read_json(&output.join("report.json"));
+    assert_eq!(report["schema_version"], 1);
+
+    let batch = quickstart.join("data/batch/loans/2026/11/01");
+    let files: serde_json::Map<String, Value> = HOURS
+        .iter()
+        .map(|h| {
+            let path = batch.join(h).join("decisions.csv");
+            (format!("2026-11-01T{h}:00:00Z"), json!(path))
+        })
+        .collect();
+    let oracle = common::run_python(ORACLE, &json!({"files": files}));
+    let tables = report["impact"].as_array().unwrap();
+    assert_eq!(tables.len(), 4, "the period and three windows");
+    for table in tables {
+        let scope = table["scope"].as_str().unwrap();
+        let expected = &oracle[scope];
+        assert_eq!(table["reference"], expected["reference"], "{scope}");
+        for row in table["rows"].as_array().unwrap() {
+            let group = row["group"].as_str().unwrap();
+            let want = &expected["rows"][group];
+            assert_eq!(row["rows"], want["rows"], "{scope} {group}");
+            assert_eq!(row["selected"], want["selected"], "{scope} {group}");
+            for field in ["rate", "impact_ratio", "fisher_p"] {
+                if let Some(w) = want[field].as_f64() {
+                    close(
+                        row[field].as_f64().unwrap(),
+                        w,
+                        &format!("{scope} {group} {field}"),
+                    );
+                }
+            }
+            for field in ["rate_interval", "ratio_interval"] {
+                if let Some(w) = want[field].as_array() {
+                    for i in 0..2 {
+                        close(
+                            row[field][i].as_f64().unwrap(),
+                            w[i].as_f64().unwrap(),
+                            &format!("{scope} {group} {field}[{i}]"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Hour 01's model rejects 70 % of sex 0's approvals: a breach on both criteria. Hour 00 is
+    // within on both; hour 02 is within Clarify's bias drift, and its impact ratio (0.89, interval
+    // [0.79, 1.01] on ~500 rows a group) cannot tell whether it is above 0.8: inconclusive.
+    let hour = |h: &str| format!("2026-11-01T{h}:00:00Z");
+    assert_eq!(verdict(&report, &hour("01"), "four-fifths rule"), "breach");
+    assert_eq!(
+        verdict(&report, &hour("01"), "Clarify bias drift"),
+        "breach"
+    );
+    assert_eq!(verdict(&report, &hour("00"), "four-fifths rule"), "within");
+    for h in ["00", "02"] {
+        assert_eq!(verdict(&report, &hour(h), "Clarify bias drift"), "within");
+    }
+    assert_eq!(
+        verdict(&report, &hour("02"), "four-fifths rule"),
+        "inconclusive"
+    );
+    assert_eq!(verdict(&report, "period", "Clarify bias drift"), "breach");
+
+    // Clarify metrics of hour 01 are those `driftd bias` computes on the same file.
+    let bias_out = quickstart.join("bias-01");
+    let repo = common::repo_root();
+    ok(common::driftd()
+        .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+        .arg(repo.join("baselines/loans-bias/analysis_config.json"))
+        .arg("--input")
+        .arg(batch.join("01/decisions.csv"))
+        .arg("--output")
+        .arg(&bias_out)
+        .output()
+        .unwrap());
+    let analysis = read_json(&bias_out.join("analysis.json"));
+    let mut compared = 0;
+    for trend in report["trends"].as_array().unwrap() {
+        if trend["kind"] != "Clarify metric" {
+            continue;
+        }
+        let metric = trend["title"].as_str().unwrap().split(' ').next().unwrap();
+        let stage = ["pre_training_bias_metrics", "post_training_bias_metrics"]
+            .into_iter()
+            .find(|s| {
+                analysis[s]["facets"]["sex"][0]["metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["name"] == metric)
+            })
+            .unwrap();
+        assert_eq!(report["windows"][1]["start"], hour("01"));
+        assert_eq!(
+            trend["values"][1].as_f64(),
+            analysis[stage]["facets"]["sex"][0]["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == metric)
+                .unwrap()["value"]
+                .as_f64(),
+            "{metric}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 21, "every Clarify metric has a trend");
+
+    // Labels are in the batch output: per-group performance is in, its counts those of the CSV.
+    assert_eq!(report["performance"]["available"], true);
+
+    let html = std::fs::read_to_string(output.join("report.html")).unwrap();
+    assert!(
+        html.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';")
+    );
+    for id in [
+        "cover",
+        "verdicts",
+        "data",
+        "coverage",
+        "impact",
+        "clarify",
+        "performance",
+        "trends",
+        "violations",
+        "drift",
+        "methodology",
+        "appendix",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+    }
+    // No fetch anywhere: no URL but SVG's namespace, no script but the embedded data.
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("http://www.w3.org/2000/svg").count() + 1,
+        "only the CSP meta's http-equiv and SVG namespaces"
+    );
+    assert_eq!(html.matches("<script").count(), 1);
+    let embedded = html
+        .split("<script type=\"application/json\" id=\"report-data\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(embedded).unwrap(), report);
+    assert_eq!(
+        html.matches("role=\"img\"").count(),
+        report["trends"].as_array().unwrap().len()
+    );
+}
+
+fn verify(dirs: &[&Path], extra: &[&str]) -> Output {
+    common::driftd()
+        .args(["report", "verify"])
+        .args(dirs)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn fails_naming(out: Output, file: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "verify passed; expected a failure naming {file}"
+    );
+    assert!(stderr.contains(file), "expected {file} named in: {stderr}");
+}
+
+#[test]
+fn reports_are_deterministic_signed_and_chained() {
+    let (dir, quickstart) = quickstart_windows();
+    let key = dir.path().join("report.key");
+    std::fs::write(&key, format!("{KEY}\n")).unwrap();
+    let key_arg = key.to_str().unwrap();
+    let (a, b, c, again) = (
+        quickstart.join("a"),
+        quickstart.join("b"),
+        quickstart.join("c"),
+        quickstart.join("a-again"),
+    );
+    ok(report(&quickstart, &a, &["--sign", key_arg]));
+    ok(report(&quickstart, &again, &["--sign", key_arg]));
+    for file in [
+        "report.json",
+        "report.html",
+        "manifest.json",
+        "manifest.json.sig",
+    ] {
+        assert!(
+            std::fs::read(a.join(file)).unwrap() == std::fs::read(again.join(file)).unwrap(),
+            "{file} differs between two runs"
+        );
+    }
+    let a_arg = a.to_str().unwrap();
+    ok(report(
+        &quickstart,
+        &b,
+        &["--sign", key_arg, "--previous", a_arg],
+    ));
+    ok(report(
+        &quickstart,
+        &c,
+        &["--sign", key_arg, "--previous", b.to_str().unwrap()],
+    ));
+
+    // The public key of RFC 8032's first test vector, whose secret key is KEY.
+    let public = ok(common::driftd()
+        .args(["report", "public-key", "--key", key_arg])
+        .output()
+        .unwrap());
+    assert_eq!(
+        public.trim(),
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+    let config = quickstart.join("driftd.toml");
+    let config_args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--public-key",
+        public.trim(),
+    ];
+    let checked = ok(verify(&[&a, &b, &c], &config_args));
+    assert_eq!(checked.matches(": ok").count(), 3, "{checked}");
+
+    // A report dropped from the chain.
+    fails_naming(
+        verify(&[&a, &c], &[]),
+        &c.join("report.json").display().to_string(),
+    );
+    // Another key.
+    let other = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+    fails_naming(
+        verify(&[&a], &["--public-key", other]),
+        "signature does not match",
+    );
+
+    // One byte of the HTML changed.
+    let html = b.join("report.html");
+    let mut bytes = std::fs::read(&html).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&html, &bytes).unwrap();
+    fails_naming(verify(&[&b], &[]), &html.display().to_string());
+
+    // One byte of an input window changed.
+    let input = quickstart.join("out/loans-bias/2026/11/01/01/bias_groups.json");
+    let mut bytes = std::fs::read(&input).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&input, &bytes).unwrap();
+    fails_naming(
+        verify(&[&a], &config_args),
+        "out/loans-bias/2026/11/01/01/bias_groups.json",
+    );
+
+    // The manifest itself edited (a digest replaced) breaks the signature.
+    let manifest = c.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let html_digest = common_sha256(&c.join("report.html"));
+    std::fs::write(&manifest, text.replacen(&html_digest, &"0".repeat(64), 1)).unwrap();
+    fails_naming(verify(&[&c], &[]), "signature does not match");
+}
+
+fn common_sha256(path: &Path) -> String {
+    let out = common::run_python(
+        "import hashlib, json, sys; json.dump(hashlib.sha256(open(json.load(sys.stdin), 'rb').read()).hexdigest(), sys.stdout)",
+        &json!(path),
+    );
+    out.as_str().unwrap().to_string()
+}
