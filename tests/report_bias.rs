@@ -75,33 +75,95 @@ fn verdict<'a>(report: &'a Value, scope: &str, criterion: &str) -> &'a str {
 }
 
 /// Counts from the CSV files (pandas), then rates, Wilson intervals, ratios with Katz
-/// intervals and Fisher's p from scipy, per hour and for the period.
+/// intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
+/// CSV), `facet`, `value` (a configured value, or null: each value against the rest, missing
+/// values in no group), `outcome` (the column whose 1 means selected), `min_rows`.
 const ORACLE: &str = r#"
 import json, sys
 import pandas as pd
 from scipy.stats import binomtest, fisher_exact
 from scipy.stats.contingency import relative_risk
 inp = json.load(sys.stdin)
+facet, value, outcome, min_rows = inp["facet"], inp["value"], inp["outcome"], inp["min_rows"]
 frames = {h: pd.read_csv(p) for h, p in inp["files"].items()}
 frames["period"] = pd.concat(list(frames.values()))
 out = {}
 for scope, df in frames.items():
-    groups = {"sex = 0": df[df.sex == 0], "sex ≠ 0": df[df.sex != 0]}
-    counts = {g: (len(d), int((d.pred == 1).sum())) for g, d in groups.items()}
-    ref = max(counts, key=lambda g: counts[g][1] / counts[g][0])
+    if value is None:
+        groups = {f"{facet} = {v}": d for v, d in df.groupby(facet)}
+    else:
+        groups = {f"{facet} = {value}": df[df[facet] == value],
+                  f"{facet} ≠ {value}": df[df[facet] != value]}
+    counts = {g: (len(d), int((d[outcome] == 1).sum())) for g, d in groups.items()}
+    judged = [g for g in counts if counts[g][0] >= min_rows]
+    ref = max(judged, key=lambda g: counts[g][1] / counts[g][0])
     rows = {}
     for g, (n, x) in counts.items():
         ci = binomtest(x, n).proportion_ci(method="wilson")
         row = {"rows": n, "selected": x, "rate": x / n, "rate_interval": [ci.low, ci.high],
-               "impact_ratio": (x / n) / (counts[ref][1] / counts[ref][0])}
+               "impact_ratio": (x / n) / (counts[ref][1] / counts[ref][0]),
+               "judged": n >= min_rows}
         if g != ref:
-            rr = relative_risk(x, n, counts[ref][1], counts[ref][0]).confidence_interval(0.95)
-            row["ratio_interval"] = [rr.low, rr.high]
+            if x > 0:
+                rr = relative_risk(x, n, counts[ref][1], counts[ref][0]).confidence_interval(0.95)
+                row["ratio_interval"] = [rr.low, rr.high]
             row["fisher_p"] = fisher_exact([[x, n - x], [counts[ref][1], counts[ref][0] - counts[ref][1]]]).pvalue
         rows[g] = row
-    out[scope] = {"reference": ref, "rows": rows}
+    out[scope] = {"reference": ref, "rows": rows,
+                  "unknown": int(df[facet].isna().sum()), "all": len(df)}
 json.dump(out, sys.stdout)
 "#;
+
+/// Every row of every impact table of `attribute` equals the oracle's.
+fn assert_impact_tables(report: &Value, attribute: &str, oracle: &Value) -> usize {
+    let mut rows = 0;
+    for table in report["impact"].as_array().unwrap() {
+        if table["attribute"] != attribute {
+            continue;
+        }
+        let scope = table["scope"].as_str().unwrap();
+        let expected = &oracle[scope];
+        assert_eq!(table["reference"], expected["reference"], "{scope}");
+        assert_eq!(
+            table["rows"].as_array().unwrap().len(),
+            expected["rows"].as_object().unwrap().len(),
+            "{scope}: groups"
+        );
+        for row in table["rows"].as_array().unwrap() {
+            let group = row["group"].as_str().unwrap();
+            let want = &expected["rows"][group];
+            for field in ["rows", "selected", "judged"] {
+                assert_eq!(row[field], want[field], "{scope} {group} {field}");
+            }
+            for field in ["rate", "impact_ratio", "fisher_p"] {
+                match want[field].as_f64() {
+                    Some(w) => close(
+                        row[field].as_f64().unwrap(),
+                        w,
+                        &format!("{scope} {group} {field}"),
+                    ),
+                    None => assert!(row[field].is_null(), "{scope} {group} {field}"),
+                }
+            }
+            for field in ["rate_interval", "ratio_interval"] {
+                match want[field].as_array() {
+                    Some(w) => {
+                        for i in 0..2 {
+                            close(
+                                row[field][i].as_f64().unwrap(),
+                                w[i].as_f64().unwrap(),
+                                &format!("{scope} {group} {field}[{i}]"),
+                            );
+                        }
+                    }
+                    None => assert!(row[field].is_null(), "{scope} {group} {field}"),
+                }
+            }
+            rows += 1;
+        }
+    }
+    rows
+}
 
 fn close(a: f64, b: f64, what: &str) {
     assert!(
@@ -126,40 +188,15 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
             (format!("2026-11-01T{h}:00:00Z"), json!(path))
         })
         .collect();
-    let oracle = common::run_python(ORACLE, &json!({"files": files}));
-    let tables = report["impact"].as_array().unwrap();
-    assert_eq!(tables.len(), 4, "the period and three windows");
-    for table in tables {
-        let scope = table["scope"].as_str().unwrap();
-        let expected = &oracle[scope];
-        assert_eq!(table["reference"], expected["reference"], "{scope}");
-        for row in table["rows"].as_array().unwrap() {
-            let group = row["group"].as_str().unwrap();
-            let want = &expected["rows"][group];
-            assert_eq!(row["rows"], want["rows"], "{scope} {group}");
-            assert_eq!(row["selected"], want["selected"], "{scope} {group}");
-            for field in ["rate", "impact_ratio", "fisher_p"] {
-                if let Some(w) = want[field].as_f64() {
-                    close(
-                        row[field].as_f64().unwrap(),
-                        w,
-                        &format!("{scope} {group} {field}"),
-                    );
-                }
-            }
-            for field in ["rate_interval", "ratio_interval"] {
-                if let Some(w) = want[field].as_array() {
-                    for i in 0..2 {
-                        close(
-                            row[field][i].as_f64().unwrap(),
-                            w[i].as_f64().unwrap(),
-                            &format!("{scope} {group} {field}[{i}]"),
-                        );
-                    }
-                }
-            }
-        }
-    }
+    let oracle = common::run_python(
+        ORACLE,
+        &json!({"files": files, "facet": "sex", "value": 0, "outcome": "pred", "min_rows": 30}),
+    );
+    assert_eq!(
+        assert_impact_tables(&report, "sex", &oracle),
+        8,
+        "two groups, the period and three windows"
+    );
 
     // Hour 01's model rejects 70 % of sex 0's approvals: a breach on both criteria. Hour 00 is
     // within on both; hour 02 is within Clarify's bias drift, and its impact ratio (0.89, interval
@@ -385,4 +422,134 @@ fn common_sha256(path: &Path) -> String {
         &json!(path),
     );
     out.as_str().unwrap().to_string()
+}
+
+/// Rows of sex, region, label, pred: region north or south, a rare "west" (~1 %, a group too
+/// small to judge) and ~2 % missing; the model favours the south.
+fn region_rows(seed: u64, n: usize) -> String {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut text = String::from("sex,region,label,pred\n");
+    for _ in 0..n {
+        let u = rng.random::<f64>();
+        let region = match u {
+            u if u < 0.01 => "west",
+            u if u < 0.03 => "",
+            u if u < 0.52 => "north",
+            _ => "south",
+        };
+        let label = u32::from(rng.random::<f64>() < 0.5);
+        let approve = if region == "south" { 0.6 } else { 0.4 };
+        let pred = u32::from(rng.random::<f64>() < approve);
+        let sex = u32::from(rng.random::<f64>() < 0.5);
+        text.push_str(&format!("{sex},{region},{label},{pred}\n"));
+    }
+    text
+}
+
+#[test]
+fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+    let mut files = serde_json::Map::new();
+    for (hour, seed) in [("00", 1), ("01", 2)] {
+        let rows = region_rows(seed, 600);
+        for monitor in ["regions", "labels-only"] {
+            let path = root.join(format!("data/{monitor}/2026/11/01/{hour}/rows.csv"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &rows).unwrap();
+            files.insert(format!("2026-11-01T{hour}:00:00Z"), json!(path));
+        }
+    }
+    let with_predictions = json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                    "post_training_bias": {"methods": ["DPPL", "DI"]}}
+    });
+    let labels_only = json!({
+        "label": "label", "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
+    });
+    let mut config = String::from(
+        "[input]\ndirectory = \"data\"\n[output]\ndirectory = \"out\"\n[window]\nsize = \"1h\"\n",
+    );
+    for (name, analysis_config) in [
+        ("regions", &with_predictions),
+        ("labels-only", &labels_only),
+    ] {
+        let config_path = root.join(format!("{name}.json"));
+        std::fs::write(&config_path, analysis_config.to_string()).unwrap();
+        ok(common::driftd()
+            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+            .arg(&config_path)
+            .arg("--input")
+            .arg(root.join(format!("data/{name}/2026/11/01/00/rows.csv")))
+            .arg("--output")
+            .arg(root.join(format!("baseline-{name}")))
+            .output()
+            .unwrap());
+        config.push_str(&format!(
+            "[[monitor]]\nname = \"{name}\"\npath = \"{name}/{{yyyy}}/{{mm}}/{{dd}}/{{hh}}/*.csv\"\n\
+             format = \"csv\"\nheader = true\nkind = \"bias\"\nanalysis_config = \"{name}.json\"\n\
+             baseline = \"baseline-{name}/analysis.json\"\n"
+        ));
+    }
+    std::fs::write(root.join("driftd.toml"), config).unwrap();
+    ok(common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap());
+
+    for (monitor, outcome) in [("regions", "pred"), ("labels-only", "label")] {
+        let output = root.join(format!("report-{monitor}"));
+        ok(common::driftd()
+            .args(["report", "bias", "--monitor", monitor, "--config"])
+            .arg(root.join("driftd.toml"))
+            .args([
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-01T02:00:00Z",
+            ])
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap());
+        let report = read_json(&output.join("report.json"));
+        let oracle = common::run_python(
+            ORACLE,
+            &json!({"files": files, "facet": "region", "value": null, "outcome": outcome, "min_rows": 30}),
+        );
+        assert_eq!(
+            assert_impact_tables(&report, "region", &oracle),
+            9,
+            "{monitor}"
+        );
+        let coverage = &report["coverage"][0];
+        assert_eq!(
+            coverage["unknown"], oracle["period"]["unknown"],
+            "{monitor}"
+        );
+        assert_eq!(coverage["rows"], oracle["period"]["all"], "{monitor}");
+        let west = coverage["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"] == "region = west")
+            .unwrap();
+        assert_eq!(west["excluded"], true, "{monitor}");
+        let available = monitor == "regions";
+        assert_eq!(report["performance"]["available"], available, "{monitor}");
+        let html = std::fs::read_to_string(output.join("report.html")).unwrap();
+        assert_eq!(
+            html.contains("performance waits for the join of ground truth"),
+            !available,
+            "{monitor}"
+        );
+    }
 }
