@@ -198,6 +198,18 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
         "two groups, the period and three windows"
     );
 
+    // Section 6's group sizes are the period's rows of sex = 0 and of the rest.
+    for row in report["clarify"].as_array().unwrap() {
+        assert_eq!(
+            row["group_rows"],
+            oracle["period"]["rows"]["sex = 0"]["rows"]
+        );
+        assert_eq!(
+            row["rest_rows"],
+            oracle["period"]["rows"]["sex ≠ 0"]["rows"]
+        );
+    }
+
     // Hour 01's model rejects 70 % of sex 0's approvals: a breach on both criteria. Hour 00 is
     // within on both; hour 02 is within Clarify's bias drift, and its impact ratio (0.89, interval
     // [0.79, 1.01] on ~500 rows a group) cannot tell whether it is above 0.8: inconclusive.

@@ -339,8 +339,8 @@ fn clarify(h: &mut String, r: &Report) -> Result<()> {
         "<section id=\"clarify\"><h2>6. Clarify metrics</h2><p>Per facet value, as the \
          windows' analysis.json hold them: the last window's value, the range over the period, \
          the baseline, the change from it, and how many windows broke the bias drift rule.</p>\
-         <table><tr><th>facet</th><th>value</th><th>metric</th><th>last</th><th>min</th>\
-         <th>max</th><th>ideal</th><th>baseline</th><th>change</th><th>status</th><th>meaning</th></tr>"
+         <table><tr><th>facet</th><th>value</th><th>rows of the group / the rest</th>\
+         <th>metric</th><th>last</th><th>min</th><th>max</th><th>ideal</th><th>baseline</th><th>change</th><th>status</th><th>meaning</th></tr>"
     )?;
     for c in &r.clarify {
         let class = if c.windows_in_breach > 0 {
@@ -350,11 +350,13 @@ fn clarify(h: &mut String, r: &Report) -> Result<()> {
         };
         writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td title=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{} / {}</td><td title=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"{class}\">{}</td><td>{}</td></tr>",
             esc(&c.attribute),
             esc(&c.value),
+            c.group_rows.map_or("—".into(), |n| n.to_string()),
+            c.rest_rows.map_or("—".into(), |n| n.to_string()),
             esc(&c.description),
             esc(&c.metric),
             num(c.last),

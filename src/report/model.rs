@@ -175,6 +175,9 @@ pub struct ClarifyRow {
     pub metric: String,
     pub description: String,
     pub ideal: f64,
+    /// Rows of the group (d) and of the rest (a) over the period.
+    pub group_rows: Option<u64>,
+    pub rest_rows: Option<u64>,
     pub baseline: Option<f64>,
     pub last: Option<f64>,
     pub change: Option<f64>,
@@ -315,7 +318,7 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
         .map(|p| coverage(p, meta.min_group_rows, &selected))
         .unwrap_or_default();
     let performance = performance(pooled.as_ref(), labels_available, z);
-    let clarify = clarify_rows(&meta.baseline, windows);
+    let clarify = clarify_rows(&meta.baseline, windows, pooled.as_ref());
     let mut trends = clarify_trends(&meta.baseline, windows);
     trends.extend(ratio_trends(&impact, windows));
     let violations = windows
@@ -758,10 +761,17 @@ fn in_breach(window: &WindowInput, facet: &str, value: &str, metric: &str) -> bo
         .any(|v| v.facet == facet && v.facet_value == value && v.metric_name == metric)
 }
 
-fn clarify_rows(baseline: &Analysis, windows: &[WindowInput]) -> Vec<ClarifyRow> {
+fn clarify_rows(
+    baseline: &Analysis,
+    windows: &[WindowInput],
+    pooled: Option<&BiasGroups>,
+) -> Vec<ClarifyRow> {
     metric_keys(windows)
         .into_iter()
         .map(|(facet, value, metric)| {
+            let sizes = pooled
+                .and_then(|p| p.facets.iter().find(|f| f.name == facet))
+                .and_then(|f| f.groups.iter().find(|g| g.value_or_threshold == value));
             let values: Vec<f64> = windows
                 .iter()
                 .filter_map(|w| w.analysis.value(&facet, &value, &metric))
@@ -780,6 +790,8 @@ fn clarify_rows(baseline: &Analysis, windows: &[WindowInput]) -> Vec<ClarifyRow>
                     .map(|m| m.description().to_string())
                     .unwrap_or_default(),
                 ideal: known.map_or(0.0, Metric::ideal),
+                group_rows: sizes.map(|g| g.facet.rows()),
+                rest_rows: sizes.map(|g| g.rest.rows()),
                 baseline: base,
                 change: last.zip(base).map(|(l, b)| l - b),
                 last,
