@@ -74,6 +74,22 @@ if ! command -v promtool >/dev/null 2>&1; then
     fi
 fi
 
+# Chromium (Debian's package) renders the compliance report in tests/report_bias.rs: a real
+# browser opens the HTML offline, and prints the PDF. Installed when missing and this is root
+# with apt-get; otherwise those checks say they were skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing chromium (Debian package)"
+        install_chromium() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1
+        }
+        install_chromium || { apt-get update >/dev/null 2>&1 && install_chromium; } ||
+            echo "==> could not install chromium; the report's browser and PDF checks are skipped"
+    else
+        echo "==> chromium not found and cannot be installed here (needs root and apt-get); the report's browser and PDF checks are skipped"
+    fi
+fi
+
 # Integration tests find the oracles through this (tests/common/mod.rs).
 export DRIFTD_PYTHON="$venv/bin/python"
 

@@ -125,7 +125,8 @@ enum ReportCommand {
         to: chrono::DateTime<Utc>,
         #[arg(long)]
         output: PathBuf,
-        /// html, json (report.json is always written: the chain links to it).
+        /// html, json, pdf (report.json is always written: the chain links to it; pdf needs
+        /// headless Chromium).
         #[arg(long, value_delimiter = ',', default_value = "html,json")]
         format: Vec<ReportFormat>,
         /// Ed25519 key file (64 hex digits, the 32-byte seed): sign the manifest.
@@ -160,6 +161,7 @@ enum ReportCommand {
 enum ReportFormat {
     Html,
     Json,
+    Pdf,
 }
 
 #[derive(Args)]
@@ -371,6 +373,7 @@ fn report(command: ReportCommand) -> Result<ExitCode> {
                 to,
                 output: &output,
                 html: format.contains(&ReportFormat::Html),
+                pdf: format.contains(&ReportFormat::Pdf),
                 key: sign.as_deref(),
                 previous: previous.as_deref(),
                 min_group_rows,

@@ -314,6 +314,160 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
         html.matches("role=\"img\"").count(),
         report["trends"].as_array().unwrap().len()
     );
+
+    let ratio = &oracle[hour("01")]["rows"]["sex = 0"];
+    let shown = [
+        format!("{:.4}", ratio["impact_ratio"].as_f64().unwrap()),
+        format!(
+            "[{:.4}, {:.4}]",
+            ratio["ratio_interval"][0].as_f64().unwrap(),
+            ratio["ratio_interval"][1].as_f64().unwrap()
+        ),
+    ];
+    browser_checks(&quickstart, &output.join("report.html"), &shown);
+}
+
+/// Chromium, as `driftd report` finds it: `DRIFTD_CHROMIUM` or on the PATH.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("DRIFTD_CHROMIUM").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser", "google-chrome"].map(|n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// A real browser (scripts/test.sh installs Debian's chromium when it can) opens the report with
+/// every request routed to a proxy this test listens on: nothing reaches it and nothing is
+/// refused by the page's policy; the rendered page has every section and the `shown` values. A
+/// screenshot is kept in the test's target directory. Then `--format pdf` prints a PDF.
+fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED browser and PDF checks: chromium is not installed");
+        return;
+    };
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let screenshot = artifacts.join("report_bias_quickstart.png");
+    let browse = |mode: &str| {
+        std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args([
+                "--enable-logging=stderr",
+                "--v=0",
+                "--window-size=1200,2400",
+            ])
+            .arg(format!(
+                "--proxy-server=127.0.0.1:{}",
+                proxy.local_addr().unwrap().port()
+            ))
+            .arg("--proxy-bypass-list=<-loopback>")
+            .arg(format!(
+                "--user-data-dir={}",
+                quickstart
+                    .join(format!("chromium-profile-{}", mode.len()))
+                    .display()
+            ))
+            .arg(mode)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap()
+    };
+    let dom = browse("--dump-dom");
+    let shot = browse(&format!("--screenshot={}", screenshot.display()));
+    let text = String::from_utf8_lossy(&dom.stdout);
+    for log in [&dom.stderr, &shot.stderr] {
+        let log = String::from_utf8_lossy(log);
+        assert!(
+            !log.contains("Content Security Policy"),
+            "a request was refused:\n{log}"
+        );
+    }
+    // Chromium itself calls home (time, accounts, updates) whatever the page; anything else
+    // that reached the proxy came from the page.
+    let own = ["google.com:", "gvt1.com:", "googleapis.com:"];
+    while let Ok((mut connection, _)) = proxy.accept() {
+        use std::io::Read;
+        connection.set_nonblocking(false).unwrap();
+        connection
+            .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+            .unwrap();
+        let mut head = [0u8; 512];
+        let n = connection.read(&mut head).unwrap_or(0);
+        let request = String::from_utf8_lossy(&head[..n]);
+        let line = request.lines().next().unwrap_or("");
+        let host = line.split(' ').nth(1).unwrap_or("");
+        let host = host
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let host = if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:80")
+        };
+        assert!(
+            own.iter().any(|suffix| host.contains(suffix)),
+            "the page made a network request: {line}"
+        );
+    }
+    for heading in [
+        "1. Cover",
+        "2. Verdicts",
+        "3. Data",
+        "4. Coverage",
+        "5. Impact tables",
+        "6. Clarify metrics",
+        "7. Per-group performance",
+        "8. Trends",
+        "9. Violations",
+        "10. Data drift",
+        "11. Methodology and limitations",
+        "12. Appendix",
+    ] {
+        assert!(text.contains(heading), "rendered page lacks {heading}");
+    }
+    for value in shown {
+        assert!(text.contains(value.as_str()), "rendered page lacks {value}");
+    }
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "screenshot"
+    );
+
+    let pdf_dir = quickstart.join("report-pdf");
+    ok(report(quickstart, &pdf_dir, &["--format", "pdf"]));
+    let pdf = std::fs::read(pdf_dir.join("report.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    // The page tree's root counts every page.
+    let pages = String::from_utf8_lossy(&pdf)
+        .split("/Count ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    assert!((4..=40).contains(&pages), "{pages} pages");
+    let manifest = read_json(&pdf_dir.join("manifest.json"));
+    assert!(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "report.pdf")
+    );
 }
 
 fn verify(dirs: &[&Path], extra: &[&str]) -> Output {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
-use super::model::{ImpactTable, PERIOD, Report, Trend, Verdict, WindowRow};
+use super::model::{DRIFT_CRITERION, ImpactTable, PERIOD, Report, Trend, Verdict, WindowRow};
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
                    base-uri 'none'; form-action 'none'";
@@ -169,6 +169,11 @@ fn verdict_rows(h: &mut String, verdicts: &[&Verdict], with_change: bool) -> Res
     }
     writeln!(h, "</tr>")?;
     for v in verdicts {
+        // Bias drift's value is a count.
+        let value = match v.value {
+            Some(n) if v.criterion == DRIFT_CRITERION => format!("{n:.0}"),
+            value => num(value),
+        };
         write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td><td class=\"n\">{}</td><td>{}</td>",
@@ -177,7 +182,7 @@ fn verdict_rows(h: &mut String, verdicts: &[&Verdict], with_change: bool) -> Res
             esc(&v.criterion),
             verdict_cell(&v.verdict),
             esc(v.worst_group.as_deref().unwrap_or("—")),
-            num(v.value),
+            value,
             esc(&v.reason)
         )?;
         if with_change {

@@ -10,6 +10,7 @@
 pub mod html;
 pub mod inputs;
 pub mod model;
+pub mod pdf;
 pub mod sign;
 pub mod stats;
 
@@ -24,6 +25,7 @@ use crate::json_file::read_json;
 use sign::{Digest256, Manifest, REPORT_JSON};
 
 pub const REPORT_HTML: &str = "report.html";
+pub const REPORT_PDF: &str = "report.pdf";
 
 pub struct Request<'a> {
     pub config_path: &'a Path,
@@ -34,6 +36,8 @@ pub struct Request<'a> {
     pub output: &'a Path,
     /// Also write report.html (report.json is always written: the chain links to it).
     pub html: bool,
+    /// Also render report.pdf from the HTML with headless Chromium.
+    pub pdf: bool,
     pub key: Option<&'a Path>,
     /// A previous report's directory: its digest goes into this one (the chain).
     pub previous: Option<&'a Path>,
@@ -49,6 +53,8 @@ pub struct Written {
 }
 
 pub fn generate(request: &Request) -> Result<Written> {
+    // Before any work: a PDF needs Chromium, and saying so late would waste the run.
+    let chromium = request.pdf.then(pdf::find_chromium).transpose()?;
     let config = Config::load(request.config_path)?;
     let monitor = config
         .monitors
@@ -147,8 +153,14 @@ pub fn generate(request: &Request) -> Result<Written> {
     let mut json = serde_json::to_vec_pretty(&report)?;
     json.push(b'\n');
     let mut written = vec![(REPORT_JSON, json)];
-    if request.html {
-        written.push((REPORT_HTML, html::render(&report)?.into_bytes()));
+    if request.html || chromium.is_some() {
+        let html = html::render(&report)?;
+        if let Some(chromium) = &chromium {
+            written.push((REPORT_PDF, pdf::render(chromium, request.output, &html)?));
+        }
+        if request.html {
+            written.push((REPORT_HTML, html.into_bytes()));
+        }
     }
     let mut files = Vec::new();
     let mut digests = Vec::new();
