@@ -198,6 +198,44 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
         "two groups, the period and three windows"
     );
 
+    // The bootstrap interval of hour 01's DPPL: centred on the value, its half-width 1.96
+    // standard deviations of DPPL over multinomial resamples of the hour's rows (numpy, 20,000
+    // resamples; driftd's 1,000 estimate the deviation to about 2 %).
+    let dppl = report["trends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == "DPPL of sex = 0")
+        .unwrap();
+    let (value, low, high) = (
+        dppl["values"][1].as_f64().unwrap(),
+        dppl["intervals"][1][0].as_f64().unwrap(),
+        dppl["intervals"][1][1].as_f64().unwrap(),
+    );
+    close((low + high) / 2.0, value, "DPPL interval centre");
+    let deviation = common::run_python(
+        r#"
+import json, sys
+import numpy as np
+import pandas as pd
+df = pd.read_csv(json.load(sys.stdin))
+keys = [(d, p) for d in (0, 1) for p in (0, 1)]
+counts = np.array([((df.sex == 0).astype(int).eq(d) & df.pred.eq(p)).sum() for d, p in keys])
+draws = np.random.default_rng(7).multinomial(counts.sum(), counts / counts.sum(), size=20000)
+n_a, n_d = draws[:, 0] + draws[:, 1], draws[:, 2] + draws[:, 3]
+dppl = draws[:, 1] / n_a - draws[:, 3] / n_d
+json.dump(float(dppl.std(ddof=1)), sys.stdout)
+"#,
+        &json!(batch.join("01/decisions.csv")),
+    )
+    .as_f64()
+    .unwrap();
+    let half_width = (high - low) / 2.0 / 1.959963984540054;
+    assert!(
+        (half_width / deviation - 1.0).abs() < 0.1,
+        "bootstrap deviation {half_width}, numpy {deviation}"
+    );
+
     // Section 6's group sizes are the period's rows of sex = 0 and of the rest.
     for row in report["clarify"].as_array().unwrap() {
         assert_eq!(

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::BiasSpec;
-use super::metrics::Confusion;
+use super::metrics::{Confusion, FacetCounts};
 use super::state::Evaluation;
 
 pub const GROUPS_FILE: &str = "bias_groups.json";
@@ -82,6 +82,21 @@ impl Cells {
         self.false_positive += other.false_positive;
         self.false_negative += other.false_negative;
         self.true_negative += other.true_negative;
+    }
+}
+
+impl GroupCounts {
+    /// The counts the metrics take, without the group variable's split (so not for CDDL or
+    /// CDDPL).
+    pub fn facet_counts(&self) -> FacetCounts {
+        let mut all = Confusion::default();
+        for (side, cells) in [(0, &self.rest), (1, &self.facet)] {
+            all[side][1][1] = cells.true_positive;
+            all[side][0][1] = cells.false_positive;
+            all[side][1][0] = cells.false_negative;
+            all[side][0][0] = cells.true_negative;
+        }
+        FacetCounts { all, groups: None }
     }
 }
 

@@ -345,7 +345,7 @@ fn clarify(h: &mut String, r: &Report) -> Result<()> {
          windows' analysis.json hold them: the last window's value, the range over the period, \
          the baseline, the change from it, and how many windows broke the bias drift rule.</p>\
          <table><tr><th>facet</th><th>value</th><th>rows of the group / the rest</th>\
-         <th>metric</th><th>last</th><th>min</th><th>max</th><th>ideal</th><th>baseline</th><th>change</th><th>status</th><th>meaning</th></tr>"
+         <th>metric</th><th>last</th><th>95 % interval (bootstrap)</th><th>min</th><th>max</th><th>ideal</th><th>baseline</th><th>change</th><th>status</th><th>meaning</th></tr>"
     )?;
     for c in &r.clarify {
         let class = if c.windows_in_breach > 0 {
@@ -355,7 +355,7 @@ fn clarify(h: &mut String, r: &Report) -> Result<()> {
         };
         writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"n\">{} / {}</td><td title=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{} / {}</td><td title=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"{class}\">{}</td><td>{}</td></tr>",
             esc(&c.attribute),
@@ -365,6 +365,7 @@ fn clarify(h: &mut String, r: &Report) -> Result<()> {
             esc(&c.description),
             esc(&c.metric),
             num(c.last),
+            interval(c.last_interval),
             num(c.min),
             num(c.max),
             num(Some(c.ideal)),
@@ -547,7 +548,7 @@ fn chart(h: &mut String, id: usize, t: &Trend, windows: &[WindowRow]) -> Result<
         "<polyline fill=\"none\" stroke=\"#124\" points=\"{}\"/><g fill=\"#124\">{marks}</g></svg>",
         line.join(" ")
     )?;
-    let with_intervals = !t.intervals.is_empty();
+    let with_intervals = t.intervals.iter().any(Option::is_some);
     write!(
         h,
         "<table class=\"series\"><caption>{}</caption><tr><th>window</th><th>value</th>{}<th>breach</th></tr>",

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::inputs::WindowInput;
 use super::stats::{fisher_exact, ratio_interval, wilson, z_score};
 use crate::bias::Analysis;
+use crate::bias::drift::bootstrap_interval;
 use crate::bias::groups::{BiasGroups, Cells, FacetGroups};
 use crate::bias::metrics::Metric;
 
@@ -180,6 +181,8 @@ pub struct ClarifyRow {
     pub rest_rows: Option<u64>,
     pub baseline: Option<f64>,
     pub last: Option<f64>,
+    /// The last window's 95 % normal bootstrap interval (not for CDDL, CDDPL, FT).
+    pub last_interval: Option<(f64, f64)>,
     pub change: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -195,8 +198,6 @@ pub struct Trend {
     /// Clarify metric, or impact ratio.
     pub kind: String,
     pub values: Vec<Option<f64>>,
-    /// Empty when the series has no intervals (Clarify metrics).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Option<(f64, f64)>>,
     /// Indexes of the windows in breach.
     pub breaches: Vec<usize>,
@@ -780,6 +781,9 @@ fn clarify_rows(
                 .last()
                 .and_then(|w| w.analysis.value(&facet, &value, &metric));
             let base = baseline.value(&facet, &value, &metric);
+            let last_interval = windows
+                .last()
+                .and_then(|w| metric_interval(w, &facet, &value, &metric));
             let breaches = windows
                 .iter()
                 .filter(|w| in_breach(w, &facet, &value, &metric))
@@ -795,6 +799,7 @@ fn clarify_rows(
                 baseline: base,
                 change: last.zip(base).map(|(l, b)| l - b),
                 last,
+                last_interval,
                 min: values.iter().copied().reduce(f64::min),
                 max: values.iter().copied().reduce(f64::max),
                 windows_in_breach: breaches,
@@ -822,7 +827,10 @@ fn clarify_trends(baseline: &Analysis, windows: &[WindowInput]) -> Vec<Trend> {
                 .iter()
                 .map(|w| w.analysis.value(&facet, &value, &metric))
                 .collect(),
-            intervals: Vec::new(),
+            intervals: windows
+                .iter()
+                .map(|w| metric_interval(w, &facet, &value, &metric))
+                .collect(),
             breaches: (0..windows.len())
                 .filter(|&i| in_breach(&windows[i], &facet, &value, &metric))
                 .collect(),
@@ -831,6 +839,36 @@ fn clarify_trends(baseline: &Analysis, windows: &[WindowInput]) -> Vec<Trend> {
             threshold: None,
         })
         .collect()
+}
+
+/// A Clarify metric's 95 % normal bootstrap interval in one window: driftd's bias drift
+/// resampling (same resamples, same seed) over the window's group counts. None for CDDL and
+/// CDDPL (they need the group variable's counts), FT (rows, not counts), a window without
+/// counts, and an unbounded interval.
+fn metric_interval(
+    window: &WindowInput,
+    facet: &str,
+    value: &str,
+    metric: &str,
+) -> Option<(f64, f64)> {
+    let metric = Metric::from_name(metric)
+        .filter(|m| ![Metric::CDDL, Metric::CDDPL, Metric::FT].contains(m))?;
+    let x = window
+        .analysis
+        .value(facet, value, metric.name())
+        .filter(|x| x.is_finite())?;
+    let counts = window
+        .groups
+        .as_ref()?
+        .facets
+        .iter()
+        .find(|f| f.name == facet)?
+        .groups
+        .iter()
+        .find(|g| g.value_or_threshold == value)?
+        .facet_counts();
+    let (low, high) = bootstrap_interval(metric, x, &counts, z_score(CONFIDENCE));
+    (low.is_finite() && high.is_finite()).then_some((low, high))
 }
 
 /// The impact ratio of each group over the windows, with its interval and the 0.8 floor.
@@ -926,8 +964,8 @@ fn limitations(missing_counts: usize) -> Vec<String> {
         "The four-fifths rule is a rule of thumb (EEOC); it is no legal threshold for credit or \
          insurance."
             .into(),
-        "Clarify's bootstrap intervals are not kept in analysis.json; Clarify metrics are shown \
-         without them."
+        "Clarify metrics' intervals are driftd's normal bootstrap (1,000 multinomial resamples \
+         of the window's counts, fixed seed, 95 %); CDDL, CDDPL and FT have none here."
             .into(),
         "Facets are compared one value against the rest, as Clarify does; intersectional \
          tables are not yet available."
