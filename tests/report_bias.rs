@@ -365,23 +365,13 @@ json.dump(float(dppl.std(ddof=1)), sys.stdout)
     browser_checks(&quickstart, &output.join("report.html"), &shown);
 }
 
-/// Chromium, as `driftd report` finds it: `DRIFTD_CHROMIUM` or on the PATH.
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("DRIFTD_CHROMIUM").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser", "google-chrome"].map(|n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
 /// A real browser (scripts/test.sh installs Debian's chromium when it can) opens the report with
 /// every request routed to a proxy this test listens on: nothing reaches it and nothing is
 /// refused by the page's policy; the rendered page has every section and the `shown` values. A
 /// screenshot is kept in the test's target directory. Then `--format pdf` prints a PDF.
 fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
-    let Some(chromium) = chromium() else {
+    // Found as `driftd report --format pdf` finds it: DRIFTD_CHROMIUM, else on the PATH.
+    let Ok(chromium) = driftd::report::pdf::find_chromium() else {
         eprintln!("SKIPPED browser and PDF checks: chromium is not installed");
         return;
     };
