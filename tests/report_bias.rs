@@ -746,4 +746,42 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
             "{monitor}"
         );
     }
+
+    // A window without bias_groups.json (written before driftd kept it): listed, its rows left
+    // out of the tables, and the limitation said.
+    let before = read_json(&root.join("report-regions/report.json"));
+    std::fs::remove_file(root.join("out/regions/2026/11/01/01/bias_groups.json")).unwrap();
+    let output = root.join("report-partial");
+    ok(common::driftd()
+        .args(["report", "bias", "--monitor", "regions", "--config"])
+        .arg(root.join("driftd.toml"))
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T02:00:00Z",
+        ])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap());
+    let partial = read_json(&output.join("report.json"));
+    assert_eq!(partial["windows"].as_array().unwrap().len(), 2);
+    assert!(partial["windows"][1]["rows"].is_null());
+    let hour_00 = before["impact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["scope"] == "2026-11-01T00:00:00Z")
+        .unwrap();
+    assert_eq!(partial["impact"][0]["scope"], "period");
+    assert_eq!(partial["impact"][0]["rows"], hour_00["rows"]);
+    assert!(
+        partial["limitations"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with("Windows without bias_groups.json (written by an older driftd): 1;")),
+        "{}",
+        partial["limitations"]
+    );
 }

@@ -974,8 +974,8 @@ fn limitations(missing_counts: usize) -> Vec<String> {
     ];
     if missing_counts > 0 {
         out.push(format!(
-            "{missing_counts} windows have no bias_groups.json (written by an older driftd): \
-             their rows are missing from the impact and coverage tables."
+            "Windows without bias_groups.json (written by an older driftd): {missing_counts}; \
+             their rows are missing from the impact, coverage and performance tables."
         ));
     }
     out
