@@ -319,8 +319,8 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
         .map(|p| coverage(p, meta.min_group_rows, &selected))
         .unwrap_or_default();
     let performance = performance(pooled.as_ref(), labels_available, z);
-    let clarify = clarify_rows(&meta.baseline, windows, pooled.as_ref());
     let mut trends = clarify_trends(&meta.baseline, windows);
+    let clarify = clarify_rows(windows, pooled.as_ref(), &trends);
     trends.extend(ratio_trends(&impact, windows));
     let violations = windows
         .iter()
@@ -762,32 +762,22 @@ fn in_breach(window: &WindowInput, facet: &str, value: &str, metric: &str) -> bo
         .any(|v| v.facet == facet && v.facet_value == value && v.metric_name == metric)
 }
 
+/// Section 6, from the Clarify trends (one per metric key, in [`metric_keys`]' order).
 fn clarify_rows(
-    baseline: &Analysis,
     windows: &[WindowInput],
     pooled: Option<&BiasGroups>,
+    trends: &[Trend],
 ) -> Vec<ClarifyRow> {
     metric_keys(windows)
         .into_iter()
-        .map(|(facet, value, metric)| {
+        .zip(trends)
+        .map(|((facet, value, metric), trend)| {
             let sizes = pooled
                 .and_then(|p| p.facets.iter().find(|f| f.name == facet))
                 .and_then(|f| f.groups.iter().find(|g| g.value_or_threshold == value));
-            let values: Vec<f64> = windows
-                .iter()
-                .filter_map(|w| w.analysis.value(&facet, &value, &metric))
-                .collect();
-            let last = windows
-                .last()
-                .and_then(|w| w.analysis.value(&facet, &value, &metric));
-            let base = baseline.value(&facet, &value, &metric);
-            let last_interval = windows
-                .last()
-                .and_then(|w| metric_interval(w, &facet, &value, &metric));
-            let breaches = windows
-                .iter()
-                .filter(|w| in_breach(w, &facet, &value, &metric))
-                .count();
+            let values: Vec<f64> = trend.values.iter().flatten().copied().collect();
+            let last = trend.values.last().copied().flatten();
+            let breaches = trend.breaches.len();
             let known = Metric::from_name(&metric);
             ClarifyRow {
                 description: known
@@ -796,10 +786,10 @@ fn clarify_rows(
                 ideal: known.map_or(0.0, Metric::ideal),
                 group_rows: sizes.map(|g| g.facet.rows()),
                 rest_rows: sizes.map(|g| g.rest.rows()),
-                baseline: base,
-                change: last.zip(base).map(|(l, b)| l - b),
+                baseline: trend.baseline,
+                change: last.zip(trend.baseline).map(|(l, b)| l - b),
                 last,
-                last_interval,
+                last_interval: trend.intervals.last().copied().flatten(),
                 min: values.iter().copied().reduce(f64::min),
                 max: values.iter().copied().reduce(f64::max),
                 windows_in_breach: breaches,
@@ -817,9 +807,12 @@ fn clarify_rows(
         .collect()
 }
 
+/// One trend per metric key. The bootstrap intervals are the costly part: keys run in parallel
+/// (each interval has its own fixed seed, so the result does not depend on the order).
 fn clarify_trends(baseline: &Analysis, windows: &[WindowInput]) -> Vec<Trend> {
+    use rayon::prelude::*;
     metric_keys(windows)
-        .into_iter()
+        .into_par_iter()
         .map(|(facet, value, metric)| Trend {
             title: format!("{metric} of {facet} = {value}"),
             kind: "Clarify metric".into(),
