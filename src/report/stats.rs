@@ -66,6 +66,13 @@ mod tests {
         assert!((high - 3.8416 / 13.8416).abs() < 1e-12);
     }
 
+    // Fisher's tea-tasting table [[3, 1], [1, 3]]: the tables at least as extreme are those with
+    // 0, 1, 3 or 4 in the corner, (1 + 16 + 16 + 1) / C(8, 4) = 34/70.
+    #[test]
+    fn fisher_of_the_tea_tasting_table() {
+        assert!((fisher_exact(3, 4, 1, 4) - 34.0 / 70.0).abs() < 1e-12);
+    }
+
     // A symmetric table is as likely as its mirror image: p = 1 for equal rates.
     #[test]
     fn fisher_of_equal_rates_is_one() {
