@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod json_file;
 pub mod pipeline;
 pub mod profile;
+pub mod report;
 pub mod rules;
 pub mod sinks;
 pub mod store;

@@ -102,6 +102,71 @@ enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Compliance reports on the windows a monitor wrote.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// A bias monitor's windows over a period → report.html, report.json, manifest.json
+    /// (and manifest.json.sig with --sign).
+    Bias {
+        #[arg(long)]
+        config: PathBuf,
+        /// The bias monitor's name in the config.
+        #[arg(long)]
+        monitor: String,
+        /// Only this endpoint's windows (needed when the monitor has several).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Windows starting at or after this time (RFC 3339).
+        #[arg(long)]
+        from: chrono::DateTime<Utc>,
+        /// Windows starting before this time (RFC 3339).
+        #[arg(long)]
+        to: chrono::DateTime<Utc>,
+        #[arg(long)]
+        output: PathBuf,
+        /// html, json, pdf (report.json is always written: the chain links to it; pdf needs
+        /// headless Chromium).
+        #[arg(long, value_delimiter = ',', default_value = "html,json")]
+        format: Vec<ReportFormat>,
+        /// Ed25519 key file (64 hex digits, the 32-byte seed): sign the manifest.
+        #[arg(long)]
+        sign: Option<PathBuf>,
+        /// The previous report's directory: this report carries its digest (the chain).
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Groups with fewer rows are shown but not judged.
+        #[arg(long, default_value_t = 30)]
+        min_group_rows: u64,
+    },
+    /// Check report directories (oldest first: a chain): digests, signature, chain links.
+    Verify {
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// The signer's public key (64 hex digits); without it, the key the manifest names.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Also check the inputs (paths relative to this config file's directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the public key of a key file (to pin it in `verify --public-key`).
+    PublicKey {
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Json,
+    Pdf,
 }
 
 #[derive(Args)]
@@ -282,6 +347,7 @@ fn execute(command: Command) -> Result<ExitCode> {
                 ExitCode::from(EXIT_VIOLATIONS)
             })
         }
+        Command::Report { command } => report(command),
         Command::Validate { config } => {
             let loaded = Config::load(&config)?;
             loaded.load_baselines(&config)?;
@@ -296,6 +362,82 @@ fn execute(command: Command) -> Result<ExitCode> {
                 loaded.monitors.len(),
                 warnings.len()
             ));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(command: ReportCommand) -> Result<ExitCode> {
+    use driftd::report::{self, sign};
+    match command {
+        ReportCommand::Bias {
+            config,
+            monitor,
+            endpoint,
+            from,
+            to,
+            output,
+            format,
+            sign,
+            previous,
+            min_group_rows,
+        } => {
+            let written = report::generate(&report::Request {
+                config_path: &config,
+                monitor: &monitor,
+                endpoint: endpoint.as_deref(),
+                from,
+                to,
+                output: &output,
+                html: format.contains(&ReportFormat::Html),
+                pdf: format.contains(&ReportFormat::Pdf),
+                key: sign.as_deref(),
+                previous: previous.as_deref(),
+                min_group_rows,
+            })?;
+            stdout::print(&format!(
+                "bias report {} of {} windows → {}\n",
+                written.report.report_id,
+                written.windows,
+                output.display()
+            ));
+            for verdict in written
+                .report
+                .verdicts
+                .iter()
+                .filter(|v| v.scope == "period")
+            {
+                stdout::print(&format!(
+                    "  {} {}: {}\n",
+                    verdict.attribute, verdict.criterion, verdict.verdict
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Verify {
+            dirs,
+            public_key,
+            config,
+        } => {
+            let base = config
+                .as_deref()
+                .map(|c| c.parent().unwrap_or(Path::new("")).to_path_buf());
+            for verified in sign::verify(&dirs, public_key.as_deref(), base.as_deref())? {
+                stdout::print(&format!(
+                    "{}: ok (report.json {}, {}, {} inputs checked)\n",
+                    verified.dir.display(),
+                    verified.report_sha256,
+                    verified
+                        .signed_by
+                        .map_or("unsigned".into(), |k| format!("signed by {k}")),
+                    verified.inputs_checked
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::PublicKey { key } => {
+            let key = sign::read_signing_key(&key)?;
+            stdout::print(&format!("{}\n", sign::public_key_hex(&key)));
             Ok(ExitCode::SUCCESS)
         }
     }

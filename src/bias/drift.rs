@@ -188,9 +188,10 @@ fn drifted(
     high < ideal - allowed || low > ideal + allowed
 }
 
-/// The normal bootstrap interval of `metric` over `counts`. A resample whose value is not
-/// finite makes the interval unbounded: no evidence either way, so no violation.
-fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts, z: f64) -> (f64, f64) {
+/// The normal bootstrap interval of `metric` over `counts` (the compliance report shows it too).
+/// A resample whose value is not finite makes the interval unbounded: no evidence either way,
+/// so no violation.
+pub fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts, z: f64) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let cells = Cells::of(counts);
     let mut sum = 0.0;

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod drift;
+pub mod groups;
 pub mod metrics;
 pub mod report;
 pub mod state;

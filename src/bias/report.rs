@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::config::BiasSpec;
+use super::groups::BiasGroups;
 use super::metrics::{self, Metric, Stage};
 use super::state::Evaluation;
 
@@ -20,6 +21,10 @@ pub struct Analysis {
     pub post_training_bias_metrics: Option<StageReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_training_bias_metrics: Option<StageReport>,
+    /// The counts behind the metrics: not part of Clarify's file, written beside it as
+    /// `bias_groups.json` (None when read back from a file).
+    #[serde(skip)]
+    pub groups: Option<Box<BiasGroups>>,
 }
 
 impl Analysis {
@@ -179,6 +184,7 @@ pub fn analysis(spec: &BiasSpec, evaluation: &Evaluation) -> Analysis {
         version: "1.0".to_string(),
         post_training_bias_metrics: stage(&spec.post_training, Stage::PostTraining),
         pre_training_bias_metrics: stage(&spec.pre_training, Stage::PreTraining),
+        groups: Some(Box::new(BiasGroups::new(spec, evaluation))),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
 use crate::bias::drift::BiasViolations;
+use crate::bias::groups::GROUPS_FILE;
 use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::{FileError, write_json};
 
@@ -30,8 +31,8 @@ pub fn write_findings(
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
-/// A bias window: `analysis.json`, `constraint_violations.json` (Clarify's bias format) and
-/// the metrics file.
+/// A bias window: `analysis.json`, `constraint_violations.json` (Clarify's bias format), the
+/// metrics file, and driftd's `bias_groups.json` (the counts behind the metrics).
 pub fn write_bias(
     dir: &Path,
     analysis: &Analysis,
@@ -40,6 +41,9 @@ pub fn write_bias(
 ) -> Result<(), FileError> {
     write_json(&dir.join(ANALYSIS_FILE), analysis)?;
     write_json(&dir.join(VIOLATIONS_FILE), violations)?;
+    if let Some(groups) = &analysis.groups {
+        write_json(&dir.join(GROUPS_FILE), groups)?;
+    }
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 

@@ -13,6 +13,7 @@ mod check_oracle;
 mod observability;
 mod oracle_smoke;
 mod quickstart;
+mod report_bias;
 mod run_bias;
 mod run_embedded;
 mod sagemaker_compat;

@@ -5,43 +5,9 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// The quickstart (config, rules, data) and the baselines it names, in a temporary directory
-/// laid out as the repository is; the quickstart itself is in `examples/quickstart/` there.
-fn copy_quickstart() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = common::repo_root();
-    copy_dir(&repo.join("baselines"), &dir.path().join("baselines"));
-    let quickstart = dir.path().join("examples/quickstart");
-    for part in ["data", "rules"] {
-        copy_dir(
-            &repo.join("examples/quickstart").join(part),
-            &quickstart.join(part),
-        );
-    }
-    std::fs::copy(
-        repo.join("examples/quickstart/driftd.toml"),
-        quickstart.join("driftd.toml"),
-    )
-    .unwrap();
-    (dir, quickstart)
-}
 
 fn violations(path: &Path) -> usize {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -50,7 +16,7 @@ fn violations(path: &Path) -> usize {
 
 #[test]
 fn the_quickstart_flags_the_injected_hour_only() {
-    let (_dir, quickstart) = copy_quickstart();
+    let (_dir, quickstart) = common::copy_quickstart();
 
     let output = common::driftd()
         .args(["run", "--once", "--config"])
@@ -99,7 +65,7 @@ fn actions(out: &Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
-    let (_dir, quickstart) = copy_quickstart();
+    let (_dir, quickstart) = common::copy_quickstart();
     let run = || {
         let status = common::driftd()
             .args(["run", "--once", "--config"])

@@ -127,7 +127,8 @@ fn a_bias_monitor_flags_the_unfair_hour_in_clarifys_formats() {
     );
 
     let window = |h: u32| root.join(format!("out/loans/loans-bias/2026/11/01/{h:02}"));
-    // Model Monitor's layout, Clarify's files; no data-quality files in a bias window.
+    // Model Monitor's layout, Clarify's files and driftd's group counts (for the compliance
+    // report); no data-quality files in a bias window.
     let mut files: Vec<String> = std::fs::read_dir(window(0))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -137,6 +138,7 @@ fn a_bias_monitor_flags_the_unfair_hour_in_clarifys_formats() {
         files,
         [
             "analysis.json",
+            "bias_groups.json",
             "cloudwatch_metrics.jsonl",
             "constraint_violations.json"
         ]

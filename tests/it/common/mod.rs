@@ -73,6 +73,40 @@ pub fn run_python(script: &str, input: &serde_json::Value) -> serde_json::Value 
     })
 }
 
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The quickstart (config, rules, data) and the baselines it names, in a temporary directory
+/// laid out as the repository is; the quickstart itself is in `examples/quickstart/` there.
+pub fn copy_quickstart() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_root();
+    copy_dir(&repo.join("baselines"), &dir.path().join("baselines"));
+    let quickstart = dir.path().join("examples/quickstart");
+    for part in ["data", "rules"] {
+        copy_dir(
+            &repo.join("examples/quickstart").join(part),
+            &quickstart.join(part),
+        );
+    }
+    std::fs::copy(
+        repo.join("examples/quickstart/driftd.toml"),
+        quickstart.join("driftd.toml"),
+    )
+    .unwrap();
+    (dir, quickstart)
+}
+
 /// A `Command` for the `driftd` binary that cargo built for this test run.
 ///
 /// `CARGO_BIN_EXE_driftd` exists only while cargo compiles an integration test or bench; this

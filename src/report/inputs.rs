@@ -1,0 +1,144 @@
+//! Finding and reading the bias windows of a period under `output.directory`, in Model
+//! Monitor's layout (`[{endpoint}/]{monitor}/yyyy/mm/dd/hh[/mm[/ss]]`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::bias::drift::BiasViolations;
+use crate::bias::groups::{BiasGroups, GROUPS_FILE};
+use crate::bias::{ANALYSIS_FILE, Analysis};
+use crate::json_file::read_json;
+use crate::sinks::file::{METRICS_FILE, VIOLATIONS_FILE};
+
+/// One window's files as read.
+#[derive(Debug)]
+pub struct WindowInput {
+    pub start: String,
+    pub end: String,
+    /// Relative to the output directory, `/`-separated.
+    pub dir: String,
+    pub analysis: Analysis,
+    pub violations: BiasViolations,
+    pub groups: Option<BiasGroups>,
+    /// The files read (and digested), in a fixed order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The windows of `monitor` whose start is in [from, to), oldest first.
+pub fn find_windows(
+    out: &Path,
+    monitor: &str,
+    endpoint: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    size: chrono::Duration,
+) -> Result<Vec<WindowInput>> {
+    let mut found: Vec<(DateTime<Utc>, Option<String>, PathBuf)> = Vec::new();
+    walk(out, &mut |dir| {
+        if !dir.join(ANALYSIS_FILE).is_file() {
+            return;
+        }
+        let Ok(relative) = dir.strip_prefix(out) else {
+            return;
+        };
+        let parts: Vec<String> = relative
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let Some(at) = parts.iter().position(|p| p == monitor) else {
+            return;
+        };
+        let Some(start) = parse_start(&parts[at + 1..]) else {
+            return;
+        };
+        let window_endpoint = at.checked_sub(1).map(|i| parts[i].clone());
+        if start >= from
+            && start < to
+            && (endpoint.is_none() || window_endpoint.as_deref() == endpoint)
+        {
+            found.push((start, window_endpoint, dir.to_path_buf()));
+        }
+    })
+    .with_context(|| format!("cannot list the windows under {}", out.display()))?;
+    found.sort();
+    let endpoints: std::collections::BTreeSet<_> = found.iter().map(|f| f.1.clone()).collect();
+    if endpoints.len() > 1 {
+        bail!(
+            "windows of {monitor} from {} endpoints ({:?}); choose one with --endpoint",
+            endpoints.len(),
+            endpoints
+        );
+    }
+    found
+        .into_iter()
+        .map(|(start, _, dir)| read_window(out, &dir, start, size))
+        .collect()
+}
+
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
+    visit(dir);
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_type()?.is_dir() {
+            walk(&entry.path(), visit)?;
+        }
+    }
+    Ok(())
+}
+
+/// yyyy/mm/dd/hh[/mm[/ss]] → the window's start.
+fn parse_start(parts: &[String]) -> Option<DateTime<Utc>> {
+    if !(4..=6).contains(&parts.len())
+        || !parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let n = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<u32>().ok());
+    let date = NaiveDate::from_ymd_opt(parts[0].parse().ok()?, n(1)?, n(2)?)?;
+    Some(date.and_hms_opt(n(3)?, n(4)?, n(5)?)?.and_utc())
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn read_window(
+    out: &Path,
+    dir: &Path,
+    start: DateTime<Utc>,
+    size: chrono::Duration,
+) -> Result<WindowInput> {
+    let analysis: Analysis = read_json(&dir.join(ANALYSIS_FILE))?;
+    let violations_path = dir.join(VIOLATIONS_FILE);
+    let violations: BiasViolations = read_json(&violations_path)?;
+    let groups_path = dir.join(GROUPS_FILE);
+    let groups = groups_path
+        .is_file()
+        .then(|| read_json::<BiasGroups>(&groups_path))
+        .transpose()?;
+    let files = [ANALYSIS_FILE, VIOLATIONS_FILE, METRICS_FILE, GROUPS_FILE]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .filter(|p| p.is_file())
+        .collect();
+    let relative = dir.strip_prefix(out).unwrap_or(dir);
+    Ok(WindowInput {
+        start: timestamp(start),
+        end: timestamp(start + size),
+        dir: slash_path(relative),
+        analysis,
+        violations,
+        groups,
+        files,
+    })
+}
+
+pub fn slash_path(path: &Path) -> String {
+    path.iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
