@@ -34,6 +34,6 @@ cargo run --quiet -- bias --format csv --header --analysis-config "$baselines/lo
     --input "$tmp/loans-baseline.csv" --output "$tmp/bias-baseline"
 cp "$tmp/bias-baseline/analysis.json" "$baselines/loans-bias/analysis.json"
 batch="$here/data/batch/loans/2026/11/01"
-loans --out "$batch/00/decisions.csv" --rows 1000 --seed 11
-loans --out "$batch/01/decisions.csv" --rows 1000 --seed 12 --reject-sex0 0.7
-loans --out "$batch/02/decisions.csv" --rows 1000 --seed 13
+loans --out "$batch/00/decisions.csv" --rows 4000 --seed 11
+loans --out "$batch/01/decisions.csv" --rows 4000 --seed 12 --reject-sex0 0.7
+loans --out "$batch/02/decisions.csv" --rows 4000 --seed 13

@@ -248,21 +248,22 @@ json.dump(float(dppl.std(ddof=1)), sys.stdout)
         );
     }
 
-    // Hour 01's model rejects 70 % of sex 0's approvals: a breach on both criteria. Hour 00 is
-    // within on both; hour 02 is within Clarify's bias drift, and its impact ratio (0.89, interval
-    // [0.79, 1.01] on ~500 rows a group) cannot tell whether it is above 0.8: inconclusive.
+    // Hour 01's model rejects 70 % of sex 0's approvals: a breach on both criteria. The fair
+    // hours 00 and 02 (4,000 rows, ~2,000 a group) are within on both. Over the period the one
+    // biased hour pulls the pooled impact ratio to 0.77, with an interval across 0.8:
+    // inconclusive.
     let hour = |h: &str| format!("2026-11-01T{h}:00:00Z");
     assert_eq!(verdict(&report, &hour("01"), "four-fifths rule"), "breach");
     assert_eq!(
         verdict(&report, &hour("01"), "Clarify bias drift"),
         "breach"
     );
-    assert_eq!(verdict(&report, &hour("00"), "four-fifths rule"), "within");
     for h in ["00", "02"] {
+        assert_eq!(verdict(&report, &hour(h), "four-fifths rule"), "within");
         assert_eq!(verdict(&report, &hour(h), "Clarify bias drift"), "within");
     }
     assert_eq!(
-        verdict(&report, &hour("02"), "four-fifths rule"),
+        verdict(&report, "period", "four-fifths rule"),
         "inconclusive"
     );
     assert_eq!(verdict(&report, "period", "Clarify bias drift"), "breach");
