@@ -349,7 +349,7 @@ async fn an_object_counts_once_across_visibility_expiry_and_a_crash() {
         .await;
     let mut first = stack.start_driftd(&config, "first.log");
     first
-        .wait_for_log("reading object", Duration::from_secs(30))
+        .wait_for_log("reading object", Duration::from_secs(120))
         .await;
     let pid = first.child.as_ref().unwrap().id().to_string();
     signal("-STOP", &pid);
@@ -496,7 +496,7 @@ async fn sigterm_mid_object_releases_it_and_a_large_multipart_object_is_read_in_
     // SIGTERM while the object is being read: driftd stops reading, makes the message visible
     // again at once (not after the 60 s visibility timeout) and exits 0.
     first
-        .wait_for_log("reading object", Duration::from_secs(30))
+        .wait_for_log("reading object", Duration::from_secs(120))
         .await;
     let (status, took) = first.terminate();
     assert!(status.success(), "{status}\n{}", first.log());
