@@ -1,6 +1,7 @@
 //! `driftd run` configuration (TOML). Unknown keys are rejected, and every error names the file,
 //! the key and what to change: a daemon that starts with a typo in its config watches nothing.
 
+use crate::s3_uri::S3Uri;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +159,7 @@ pub struct SinksConfig {
     /// Instead of a topic: the SQS queue retrain triggers go to.
     pub retrain_queue_url: Option<String>,
     /// Upload each window's outputs under this `s3://bucket/prefix` in Model Monitor's layout.
-    pub s3_report_uri: Option<String>,
+    pub s3_report_uri: Option<S3Uri>,
     /// Attempts per sink call (exponential backoff with jitter between them).
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
@@ -187,7 +188,7 @@ pub struct StateConfig {
     /// A local directory (one machine); default `{output.directory}/state`.
     pub directory: Option<PathBuf>,
     /// Instead: `s3://bucket/prefix`, shared by every replica (the production store).
-    pub s3_uri: Option<String>,
+    pub s3_uri: Option<S3Uri>,
     /// How long a replica's claim on a series (to finalise and deliver its windows) lasts
     /// without renewal: after a crash, another replica carries on this much later.
     #[serde(default = "default_lease_timeout", with = "humantime_serde")]
@@ -724,13 +725,6 @@ impl Config {
         if input.wait_time.as_secs() > 20 {
             return Err("input.wait_time: SQS long polls wait at most 20s".into());
         }
-        if let Some(uri) = &self.sinks.s3_report_uri
-            && !uri.starts_with("s3://")
-        {
-            return Err(format!(
-                "sinks.s3_report_uri: {uri:?} is not an s3://bucket/prefix URI"
-            ));
-        }
         for (key, arn) in [
             ("sinks.sns_topic_arn", &self.sinks.sns_topic_arn),
             ("sinks.retrain_topic_arn", &self.sinks.retrain_topic_arn),
@@ -757,19 +751,11 @@ impl Config {
         if self.sinks.max_attempts == 0 {
             return Err("sinks.max_attempts: must be at least 1".into());
         }
-        match (&self.state.directory, &self.state.s3_uri) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    "state: set directory (one machine) or s3_uri (shared by replicas), not both"
-                        .into(),
-                );
-            }
-            (None, Some(uri)) if !uri.starts_with("s3://") => {
-                return Err(format!(
-                    "state.s3_uri: {uri:?} is not an s3://bucket/prefix URI"
-                ));
-            }
-            _ => {}
+        if self.state.directory.is_some() && self.state.s3_uri.is_some() {
+            return Err(
+                "state: set directory (one machine) or s3_uri (shared by replicas), not both"
+                    .into(),
+            );
         }
         if self.daemon.max_undelivered_windows == 0 {
             return Err("daemon.max_undelivered_windows: must be at least 1".into());
@@ -849,7 +835,7 @@ s3_report_uri = "s3://reports/monitoring"
             (AWS.replace("https://sqs", "sqs"), "input.sqs_queue_url"),
             (
                 AWS.replace("s3://reports", "reports"),
-                "sinks.s3_report_uri",
+                "s3_report_uri = \"reports/monitoring\"\n   |                 ^^^^^^^^^^^^^^^^^^^^\n\"reports/monitoring\" is not an s3://bucket/prefix URI",
             ),
             (AWS.replace("arn:aws:sns", "aws:sns"), "sinks.sns_topic_arn"),
             (
@@ -862,7 +848,7 @@ s3_report_uri = "s3://reports/monitoring"
             ),
             (
                 format!("{AWS}\n[state]\ns3_uri = \"bucket/state\""),
-                "state.s3_uri: \"bucket/state\" is not an s3://bucket/prefix URI",
+                "\"bucket/state\" is not an s3://bucket/prefix URI",
             ),
             (
                 format!("{AWS}\n[limits]\nmax_decompression_ratio = 0.5"),

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod report;
 pub mod rules;
+pub mod s3_uri;
 pub mod sinks;
 pub mod store;
 pub mod window;

@@ -11,6 +11,7 @@ use super::{Outcome, WindowReport};
 use crate::aws::attempt;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
 use crate::bias::ANALYSIS_FILE;
+use crate::s3_uri::S3Uri;
 
 pub struct S3ReportSink {
     client: Client,
@@ -18,18 +19,6 @@ pub struct S3ReportSink {
     /// Key prefix without a trailing `/` (may be empty).
     prefix: String,
     max_attempts: u32,
-}
-
-/// Splits `s3://bucket/prefix/` into the bucket and the prefix without slashes at its ends.
-pub fn parse_uri(uri: &str) -> Result<(String, String), String> {
-    let rest = uri
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("{uri:?} is not an s3:// URI"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!("{uri:?} names no bucket"));
-    }
-    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
 /// The window's files, named as Model Monitor (for bias: Clarify) names them, with their
@@ -70,14 +59,13 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
 }
 
 impl S3ReportSink {
-    pub fn new(client: Client, uri: &str, max_attempts: u32) -> Result<Self, String> {
-        let (bucket, prefix) = parse_uri(uri)?;
-        Ok(Self {
+    pub fn new(client: Client, uri: &S3Uri, max_attempts: u32) -> Self {
+        Self {
             client,
-            bucket,
-            prefix,
+            bucket: uri.bucket.clone(),
+            prefix: uri.prefix.clone(),
             max_attempts,
-        })
+        }
     }
 
     /// Whether the bucket exists and is reachable (at start-up).
@@ -145,24 +133,5 @@ impl S3ReportSink {
             .await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_uris_split_into_bucket_and_prefix() {
-        assert_eq!(
-            parse_uri("s3://reports/monitoring/").unwrap(),
-            ("reports".to_string(), "monitoring".to_string())
-        );
-        assert_eq!(
-            parse_uri("s3://reports").unwrap(),
-            ("reports".to_string(), String::new())
-        );
-        assert!(parse_uri("reports/x").is_err());
-        assert!(parse_uri("s3:///x").is_err());
     }
 }

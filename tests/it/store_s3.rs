@@ -18,12 +18,17 @@ use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use common::MotoServer;
+use driftd::s3_uri::S3Uri;
 use driftd::store::{S3Store, StateStore, StoreError};
+
+fn uri(text: &str) -> S3Uri {
+    S3Uri::parse(text).unwrap()
+}
 
 /// A store under `s3://<bucket>/driftd/state`, in a bucket made for the test.
 async fn store_with(s3: Client, bucket: &str) -> (Client, StateStore) {
     s3.create_bucket().bucket(bucket).send().await.unwrap();
-    let store = S3Store::new(s3.clone(), &format!("s3://{bucket}/driftd/state")).unwrap();
+    let store = S3Store::new(s3.clone(), &uri(&format!("s3://{bucket}/driftd/state"))).unwrap();
     (s3, store.into())
 }
 
@@ -33,9 +38,12 @@ async fn store(moto: &MotoServer, bucket: &str) -> (Client, StateStore) {
 
 /// Another replica's view of the same store: its own client and connections.
 async fn replica(moto: &SerialMoto, bucket: &str) -> StateStore {
-    S3Store::new(moto.s3().await, &format!("s3://{bucket}/driftd/state"))
-        .unwrap()
-        .into()
+    S3Store::new(
+        moto.s3().await,
+        &uri(&format!("s3://{bucket}/driftd/state")),
+    )
+    .unwrap()
+    .into()
 }
 
 /// moto's application (what `moto_server` serves) on a single-threaded server, so that it
@@ -191,7 +199,7 @@ async fn put_get_list_and_delete() {
     assert_eq!(store.list("ledger/").await.unwrap(), ["ledger/b2"]);
 
     // A store at the bucket's root sees every object a key can name.
-    let root: StateStore = S3Store::new(s3.clone(), &format!("s3://{bucket}"))
+    let root: StateStore = S3Store::new(s3.clone(), &uri(&format!("s3://{bucket}")))
         .unwrap()
         .into();
     assert_eq!(root.describe(), "s3://store-round-trip");
@@ -429,7 +437,7 @@ async fn list_follows_pages_past_1000_keys() {
 async fn errors_name_the_store_and_say_whether_to_retry() {
     let moto = MotoServer::start();
     let s3 = moto.s3().await;
-    let missing: StateStore = S3Store::new(s3, "s3://no-such-bucket/driftd")
+    let missing: StateStore = S3Store::new(s3, &uri("s3://no-such-bucket/driftd"))
         .unwrap()
         .into();
     for error in [
@@ -459,7 +467,7 @@ async fn errors_name_the_store_and_say_whether_to_retry() {
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     let unreachable: StateStore =
-        S3Store::new(Client::from_conf(config), "s3://some-bucket/driftd")
+        S3Store::new(Client::from_conf(config), &uri("s3://some-bucket/driftd"))
             .unwrap()
             .into();
     let error = unreachable.get("ledger/a").await.unwrap_err();

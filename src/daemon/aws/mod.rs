@@ -359,7 +359,7 @@ async fn check_resources(config: &Config, queue: &SqsQueue, sinks: &Sinks) -> Re
         queue.check().await,
     )];
     if let (Some(sink), Some(uri)) = (&sinks.s3_report, &config.sinks.s3_report_uri) {
-        checks.push(("sinks.s3_report_uri", uri.clone(), sink.check().await));
+        checks.push(("sinks.s3_report_uri", uri.to_string(), sink.check().await));
     }
     let destinations = [
         (
@@ -432,22 +432,18 @@ fn routes(config: &Config) -> Routes {
 fn build_sinks(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Sinks, RunError> {
     let no_retry = RetryConfig::disabled();
     Ok(Sinks {
-        s3_report: match &config.sinks.s3_report_uri {
-            Some(uri) => Some(
-                S3ReportSink::new(
-                    aws_sdk_s3::Client::from_conf(
-                        aws_sdk_s3::config::Builder::from(sdk)
-                            .force_path_style(config.aws.endpoint_url.is_some())
-                            .retry_config(no_retry.clone())
-                            .build(),
-                    ),
-                    uri,
-                    config.sinks.max_attempts,
-                )
-                .map_err(|e| RunError::Usage(format!("sinks.s3_report_uri: {e}")))?,
-            ),
-            None => None,
-        },
+        s3_report: config.sinks.s3_report_uri.as_ref().map(|uri| {
+            S3ReportSink::new(
+                aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(sdk)
+                        .force_path_style(config.aws.endpoint_url.is_some())
+                        .retry_config(no_retry.clone())
+                        .build(),
+                ),
+                uri,
+                config.sinks.max_attempts,
+            )
+        }),
         cloudwatch: config.sinks.cloudwatch.then(|| {
             CloudWatchSink::new(
                 aws_sdk_cloudwatch::Client::from_conf({
