@@ -129,6 +129,19 @@ impl Drop for Proxy {
     }
 }
 
+/// Points all of driftd's AWS traffic at `proxy`, with short timeouts so that a stalled or
+/// refused connection fails fast, and appends `more` to the config.
+fn all_traffic_through(stack: &Stack, config: &std::path::Path, proxy: &Proxy, more: &str) {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        &format!("endpoint_url = \"{}\"", stack.moto.endpoint_url),
+        &format!(
+            "endpoint_url = \"{}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"",
+            proxy.url()
+        ),
+    );
+    std::fs::write(config, text + more).unwrap();
+}
+
 /// Window `k` of the harness's size from 2030-01-01: windows that close on the objects' event
 /// times alone, never on the clock.
 fn window_2030(k: i64) -> DateTime<Utc> {
@@ -423,15 +436,7 @@ async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_inpu
     let proxy = Proxy::start(moto_port(&stack)).await;
     proxy.set_mode(Mode::Forward);
     let config = stack.config(10, 1, CAPTURE_PATTERN);
-    // All of driftd's traffic through the proxy.
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("endpoint_url = \"{}\"", stack.moto.endpoint_url),
-        &format!(
-            "endpoint_url = \"{}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"",
-            proxy.url()
-        ),
-    );
-    std::fs::write(&config, text).unwrap();
+    all_traffic_through(&stack, &config, &proxy, "");
     let driftd = stack.start_polling(&config, "driftd.log").await;
 
     let start = upcoming_window();
@@ -844,14 +849,12 @@ async fn metrics_count_an_aws_run_and_readiness_follows_the_queue() {
     proxy.set_mode(Mode::Forward);
     let port = common::free_port();
     let config = stack.config(10, 1, CAPTURE_PATTERN);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("endpoint_url = \"{}\"", stack.moto.endpoint_url),
-        &format!(
-            "endpoint_url = \"{}\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"",
-            proxy.url()
-        ),
-    ) + &format!("\n[observability]\nlisten = \"127.0.0.1:{port}\"\n");
-    std::fs::write(&config, text).unwrap();
+    all_traffic_through(
+        &stack,
+        &config,
+        &proxy,
+        &format!("\n[observability]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
     let _driftd = stack.start_polling(&config, "driftd.log").await;
     let scrape = || async move {
         common::http_get(port, "/metrics")
