@@ -79,6 +79,11 @@ pub enum Event<'a> {
         source: &'a str,
         error: &'a str,
     },
+    /// An object already in the ledger (a redelivered message, a second event for the same
+    /// upload, or another replica that read it meanwhile): not counted again.
+    ObjectDuplicate {
+        source: &'a str,
+    },
     /// An object's partial windows and ledger entry are durable.
     ObjectRecorded {
         source: &'a str,
@@ -214,7 +219,7 @@ impl Telemetry {
             objects: counters(
                 r,
                 "objects_total",
-                "Objects by event: received, refused, read, failed, recorded",
+                "Objects by event: received, refused, read, failed, duplicate, recorded",
                 &["event"],
             ),
             refusals: counters(
@@ -364,6 +369,14 @@ impl Telemetry {
                     "object failed; to the dead-letter path"
                 );
                 self.objects.with_label_values(&["failed"]).inc();
+            }
+            Event::ObjectDuplicate { source } => {
+                tracing::info!(
+                    event = "object_duplicate",
+                    source,
+                    "object already counted; not counted again"
+                );
+                self.objects.with_label_values(&["duplicate"]).inc();
             }
             Event::ObjectRecorded { source, windows } => {
                 tracing::info!(

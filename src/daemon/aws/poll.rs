@@ -147,11 +147,9 @@ async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<()
     for (id, windows) in objects {
         let object = id.hash();
         if durable.ledger_entry(&object).await?.is_some() {
-            tracing::info!(
-                bucket = id.bucket,
-                key = id.key,
-                "object already counted by another reader meanwhile; not counted again"
-            );
+            events::emit(Event::ObjectDuplicate {
+                source: &format!("s3://{}/{}", id.bucket, id.key),
+            });
             continue;
         }
         let newest = windows.newest();
@@ -368,7 +366,9 @@ async fn read_object(
     // Redelivered, or announced twice: counted already, so not read again.
     match shared.durable.ledger_entry(&id.hash()).await {
         Ok(Some(_)) => {
-            tracing::info!(bucket, key, "object already counted; not counted again");
+            events::emit(Event::ObjectDuplicate {
+                source: &format!("s3://{bucket}/{key}"),
+            });
             return Ok(None);
         }
         Ok(None) => {}
