@@ -670,7 +670,6 @@ impl Config {
                 self.sinks.retrain_queue_url.is_some(),
             ),
             ("sinks.s3_report_uri", self.sinks.s3_report_uri.is_some()),
-            ("state.directory", self.state.directory.is_some()),
             ("state.s3_uri", self.state.s3_uri.is_some()),
         ];
         if let Some((key, _)) = aws_only.iter().find(|(_, set)| *set) {

@@ -1,14 +1,15 @@
 //! `driftd run`: objects in, window outputs in Model Monitor's layout out. Embedded mode reads
-//! a local directory (here); AWS mode reads S3 objects announced on SQS ([`aws`]). Wiring only:
-//! each stage's work lives in its own module.
+//! a local directory, AWS mode S3 objects announced on SQS; both through the one [`driver`].
+//! This module resolves the monitors and turns a closed window into its report and files.
 
 mod actions;
-mod aws;
+mod driver;
 mod plan;
 mod state;
 
-pub use actions::{ACTIONS_FILE, RULES_STATE_FILE};
+pub use actions::ACTIONS_FILE;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,12 +19,11 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::analyze::{self, metrics::MetricScope};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
-use crate::decode::Quarantine;
+use crate::decode::RejectReason;
 use crate::events::{self, Delivery, Event, Sink};
-use crate::ingest::local::{DirectoryScanner, PathPattern};
-use crate::pipeline::decode_object;
+use crate::ingest::local::PathPattern;
 use crate::sinks::{Outcome, WindowReport, file, stdout};
-use crate::window::{ClosedWindow, StateKind, WindowState, Windows};
+use crate::window::{ClosedWindow, StateKind, WindowState};
 
 pub const DEAD_LETTER_FILE: &str = "dead_letter.jsonl";
 
@@ -45,22 +45,23 @@ pub enum RunError {
     Usage(String),
 }
 
-/// What a run did, for the caller's exit code and final line.
+/// What a run did, for the caller's final line.
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub objects_read: usize,
     pub objects_failed: usize,
     pub objects_unrouted: usize,
-    /// AWS mode: objects refused without a request (allow-list, impossible keys).
+    /// Objects refused without being read (allow-list, impossible names).
     pub objects_refused: usize,
-    /// AWS mode: ReceiveMessage calls that failed.
-    pub receive_failures: u64,
+    /// ReceiveMessage calls or directory scans that failed.
+    pub input_failures: u64,
     /// AWS mode: S3 reports given up after a permanent error.
     pub reports_failed: usize,
     pub windows_written: usize,
     pub windows_with_violations: usize,
     pub late_rows: u64,
-    pub malformed_records: u64,
+    /// Records skipped as malformed, by reason.
+    pub quarantined: BTreeMap<RejectReason, u64>,
 }
 
 struct Monitor {
@@ -105,188 +106,17 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
     }
     events::telemetry().set_ready("config", Ok(()));
-    if config.input.is_aws() {
-        if once {
-            return Err(RunError::Usage(
-                "--once reads a directory once; in AWS mode (input.sqs_queue_url) driftd runs until SIGTERM".into(),
-            ));
-        }
-        let rules = config
-            .load_rules(config_path)?
-            .expect("AWS mode always has rules (the shipped defaults at least)");
-        return aws::run(config, monitors, rules);
+    if once && config.input.is_aws() {
+        return Err(RunError::Usage(
+            "--once reads a directory once; in AWS mode (input.sqs_queue_url) driftd runs until SIGTERM".into(),
+        ));
     }
-    let input_dir = config
-        .input
-        .directory
-        .as_ref()
-        .expect("validated: embedded mode has input.directory");
-    let out = &config.output.directory;
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| RunError::Io { path, error }
-    };
-    std::fs::create_dir_all(out).map_err(io_error(out))?;
-    let quarantine_path = config
-        .output
-        .quarantine
-        .clone()
-        .unwrap_or_else(|| out.join("quarantine.jsonl"));
-    let mut quarantine =
-        Quarantine::to_file(&quarantine_path).map_err(io_error(&quarantine_path))?;
-    let settle_time = if once {
-        std::time::Duration::ZERO
-    } else {
-        config.input.settle_time
-    };
-    let mut scanner = DirectoryScanner::new(input_dir.clone(), settle_time);
-    let mut windows = Windows::new(
-        config.window.size.as_secs() as i64,
-        config.window.allowed_lateness.as_secs() as i64,
-    );
-    let mut rules = match config.load_rules(config_path)? {
-        Some(rules) => Some(actions::RuleRunner::open(rules, out)?),
-        None => None,
-    };
-    let mut summary = RunSummary::default();
-    loop {
-        let scanned = scanner.scan();
-        events::telemetry().set_ready(
-            "input",
-            scanned.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        );
-        let files = scanned.map_err(io_error(input_dir))?;
-        for path in files {
-            let relative = scanner.relative(&path);
-            events::emit(Event::ObjectReceived { source: &relative });
-            let Some((index, fields)) = route(&monitors, &relative) else {
-                events::emit(Event::ObjectRefused {
-                    source: &relative,
-                    reason: "no_monitor",
-                });
-                summary.objects_unrouted += 1;
-                continue;
-            };
-            let monitor = config.monitors[index].name.as_str();
-            let object_time = fields
-                .hour
-                .map(|h| h.timestamp())
-                .unwrap_or_else(|| modified_seconds(&path));
-            let options = config.monitors[index].decode_options(config.limits);
-            let mut object_windows = Windows::new(windows.size(), 0);
-            let quarantined_before = quarantine.counts().clone();
-            let started = std::time::Instant::now();
-            let decoded = decode_object(&path, &options, &mut quarantine, |chunk| {
-                object_windows.add(
-                    index,
-                    &monitors[index].kind,
-                    fields.endpoint.as_deref(),
-                    &chunk,
-                    object_time,
-                )
-            });
-            emit_quarantined(&relative, &quarantined_before, &quarantine);
-            match decoded {
-                Ok(rows) => {
-                    events::emit(Event::ObjectRead {
-                        source: &relative,
-                        monitor,
-                        rows,
-                        seconds: started.elapsed().as_secs_f64(),
-                    });
-                    summary.objects_read += 1;
-                    let late_before = windows.late_rows();
-                    windows.absorb(object_windows);
-                    let late = windows.late_rows() - late_before;
-                    if late > 0 {
-                        events::emit(Event::LateRows {
-                            monitor,
-                            count: late,
-                        });
-                    }
-                }
-                Err(error) => {
-                    events::emit(Event::ObjectFailed {
-                        source: &relative,
-                        error: &error.to_string(),
-                    });
-                    summary.objects_failed += 1;
-                    dead_letter(&out.join(DEAD_LETTER_FILE), &error)?;
-                }
-            }
-        }
-        let closed = if once {
-            windows.close_all()
-        } else {
-            windows.observe_clock(now_seconds());
-            windows.close_ready()
-        };
-        for window in closed {
-            let has_violations = finalise(config, &monitors, window, rules.as_mut())?;
-            summary.windows_written += 1;
-            summary.windows_with_violations += usize::from(has_violations);
-        }
-        events::emit(Event::OpenWindows {
-            windows: windows.keys().count(),
-        });
-        if once {
-            break;
-        }
-        if let Some(rules) = rules.as_mut() {
-            let open = |monitor: &str, endpoint: Option<&str>| {
-                windows.keys().any(|k| {
-                    config.monitors[k.monitor].name == monitor && k.endpoint.as_deref() == endpoint
-                })
-            };
-            rules.observe_silence(
-                now_seconds() - config.window.allowed_lateness.as_secs() as i64,
-                windows.size(),
-                &open,
-            )?;
-        }
-        std::thread::sleep(config.input.poll_interval);
-    }
-    summary.late_rows = windows.late_rows();
-    summary.malformed_records = quarantine.total();
-    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
+    let rules = config.load_rules(config_path)?.unwrap_or_default();
+    let summary = driver::run(config, monitors, rules, once)?;
+    if let Some(line) = stdout::summarize_quarantine(&summary.quarantined) {
         stdout::print(&format!("{line}\n"));
     }
     Ok(summary)
-}
-
-/// The records of one object that were quarantined, by reason, as events.
-fn emit_quarantined(
-    source: &str,
-    before: &std::collections::BTreeMap<crate::decode::RejectReason, u64>,
-    after: &Quarantine,
-) {
-    for (reason, total) in after.counts() {
-        let count = total - before.get(reason).copied().unwrap_or(0);
-        if count > 0 {
-            events::emit(Event::RecordsQuarantined {
-                source,
-                reason: reason.as_str(),
-                count,
-            });
-        }
-    }
-}
-
-/// Analyzes a closed window, writes its outputs and prints its summary. Returns whether it
-/// had violations.
-fn finalise(
-    config: &Config,
-    monitors: &[Monitor],
-    window: ClosedWindow,
-    rules: Option<&mut actions::RuleRunner>,
-) -> Result<bool, RunError> {
-    let report = window_report(config, monitors, window);
-    report.emit_finalised();
-    write_local(config, &report)?;
-    if let Some(rules) = rules {
-        rules.observe(&report)?;
-    }
-    Ok(report.violation_count() > 0)
 }
 
 /// A closed window against its monitor's baseline: findings, metrics and where they go.
@@ -440,14 +270,6 @@ fn dead_letter(path: &Path, error: &dyn std::fmt::Display) -> Result<(), RunErro
         path: path.to_path_buf(),
         error,
     })
-}
-
-fn modified_seconds(path: &Path) -> i64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or_else(now_seconds, |d| d.as_secs() as i64)
 }
 
 fn now_seconds() -> i64 {

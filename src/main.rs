@@ -282,7 +282,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             let loaded = Config::load(&config)?;
             let summary = driftd::daemon::run(&loaded, &config, once)?;
             stdout::print(&format!(
-                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives, {} S3 reports given up\n",
+                "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives or scans, {} S3 reports given up\n",
                 summary.objects_read,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
@@ -291,7 +291,7 @@ fn execute(command: Command) -> Result<ExitCode> {
                 summary.windows_written,
                 summary.windows_with_violations,
                 summary.late_rows,
-                summary.receive_failures,
+                summary.input_failures,
                 summary.reports_failed
             ));
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
@@ -462,7 +462,7 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
-    if let Some(line) = stdout::summarize_quarantine(&quarantine) {
+    if let Some(line) = stdout::summarize_quarantine(quarantine.counts()) {
         stdout::print(&format!("{line} → {}\n", quarantine_path.display()));
     }
     pipeline::close_run_quarantine(&quarantine_path, &quarantine)?;

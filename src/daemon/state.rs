@@ -1,4 +1,4 @@
-//! AWS mode's durable state, in a [`StateStore`] that every replica shares:
+//! The driver's durable state, in a [`StateStore`] that every replica shares:
 //!
 //! ```text
 //! ledger/{object}                    an object counted, and the windows it fed
@@ -13,8 +13,9 @@
 //! ```
 //!
 //! A series is `{monitor}/{endpoint}` (`-` for batch monitors); `{start}` is the window's start
-//! in seconds, zero-padded so keys list in time order; `{object}` a hash of bucket, key and
-//! ETag. An object's message is deleted only once its parts and its ledger entry are stored, so
+//! in seconds, zero-padded so keys list in time order; `{object}` a hash of the object's source
+//! and version ([`object_hash`]). A source lets go of an object (deletes its message, marks a
+//! file read) only once its parts and its ledger entry are stored, so
 //! a crash at any point either repeats the object (its parts are overwritten with the same
 //! bytes, its ledger entry makes the repeat a no-op) or has already recorded it. A window is
 //! finalised by the holder of its series' lease, which merges the parts in object order — the
@@ -78,14 +79,21 @@ pub(super) enum Fate {
 /// An object counted: what it was and where its rows went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct LedgerEntry {
-    pub bucket: String,
-    pub key: String,
-    pub etag: String,
+    /// `s3://bucket/key`, or a file's path below the input directory.
+    #[serde(default)]
+    pub source: String,
+    /// The S3 ETag, or a file's length and modification time.
+    #[serde(default)]
+    pub version: String,
     pub rows: u64,
     /// `{series}/{start}` of each window it fed.
     pub windows: Vec<String>,
     /// Rows for windows already finalised when the object arrived.
     pub late_rows: u64,
+    /// A file that could not be read: why (it is in the dead-letter file too). Counted once,
+    /// not read again until it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     pub replica: String,
     pub recorded_at: i64,
 }

@@ -1,5 +1,5 @@
 //! Embedded mode's source of objects: files in a local directory, routed to monitors by path
-//! pattern, each read once.
+//! pattern.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,14 +93,31 @@ impl PathPattern {
     }
 }
 
-/// Finds files under a directory that have not been read yet and have settled.
+/// A settled file found by a scan: a new one, or a new version of one found before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    pub path: PathBuf,
+    pub length: u64,
+    pub modified: SystemTime,
+}
+
+impl FoundFile {
+    /// The modification time in nanoseconds since the epoch (0 before it).
+    pub fn modified_ns(&self) -> u128 {
+        self.modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    }
+}
+
+/// Finds settled files under a directory that it has not reported before, or that changed
+/// since.
 #[derive(Debug)]
 pub struct DirectoryScanner {
     root: PathBuf,
     settle_time: Duration,
-    /// Path → (length, modification time) when read. A file is read once: reading it again
-    /// after it changed would count its first part twice, so a change is only reported.
-    seen: HashMap<PathBuf, (u64, SystemTime)>,
+    /// Path → (length, modification time) when last reported.
+    reported: HashMap<PathBuf, (u64, SystemTime)>,
 }
 
 impl DirectoryScanner {
@@ -108,13 +125,14 @@ impl DirectoryScanner {
         Self {
             root,
             settle_time,
-            seen: HashMap::new(),
+            reported: HashMap::new(),
         }
     }
 
-    /// Files not read before, oldest path first (SageMaker's layout sorts by time). Hidden
-    /// files and the writer's temporary files (`.tmp`, `.part`) are skipped.
-    pub fn scan(&mut self) -> std::io::Result<Vec<PathBuf>> {
+    /// New or changed files, oldest path first (SageMaker's layout sorts by time). Hidden
+    /// files and the writer's temporary files (`.tmp`, `.part`) are skipped; so are files
+    /// changed within the settle time, which may still be being written.
+    pub fn scan(&mut self) -> std::io::Result<Vec<FoundFile>> {
         let mut found = Vec::new();
         let now = SystemTime::now();
         let mut pending = vec![self.root.clone()];
@@ -131,40 +149,32 @@ impl DirectoryScanner {
                     pending.push(entry.path());
                     continue;
                 }
+                // Symbolic links (not followed: they could lead out of the directory), sockets…
+                if !meta.is_file() {
+                    continue;
+                }
                 let modified = meta.modified()?;
                 let settled = now
                     .duration_since(modified)
                     .is_ok_and(|age| age >= self.settle_time);
                 let stamp = (meta.len(), modified);
-                match self.seen.get_mut(&entry.path()) {
-                    None if settled => {
-                        self.seen.insert(entry.path(), stamp);
-                        found.push(entry.path());
-                    }
-                    Some(read) if *read != stamp => {
-                        tracing::warn!(
-                            path = %entry.path().display(),
-                            "file changed after it was read; the change is ignored (write files \
-                             under a temporary name and rename them into place)"
-                        );
-                        *read = stamp;
-                    }
-                    _ => {}
+                if settled && self.reported.get(&entry.path()) != Some(&stamp) {
+                    self.reported.insert(entry.path(), stamp);
+                    found.push(FoundFile {
+                        path: entry.path(),
+                        length: meta.len(),
+                        modified,
+                    });
                 }
             }
         }
-        found.sort();
+        found.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(found)
     }
 
-    /// `path` relative to the scanned directory, with `/` separators, for pattern matching.
-    pub fn relative(&self, path: &Path) -> String {
-        let relative = path.strip_prefix(&self.root).unwrap_or(path);
-        relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
+    /// Reports `path` again at the next scan (it could not be handled this time).
+    pub fn forget(&mut self, path: &Path) {
+        self.reported.remove(path);
     }
 }
 

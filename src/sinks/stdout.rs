@@ -1,10 +1,11 @@
 //! The short human summary: which features drifted, by how much, which checks failed.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::analyze::Findings;
 use crate::bias::drift::BiasViolations;
-use crate::decode::Quarantine;
+use crate::decode::RejectReason;
 
 /// Writes `text` to stdout. A reader that went away (`driftd check | head`) is not an error:
 /// the output files are written and the exit code still tells the result, so the rest of the
@@ -83,19 +84,18 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
 }
 
 /// One line on malformed records, or nothing when there were none.
-pub fn summarize_quarantine(quarantine: &Quarantine) -> Option<String> {
-    if quarantine.total() == 0 {
+pub fn summarize_quarantine(counts: &BTreeMap<RejectReason, u64>) -> Option<String> {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
         return None;
     }
-    let reasons: Vec<String> = quarantine
-        .counts()
+    let reasons: Vec<String> = counts
         .iter()
         .map(|(reason, count)| format!("{} {count}", serde_name(reason)))
         .collect();
     Some(format!(
-        "  skipped {} malformed record{} ({})",
-        quarantine.total(),
-        if quarantine.total() == 1 { "" } else { "s" },
+        "  skipped {total} malformed record{} ({})",
+        if total == 1 { "" } else { "s" },
         reasons.join(", ")
     ))
 }

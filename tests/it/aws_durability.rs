@@ -188,7 +188,7 @@ async fn run(name: &str, load: &Load, store: Store, disturbance: Disturbance) ->
     };
     let closed: u64 = ledger
         .iter()
-        .filter(|e| !e["key"].as_str().unwrap().ends_with("later.jsonl"))
+        .filter(|e| !e["source"].as_str().unwrap().ends_with("later.jsonl"))
         .map(|e| e["rows"].as_u64().unwrap())
         .sum();
     assert_eq!(closed, load.good as u64 * 20, "{name}: rows uploaded");

@@ -10,6 +10,7 @@ mod aws_outage;
 mod bias_drift;
 mod bias_oracle;
 mod check_oracle;
+mod embedded_durability;
 mod observability;
 mod oracle_smoke;
 mod quickstart;

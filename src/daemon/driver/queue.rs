@@ -1,8 +1,22 @@
-//! The pollers: each long-polls the queue, reads the objects a message announces into their
-//! own partial windows, records them (parts, then the ledger entry) and only then deletes the
-//! message.
+//! AWS mode's source: pollers, each long-polling the queue, read the S3 objects a message
+//! announces into their own partial windows, record them (parts, then the ledger entry) and
+//! only then delete the message.
 
+use std::io::Write;
+use std::path::Path;
+
+use super::record::read_windows;
 use super::*;
+use crate::decode::{self, DecodeError, DecodeOptions, InputFormat};
+use crate::ingest::s3::{BlockingBody, FetchError, get_object_within, read_manifest};
+use crate::ingest::sqs::{AllowList, Notice, Received, SqsQueue, parse_message, shorten};
+
+/// The queue, and what reads and vets the objects its messages announce.
+pub(super) struct QueueInput {
+    pub queue: SqsQueue,
+    pub s3: aws_sdk_s3::Client,
+    pub allow: AllowList,
+}
 
 /// What became of a message in a poller.
 enum Outcome {
@@ -31,23 +45,14 @@ async fn release(queue: &SqsQueue, message: &Received) {
     }
 }
 
-pub(super) async fn poll(shared: Arc<Shared>) {
-    let queue = &shared.queue;
-    let limit = shared.config.daemon.max_undelivered_windows;
-    let mut paused = false;
+pub(super) async fn poll(shared: Arc<Shared>, input: Arc<QueueInput>) {
+    let queue = &input.queue;
     while !shared.stop.is_cancelled() {
-        // Backpressure: while the sinks cannot keep up, new objects would only pile up more
-        // windows to deliver; their messages wait in the queue instead.
-        let full = shared.undelivered.load(Ordering::Relaxed) >= limit;
-        if full != paused {
-            paused = full;
-            events::emit(Event::Backpressure { on: full });
-        }
-        if full {
-            tokio::select! {
-                _ = shared.stop.cancelled() => break,
-                _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
+        if shared.input_held() {
+            if shared.pause(INPUT_BACKOFF).await {
+                continue;
             }
+            break;
         }
         let asked_at = now_seconds();
         let received = tokio::select! {
@@ -66,16 +71,16 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                 shared
                     .input_hidden_until
                     .fetch_max(hidden_until, Ordering::Relaxed);
-                shared.receive_failures.fetch_add(1, Ordering::Relaxed);
+                shared.input_failures.fetch_add(1, Ordering::Relaxed);
                 let read_through = shared.input_read_through.load(Ordering::Relaxed);
                 events::emit(Event::InputStuck {
                     error: &error,
                     stuck_seconds: (read_through > i64::MIN).then(|| now_seconds() - read_through),
                 });
-                tokio::select! {
-                    _ = shared.stop.cancelled() => break,
-                    _ = tokio::time::sleep(RECEIVE_BACKOFF) => continue,
+                if shared.pause(INPUT_BACKOFF).await {
+                    continue;
                 }
+                break;
             }
         };
         // Heartbeats for the whole batch at once: the last message waits for the others.
@@ -92,7 +97,7 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                 release(queue, &message).await;
                 continue;
             }
-            let outcome = match handle(&shared, &message).await {
+            let outcome = match handle(&shared, &input, &message).await {
                 Outcome::Read(objects) => match record(&shared, objects).await {
                     Ok(()) => Outcome::Delete("its objects are recorded".into()),
                     Err(error) => Outcome::Leave(format!("cannot record the objects: {error}")),
@@ -112,7 +117,7 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                 }
                 Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
-                    lock(&shared.failed_messages).insert(message.message_id.clone());
+                    lock(&shared.failed).insert(message.message_id.clone());
                     events::emit(Event::ObjectFailed {
                         source: &format!("sqs message {}", message.message_id),
                         error: &error,
@@ -122,10 +127,7 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                         receive_count = message.receive_count,
                         "message left for redelivery (the queue's redrive policy moves it to the dead-letter queue)"
                     );
-                    let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
-                    if let Err(e) = dead_letter(&path, &error) {
-                        tracing::warn!(error = e.to_string(), "cannot write the dead-letter file");
-                    }
+                    shared.dead_letter(&error);
                 }
                 Outcome::Read(_) => unreachable!("recorded above"),
             }
@@ -138,80 +140,6 @@ pub(super) async fn poll(shared: Arc<Shared>) {
                 .fetch_max(asked_at, Ordering::Relaxed);
         }
     }
-}
-
-/// Stores each object's partial windows, then its ledger entry. Rows for a window already
-/// finalised are late: counted, logged and kept in the ledger entry, not merged.
-async fn record(shared: &Shared, objects: Vec<(ObjectId, Windows)>) -> Result<(), StoreError> {
-    let durable = &shared.durable;
-    for (id, windows) in objects {
-        let object = id.hash();
-        if durable.ledger_entry(&object).await?.is_some() {
-            events::emit(Event::ObjectDuplicate {
-                source: &format!("s3://{}/{}", id.bucket, id.key),
-            });
-            continue;
-        }
-        let newest = windows.newest();
-        let (mut rows, mut late_rows) = (0, 0);
-        let mut fed = Vec::new();
-        for (key, state) in windows.into_open() {
-            let monitor = shared.config.monitors[key.monitor].name.as_str();
-            let series = series_key(monitor, key.endpoint.as_deref());
-            let n = state.row_count();
-            rows += n;
-            let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
-                .await
-                .expect("encoding does not panic");
-            durable.put_part(&series, key.start, &object, bytes).await?;
-            fed.push((monitor, series, key.start, n));
-        }
-        if let Some(newest) = newest {
-            durable.note_event_time(newest).await?;
-        }
-        // Rows for a window fenced before their part landed are late (the finaliser removes
-        // the stray part); a window being finalised right now is asked again until committed.
-        let mut windows = Vec::new();
-        let mut late_by_series = std::collections::BTreeMap::<String, u64>::new();
-        for (monitor, series, start, n) in fed {
-            if fate_once_decided(shared, &series, start, &object).await? == Fate::Late {
-                late_rows += n;
-                *late_by_series.entry(series.clone()).or_default() += n;
-                events::emit(Event::LateRows { monitor, count: n });
-            }
-            windows.push(format!("{series}/{start}"));
-        }
-        // Before the ledger entry: a crash in between repeats the object and notes it again.
-        for (series, rows) in late_by_series {
-            durable.note_late(&series, &object, rows).await?;
-        }
-        if late_rows > 0 {
-            tracing::warn!(
-                bucket = id.bucket,
-                key = id.key,
-                late_rows,
-                "rows for windows already finalised: counted as late, not merged"
-            );
-            shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
-        }
-        let entry = LedgerEntry {
-            bucket: id.bucket.clone(),
-            key: id.key.clone(),
-            etag: id.etag.clone(),
-            rows,
-            windows,
-            late_rows,
-            replica: durable.replica.clone(),
-            recorded_at: now_seconds(),
-        };
-        durable.put_ledger_entry(&object, &entry).await?;
-        shared.objects_read.fetch_add(1, Ordering::Relaxed);
-        events::emit(Event::ObjectRecorded {
-            source: &format!("s3://{}/{}", id.bucket, id.key),
-            windows: entry.windows.len(),
-        });
-    }
-    Ok(())
 }
 
 /// An object named by a forged or corrupt event, or one driftd may not read: counted, logged
@@ -242,48 +170,10 @@ fn refuse(
         "message {:?}: s3://{bucket:?}/{key:?} refused: {reason}",
         message.message_id
     );
-    let path = shared.config.output.directory.join(DEAD_LETTER_FILE);
-    if let Err(error) = dead_letter(&path, &entry) {
-        tracing::warn!(
-            error = error.to_string(),
-            "cannot write the dead-letter file"
-        );
-    }
+    shared.dead_letter(&entry);
 }
 
-/// How long a reader waits for a fenced window's commit before it gives up (its message is
-/// then read again later): a finaliser that died after fencing is replaced once its lease
-/// expires.
-fn fence_patience(shared: &Shared) -> Duration {
-    shared.config.state.lease_timeout * 2 + Duration::from_secs(10)
-}
-
-async fn fate_once_decided(
-    shared: &Shared,
-    series: &str,
-    start: i64,
-    object: &str,
-) -> Result<Fate, StoreError> {
-    let deadline = tokio::time::Instant::now() + fence_patience(shared);
-    loop {
-        let fate = shared.durable.fate(series, start, object).await?;
-        if fate != Fate::Undecided {
-            return Ok(fate);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(StoreError::Failed {
-                store: shared.durable.store.describe(),
-                op: "record",
-                key: format!("fence/{series}/{start}"),
-                message: "the window is being finalised and was not committed in time".into(),
-                retryable: true,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn handle(shared: &Shared, message: &Received) -> Outcome {
+async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outcome {
     let notices = match parse_message(&message.body) {
         Err(error) => return Outcome::Leave(format!("message {}: {error}", message.message_id)),
         Ok(Notice::Test) => return Outcome::Delete("s3:TestEvent".into()),
@@ -300,7 +190,7 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
             refuse(shared, message, object, "invalid_key", reason);
             continue;
         }
-        if let Err(reason) = shared.allow.check(&event.bucket, &event.key) {
+        if let Err(reason) = input.allow.check(&event.bucket, &event.key) {
             refuse(shared, message, object, "not_allowed", &reason);
             continue;
         }
@@ -320,7 +210,7 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
             refuse(shared, message, object, "invalid_series", &reason);
             continue;
         }
-        match read_object(shared, index, fields, &event.bucket, &event.key).await {
+        match read_object(shared, input, index, fields, &event.bucket, &event.key).await {
             Ok(Some(object)) => read.push(object),
             Ok(None) => {}
             Err(error) => return Outcome::Leave(error),
@@ -334,9 +224,10 @@ async fn handle(shared: &Shared, message: &Received) -> Outcome {
 }
 
 /// Reads one announced object (or the objects a manifest lists) into its own windows.
-/// `Ok(None)`: the object no longer exists.
+/// `Ok(None)`: the object no longer exists, or is counted already.
 async fn read_object(
     shared: &Shared,
+    input: &QueueInput,
     monitor: usize,
     fields: crate::ingest::local::PathFields,
     bucket: &str,
@@ -346,7 +237,7 @@ async fn read_object(
     let started = std::time::Instant::now();
     tracing::info!(bucket, key, monitor = monitor_config.name, "reading object");
     let limits = &shared.config.limits;
-    let object = match get_object_within(&shared.s3, bucket, key, limits).await {
+    let object = match get_object_within(&input.s3, bucket, key, limits).await {
         Ok(object) => object,
         Err(FetchError::NotFound { .. }) => {
             tracing::warn!(
@@ -358,17 +249,11 @@ async fn read_object(
         }
         Err(error) => return Err(error.to_string()),
     };
-    let id = ObjectId {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        etag: object.etag.clone(),
-    };
+    let id = ObjectId::s3(bucket, key, &object.etag);
     // Redelivered, or announced twice: counted already, so not read again.
-    match shared.durable.ledger_entry(&id.hash()).await {
+    match shared.durable.ledger_entry(&id.hash).await {
         Ok(Some(_)) => {
-            events::emit(Event::ObjectDuplicate {
-                source: &format!("s3://{bucket}/{key}"),
-            });
+            events::emit(Event::ObjectDuplicate { source: &id.source });
             return Ok(None);
         }
         Ok(None) => {}
@@ -378,11 +263,11 @@ async fn read_object(
     let objects = if monitor_config.manifest {
         let mut listed = Vec::new();
         for (b, k) in read_manifest(object).await.map_err(|e| e.to_string())? {
-            shared.allow.check(&b, &k).map_err(|reason| {
+            input.allow.check(&b, &k).map_err(|reason| {
                 format!("manifest s3://{bucket}/{key} lists s3://{b}/{k}: {reason}")
             })?;
             listed.push(
-                get_object_within(&shared.s3, &b, &k, limits)
+                get_object_within(&input.s3, &b, &k, limits)
                     .await
                     .map_err(|e| e.to_string())?,
             );
@@ -392,23 +277,17 @@ async fn read_object(
         vec![object]
     };
     let options = monitor_config.decode_options(shared.config.limits);
-    let kind = shared.monitors[monitor].kind.clone();
-    let size = shared.config.window.size.as_secs() as i64;
-    let quarantine_path = shared.quarantine_path.clone();
     let cancel = shared.stop.child_token();
     let stall_timeout = shared.config.aws.request_timeout;
     let handle = tokio::runtime::Handle::current();
-    let endpoint = fields.endpoint;
     let spool_dir = shared.config.output.directory.clone();
-    let decoded =
-        tokio::task::spawn_blocking(move || -> Result<(Windows, u64, Quarantine), DecodeError> {
-            let mut quarantine =
-                Quarantine::to_file(&quarantine_path).map_err(|error| DecodeError::Io {
-                    source_name: quarantine_path.display().to_string(),
-                    error,
-                })?;
-            let mut windows = Windows::new(size, 0);
-            let mut rows = 0;
+    let windows = read_windows(
+        shared,
+        &id.source,
+        monitor,
+        fields.endpoint,
+        started,
+        move |quarantine, add| {
             for object in objects {
                 let time = object_time
                     .or(object.last_modified)
@@ -421,36 +300,14 @@ async fn read_object(
                     body,
                     &spool_dir,
                     &options,
-                    &mut quarantine,
-                    |chunk| {
-                        rows += chunk.features.num_rows() as u64;
-                        windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
-                    },
+                    quarantine,
+                    |chunk| add(chunk, time),
                 )?;
             }
-            Ok((windows, rows, quarantine))
-        })
-        .await
-        .map_err(|e| format!("decoder thread failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-    let (windows, rows, quarantine) = decoded;
-    let source = format!("s3://{bucket}/{key}");
-    for (reason, count) in quarantine.counts() {
-        events::emit(Event::RecordsQuarantined {
-            source: &source,
-            reason: reason.as_str(),
-            count: *count,
-        });
-    }
-    shared
-        .malformed_records
-        .fetch_add(quarantine.total(), Ordering::Relaxed);
-    events::emit(Event::ObjectRead {
-        source: &source,
-        monitor: &monitor_config.name,
-        rows,
-        seconds: started.elapsed().as_secs_f64(),
-    });
+            Ok(())
+        },
+    )
+    .await?;
     Ok(Some((id, windows)))
 }
 

@@ -104,6 +104,17 @@ pub(super) async fn deliver(
         blocked.messages = true;
     }
     let linked = outbox.report_done && !outbox.report_failed;
+    let Some(sink) = &sinks.messages else {
+        if outbox.messages_sent < outbox.messages.len() {
+            tracing::warn!(
+                window,
+                messages = outbox.messages.len() - outbox.messages_sent,
+                "messages not sent: embedded mode sends none (they are in actions.jsonl)"
+            );
+            outbox.messages_sent = outbox.messages.len();
+        }
+        return finish(durable, series, start, &outbox).await;
+    };
     while !blocked.messages
         && let Some(message) = outbox.messages.get(outbox.messages_sent)
     {
@@ -112,7 +123,7 @@ pub(super) async fn deliver(
         } else {
             message.without_report_links()
         };
-        if let Err(error) = sinks.messages.send(&message).await {
+        if let Err(error) = sink.send(&message).await {
             blocked.messages = attempt(Sink::Messages, events::Delivery::Retrying, Some(&error));
             break;
         }
@@ -122,8 +133,18 @@ pub(super) async fn deliver(
         // deduplicates by its key.
         durable.save_outbox(series, start, &outbox).await?;
     }
+    finish(durable, series, start, &outbox).await
+}
+
+/// Retires the outbox once every sink has what it should.
+async fn finish(
+    durable: &Durable,
+    series: &str,
+    start: i64,
+    outbox: &WindowOutbox,
+) -> Result<(), RunError> {
     if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
-        durable.retire(series, start, &outbox).await?;
+        durable.retire(series, start, outbox).await?;
         tracing::info!(series, start, "window delivered to every sink");
     }
     Ok(())

@@ -9,17 +9,26 @@ use crate::daemon::plan::{self, SeriesPlan};
 
 /// One finaliser pass: for every series with work — outboxes to deliver, windows the
 /// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
-/// replica gets, in window order.
-pub(super) async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunError> {
+/// replica gets, in window order. `drain` (`--once`): every window is finalised, whatever the
+/// watermark, and none is silent.
+pub(super) async fn finalise_ready(
+    shared: &Arc<Shared>,
+    sinks: &Sinks,
+    drain: bool,
+) -> Result<(), RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
-    let watermark = plan::watermark(
-        durable.newest_event_time().await?,
-        now_seconds(),
-        shared.input_read_through.load(Ordering::Relaxed),
-        config.window.allowed_lateness.as_secs() as i64,
-    );
+    let watermark = if drain {
+        i64::MAX
+    } else {
+        plan::watermark(
+            durable.newest_event_time().await?,
+            now_seconds(),
+            shared.input_read_through.load(Ordering::Relaxed),
+            config.window.allowed_lateness.as_secs() as i64,
+        )
+    };
     let mut work = durable.pending_work().await?;
     let undelivered = work.values().map(|w| w.outboxes.len()).sum();
     shared.undelivered.store(undelivered, Ordering::Relaxed);
@@ -28,7 +37,12 @@ pub(super) async fn finalise_ready(shared: &Arc<Shared>, sinks: &Sinks) -> Resul
     });
     // The rules' progress matters only for series with nothing stored but their rules.
     let mut evaluated_through = BTreeMap::new();
-    for series in durable.rule_series().await? {
+    let rule_series = if drain {
+        Vec::new()
+    } else {
+        durable.rule_series().await?
+    };
+    for series in rule_series {
         let work = work.entry(series.clone()).or_default();
         if work.parts.is_empty() && work.outboxes.is_empty() {
             let rules = durable.rules(&series).await?;

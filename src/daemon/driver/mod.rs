@@ -1,0 +1,501 @@
+//! The one driver behind `driftd run`, for both modes. A source yields objects: files in a
+//! directory (embedded mode, [`directory`]) or S3 objects announced on SQS (AWS mode,
+//! [`queue`]). Each object is read into its own partial windows, which are stored with its
+//! ledger entry in the state store ([`super::state`]) before the source lets go of it (the
+//! message is deleted, the file marked read): from that moment the object is safe whatever
+//! happens to this process, and it is never counted twice.
+//!
+//! Once a second, the finaliser ([`finalise`]) looks for windows the watermark has passed; for
+//! each series whose lease it gets it merges the stored parts, analyses the window, runs the
+//! rules, commits its deliveries to the outbox and delivers them ([`deliver`]). A sink that
+//! fails delays its deliveries, which stay in the outbox, and loses nothing. Several replicas
+//! sharing a store produce what one would. Embedded mode's sinks are the local files; AWS mode
+//! adds S3 reports, CloudWatch and the rules' messages ([`connect`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::actions::{append_actions, facts_of, messages, print_actions};
+use super::state::{
+    Durable, Fate, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
+};
+use super::{
+    ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
+};
+use crate::config::Config;
+use crate::decode::{Quarantine, RejectReason};
+use crate::events::{self, Event, Sink};
+use crate::rules::{RuleSet, WindowFacts, evaluate};
+use crate::sinks::actions::{MessageSink, Routes};
+use crate::sinks::cloudwatch::{CloudWatchSink, Family};
+use crate::sinks::s3_report::{S3ReportSink, report_files};
+use crate::sinks::sns::WindowContext;
+use crate::store::{LocalStore, S3Store, StateStore, StoreError};
+use crate::window::{ClosedWindow, WindowKey, WindowState, Windows, codec};
+
+mod connect;
+mod deliver;
+mod directory;
+mod finalise;
+mod queue;
+mod record;
+
+use deliver::{Blocked, deliver};
+use finalise::finalise_ready;
+use record::record;
+
+/// How often the finaliser looks for windows to close and deliveries to make.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Pause after a failed receive or scan, and while backpressure holds the input.
+const INPUT_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(super) fn run(
+    config: &Config,
+    monitors: Vec<Monitor>,
+    rules: RuleSet,
+    once: bool,
+) -> Result<RunSummary, RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| RunError::Io {
+            path: PathBuf::from("(tokio runtime)"),
+            error,
+        })?;
+    let summary = runtime.block_on(serve(config.clone(), monitors, rules, once));
+    // Reads in progress were interrupted at shutdown; do not wait on a straggler forever.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    summary
+}
+
+/// Which version of which object: a redelivered message, a second event for the same upload or
+/// a file scanned again after a restart names the same one; an overwritten object or a
+/// rewritten file is a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ObjectId {
+    /// `s3://bucket/key`, or a file's path below the input directory.
+    source: String,
+    /// The S3 ETag, or a file's length and modification time.
+    version: String,
+    hash: String,
+}
+
+impl ObjectId {
+    fn s3(bucket: &str, key: &str, etag: &str) -> Self {
+        Self {
+            source: format!("s3://{bucket}/{key}"),
+            version: etag.to_string(),
+            hash: object_hash(bucket, key, etag),
+        }
+    }
+
+    fn file(relative: &str, length: u64, modified_ns: u128) -> Self {
+        let version = format!("{length}:{modified_ns}");
+        Self {
+            source: relative.to_string(),
+            // No bucket is empty, so a file never shares a hash with an S3 object.
+            hash: object_hash("", relative, &version),
+            version,
+        }
+    }
+}
+
+/// What every part of the driver shares.
+struct Shared {
+    config: Config,
+    monitors: Vec<Monitor>,
+    rules: RuleSet,
+    routes: Routes,
+    durable: Durable,
+    stop: CancellationToken,
+    quarantine_path: PathBuf,
+    /// Messages or files that failed at least once (a message is retried, so counted by id).
+    failed: Mutex<HashSet<String>>,
+    objects_read: AtomicUsize,
+    objects_unrouted: AtomicUsize,
+    /// Objects refused without being read: not on the allow-list, or a name no object can have.
+    objects_refused: AtomicUsize,
+    /// Receives or scans that failed (timeouts included).
+    input_failures: AtomicU64,
+    /// When a receive or scan began whose objects are all recorded: everything sent before
+    /// then has been read (or is in flight elsewhere). The clock closes windows only up to
+    /// here, so a stuck input never makes windows look empty.
+    input_read_through: AtomicI64,
+    /// A failed receive may have taken messages that never reached driftd: they stay hidden
+    /// until its start plus the visibility timeout, and only a receive begun after that
+    /// moves `input_read_through` on.
+    input_hidden_until: AtomicI64,
+    windows_written: AtomicUsize,
+    windows_with_violations: AtomicUsize,
+    late_rows: AtomicU64,
+    /// Records skipped as malformed, by reason, summed over the objects (each has its own
+    /// quarantine).
+    quarantined: Mutex<BTreeMap<RejectReason, u64>>,
+    /// S3 reports given up after a permanent error.
+    reports_failed: AtomicUsize,
+    /// Finalised windows waiting in the outbox, as the finaliser last counted them.
+    undelivered: AtomicUsize,
+    /// Whether the input is held back until deliveries catch up.
+    paused: AtomicBool,
+}
+
+impl Shared {
+    /// Backpressure: while the sinks cannot keep up, new objects would only pile up more
+    /// windows to deliver; they wait in their source instead. Whether to hold back now.
+    fn input_held(&self) -> bool {
+        let full =
+            self.undelivered.load(Ordering::Relaxed) >= self.config.daemon.max_undelivered_windows;
+        if self.paused.swap(full, Ordering::Relaxed) != full {
+            events::emit(Event::Backpressure { on: full });
+        }
+        full
+    }
+
+    /// Counts an object's quarantined records, one event per reason.
+    fn note_quarantined(&self, source: &str, quarantine: &Quarantine) {
+        let mut total = lock(&self.quarantined);
+        for (reason, count) in quarantine.counts() {
+            *total.entry(*reason).or_default() += count;
+            events::emit(Event::RecordsQuarantined {
+                source,
+                reason: reason.as_str(),
+                count: *count,
+            });
+        }
+    }
+
+    /// A failed object, or one refused for a reason worth keeping, in the dead-letter file.
+    fn dead_letter(&self, entry: &dyn std::fmt::Display) {
+        let path = self.config.output.directory.join(DEAD_LETTER_FILE);
+        if let Err(error) = dead_letter(&path, entry) {
+            tracing::warn!(
+                error = error.to_string(),
+                "cannot write the dead-letter file"
+            );
+        }
+    }
+
+    /// Sleeps `pause` unless stopped first; `false` when stopped.
+    async fn pause(&self, pause: Duration) -> bool {
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(pause) => true,
+        }
+    }
+}
+
+/// What the driver reads.
+enum Source {
+    Directory(PathBuf),
+    Queue(queue::QueueInput),
+}
+
+async fn serve(
+    config: Config,
+    monitors: Vec<Monitor>,
+    rules: RuleSet,
+    once: bool,
+) -> Result<RunSummary, RunError> {
+    let out = &config.output.directory;
+    std::fs::create_dir_all(out).map_err(|error| RunError::Io {
+        path: out.clone(),
+        error,
+    })?;
+    let (source, sinks, s3) = match &config.input.directory {
+        Some(directory) => (Source::Directory(directory.clone()), Sinks::default(), None),
+        None => {
+            let aws = connect::connect(&config).await?;
+            (Source::Queue(aws.input), aws.sinks, Some(aws.s3))
+        }
+    };
+    let store = match (&config.state.s3_uri, s3) {
+        (Some(uri), Some(s3)) => S3Store::new(s3, uri).map(StateStore::from),
+        _ => LocalStore::open(config.state_directory()).map(StateStore::from),
+    }
+    .map_err(|e| RunError::Usage(format!("state: {e}")))?;
+    check_store(&config, &store).await?;
+    let durable = Durable::new(store, config.state.lease_timeout);
+    let stop = CancellationToken::new();
+    watch_signals(stop.clone());
+    let quarantine_path = config
+        .output
+        .quarantine
+        .clone()
+        .unwrap_or_else(|| out.join("quarantine.jsonl"));
+    let shared = Arc::new(Shared {
+        routes: connect::routes(&config),
+        monitors,
+        rules,
+        durable,
+        stop: stop.clone(),
+        quarantine_path,
+        failed: Mutex::new(HashSet::new()),
+        objects_read: AtomicUsize::new(0),
+        objects_unrouted: AtomicUsize::new(0),
+        objects_refused: AtomicUsize::new(0),
+        input_failures: AtomicU64::new(0),
+        input_read_through: AtomicI64::new(i64::MIN),
+        input_hidden_until: AtomicI64::new(i64::MIN),
+        windows_written: AtomicUsize::new(0),
+        windows_with_violations: AtomicUsize::new(0),
+        late_rows: AtomicU64::new(0),
+        quarantined: Mutex::new(BTreeMap::new()),
+        reports_failed: AtomicUsize::new(0),
+        undelivered: AtomicUsize::new(0),
+        paused: AtomicBool::new(false),
+        config,
+    });
+    let config = &shared.config;
+    for warning in config.warnings() {
+        tracing::warn!(warning, "check the config");
+    }
+    let mut readers = JoinSet::new();
+    match source {
+        Source::Directory(root) => {
+            tracing::info!(
+                directory = %root.display(),
+                state = %shared.durable.store.describe(),
+                once,
+                "driftd is reading the directory"
+            );
+            if once {
+                directory::scan(shared.clone(), root, true).await;
+                return drain(&shared, &sinks).await;
+            }
+            readers.spawn(directory::scan(shared.clone(), root, false));
+        }
+        Source::Queue(input) => {
+            tracing::info!(
+                queue = %input.queue.url(),
+                pollers = config.input.pollers,
+                state = %shared.durable.store.describe(),
+                replica = %shared.durable.replica,
+                cloudwatch = config.sinks.cloudwatch,
+                alerts = config.sinks.sns_topic_arn.is_some(),
+                s3_reports = config.sinks.s3_report_uri.is_some(),
+                "driftd is polling the queue"
+            );
+            let input = Arc::new(input);
+            for _ in 0..config.input.pollers {
+                readers.spawn(queue::poll(shared.clone(), input.clone()));
+            }
+        }
+    }
+
+    let mut tick = tokio::time::interval(TICK);
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            // A reader ends only at shutdown. One that dies (a panic) would leave a daemon
+            // that reads nothing yet looks alive: stop, and exit with an error so that the
+            // service manager restarts it.
+            ended = readers.join_next() => {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let how = how_it_ended(ended);
+                events::telemetry().set_ready("pollers", Err(how.clone()));
+                tracing::error!(how, "a reader stopped; driftd stops");
+                failure = Some(how);
+                stop.cancel();
+                break;
+            }
+            _ = tick.tick() => {}
+        }
+        let finalised = finalise_ready(&shared, &sinks, false).await;
+        note_store_health(&finalised);
+        if let Err(error) = finalised {
+            tracing::error!(
+                error = error.to_string(),
+                "finalising windows failed; retried on the next tick"
+            );
+        }
+    }
+
+    // Shutdown: readers stop (an object in progress fails; its message is released, its file
+    // read again at the next start). Everything recorded is in the state store; the next
+    // driftd, or another replica, carries on from there.
+    tracing::info!(
+        timeout_s = config.daemon.shutdown_timeout.as_secs(),
+        "stopping: no new objects; objects in progress are left for the next start"
+    );
+    let finish = async { while readers.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.daemon.shutdown_timeout, finish)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown timeout reached; messages not yet released reappear after their visibility timeout"
+        );
+    }
+    if let Some(how) = failure {
+        return Err(RunError::Usage(format!(
+            "a reader stopped ({how}); no object would be read any more"
+        )));
+    }
+    Ok(summary(&shared))
+}
+
+/// `--once`: every window the objects filled is finalised now, whatever the clock says, and
+/// delivered. A series whose lease a stopped driftd still holds is waited for until the lease
+/// expires.
+async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunError> {
+    let patience = tokio::time::Instant::now() + shared.config.state.lease_timeout * 2 + TICK;
+    loop {
+        finalise_ready(shared, sinks, true).await?;
+        let left = shared.durable.pending_work().await?;
+        if left.is_empty() || shared.stop.is_cancelled() {
+            break;
+        }
+        if tokio::time::Instant::now() >= patience {
+            tracing::warn!(
+                series = left.len(),
+                "windows left unfinalised: their lease is held elsewhere, or their monitor is no longer in the config"
+            );
+            break;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    Ok(summary(shared))
+}
+
+fn summary(shared: &Shared) -> RunSummary {
+    RunSummary {
+        objects_read: shared.objects_read.load(Ordering::Relaxed),
+        objects_failed: lock(&shared.failed).len(),
+        objects_unrouted: shared.objects_unrouted.load(Ordering::Relaxed),
+        objects_refused: shared.objects_refused.load(Ordering::Relaxed),
+        input_failures: shared.input_failures.load(Ordering::Relaxed),
+        windows_written: shared.windows_written.load(Ordering::Relaxed),
+        windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
+        late_rows: shared.late_rows.load(Ordering::Relaxed),
+        reports_failed: shared.reports_failed.load(Ordering::Relaxed),
+        quarantined: lock(&shared.quarantined).clone(),
+    }
+}
+
+/// The store is read at once, so that a missing state bucket or an unwritable state directory
+/// stops the start (like the other resources) rather than every later object and window.
+async fn check_store(config: &Config, store: &StateStore) -> Result<(), RunError> {
+    let listed = store.list("watermark/").await;
+    let telemetry = events::telemetry();
+    telemetry.set_ready(
+        "store",
+        listed.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    if let Err(error) = listed {
+        if !error.is_retryable() {
+            let key = match config.state.s3_uri {
+                Some(_) => "state.s3_uri",
+                None => "state.directory",
+            };
+            return Err(RunError::Usage(format!(
+                "{key} = {:?}: {error}",
+                store.describe()
+            )));
+        }
+        tracing::warn!(
+            error = error.to_string(),
+            "cannot read the state store at start-up (unreachable now); starting anyway"
+        );
+    }
+    Ok(())
+}
+
+fn note_store_health(finalised: &Result<(), RunError>) {
+    let store = match finalised {
+        Err(RunError::State(error)) => Err(error.to_string()),
+        _ => Ok(()),
+    };
+    events::telemetry().set_ready("store", store);
+}
+
+/// How an essential task ended, for the log and the exit error.
+fn how_it_ended(ended: Option<Result<(), JoinError>>) -> String {
+    match ended {
+        Some(Err(error)) if error.is_panic() => {
+            let payload = error.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("panicked: {text}")
+        }
+        Some(Err(error)) => format!("cancelled: {error}"),
+        Some(Ok(())) | None => "returned".into(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The sets behind these locks stay consistent whatever panicked while holding them.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn watch_signals(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(error = error.to_string(), "cannot watch SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = terminate => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+        stop.cancel();
+    });
+}
+
+/// Where finalised windows go besides the local files (which every mode writes): none in
+/// embedded mode.
+#[derive(Default)]
+struct Sinks {
+    s3_report: Option<S3ReportSink>,
+    cloudwatch: Option<CloudWatchSink>,
+    /// Rule actions: alerts and retrain triggers.
+    messages: Option<MessageSink>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_that_panics_is_reported_with_its_panic() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let how = runtime.block_on(async {
+            let mut tasks = JoinSet::new();
+            tasks.spawn(std::future::pending::<()>());
+            tasks.spawn(async { panic!("valid request: InvalidUri(TooLong)") });
+            how_it_ended(tasks.join_next().await)
+        });
+        assert_eq!(how, "panicked: valid request: InvalidUri(TooLong)");
+    }
+
+    #[test]
+    fn a_file_and_an_object_never_share_an_identity() {
+        let file = ObjectId::file("b/k", 10, 7);
+        assert_eq!(file, ObjectId::file("b/k", 10, 7));
+        assert_ne!(file.hash, ObjectId::file("b/k", 11, 7).hash);
+        assert_ne!(file.hash, ObjectId::file("b/k", 10, 8).hash);
+        assert_ne!(file.hash, ObjectId::s3("b", "k", "10:7").hash);
+    }
+}

@@ -1,0 +1,156 @@
+//! What both sources do with an object: read it into its own partial windows, then record
+//! them and its ledger entry in the state store, before the source lets go of it.
+
+use std::time::Instant;
+
+use super::*;
+use crate::decode::{Chunk, DecodeError};
+
+/// Runs `decode` on a blocking thread, with the object's own quarantine, into the object's own
+/// windows of `monitor` (each chunk with its object's event time when its records have none);
+/// counts what it quarantined and notes the read.
+pub(super) async fn read_windows(
+    shared: &Shared,
+    source: &str,
+    monitor: usize,
+    endpoint: Option<String>,
+    started: Instant,
+    decode: impl FnOnce(&mut Quarantine, &mut dyn FnMut(Chunk, i64)) -> Result<(), DecodeError>
+    + Send
+    + 'static,
+) -> Result<Windows, String> {
+    let kind = shared.monitors[monitor].kind.clone();
+    let size = shared.config.window.size.as_secs() as i64;
+    let quarantine_path = shared.quarantine_path.clone();
+    let (windows, rows, quarantine) =
+        tokio::task::spawn_blocking(move || -> Result<_, DecodeError> {
+            let mut quarantine =
+                Quarantine::to_file(&quarantine_path).map_err(|error| DecodeError::Io {
+                    source_name: quarantine_path.display().to_string(),
+                    error,
+                })?;
+            let mut windows = Windows::new(size, 0);
+            let mut rows = 0;
+            decode(&mut quarantine, &mut |chunk, time| {
+                rows += chunk.features.num_rows() as u64;
+                windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
+            })?;
+            Ok((windows, rows, quarantine))
+        })
+        .await
+        .map_err(|e| format!("decoder thread failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    shared.note_quarantined(source, &quarantine);
+    events::emit(Event::ObjectRead {
+        source,
+        monitor: &shared.config.monitors[monitor].name,
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok(windows)
+}
+
+/// Stores each object's partial windows, then its ledger entry. Rows for a window already
+/// finalised are late: counted, logged and kept in the ledger entry, not merged.
+pub(super) async fn record(
+    shared: &Shared,
+    objects: Vec<(ObjectId, Windows)>,
+) -> Result<(), StoreError> {
+    let durable = &shared.durable;
+    for (id, windows) in objects {
+        let object = &id.hash;
+        if durable.ledger_entry(object).await?.is_some() {
+            events::emit(Event::ObjectDuplicate { source: &id.source });
+            continue;
+        }
+        let newest = windows.newest();
+        let (mut rows, mut late_rows) = (0, 0);
+        let mut fed = Vec::new();
+        for (key, state) in windows.into_open() {
+            let monitor = shared.config.monitors[key.monitor].name.as_str();
+            let series = series_key(monitor, key.endpoint.as_deref());
+            let n = state.row_count();
+            rows += n;
+            let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
+                .await
+                .expect("encoding does not panic");
+            durable.put_part(&series, key.start, object, bytes).await?;
+            fed.push((monitor, series, key.start, n));
+        }
+        if let Some(newest) = newest {
+            durable.note_event_time(newest).await?;
+        }
+        // Rows for a window fenced before their part landed are late (the finaliser removes
+        // the stray part); a window being finalised right now is asked again until committed.
+        let mut windows = Vec::new();
+        let mut late_by_series = BTreeMap::<String, u64>::new();
+        for (monitor, series, start, n) in fed {
+            if fate_once_decided(shared, &series, start, object).await? == Fate::Late {
+                late_rows += n;
+                *late_by_series.entry(series.clone()).or_default() += n;
+                events::emit(Event::LateRows { monitor, count: n });
+            }
+            windows.push(format!("{series}/{start}"));
+        }
+        // Before the ledger entry: a crash in between repeats the object and notes it again.
+        for (series, rows) in late_by_series {
+            durable.note_late(&series, object, rows).await?;
+        }
+        if late_rows > 0 {
+            tracing::warn!(
+                source = id.source,
+                late_rows,
+                "rows for windows already finalised: counted as late, not merged"
+            );
+            shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+        }
+        let entry = LedgerEntry {
+            source: id.source.clone(),
+            version: id.version.clone(),
+            rows,
+            windows,
+            late_rows,
+            failed: None,
+            replica: durable.replica.clone(),
+            recorded_at: now_seconds(),
+        };
+        durable.put_ledger_entry(object, &entry).await?;
+        shared.objects_read.fetch_add(1, Ordering::Relaxed);
+        events::emit(Event::ObjectRecorded {
+            source: &id.source,
+            windows: entry.windows.len(),
+        });
+    }
+    Ok(())
+}
+
+/// How long a reader waits for a fenced window's commit before it gives up (the object is then
+/// read again later): a finaliser that died after fencing is replaced once its lease expires.
+fn fence_patience(shared: &Shared) -> Duration {
+    shared.config.state.lease_timeout * 2 + Duration::from_secs(10)
+}
+
+async fn fate_once_decided(
+    shared: &Shared,
+    series: &str,
+    start: i64,
+    object: &str,
+) -> Result<Fate, StoreError> {
+    let deadline = tokio::time::Instant::now() + fence_patience(shared);
+    loop {
+        let fate = shared.durable.fate(series, start, object).await?;
+        if fate != Fate::Undecided {
+            return Ok(fate);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Failed {
+                store: shared.durable.store.describe(),
+                op: "record",
+                key: format!("fence/{series}/{start}"),
+                message: "the window is being finalised and was not committed in time".into(),
+                retryable: true,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
