@@ -35,6 +35,14 @@ pub(super) async fn finalise_ready(
     events::emit(Event::OutboxDepth {
         windows: undelivered,
     });
+    // Windows with data that the watermark has not passed yet (those it passed close now).
+    events::emit(Event::OpenWindows {
+        windows: work
+            .values()
+            .flat_map(|w| w.parts.keys())
+            .filter(|start| start.saturating_add(size) > watermark)
+            .count(),
+    });
     // The rules' progress matters only for series with nothing stored but their rules.
     let mut evaluated_through = BTreeMap::new();
     let rule_series = if drain {
