@@ -362,12 +362,20 @@ async fn an_object_counts_once_across_visibility_expiry_and_a_crash() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let second = stack.start_driftd(&config, "second.log");
     second
-        .wait_for_log("object recorded", Duration::from_secs(120))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="recorded"}"#,
+            1.0,
+            Duration::from_secs(120),
+        )
         .await;
     // The first wakes up, finishes its read and finds the object counted.
     signal("-CONT", &pid);
     first
-        .wait_for_log("already counted", Duration::from_secs(120))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="duplicate"}"#,
+            1.0,
+            Duration::from_secs(120),
+        )
         .await;
 
     // A crash of the first, then the same event again: the ledger knows the object.
@@ -520,7 +528,11 @@ async fn sigterm_mid_object_releases_it_and_a_large_multipart_object_is_read_in_
     let mut second = stack.start_driftd(&config, "second.log");
     let read_start = Instant::now();
     second
-        .wait_for_log("object read", Duration::from_secs(300))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="read"}"#,
+            1.0,
+            Duration::from_secs(300),
+        )
         .await;
     let read_time = read_start.elapsed();
     let pid = second.child.as_ref().unwrap().id();
@@ -660,8 +672,9 @@ async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
         )
         .await;
     driftd
-        .wait_for_log(
-            r#"event="delivery_retrying" sink="messages""#,
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="retrying",sink="messages"}"#,
+            1.0,
             Duration::from_secs(30),
         )
         .await;
@@ -704,8 +717,9 @@ async fn an_alert_outage_loses_nothing_and_sends_once_and_logs_no_secret() {
         .await
         .unwrap();
     driftd
-        .wait_for_log(
-            r#"event="delivered" sink="messages""#,
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="delivered",sink="messages"}"#,
+            1.0,
             Duration::from_secs(30),
         )
         .await;
@@ -932,13 +946,17 @@ queue_url = "{retrain_queue_url}"
     for k in 0..=3 {
         put_window(k).await;
         driftd
-            .wait_for_count("object read", k as usize + 1, Duration::from_secs(30))
+            .wait_for_metric(
+                r#"driftd_objects_total{event="read"}"#,
+                (k + 1) as f64,
+                Duration::from_secs(30),
+            )
             .await;
     }
     driftd
-        .wait_for_count(
-            r#"event="delivered" sink="messages""#,
-            2,
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="delivered",sink="messages"}"#,
+            2.0,
             Duration::from_secs(30),
         )
         .await;
@@ -951,14 +969,18 @@ queue_url = "{retrain_queue_url}"
     for k in 4..=6 {
         put_window(k).await;
         driftd
-            .wait_for_count("object read", k as usize - 3, Duration::from_secs(30))
+            .wait_for_metric(
+                r#"driftd_objects_total{event="read"}"#,
+                (k - 3) as f64,
+                Duration::from_secs(30),
+            )
             .await;
     }
     // Window 5 is the second clean one: the alert resolves when it closes.
     driftd
-        .wait_for_count(
-            r#"event="delivered" sink="messages""#,
-            1,
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="delivered",sink="messages"}"#,
+            1.0,
             Duration::from_secs(30),
         )
         .await;

@@ -294,14 +294,22 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
             )
             .await;
         driftd
-            .wait_for_count("object recorded", k as usize + 1, Duration::from_secs(30))
+            .wait_for_metric(
+                r#"driftd_objects_total{event="recorded"}"#,
+                (k + 1) as f64,
+                Duration::from_secs(30),
+            )
             .await;
     }
 
     // During the outage: the objects are recorded and their messages deleted, the delivery
     // failures are logged, the closed windows wait in the state store, nothing is published.
     driftd
-        .wait_for_count(r#"event="delivery_retrying""#, 2, Duration::from_secs(30))
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="retrying""#,
+            2.0,
+            Duration::from_secs(30),
+        )
         .await;
     let log = driftd.log();
     assert!(
@@ -351,7 +359,11 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     let tried_before = cloudwatch.refused();
     let driftd = stack.start_driftd(&config, "driftd-2.log");
     driftd
-        .wait_for_log(r#"event="delivery_retrying""#, Duration::from_secs(30))
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="retrying""#,
+            1.0,
+            Duration::from_secs(30),
+        )
         .await;
     assert!(cloudwatch.refused() > tried_before);
     assert!(stack.receive(&stack.alert_queue_url).await.is_empty());
@@ -366,8 +378,9 @@ async fn a_cloudwatch_and_sns_outage_across_a_restart_loses_no_datum_and_sends_e
     )
     .await;
     driftd
-        .wait_for_log(
-            r#"event="delivery_retrying" sink="messages""#,
+        .wait_for_metric(
+            r#"driftd_deliveries_total{outcome="retrying",sink="messages"}"#,
+            1.0,
             Duration::from_secs(30),
         )
         .await;
@@ -447,7 +460,11 @@ async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_inpu
         )
         .await;
     driftd
-        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="recorded"}"#,
+            1.0,
+            Duration::from_secs(30),
+        )
         .await;
     proxy.set_mode(Mode::Stall);
     stack
@@ -457,7 +474,11 @@ async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_inpu
         )
         .await;
     driftd
-        .wait_for_log("input is stuck", Duration::from_secs(60))
+        .wait_for_metric(
+            "driftd_receive_failures_total",
+            1.0,
+            Duration::from_secs(60),
+        )
         .await;
     // Stuck past the window's end and lateness: a clock alone would close it with a's rows.
     let closes = start.timestamp() + WINDOW_S + 1;
@@ -466,7 +487,11 @@ async fn a_stalled_queue_connection_is_abandoned_and_no_window_closes_while_inpu
     }
     proxy.set_mode(Mode::Forward);
     driftd
-        .wait_for_count("object recorded", 2, Duration::from_secs(60))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="recorded"}"#,
+            2.0,
+            Duration::from_secs(60),
+        )
         .await;
     let stats = stack
         .dir
@@ -658,7 +683,11 @@ async fn a_window_finalised_after_a_later_silent_one_still_alerts() {
     // This series' window 0, clean; the other endpoint's window 1 closes it.
     put(&stack.endpoint, 0, 0, "a").await;
     driftd
-        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="recorded"}"#,
+            1.0,
+            Duration::from_secs(30),
+        )
         .await;
     put(&other, 1, 0, "b").await;
     eventually("window 0 evaluated", Duration::from_secs(30), || {
@@ -810,16 +839,24 @@ async fn late_rows_are_counted_and_a_rule_alerts_on_them() {
     };
     put(0, "a", 10).await;
     driftd
-        .wait_for_count("object recorded", 1, Duration::from_secs(30))
+        .wait_for_metric(
+            r#"driftd_objects_total{event="recorded"}"#,
+            1.0,
+            Duration::from_secs(30),
+        )
         .await;
     put(1, "b", 10).await;
     driftd
-        .wait_for_count("window finalised", 1, Duration::from_secs(30))
+        .wait_for_metric(
+            "driftd_windows_finalised_total",
+            1.0,
+            Duration::from_secs(30),
+        )
         .await;
     // Window 0 is closed: these rows are late.
     put(0, "c", 7).await;
     driftd
-        .wait_for_log("counted as late", Duration::from_secs(30))
+        .wait_for_metric("driftd_late_rows_total", 1.0, Duration::from_secs(30))
         .await;
     put(2, "d", 10).await;
     let alert = eventually("the late-rows alert", Duration::from_secs(30), || {

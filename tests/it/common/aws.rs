@@ -330,9 +330,26 @@ shutdown_timeout = "10s"
         path
     }
 
-    /// Starts `driftd run` on the config; its log (DRIFTD_LOG=info) goes to a file.
+    /// Starts `driftd run` on the config; its log (DRIFTD_LOG=info) goes to a file. Each
+    /// daemon serves `/metrics` on a port of its own (a copy of the config gets an
+    /// `[observability]` section unless it has one), so replicas of one config can be watched
+    /// apart.
     pub fn start_driftd(&self, config: &Path, log_name: &str) -> Daemon {
         let log = self.dir.path().join(log_name);
+        let text = std::fs::read_to_string(config).unwrap();
+        let (config, metrics_port) = match listen_port(&text) {
+            Some(port) => (config.to_path_buf(), port),
+            None => {
+                let port = super::free_port();
+                let own = config.with_file_name(format!(".{log_name}.toml"));
+                std::fs::write(
+                    &own,
+                    format!("{text}\n[observability]\nlisten = \"127.0.0.1:{port}\"\n"),
+                )
+                .unwrap();
+                (own, port)
+            }
+        };
         let mut command = super::driftd();
         self.moto.driftd_env(&mut command);
         command
@@ -344,15 +361,19 @@ shutdown_timeout = "10s"
         Daemon {
             child: Some(command.spawn().unwrap()),
             log,
+            metrics_port,
         }
     }
 
-    /// Starts `driftd run` and waits until it polls the queue.
+    /// Starts `driftd run` and waits until it is ready: it has polled the queue and reached
+    /// the state store.
     pub async fn start_polling(&self, config: &Path, log_name: &str) -> Daemon {
         let daemon = self.start_driftd(config, log_name);
-        daemon
-            .wait_for_log("driftd is polling the queue", Duration::from_secs(30))
-            .await;
+        let port = daemon.metrics_port;
+        eventually("driftd ready", Duration::from_secs(30), || async move {
+            (super::http_get(port, "/readyz")?.0 == 200).then_some(())
+        })
+        .await;
         daemon
     }
 
@@ -556,13 +577,49 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .unwrap()
 }
 
+/// The port of a config's `[observability] listen = "127.0.0.1:PORT"`, if it has one.
+fn listen_port(config: &str) -> Option<u16> {
+    let line = config
+        .lines()
+        .find(|l| l.trim_start().starts_with("listen"))?;
+    line.trim()
+        .trim_end_matches('"')
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A running `driftd`; killed if the test ends without stopping it.
 pub struct Daemon {
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// Where it serves `/metrics` and `/readyz`.
+    pub metrics_port: u16,
 }
 
 impl Daemon {
+    /// Waits until the samples of the metric series starting with `series` (a name, and
+    /// labels in their sorted order, e.g. `driftd_objects_total{event="read"`) sum to at
+    /// least `at_least`.
+    pub async fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        let port = self.metrics_port;
+        eventually(
+            &format!("{series} ≥ {at_least} on /metrics"),
+            timeout,
+            || async move {
+                let (_, metrics) = super::http_get(port, "/metrics")?;
+                let total: f64 = metrics
+                    .lines()
+                    .filter(|line| line.starts_with(series))
+                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum();
+                (total >= at_least).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
