@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use super::state::SeriesWork;
+use super::state::{SeriesKey, SeriesWork};
 
 /// One series' work in a pass, in the order it is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SeriesPlan {
-    pub series: String,
+    pub series: SeriesKey,
     /// Committed windows (their starts) to deliver, oldest first.
     pub deliver: Vec<i64>,
     /// Windows the watermark passed, with the objects whose parts they merge, oldest first.
@@ -40,8 +40,8 @@ pub(super) fn watermark(
 /// series with rules, the end of the last window the rules saw (`None` for none yet); a series
 /// with neither parts nor outboxes is there only because it has rules.
 pub(super) fn plan(
-    work: BTreeMap<String, SeriesWork>,
-    evaluated_through: &BTreeMap<String, Option<i64>>,
+    work: BTreeMap<SeriesKey, SeriesWork>,
+    evaluated_through: &BTreeMap<SeriesKey, Option<i64>>,
     watermark: i64,
     size: i64,
 ) -> Vec<SeriesPlan> {
@@ -81,6 +81,11 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
+    fn series(monitor_and_endpoint: &str) -> SeriesKey {
+        let (monitor, endpoint) = monitor_and_endpoint.split_once('/').unwrap();
+        SeriesKey::new(monitor, Some(endpoint))
+    }
+
     fn work(outboxes: &[i64], parts: &[(i64, &[&str])]) -> SeriesWork {
         SeriesWork {
             outboxes: outboxes.to_vec(),
@@ -94,7 +99,7 @@ mod tests {
     #[test]
     fn only_windows_the_watermark_passed_are_finalised() {
         let listing = BTreeMap::from([(
-            "m/ep".to_string(),
+            series("m/ep"),
             work(&[], &[(0, &["a", "b"]), (HOUR, &["c"]), (2 * HOUR, &["d"])]),
         )]);
         // The second window ends exactly at the watermark: it closes; the third is open.
@@ -102,7 +107,7 @@ mod tests {
         assert_eq!(
             plans,
             [SeriesPlan {
-                series: "m/ep".into(),
+                series: series("m/ep"),
                 deliver: vec![],
                 finalise: vec![(0, vec!["a".into(), "b".into()]), (HOUR, vec!["c".into()])],
                 silent_until: None,
@@ -113,45 +118,44 @@ mod tests {
     #[test]
     fn two_series_each_get_their_own_work_and_idle_ones_none() {
         let listing = BTreeMap::from([
-            ("m/a".to_string(), work(&[0], &[(HOUR, &["x"])])),
-            ("m/b".to_string(), work(&[], &[(5 * HOUR, &["y"])])),
+            (series("m/a"), work(&[0], &[(HOUR, &["x"])])),
+            (series("m/b"), work(&[], &[(5 * HOUR, &["y"])])),
         ]);
         let plans = plan(listing, &BTreeMap::new(), 3 * HOUR, HOUR);
         assert_eq!(plans.len(), 1, "m/b's window is still open: {plans:?}");
-        assert_eq!(plans[0].series, "m/a");
+        assert_eq!(plans[0].series, series("m/a"));
         assert_eq!(plans[0].deliver, [0]);
         assert_eq!(plans[0].finalise, [(HOUR, vec!["x".to_string()])]);
     }
 
     #[test]
     fn a_silent_series_is_evaluated_up_to_the_last_passed_window_once() {
-        let listing = BTreeMap::from([("m/quiet".to_string(), SeriesWork::default())]);
+        let listing = BTreeMap::from([(series("m/quiet"), SeriesWork::default())]);
         // The rules saw windows up to 02:00; the watermark is at 05:30: 02:00–05:00 were silent.
-        let seen = BTreeMap::from([("m/quiet".to_string(), Some(2 * HOUR))]);
+        let seen = BTreeMap::from([(series("m/quiet"), Some(2 * HOUR))]);
         let plans = plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR);
         assert_eq!(plans[0].silent_until, Some(4 * HOUR));
         // Once they saw up to 05:00, there is nothing to do.
-        let listing = BTreeMap::from([("m/quiet".to_string(), SeriesWork::default())]);
-        let seen = BTreeMap::from([("m/quiet".to_string(), Some(5 * HOUR))]);
+        let listing = BTreeMap::from([(series("m/quiet"), SeriesWork::default())]);
+        let seen = BTreeMap::from([(series("m/quiet"), Some(5 * HOUR))]);
         assert!(plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR).is_empty());
     }
 
     #[test]
     fn rules_that_never_ran_or_a_series_with_data_get_no_silent_windows() {
-        let listing = BTreeMap::from([("m/new".to_string(), SeriesWork::default())]);
-        let seen = BTreeMap::from([("m/new".to_string(), None)]);
+        let listing = BTreeMap::from([(series("m/new"), SeriesWork::default())]);
+        let seen = BTreeMap::from([(series("m/new"), None)]);
         assert!(plan(listing, &seen, 10 * HOUR, HOUR).is_empty());
         // Parts waiting in an open window: the series is not silent.
-        let listing = BTreeMap::from([("m/busy".to_string(), work(&[], &[(9 * HOUR, &["o"])]))]);
-        let seen = BTreeMap::from([("m/busy".to_string(), Some(HOUR))]);
+        let listing = BTreeMap::from([(series("m/busy"), work(&[], &[(9 * HOUR, &["o"])]))]);
+        let seen = BTreeMap::from([(series("m/busy"), Some(HOUR))]);
         assert!(plan(listing, &seen, 9 * HOUR + 60, HOUR).is_empty());
     }
 
     #[test]
     fn a_restart_mid_window_finds_the_delivery_before_the_next_window() {
         // Killed after committing 00:00 and before delivering it; 01:00 has passed since.
-        let listing =
-            BTreeMap::from([("m/ep".to_string(), work(&[0], &[(HOUR, &["late-object"])]))]);
+        let listing = BTreeMap::from([(series("m/ep"), work(&[0], &[(HOUR, &["late-object"])]))]);
         let plans = plan(listing, &BTreeMap::new(), 2 * HOUR + 1, HOUR);
         assert_eq!(plans[0].deliver, [0]);
         assert_eq!(plans[0].finalise, [(HOUR, vec!["late-object".to_string()])]);
@@ -168,7 +172,7 @@ mod tests {
         assert_eq!(watermark(None, 1_000, i64::MIN, 10), i64::MIN);
         assert!(
             plan(
-                BTreeMap::from([("m/ep".to_string(), work(&[], &[(0, &["o"])]))]),
+                BTreeMap::from([(series("m/ep"), work(&[], &[(0, &["o"])]))]),
                 &BTreeMap::new(),
                 i64::MIN,
                 HOUR

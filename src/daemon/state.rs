@@ -38,16 +38,39 @@ use crate::sinks::actions::Delivery;
 use crate::sinks::cloudwatch::Family;
 use crate::store::{StateStore, StoreError, Version};
 
-/// `{monitor}/{endpoint or -}`. Monitor names hold no `/`; SageMaker endpoint names are never
-/// `-`.
-pub(super) fn series_key(monitor: &str, endpoint: Option<&str>) -> String {
-    format!("{monitor}/{}", endpoint.unwrap_or("-"))
+/// A series: one monitor's windows for one endpoint (none for batch monitors). In store keys
+/// it is `{monitor}/{endpoint or -}`: monitor names hold no `/`, and SageMaker endpoint names
+/// are never `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct SeriesKey {
+    pub monitor: String,
+    pub endpoint: Option<String>,
 }
 
-/// The monitor and endpoint of a series key.
-pub(super) fn split_series(series: &str) -> (&str, Option<&str>) {
-    let (monitor, endpoint) = series.split_once('/').unwrap_or((series, "-"));
-    (monitor, (endpoint != "-").then_some(endpoint))
+impl SeriesKey {
+    pub fn new(monitor: &str, endpoint: Option<&str>) -> Self {
+        Self {
+            monitor: monitor.to_string(),
+            endpoint: endpoint.map(str::to_string),
+        }
+    }
+
+    /// The series of a store key's `{monitor}/{endpoint}` part.
+    fn parse(text: &str) -> Option<Self> {
+        let (monitor, endpoint) = text.split_once('/')?;
+        (!endpoint.contains('/')).then(|| Self::new(monitor, (endpoint != "-").then_some(endpoint)))
+    }
+}
+
+impl std::fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.monitor,
+            self.endpoint.as_deref().unwrap_or("-")
+        )
+    }
 }
 
 /// 128 bits of hash of the object's identity: collisions are out of reach.
@@ -58,7 +81,7 @@ pub(super) fn object_hash(bucket: &str, key: &str, etag: &str) -> String {
     format!("{a:016x}{b:016x}")
 }
 
-fn window_id(series: &str, start: i64) -> String {
+fn window_id(series: &SeriesKey, start: i64) -> String {
     // Event times before 1970 do not occur in capture data; clamp rather than break the order.
     format!("{series}/{:012}", start.max(0))
 }
@@ -255,7 +278,7 @@ impl Durable {
 
     pub async fn put_part(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         object: &str,
         bytes: Vec<u8>,
@@ -269,7 +292,7 @@ impl Durable {
 
     pub async fn get_part(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         object: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
@@ -279,7 +302,7 @@ impl Durable {
 
     pub async fn delete_parts(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         objects: &[String],
     ) -> Result<(), StoreError> {
@@ -291,7 +314,7 @@ impl Durable {
     }
 
     /// Whether a series' keys fit the store (a key's endpoint segment comes from outside).
-    pub fn check_series(&self, series: &str) -> Result<(), String> {
+    pub fn check_series(&self, series: &SeriesKey) -> Result<(), String> {
         // The longest key a series gets: a part's.
         let longest = format!("parts/{}/{}", window_id(series, 0), object_hash("", "", ""));
         crate::store::check_key(&longest)
@@ -299,13 +322,17 @@ impl Durable {
     }
 
     /// Marks a window as being finalised; parts stored from now on are late.
-    pub async fn fence(&self, series: &str, start: i64) -> Result<(), StoreError> {
+    pub async fn fence(&self, series: &SeriesKey, start: i64) -> Result<(), StoreError> {
         let key = format!("fence/{}", window_id(series, start));
         self.store.put_new(&key, Vec::new()).await.map(|_| ())
     }
 
     /// The objects with a part of a window, in object order.
-    pub async fn list_parts(&self, series: &str, start: i64) -> Result<Vec<String>, StoreError> {
+    pub async fn list_parts(
+        &self,
+        series: &SeriesKey,
+        start: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let prefix = format!("parts/{}/", window_id(series, start));
         let mut objects: Vec<String> = self
             .store
@@ -319,7 +346,12 @@ impl Durable {
     }
 
     /// Where `object`'s stored part of a window stands.
-    pub async fn fate(&self, series: &str, start: i64, object: &str) -> Result<Fate, StoreError> {
+    pub async fn fate(
+        &self,
+        series: &SeriesKey,
+        start: i64,
+        object: &str,
+    ) -> Result<Fate, StoreError> {
         if let Some(parts) = self.finalised_parts(series, start).await? {
             return Ok(if parts.iter().any(|p| p == object) {
                 Fate::Merged
@@ -336,7 +368,12 @@ impl Durable {
 
     /// Notes that `rows` of `object` were counted late in a series, for the rules' next window
     /// of it (the `late_rows` condition).
-    pub async fn note_late(&self, series: &str, object: &str, rows: u64) -> Result<(), StoreError> {
+    pub async fn note_late(
+        &self,
+        series: &SeriesKey,
+        object: &str,
+        rows: u64,
+    ) -> Result<(), StoreError> {
         self.store
             .put(
                 &format!("late/{series}/{object}"),
@@ -347,7 +384,7 @@ impl Durable {
 
     /// The late rows noted for a series, and the notes' keys: remove them with
     /// [`Durable::forget_late`] once a window's rules have seen them.
-    pub async fn late_notes(&self, series: &str) -> Result<(u64, Vec<String>), StoreError> {
+    pub async fn late_notes(&self, series: &SeriesKey) -> Result<(u64, Vec<String>), StoreError> {
         let keys = self.store.list(&format!("late/{series}/")).await?;
         let mut rows = 0;
         for key in &keys {
@@ -371,7 +408,7 @@ impl Durable {
     /// The objects a finalised window merged, or `None` while it is not finalised.
     pub async fn finalised_parts(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let id = window_id(series, start);
@@ -416,8 +453,8 @@ impl Durable {
     /// Every series with windows to finalise or deliver.
     pub async fn pending_work(
         &self,
-    ) -> Result<std::collections::BTreeMap<String, SeriesWork>, StoreError> {
-        let mut work: std::collections::BTreeMap<String, SeriesWork> = Default::default();
+    ) -> Result<std::collections::BTreeMap<SeriesKey, SeriesWork>, StoreError> {
+        let mut work: std::collections::BTreeMap<SeriesKey, SeriesWork> = Default::default();
         for key in self.store.list("outbox/").await? {
             if let Some((series, start)) = parse_window(key.strip_prefix("outbox/")) {
                 work.entry(series).or_default().outboxes.push(start);
@@ -443,18 +480,18 @@ impl Durable {
     }
 
     /// Every series the rules have state for.
-    pub async fn rule_series(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn rule_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
         Ok(self
             .store
             .list("rules/")
             .await?
             .into_iter()
-            .filter_map(|k| k.strip_prefix("rules/").map(str::to_string))
+            .filter_map(|k| SeriesKey::parse(k.strip_prefix("rules/")?))
             .collect())
     }
 
     /// Takes the series' lease if it is free, expired or already ours.
-    pub async fn acquire(&self, series: &str) -> Result<Option<Held>, StoreError> {
+    pub async fn acquire(&self, series: &SeriesKey) -> Result<Option<Held>, StoreError> {
         let key = format!("lease/{series}");
         let mine = || {
             json(&Lease {
@@ -523,7 +560,7 @@ impl Durable {
 
     pub async fn outbox(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
     ) -> Result<Option<WindowOutbox>, StoreError> {
         let key = format!("outbox/{}", window_id(series, start));
@@ -536,7 +573,7 @@ impl Durable {
     /// Commits a finalised window: `false` if it already was.
     pub async fn commit(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         outbox: &WindowOutbox,
     ) -> Result<bool, StoreError> {
@@ -546,7 +583,7 @@ impl Durable {
 
     pub async fn save_outbox(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         outbox: &WindowOutbox,
     ) -> Result<(), StoreError> {
@@ -557,7 +594,7 @@ impl Durable {
     /// A delivered window leaves the outbox; its record of merged parts stays.
     pub async fn retire(
         &self,
-        series: &str,
+        series: &SeriesKey,
         start: i64,
         outbox: &WindowOutbox,
     ) -> Result<(), StoreError> {
@@ -570,7 +607,7 @@ impl Durable {
         self.store.delete(&format!("outbox/{id}")).await
     }
 
-    pub async fn rules(&self, series: &str) -> Result<SeriesRules, StoreError> {
+    pub async fn rules(&self, series: &SeriesKey) -> Result<SeriesRules, StoreError> {
         let key = format!("rules/{series}");
         match self.store.get(&key).await? {
             Some(bytes) => parse(&key, &bytes),
@@ -578,7 +615,11 @@ impl Durable {
         }
     }
 
-    pub async fn put_rules(&self, series: &str, rules: &SeriesRules) -> Result<(), StoreError> {
+    pub async fn put_rules(
+        &self,
+        series: &SeriesKey,
+        rules: &SeriesRules,
+    ) -> Result<(), StoreError> {
         self.store
             .put(&format!("rules/{series}"), json(rules))
             .await
@@ -586,9 +627,9 @@ impl Durable {
 }
 
 /// `{monitor}/{endpoint}/{start}` → (series, start).
-fn parse_window(id: Option<&str>) -> Option<(String, i64)> {
+fn parse_window(id: Option<&str>) -> Option<(SeriesKey, i64)> {
     let (series, start) = id?.rsplit_once('/')?;
-    Some((series.to_string(), start.parse().ok()?))
+    Some((SeriesKey::parse(series)?, start.parse().ok()?))
 }
 
 fn hostname() -> String {
@@ -613,14 +654,13 @@ mod tests {
 
     #[test]
     fn series_and_windows_round_trip_through_keys() {
-        assert_eq!(series_key("m", Some("ep")), "m/ep");
-        assert_eq!(split_series("m/ep"), ("m", Some("ep")));
-        assert_eq!(split_series("m/-"), ("m", None));
-        assert_eq!(window_id("m/-", 3600), "m/-/000000003600");
-        assert_eq!(
-            parse_window(Some("m/ep/000000003600")),
-            Some(("m/ep".to_string(), 3600))
-        );
+        let (batch, live) = (SeriesKey::new("m", None), SeriesKey::new("m", Some("ep")));
+        assert_eq!(live.to_string(), "m/ep");
+        assert_eq!(SeriesKey::parse("m/ep"), Some(live.clone()));
+        assert_eq!(SeriesKey::parse("m/-"), Some(batch.clone()));
+        assert_eq!(SeriesKey::parse("m/ep/x"), None);
+        assert_eq!(window_id(&batch, 3600), "m/-/000000003600");
+        assert_eq!(parse_window(Some("m/ep/000000003600")), Some((live, 3600)));
         assert_ne!(object_hash("b", "k", "e1"), object_hash("b", "k", "e2"));
         assert_eq!(object_hash("b", "k", "e").len(), 32);
     }
@@ -629,16 +669,40 @@ mod tests {
     async fn one_replica_holds_a_series_until_it_releases_or_the_lease_expires() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (durable(dir.path()), durable(dir.path()));
-        let held = a.acquire("m/ep").await.unwrap().expect("free");
-        assert!(b.acquire("m/ep").await.unwrap().is_none(), "taken");
+        let held = a
+            .acquire(&SeriesKey::new("m", Some("ep")))
+            .await
+            .unwrap()
+            .expect("free");
+        assert!(
+            b.acquire(&SeriesKey::new("m", Some("ep")))
+                .await
+                .unwrap()
+                .is_none(),
+            "taken"
+        );
         // Another series is independent.
-        assert!(b.acquire("m/other").await.unwrap().is_some());
+        assert!(
+            b.acquire(&SeriesKey::new("m", Some("other")))
+                .await
+                .unwrap()
+                .is_some()
+        );
         a.release(held).await;
-        let mut held = b.acquire("m/ep").await.unwrap().expect("released");
+        let mut held = b
+            .acquire(&SeriesKey::new("m", Some("ep")))
+            .await
+            .unwrap()
+            .expect("released");
         assert!(b.renew(&mut held).await.unwrap());
         // B stops renewing: once the lease expires A takes it, and B's renewal fails.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(a.acquire("m/ep").await.unwrap().is_some());
+        assert!(
+            a.acquire(&SeriesKey::new("m", Some("ep")))
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(!b.renew(&mut held).await.unwrap());
     }
 
@@ -646,11 +710,17 @@ mod tests {
     async fn work_lists_parts_per_window_in_order_and_commits_once() {
         let dir = tempfile::tempdir().unwrap();
         let d = durable(dir.path());
-        d.put_part("m/ep", 7200, "b", vec![1]).await.unwrap();
-        d.put_part("m/ep", 3600, "a", vec![2]).await.unwrap();
-        d.put_part("m/ep", 7200, "a", vec![3]).await.unwrap();
+        d.put_part(&SeriesKey::new("m", Some("ep")), 7200, "b", vec![1])
+            .await
+            .unwrap();
+        d.put_part(&SeriesKey::new("m", Some("ep")), 3600, "a", vec![2])
+            .await
+            .unwrap();
+        d.put_part(&SeriesKey::new("m", Some("ep")), 7200, "a", vec![3])
+            .await
+            .unwrap();
         let work = d.pending_work().await.unwrap();
-        let parts: Vec<(i64, Vec<String>)> = work["m/ep"]
+        let parts: Vec<(i64, Vec<String>)> = work[&SeriesKey::new("m", Some("ep"))]
             .parts
             .iter()
             .map(|(s, o)| (*s, o.clone()))
@@ -680,34 +750,107 @@ mod tests {
             rules_after: SeriesRules::default(),
         };
         // Before the fence a part will be listed; after it, its fate waits for the commit.
-        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Open);
-        d.fence("m/ep", 3600).await.unwrap();
-        d.fence("m/ep", 3600).await.unwrap();
-        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Undecided);
-        assert_eq!(d.list_parts("m/ep", 3600).await.unwrap(), ["a"]);
-        assert!(d.commit("m/ep", 3600, &outbox).await.unwrap());
-        assert!(!d.commit("m/ep", 3600, &outbox).await.unwrap());
-        assert_eq!(d.fate("m/ep", 3600, "a").await.unwrap(), Fate::Merged);
-        assert_eq!(d.fate("m/ep", 3600, "b").await.unwrap(), Fate::Late);
-        d.note_late("m/ep", "b", 7).await.unwrap();
-        d.note_late("m/ep", "c", 5).await.unwrap();
-        d.note_late("m/other", "c", 1).await.unwrap();
-        let (late, notes) = d.late_notes("m/ep").await.unwrap();
+        assert_eq!(
+            d.fate(&SeriesKey::new("m", Some("ep")), 3600, "a")
+                .await
+                .unwrap(),
+            Fate::Open
+        );
+        d.fence(&SeriesKey::new("m", Some("ep")), 3600)
+            .await
+            .unwrap();
+        d.fence(&SeriesKey::new("m", Some("ep")), 3600)
+            .await
+            .unwrap();
+        assert_eq!(
+            d.fate(&SeriesKey::new("m", Some("ep")), 3600, "a")
+                .await
+                .unwrap(),
+            Fate::Undecided
+        );
+        assert_eq!(
+            d.list_parts(&SeriesKey::new("m", Some("ep")), 3600)
+                .await
+                .unwrap(),
+            ["a"]
+        );
+        assert!(
+            d.commit(&SeriesKey::new("m", Some("ep")), 3600, &outbox)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !d.commit(&SeriesKey::new("m", Some("ep")), 3600, &outbox)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            d.fate(&SeriesKey::new("m", Some("ep")), 3600, "a")
+                .await
+                .unwrap(),
+            Fate::Merged
+        );
+        assert_eq!(
+            d.fate(&SeriesKey::new("m", Some("ep")), 3600, "b")
+                .await
+                .unwrap(),
+            Fate::Late
+        );
+        d.note_late(&SeriesKey::new("m", Some("ep")), "b", 7)
+            .await
+            .unwrap();
+        d.note_late(&SeriesKey::new("m", Some("ep")), "c", 5)
+            .await
+            .unwrap();
+        d.note_late(&SeriesKey::new("m", Some("other")), "c", 1)
+            .await
+            .unwrap();
+        let (late, notes) = d
+            .late_notes(&SeriesKey::new("m", Some("ep")))
+            .await
+            .unwrap();
         assert_eq!((late, notes.len()), (12, 2));
         d.forget_late(&notes).await.unwrap();
-        assert_eq!(d.late_notes("m/ep").await.unwrap(), (0, Vec::new()));
-        assert_eq!(d.late_notes("m/other").await.unwrap().0, 1);
         assert_eq!(
-            d.finalised_parts("m/ep", 3600).await.unwrap(),
+            d.late_notes(&SeriesKey::new("m", Some("ep")))
+                .await
+                .unwrap(),
+            (0, Vec::new())
+        );
+        assert_eq!(
+            d.late_notes(&SeriesKey::new("m", Some("other")))
+                .await
+                .unwrap()
+                .0,
+            1
+        );
+        assert_eq!(
+            d.finalised_parts(&SeriesKey::new("m", Some("ep")), 3600)
+                .await
+                .unwrap(),
             Some(vec!["a".to_string()])
         );
-        d.retire("m/ep", 3600, &outbox).await.unwrap();
-        assert!(d.outbox("m/ep", 3600).await.unwrap().is_none());
+        d.retire(&SeriesKey::new("m", Some("ep")), 3600, &outbox)
+            .await
+            .unwrap();
+        assert!(
+            d.outbox(&SeriesKey::new("m", Some("ep")), 3600)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
-            d.finalised_parts("m/ep", 3600).await.unwrap(),
+            d.finalised_parts(&SeriesKey::new("m", Some("ep")), 3600)
+                .await
+                .unwrap(),
             Some(vec!["a".to_string()])
         );
-        assert_eq!(d.finalised_parts("m/ep", 7200).await.unwrap(), None);
+        assert_eq!(
+            d.finalised_parts(&SeriesKey::new("m", Some("ep")), 7200)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

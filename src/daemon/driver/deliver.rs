@@ -18,7 +18,7 @@ pub(super) struct Blocked {
 pub(super) async fn deliver(
     shared: &Shared,
     sinks: &Sinks,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
     blocked: &mut Blocked,
 ) -> Result<(), RunError> {
@@ -139,13 +139,13 @@ pub(super) async fn deliver(
 /// Retires the outbox once every sink has what it should.
 async fn finish(
     durable: &Durable,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
     outbox: &WindowOutbox,
 ) -> Result<(), RunError> {
     if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
         durable.retire(series, start, outbox).await?;
-        tracing::info!(series, start, "window delivered to every sink");
+        tracing::info!(%series, start, "window delivered to every sink");
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
     let monitor = &shared.config.monitors[index];
     if let Err(reason) = shared
         .durable
-        .check_series(&series_key(&monitor.name, fields.endpoint.as_deref()))
+        .check_series(&SeriesKey::new(&monitor.name, fields.endpoint.as_deref()))
     {
         shared.objects_refused.fetch_add(1, Ordering::Relaxed);
         events::emit(Event::ObjectRefused {

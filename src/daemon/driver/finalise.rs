@@ -70,7 +70,9 @@ pub(super) async fn finalise_ready(
         let Some(mut held) = durable.acquire(&series).await? else {
             continue;
         };
-        events::emit(Event::LeaseTaken { series: &series });
+        events::emit(Event::LeaseTaken {
+            series: &series.to_string(),
+        });
         let result = async {
             // Deliveries go out oldest first; once a sink fails, later windows are still
             // finalised and committed (so the outbox shows the real backlog), and wait for
@@ -81,7 +83,9 @@ pub(super) async fn finalise_ready(
             }
             for (start, parts) in ready {
                 if !durable.renew(&mut held).await? {
-                    events::emit(Event::LeaseLost { series: &series });
+                    events::emit(Event::LeaseLost {
+                        series: &series.to_string(),
+                    });
                     return Ok(());
                 }
                 if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
@@ -108,7 +112,7 @@ pub(super) async fn finalise_ready(
 async fn finalise(
     shared: &Arc<Shared>,
     sinks: &Sinks,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
     listed: &[String],
 ) -> Result<Option<i64>, RunError> {
@@ -119,10 +123,13 @@ async fn finalise(
         durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
-    let (monitor_name, endpoint) = split_series(series);
-    let Some(monitor) = config.monitors.iter().position(|m| m.name == monitor_name) else {
+    let Some(monitor) = config
+        .monitors
+        .iter()
+        .position(|m| m.name == series.monitor)
+    else {
         tracing::warn!(
-            series,
+            %series,
             "stored windows of a monitor no longer in the config; left as they are"
         );
         return Ok(None);
@@ -142,7 +149,7 @@ async fn finalise(
     }
     let key = WindowKey {
         monitor,
-        endpoint: endpoint.map(str::to_string),
+        endpoint: series.endpoint.clone(),
         start,
     };
     let end = start + config.window.size.as_secs() as i64;
@@ -264,12 +271,12 @@ fn decide(
 /// `start`, and commits the messages they decide.
 async fn finalise_silence(
     shared: &Shared,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
 ) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let end = start + shared.config.window.size.as_secs() as i64;
-    let (monitor, endpoint) = split_series(series);
+    let (monitor, endpoint) = (series.monitor.as_str(), series.endpoint.as_deref());
     let (late_rows, late_notes) = durable.late_notes(series).await?;
     let facts = WindowFacts {
         late_rows,
@@ -313,7 +320,7 @@ async fn finalise_silence(
 /// the rules' state after it.
 async fn commit(
     shared: &Shared,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
     outbox: &WindowOutbox,
     report: Option<&crate::sinks::WindowReport>,

@@ -22,9 +22,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{append_actions, facts_of, messages, print_actions};
-use super::state::{
-    Durable, Fate, LedgerEntry, SeriesRules, WindowOutbox, object_hash, series_key, split_series,
-};
+use super::state::{Durable, Fate, LedgerEntry, SeriesKey, SeriesRules, WindowOutbox, object_hash};
 use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
 };

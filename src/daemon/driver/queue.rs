@@ -205,7 +205,7 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
         let monitor = &shared.config.monitors[index].name;
         if let Err(reason) = shared
             .durable
-            .check_series(&series_key(monitor, fields.endpoint.as_deref()))
+            .check_series(&SeriesKey::new(monitor, fields.endpoint.as_deref()))
         {
             refuse(shared, message, object, "invalid_series", &reason);
             continue;

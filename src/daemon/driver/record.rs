@@ -68,7 +68,7 @@ pub(super) async fn record(
         let mut fed = Vec::new();
         for (key, state) in windows.into_open() {
             let monitor = shared.config.monitors[key.monitor].name.as_str();
-            let series = series_key(monitor, key.endpoint.as_deref());
+            let series = SeriesKey::new(monitor, key.endpoint.as_deref());
             let n = state.row_count();
             rows += n;
             let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
@@ -83,7 +83,7 @@ pub(super) async fn record(
         // Rows for a window fenced before their part landed are late (the finaliser removes
         // the stray part); a window being finalised right now is asked again until committed.
         let mut windows = Vec::new();
-        let mut late_by_series = BTreeMap::<String, u64>::new();
+        let mut late_by_series = BTreeMap::<SeriesKey, u64>::new();
         for (monitor, series, start, n) in fed {
             if fate_once_decided(shared, &series, start, object).await? == Fate::Late {
                 late_rows += n;
@@ -132,7 +132,7 @@ fn fence_patience(shared: &Shared) -> Duration {
 
 async fn fate_once_decided(
     shared: &Shared,
-    series: &str,
+    series: &SeriesKey,
     start: i64,
     object: &str,
 ) -> Result<Fate, StoreError> {
