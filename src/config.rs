@@ -60,6 +60,13 @@ pub struct RulesConfig {
     pub directory: PathBuf,
 }
 
+/// The input of `driftd run`, resolved: embedded mode's directory or AWS mode's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSource<'a> {
+    Directory(&'a Path),
+    Queue(&'a str),
+}
+
 /// Where objects come from: a local directory (embedded mode) or, with `sqs_queue_url`, S3
 /// event notifications on an SQS queue (AWS mode). Exactly one of the two.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +103,16 @@ impl InputConfig {
     /// AWS mode: objects come from S3 through SQS.
     pub fn is_aws(&self) -> bool {
         self.sqs_queue_url.is_some()
+    }
+
+    /// Where objects come from: exactly one of `directory` and `sqs_queue_url`.
+    pub fn source(&self) -> Result<InputSource<'_>, String> {
+        match (&self.directory, &self.sqs_queue_url) {
+            (Some(_), Some(_)) => Err("input: set either directory (embedded mode) or sqs_queue_url (AWS mode), not both".into()),
+            (None, None) => Err("input: set directory (embedded mode: a local directory) or sqs_queue_url (AWS mode: S3 events on an SQS queue)".into()),
+            (Some(directory), None) => Ok(InputSource::Directory(directory)),
+            (None, Some(url)) => Ok(InputSource::Queue(url)),
+        }
     }
 }
 
@@ -346,10 +363,9 @@ impl MonitorConfig {
                         baseline.display()
                     ));
                 }
-                let analysis_config = self
-                    .analysis_config
-                    .as_ref()
-                    .expect("validated: bias monitors have analysis_config");
+                let analysis_config = self.analysis_config.as_ref().ok_or_else(|| {
+                    format!("{key}.analysis_config: required for a bias monitor (Clarify's analysis_config.json)")
+                })?;
                 let spec = BiasSpec::load(analysis_config)
                     .map_err(|e| format!("{key}.analysis_config: {e}"))?;
                 let baseline = crate::json_file::read_json(baseline).map_err(|e| format!(
@@ -595,14 +611,8 @@ impl Config {
         if self.window.size.as_secs() == 0 {
             return Err("window.size must be at least 1s (e.g. \"1h\", \"15m\")".into());
         }
-        match (&self.input.directory, &self.input.sqs_queue_url) {
-            (Some(_), Some(_)) => {
-                return Err("input: set either directory (embedded mode) or sqs_queue_url (AWS mode), not both".into());
-            }
-            (None, None) => {
-                return Err("input: set directory (embedded mode: a local directory) or sqs_queue_url (AWS mode: S3 events on an SQS queue)".into());
-            }
-            (Some(directory), None) => {
+        match self.input.source()? {
+            InputSource::Directory(directory) => {
                 if !directory.is_dir() {
                     return Err(format!(
                         "input.directory: {} is not a directory; create it or point input.directory at the directory capture files land in",
@@ -611,7 +621,7 @@ impl Config {
                 }
                 self.validate_embedded()?;
             }
-            (None, Some(_)) => self.validate_aws()?,
+            InputSource::Queue(_) => self.validate_aws()?,
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             let key = format!("monitor[{i}] ({})", monitor.name);

@@ -84,19 +84,23 @@ fn route(monitors: &[Monitor], path: &str) -> Option<(usize, crate::ingest::loca
 /// present now are read and every window they fill is written.
 pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary, RunError> {
     let baselines = config.load_baselines(config_path)?;
-    let monitors: Vec<Monitor> = config
+    let monitors = config
         .monitors
         .iter()
         .zip(baselines)
-        .map(|(m, baseline)| Monitor {
-            pattern: PathPattern::new(&m.path).expect("validated with the config"),
-            kind: match &baseline {
-                MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
-                MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
-            },
-            baseline,
+        .map(|(m, baseline)| {
+            let pattern = PathPattern::new(&m.path)
+                .map_err(|e| RunError::Usage(format!("monitor ({}).path: {e}", m.name)))?;
+            Ok(Monitor {
+                pattern,
+                kind: match &baseline {
+                    MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
+                    MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
+                },
+                baseline,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, RunError>>()?;
     if let Some(listen) = config.observability.listen {
         let bound = crate::sinks::prometheus::spawn(listen).map_err(|error| {
             RunError::Usage(format!(

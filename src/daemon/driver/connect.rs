@@ -21,7 +21,7 @@ pub(super) struct Connected {
 }
 
 /// Builds the clients and checks the resources the config names.
-pub(super) async fn connect(config: &Config) -> Result<Connected, RunError> {
+pub(super) async fn connect(config: &Config, queue_url: &str) -> Result<Connected, RunError> {
     let sdk = crate::aws::sdk_config(&config.aws).await;
     // Emulators and VPC endpoints are addressed by URL, so S3 goes path-style there.
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -29,11 +29,6 @@ pub(super) async fn connect(config: &Config) -> Result<Connected, RunError> {
             .force_path_style(config.aws.endpoint_url.is_some())
             .build(),
     );
-    let queue_url = config
-        .input
-        .sqs_queue_url
-        .clone()
-        .expect("validated: AWS mode has a queue URL");
     // A long poll waits `wait_time` before it answers: its attempts get that on top.
     let queue = SqsQueue::new(
         aws_sdk_sqs::Client::from_conf(
@@ -47,7 +42,7 @@ pub(super) async fn connect(config: &Config) -> Result<Connected, RunError> {
                 )
                 .build(),
         ),
-        queue_url,
+        queue_url.to_string(),
         config.input.visibility_timeout,
         config.input.wait_time,
     );

@@ -26,7 +26,7 @@ use super::state::{Durable, Fate, LedgerEntry, SeriesKey, SeriesRules, WindowOut
 use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
 };
-use crate::config::Config;
+use crate::config::{Config, InputSource};
 use crate::decode::{Quarantine, RejectReason};
 use crate::events::{self, Event, Sink};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
@@ -206,10 +206,14 @@ async fn serve(
         path: out.clone(),
         error,
     })?;
-    let (source, sinks, s3) = match &config.input.directory {
-        Some(directory) => (Source::Directory(directory.clone()), Sinks::default(), None),
-        None => {
-            let aws = connect::connect(&config).await?;
+    let (source, sinks, s3) = match config.input.source().map_err(RunError::Usage)? {
+        InputSource::Directory(directory) => (
+            Source::Directory(directory.to_path_buf()),
+            Sinks::default(),
+            None,
+        ),
+        InputSource::Queue(url) => {
+            let aws = connect::connect(&config, url).await?;
             (Source::Queue(aws.input), aws.sinks, Some(aws.s3))
         }
     };
