@@ -9,7 +9,6 @@ mod state;
 
 pub use actions::ACTIONS_FILE;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +18,6 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::analyze::{self, metrics::MetricScope};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
-use crate::decode::RejectReason;
 use crate::events::{self, Delivery, Event, Sink};
 use crate::ingest::local::PathPattern;
 use crate::sinks::{Outcome, WindowReport, file, stdout};
@@ -48,20 +46,9 @@ pub enum RunError {
 /// What a run did, for the caller's final line.
 #[derive(Debug, Default)]
 pub struct RunSummary {
-    pub objects_read: usize,
+    /// Objects (messages, files) that failed at least once, each counted once.
     pub objects_failed: usize,
-    pub objects_unrouted: usize,
-    /// Objects refused without being read (allow-list, impossible names).
-    pub objects_refused: usize,
-    /// ReceiveMessage calls or directory scans that failed.
-    pub input_failures: u64,
-    /// AWS mode: S3 reports given up after a permanent error.
-    pub reports_failed: usize,
-    pub windows_written: usize,
-    pub windows_with_violations: usize,
-    pub late_rows: u64,
-    /// Records skipped as malformed, by reason.
-    pub quarantined: BTreeMap<RejectReason, u64>,
+    pub counts: events::Totals,
 }
 
 struct Monitor {
@@ -117,7 +104,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
     }
     let rules = config.load_rules(config_path)?.unwrap_or_default();
     let summary = driver::run(config, monitors, rules, once)?;
-    if let Some(line) = stdout::summarize_quarantine(&summary.quarantined) {
+    if let Some(line) = stdout::summarize_quarantine(&summary.counts.quarantined) {
         stdout::print(&format!("{line}\n"));
     }
     Ok(summary)

@@ -542,6 +542,28 @@ impl Telemetry {
         }
     }
 
+    /// The counters so far, for `driftd run`'s final line: the same numbers `/metrics` shows.
+    pub fn totals(&self) -> Totals {
+        let objects = by_label(&self.objects);
+        let refusals = by_label(&self.refusals);
+        let event = |name: &str| objects.get(name).copied().unwrap_or(0);
+        let unrouted = refusals.get("no_monitor").copied().unwrap_or(0);
+        Totals {
+            objects_recorded: event("recorded"),
+            objects_unrouted: unrouted,
+            objects_refused: refusals.values().sum::<u64>() - unrouted,
+            input_failures: self.receive_failures.get(),
+            windows: by_label(&self.windows).values().sum(),
+            windows_with_violations: by_label(&self.windows_with_violations).values().sum(),
+            late_rows: by_label(&self.late_rows).values().sum(),
+            reports_failed: self
+                .deliveries
+                .with_label_values(&[Sink::S3Report.as_str(), Delivery::Failed.as_str()])
+                .get(),
+            quarantined: by_label(&self.quarantined),
+        }
+    }
+
     /// The metrics in Prometheus' text exposition format (version 0.0.4), which Prometheus,
     /// promtool and OpenMetrics scrapers all read.
     pub fn render(&self) -> String {
@@ -555,6 +577,36 @@ impl Telemetry {
             .encode_to_string(&self.registry.gather())
             .expect("the registry's metrics encode")
     }
+}
+
+/// What the counters say; see [`Telemetry::totals`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub objects_recorded: u64,
+    pub objects_unrouted: u64,
+    /// Refused for a reason other than matching no monitor.
+    pub objects_refused: u64,
+    pub input_failures: u64,
+    pub windows: u64,
+    pub windows_with_violations: u64,
+    pub late_rows: u64,
+    pub reports_failed: u64,
+    /// Malformed records by reason (`bad_json`, …).
+    pub quarantined: BTreeMap<String, u64>,
+}
+
+/// A one-label counter family's values by label value.
+fn by_label(counters: &IntCounterVec) -> BTreeMap<String, u64> {
+    use prometheus::core::Collector;
+    counters
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter_map(|metric| {
+            let label = metric.get_label().first()?.value().to_string();
+            Some((label, metric.get_counter().get_value() as u64))
+        })
+        .collect()
 }
 
 fn unix_now() -> f64 {

@@ -283,16 +283,16 @@ fn execute(command: Command) -> Result<ExitCode> {
             let summary = driftd::daemon::run(&loaded, &config, once)?;
             stdout::print(&format!(
                 "{} objects read, {} failed (see {}), {} refused, {} matched no monitor, {} windows written, {} with violations, {} late records, {} failed receives or scans, {} S3 reports given up\n",
-                summary.objects_read,
+                summary.counts.objects_recorded,
                 summary.objects_failed,
                 driftd::daemon::DEAD_LETTER_FILE,
-                summary.objects_refused,
-                summary.objects_unrouted,
-                summary.windows_written,
-                summary.windows_with_violations,
-                summary.late_rows,
-                summary.input_failures,
-                summary.reports_failed
+                summary.counts.objects_refused,
+                summary.counts.objects_unrouted,
+                summary.counts.windows,
+                summary.counts.windows_with_violations,
+                summary.counts.late_rows,
+                summary.counts.input_failures,
+                summary.counts.reports_failed
             ));
             // A daemon's exit code says whether it ran, not what it found; alerts say that.
             Ok(ExitCode::SUCCESS)
@@ -462,7 +462,13 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
-    if let Some(line) = stdout::summarize_quarantine(quarantine.counts()) {
+    if let Some(line) = stdout::summarize_quarantine(
+        &quarantine
+            .counts()
+            .iter()
+            .map(|(reason, count)| (reason.as_str().to_string(), *count))
+            .collect(),
+    ) {
         stdout::print(&format!("{line} → {}\n", quarantine_path.display()));
     }
     pipeline::close_run_quarantine(&quarantine_path, &quarantine)?;

@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use crate::analyze::Findings;
 use crate::bias::drift::BiasViolations;
-use crate::decode::RejectReason;
 
 /// Writes `text` to stdout. A reader that went away (`driftd check | head`) is not an error:
 /// the output files are written and the exit code still tells the result, so the rest of the
@@ -84,14 +83,14 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
 }
 
 /// One line on malformed records, or nothing when there were none.
-pub fn summarize_quarantine(counts: &BTreeMap<RejectReason, u64>) -> Option<String> {
+pub fn summarize_quarantine(counts: &BTreeMap<String, u64>) -> Option<String> {
     let total: u64 = counts.values().sum();
     if total == 0 {
         return None;
     }
     let reasons: Vec<String> = counts
         .iter()
-        .map(|(reason, count)| format!("{} {count}", serde_name(reason)))
+        .map(|(reason, count)| format!("{reason} {count}"))
         .collect();
     Some(format!(
         "  skipped {total} malformed record{} ({})",

@@ -51,7 +51,6 @@ pub(super) async fn deliver(
                     outbox.report_done = true;
                 }
                 Err(error) if error.permanent => {
-                    shared.reports_failed.fetch_add(1, Ordering::Relaxed);
                     attempt(
                         Sink::S3Report,
                         events::Delivery::Failed,

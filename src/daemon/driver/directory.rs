@@ -53,7 +53,6 @@ pub(super) async fn scan(shared: Arc<Shared>, root: PathBuf, once: bool) {
                 }
             }
             Err(error) => {
-                shared.input_failures.fetch_add(1, Ordering::Relaxed);
                 let read_through = shared.input_read_through.load(Ordering::Relaxed);
                 events::emit(Event::InputStuck {
                     error: &format!("{}: {error}", root.display()),
@@ -81,7 +80,6 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
     let relative = relative_path(root, &file.path);
     events::emit(Event::ObjectReceived { source: &relative });
     let Some((index, fields)) = route(&shared.monitors, &relative) else {
-        shared.objects_unrouted.fetch_add(1, Ordering::Relaxed);
         events::emit(Event::ObjectRefused {
             source: &relative,
             reason: "no_monitor",
@@ -93,7 +91,6 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
         .durable
         .check_series(&SeriesKey::new(&monitor.name, fields.endpoint.as_deref()))
     {
-        shared.objects_refused.fetch_add(1, Ordering::Relaxed);
         events::emit(Event::ObjectRefused {
             source: &relative,
             reason: "invalid_series",

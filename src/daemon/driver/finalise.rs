@@ -231,13 +231,6 @@ async fn finalise(
     }
     durable.forget_late(&late_notes).await?;
     durable.delete_parts(series, start, parts).await?;
-    shared.windows_written.fetch_add(1, Ordering::Relaxed);
-    if report.violation_count() > 0 {
-        shared
-            .windows_with_violations
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    report.emit_finalised();
     Ok(Some(start))
 }
 
@@ -329,6 +322,10 @@ async fn commit(
     let durable = &shared.durable;
     if !durable.commit(series, start, outbox).await? {
         return Ok(false);
+    }
+    // Finalised once committed, before any delivery of it.
+    if let Some(report) = report {
+        report.emit_finalised();
     }
     // Files and their fsyncs on a blocking thread, not on the async workers the pollers and
     // heartbeats share.

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
 };
 use crate::config::{Config, InputSource};
-use crate::decode::{Quarantine, RejectReason};
+use crate::decode::Quarantine;
 use crate::events::{self, Event, Sink};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{MessageSink, Routes};
@@ -116,12 +116,6 @@ struct Shared {
     quarantine_path: PathBuf,
     /// Messages or files that failed at least once (a message is retried, so counted by id).
     failed: Mutex<HashSet<String>>,
-    objects_read: AtomicUsize,
-    objects_unrouted: AtomicUsize,
-    /// Objects refused without being read: not on the allow-list, or a name no object can have.
-    objects_refused: AtomicUsize,
-    /// Receives or scans that failed (timeouts included).
-    input_failures: AtomicU64,
     /// When a receive or scan began whose objects are all recorded: everything sent before
     /// then has been read (or is in flight elsewhere). The clock closes windows only up to
     /// here, so a stuck input never makes windows look empty.
@@ -130,14 +124,6 @@ struct Shared {
     /// until its start plus the visibility timeout, and only a receive begun after that
     /// moves `input_read_through` on.
     input_hidden_until: AtomicI64,
-    windows_written: AtomicUsize,
-    windows_with_violations: AtomicUsize,
-    late_rows: AtomicU64,
-    /// Records skipped as malformed, by reason, summed over the objects (each has its own
-    /// quarantine).
-    quarantined: Mutex<BTreeMap<RejectReason, u64>>,
-    /// S3 reports given up after a permanent error.
-    reports_failed: AtomicUsize,
     /// Finalised windows waiting in the outbox, as the finaliser last counted them.
     undelivered: AtomicUsize,
     /// Whether the input is held back until deliveries catch up.
@@ -158,9 +144,7 @@ impl Shared {
 
     /// Counts an object's quarantined records, one event per reason.
     fn note_quarantined(&self, source: &str, quarantine: &Quarantine) {
-        let mut total = lock(&self.quarantined);
         for (reason, count) in quarantine.counts() {
-            *total.entry(*reason).or_default() += count;
             events::emit(Event::RecordsQuarantined {
                 source,
                 reason: reason.as_str(),
@@ -239,17 +223,8 @@ async fn serve(
         stop: stop.clone(),
         quarantine_path,
         failed: Mutex::new(HashSet::new()),
-        objects_read: AtomicUsize::new(0),
-        objects_unrouted: AtomicUsize::new(0),
-        objects_refused: AtomicUsize::new(0),
-        input_failures: AtomicU64::new(0),
         input_read_through: AtomicI64::new(i64::MIN),
         input_hidden_until: AtomicI64::new(i64::MIN),
-        windows_written: AtomicUsize::new(0),
-        windows_with_violations: AtomicUsize::new(0),
-        late_rows: AtomicU64::new(0),
-        quarantined: Mutex::new(BTreeMap::new()),
-        reports_failed: AtomicUsize::new(0),
         undelivered: AtomicUsize::new(0),
         paused: AtomicBool::new(false),
         config,
@@ -370,18 +345,12 @@ async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunErr
     Ok(summary(shared))
 }
 
+/// The run's counts are the telemetry's (what `/metrics` shows); a failed message, retried,
+/// counts once.
 fn summary(shared: &Shared) -> RunSummary {
     RunSummary {
-        objects_read: shared.objects_read.load(Ordering::Relaxed),
         objects_failed: lock(&shared.failed).len(),
-        objects_unrouted: shared.objects_unrouted.load(Ordering::Relaxed),
-        objects_refused: shared.objects_refused.load(Ordering::Relaxed),
-        input_failures: shared.input_failures.load(Ordering::Relaxed),
-        windows_written: shared.windows_written.load(Ordering::Relaxed),
-        windows_with_violations: shared.windows_with_violations.load(Ordering::Relaxed),
-        late_rows: shared.late_rows.load(Ordering::Relaxed),
-        reports_failed: shared.reports_failed.load(Ordering::Relaxed),
-        quarantined: lock(&shared.quarantined).clone(),
+        counts: events::telemetry().totals(),
     }
 }
 

@@ -71,7 +71,6 @@ pub(super) async fn poll(shared: Arc<Shared>, input: Arc<QueueInput>) {
                 shared
                     .input_hidden_until
                     .fetch_max(hidden_until, Ordering::Relaxed);
-                shared.input_failures.fetch_add(1, Ordering::Relaxed);
                 let read_through = shared.input_read_through.load(Ordering::Relaxed);
                 events::emit(Event::InputStuck {
                     error: &error,
@@ -155,7 +154,6 @@ fn refuse(
     category: &'static str,
     reason: &str,
 ) {
-    shared.objects_refused.fetch_add(1, Ordering::Relaxed);
     let key = shorten(key);
     events::emit(Event::ObjectRefused {
         source: &format!("s3://{bucket}/{key}"),
@@ -195,7 +193,6 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
             continue;
         }
         let Some((index, fields)) = route(&shared.monitors, &event.key) else {
-            shared.objects_unrouted.fetch_add(1, Ordering::Relaxed);
             events::emit(Event::ObjectRefused {
                 source: &format!("s3://{}/{}", event.bucket, event.key),
                 reason: "no_monitor",

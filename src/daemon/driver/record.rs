@@ -102,7 +102,6 @@ pub(super) async fn record(
                 late_rows,
                 "rows for windows already finalised: counted as late, not merged"
             );
-            shared.late_rows.fetch_add(late_rows, Ordering::Relaxed);
         }
         let entry = LedgerEntry {
             source: id.source.clone(),
@@ -115,7 +114,6 @@ pub(super) async fn record(
             recorded_at: now_seconds(),
         };
         durable.put_ledger_entry(object, &entry).await?;
-        shared.objects_read.fetch_add(1, Ordering::Relaxed);
         events::emit(Event::ObjectRecorded {
             source: &id.source,
             windows: entry.windows.len(),
