@@ -1,7 +1,7 @@
 //! Metric datums with Model Monitor's names (FORMATS.md §5.2), in the shape of its BYOC metric
 //! file (§5.3), which is also the shape of a CloudWatch `PutMetricData` datum.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Findings;
@@ -12,7 +12,8 @@ use crate::baseline::constraints::Switch;
 #[serde(rename_all = "PascalCase")]
 pub struct MetricDatum {
     pub metric_name: String,
-    pub timestamp: String,
+    /// Written as RFC 3339 (`2026-11-01T01:00:00Z`), as Model Monitor's metric file has it.
+    pub timestamp: DateTime<Utc>,
     pub dimensions: Vec<Dimension>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
@@ -61,10 +62,6 @@ impl MetricScope {
         });
         dimensions
     }
-
-    pub fn timestamp_text(&self) -> String {
-        self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true)
-    }
 }
 
 /// `feature_data_*` (numeric features: count, sum, min, max), `feature_non_null_*`
@@ -78,10 +75,9 @@ pub fn data_quality_metrics(
     if baseline.constraints.monitoring_config.emit_metrics == Switch::Disabled {
         return Vec::new();
     }
-    let timestamp = scope.timestamp_text();
     let datum = |metric_name: String, value, statistic_values, unit: &str| MetricDatum {
         metric_name,
-        timestamp: timestamp.clone(),
+        timestamp: scope.timestamp,
         dimensions: scope.dimensions(),
         value,
         statistic_values,

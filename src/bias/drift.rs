@@ -348,7 +348,6 @@ fn clarify_number(x: f64) -> String {
 /// `bias_metric_<NAME>` for every metric with a value, with Clarify's dimensions; ±∞ published
 /// as ±2.348543e108, errors not published.
 pub fn bias_metrics(analysis: &Analysis, scope: &MetricScope) -> Vec<MetricDatum> {
-    let timestamp = scope.timestamp_text();
     let mut datums = Vec::new();
     for (stage, report) in stages(analysis) {
         let stage_name = match stage {
@@ -376,7 +375,7 @@ pub fn bias_metrics(analysis: &Analysis, scope: &MetricScope) -> Vec<MetricDatum
                     }
                     datums.push(MetricDatum {
                         metric_name: format!("bias_metric_{}", entry.name),
-                        timestamp: timestamp.clone(),
+                        timestamp: scope.timestamp,
                         dimensions,
                         value: Some(value.clamp(-CLOUDWATCH_INFINITY, CLOUDWATCH_INFINITY)),
                         statistic_values: None,

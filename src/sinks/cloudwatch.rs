@@ -4,7 +4,7 @@
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum as AwsDatum, StandardUnit, StatisticSet};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::retry::with_retries;
 use crate::analyze::metrics::MetricDatum;
@@ -78,10 +78,10 @@ pub fn batches(datums: &[AwsDatum]) -> Vec<&[AwsDatum]> {
     out
 }
 
-fn to_aws(datum: &MetricDatum, timestamp: DateTime<Utc>) -> AwsDatum {
+fn to_aws(datum: &MetricDatum) -> AwsDatum {
     let mut out = AwsDatum::builder()
         .metric_name(&datum.metric_name)
-        .timestamp(AwsDateTime::from_secs(timestamp.timestamp()))
+        .timestamp(AwsDateTime::from_secs(datum.timestamp.timestamp()))
         .unit(StandardUnit::from(datum.unit.as_str()))
         .set_dimensions(Some(
             datum
@@ -126,16 +126,8 @@ impl CloudWatchSink {
         let oldest = Utc::now() - chrono::Duration::days(MAX_AGE_DAYS);
         let mut fresh = Vec::with_capacity(datums.len());
         for datum in datums {
-            let timestamp = DateTime::parse_from_rfc3339(&datum.timestamp)
-                .map_err(|e| {
-                    format!(
-                        "metric {} has a bad timestamp {:?}: {e}",
-                        datum.metric_name, datum.timestamp
-                    )
-                })?
-                .with_timezone(&Utc);
-            if timestamp >= oldest {
-                fresh.push(to_aws(datum, timestamp));
+            if datum.timestamp >= oldest {
+                fresh.push(to_aws(datum));
             }
         }
         if fresh.len() < datums.len() {
@@ -171,7 +163,7 @@ mod tests {
     fn datum(i: usize) -> MetricDatum {
         MetricDatum {
             metric_name: format!("feature_non_null_f{i}"),
-            timestamp: "2026-11-01T01:00:00Z".into(),
+            timestamp: "2026-11-01T01:00:00Z".parse().unwrap(),
             dimensions: vec![
                 Dim {
                     name: "Endpoint".into(),
@@ -210,8 +202,7 @@ mod tests {
 
     #[test]
     fn batches_hold_at_most_a_thousand_datums_and_keep_every_one() {
-        let time = "2026-11-01T01:00:00Z".parse().unwrap();
-        let datums: Vec<AwsDatum> = (0..2500).map(|i| to_aws(&datum(i), time)).collect();
+        let datums: Vec<AwsDatum> = (0..2500).map(|i| to_aws(&datum(i))).collect();
         let split = batches(&datums);
         assert_eq!(
             split.iter().map(|b| b.len()).collect::<Vec<_>>(),
@@ -226,7 +217,7 @@ mod tests {
         let mut long = datum(0);
         long.metric_name = "x".repeat(250);
         long.dimensions[0].value = "e".repeat(255);
-        let datums = vec![to_aws(&long, "2026-11-01T01:00:00Z".parse().unwrap()); 1000];
+        let datums = vec![to_aws(&long); 1000];
         let split = batches(&datums);
         assert!(split.len() > 1);
         assert_eq!(split.iter().map(|b| b.len()).sum::<usize>(), 1000);
@@ -242,7 +233,7 @@ mod tests {
             minimum: 1.0,
             maximum: 3.0,
         });
-        let aws = to_aws(&d, "2026-11-01T01:00:00Z".parse().unwrap());
+        let aws = to_aws(&d);
         assert_eq!(aws.metric_name(), Some("feature_non_null_f1"));
         assert_eq!(aws.dimensions().len(), 2);
         assert_eq!(aws.statistic_values().and_then(|s| s.sum()), Some(6.0));
