@@ -1,31 +1,39 @@
-//! What every AWS client shares: the SDK configuration built from `[aws]`, and error text that
-//! is safe to log. Only ingest and sinks make clients.
+//! What every AWS client shares: the SDK configuration, and error text that is safe to log.
+//! Only ingest and sinks make clients. A leaf: it knows nothing of driftd's config file.
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::config::AwsConfig;
+/// Where and how the clients connect; each `None` leaves the SDK's default.
+#[derive(Debug, Clone, Default)]
+pub struct Connection<'a> {
+    pub region: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub endpoint_url: Option<&'a str>,
+    pub connect_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+}
 
-/// The SDK configuration for `[aws]`: credentials from the SDK's default chain (environment,
-/// profile, web identity, container or instance role), never from driftd's own config. Every
-/// call has a connect timeout and a per-attempt timeout, so a stalled connection fails (and
-/// is retried) instead of hanging.
-pub async fn sdk_config(aws: &AwsConfig) -> SdkConfig {
+/// The SDK configuration: credentials from the SDK's default chain (environment, profile, web
+/// identity, container or instance role), never from driftd's own config. Every call has a
+/// connect timeout and a per-attempt timeout, so a stalled connection fails (and is retried)
+/// instead of hanging.
+pub async fn sdk_config(connection: &Connection<'_>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
         TimeoutConfig::builder()
-            .connect_timeout(aws.connect_timeout)
-            .operation_attempt_timeout(aws.request_timeout)
+            .connect_timeout(connection.connect_timeout)
+            .operation_attempt_timeout(connection.request_timeout)
             .build(),
     );
-    if let Some(region) = &aws.region {
-        loader = loader.region(Region::new(region.clone()));
+    if let Some(region) = connection.region {
+        loader = loader.region(Region::new(region.to_string()));
     }
-    if let Some(profile) = &aws.profile {
+    if let Some(profile) = connection.profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(url) = &aws.endpoint_url {
+    if let Some(url) = connection.endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
@@ -65,16 +73,5 @@ pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
                 || code == "SlowDown"
         }
         _ => false,
-    }
-}
-
-/// A failed SDK call as a sink retry [`Attempt`](crate::sinks::retry::Attempt).
-pub fn attempt<E>(error: SdkError<E, HttpResponse>) -> crate::sinks::retry::Attempt
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    crate::sinks::retry::Attempt {
-        retryable: is_retryable(&error),
-        message: error_text(&error),
     }
 }

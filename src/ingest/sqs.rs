@@ -309,7 +309,7 @@ impl SqsQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(crate::aws::attempt)
+            .map_err(crate::sinks::retry::attempt)
     }
 
     /// Long-polls for up to 10 messages (SQS's maximum per call).

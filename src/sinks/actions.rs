@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::retry::with_retries;
 use super::sns::{self, AlertFinding, ReportLinks, WindowContext};
-use crate::aws::attempt;
 use crate::rules::{Action, Evidence};
+use crate::sinks::retry::attempt;
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

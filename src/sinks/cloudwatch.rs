@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::retry::with_retries;
 use crate::analyze::metrics::MetricDatum;
-use crate::aws::attempt;
+use crate::sinks::retry::attempt;
 
 /// Real-time endpoint monitors (dimensions `Endpoint`, `MonitoringSchedule`).
 pub const ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/data-metrics";

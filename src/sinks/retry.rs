@@ -4,6 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
 const BASE: Duration = Duration::from_millis(200);
 const CAP: Duration = Duration::from_secs(10);
 
@@ -12,6 +15,17 @@ const CAP: Duration = Duration::from_secs(10);
 pub struct Attempt {
     pub message: String,
     pub retryable: bool,
+}
+
+/// A failed SDK call as an [`Attempt`].
+pub fn attempt<E>(error: SdkError<E, HttpResponse>) -> Attempt
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    Attempt {
+        retryable: crate::aws::is_retryable(&error),
+        message: crate::aws::error_text(&error),
+    }
 }
 
 /// A sink call that failed for good: what, after how many attempts, and whether the last

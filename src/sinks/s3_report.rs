@@ -8,10 +8,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use super::file::{DRIFT_FILE, METRICS_FILE, VIOLATIONS_FILE};
 use super::retry::{SinkError, with_retries};
 use super::{Outcome, WindowReport};
-use crate::aws::attempt;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
 use crate::bias::ANALYSIS_FILE;
 use crate::s3_uri::S3Uri;
+use crate::sinks::retry::attempt;
 
 pub struct S3ReportSink {
     client: Client,
