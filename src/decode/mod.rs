@@ -220,6 +220,17 @@ impl DecodeError {
     }
 }
 
+/// Any Arrow column as Utf8 text (text formats already are; Parquet numbers print as numbers).
+/// A type with no text form (a nested column) reads as missing values.
+pub fn as_text(array: &arrow::array::ArrayRef) -> arrow::array::ArrayRef {
+    use arrow::datatypes::DataType;
+    if array.data_type() == &DataType::Utf8 {
+        return array.clone();
+    }
+    arrow::compute::cast(array, &DataType::Utf8)
+        .unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Utf8, array.len()))
+}
+
 /// A streaming decoder: each call yields the next chunk, or `None` at the end of the object.
 pub trait Decoder: Send {
     fn next_chunk(&mut self, quarantine: &mut Quarantine) -> Result<Option<Chunk>, DecodeError>;
