@@ -109,19 +109,22 @@ struct DatasetJson {
     evaluation_time: String,
 }
 
-/// `statistics.json` of `statistics`, evaluated at `evaluation_time`.
-pub fn statistics_json(
+/// `statistics.json` as Model Monitor lays it out; serialize it (e.g. with
+/// `json_file::write_json`).
+#[derive(Serialize)]
+pub struct StatisticsFile<'a> {
+    version: f64,
+    dataset: DatasetJson,
+    #[serde(flatten)]
+    metrics: IndexMap<&'static str, MetricsJson<'a>>,
+}
+
+/// The `statistics.json` of `statistics`, evaluated at `evaluation_time`.
+pub fn statistics_file(
     statistics: &ModelQualityStatistics,
     evaluation_time: DateTime<Utc>,
-) -> Value {
-    #[derive(Serialize)]
-    struct StatisticsJson<'a> {
-        version: f64,
-        dataset: DatasetJson,
-        #[serde(flatten)]
-        metrics: IndexMap<&'static str, MetricsJson<'a>>,
-    }
-    let file = StatisticsJson {
+) -> StatisticsFile<'_> {
+    StatisticsFile {
         version: 0.0,
         dataset: DatasetJson {
             item_count: statistics.item_count,
@@ -131,10 +134,7 @@ pub fn statistics_json(
             statistics.problem_type.metrics_key(),
             MetricsJson(statistics),
         )]),
-    };
-    // Serializing to a Value would sort the keys (serde_json without preserve_order); go
-    // through text so the caller writes the file in this order.
-    serde_json::from_str(&serde_json::to_string(&file).expect("serializable")).expect("valid")
+    }
 }
 
 /// The scalar metrics of a `statistics.json` (driftd's or Model Monitor's): name → value and

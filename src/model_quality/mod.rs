@@ -42,8 +42,8 @@ pub use batch::{BatchError, RowSkip, add_batch};
 pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
 pub use files::{
     CONSTRAINTS_FILE, ComparisonOperator, Constraint, ModelQualityConstraints,
-    ModelQualityViolation, ModelQualityViolations, STATISTICS_FILE, check, metric_values,
-    statistics_json, suggest_constraints,
+    ModelQualityViolation, ModelQualityViolations, STATISTICS_FILE, StatisticsFile, check,
+    metric_values, statistics_file, suggest_constraints,
 };
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};
 pub use sample::{Membership, SUBSAMPLES, key_hash};

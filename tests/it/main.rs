@@ -10,6 +10,7 @@ mod aws_outage;
 mod bias_drift;
 mod bias_oracle;
 mod check_oracle;
+mod model_quality_oracle;
 mod observability;
 mod oracle_smoke;
 mod quickstart;
