@@ -142,38 +142,25 @@ pub fn statistics_file(
 pub fn metric_values(
     statistics: &str,
 ) -> Result<(ProblemType, Vec<(String, MetricValue)>), String> {
-    let file: IndexMap<String, Value> =
-        serde_json::from_str(statistics).map_err(|e| e.to_string())?;
-    for problem_type in [
-        ProblemType::BinaryClassification,
-        ProblemType::MulticlassClassification,
-        ProblemType::Regression,
-    ] {
-        let Some(metrics) = file.get(problem_type.metrics_key()) else {
-            continue;
-        };
-        let metrics: IndexMap<String, Value> =
-            serde_json::from_value(metrics.clone()).map_err(|e| e.to_string())?;
-        let values = metrics
-            .into_iter()
-            .filter_map(|(name, metric)| {
-                let value = metric.get("value")?.as_f64()?;
-                let standard_deviation = metric.get("standard_deviation").and_then(Value::as_f64);
-                Some((
-                    name,
-                    MetricValue {
-                        value,
-                        standard_deviation,
-                    },
-                ))
-            })
-            .collect();
-        return Ok((problem_type, values));
-    }
-    Err(
-        "no binary_classification_metrics, multiclass_classification_metrics or regression_metrics"
-            .into(),
-    )
+    let (problem_type, metrics) = serde_json::from_str::<ByProblemType<Value>>(statistics)
+        .map_err(|e| e.to_string())?
+        .entries()
+        .ok_or("no binary_classification_metrics, multiclass_classification_metrics or regression_metrics")?;
+    let values = metrics
+        .into_iter()
+        .filter_map(|(name, metric)| {
+            let value = metric.get("value")?.as_f64()?;
+            let standard_deviation = metric.get("standard_deviation").and_then(Value::as_f64);
+            Some((
+                name,
+                MetricValue {
+                    value,
+                    standard_deviation,
+                },
+            ))
+        })
+        .collect();
+    Ok((problem_type, values))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,27 +215,46 @@ impl Serialize for ModelQualityConstraints {
     }
 }
 
+/// The three keys a model-quality file may hold its entries under; `IndexMap` keeps the file's
+/// order (a `serde_json::Value` would sort it).
+#[derive(Deserialize)]
+struct ByProblemType<T> {
+    #[serde(alias = "binary_classification_metrics")]
+    binary_classification_constraints: Option<IndexMap<String, T>>,
+    #[serde(alias = "multiclass_classification_metrics")]
+    multiclass_classification_constraints: Option<IndexMap<String, T>>,
+    #[serde(alias = "regression_metrics")]
+    regression_constraints: Option<IndexMap<String, T>>,
+}
+
+impl<T> ByProblemType<T> {
+    fn entries(self) -> Option<(ProblemType, IndexMap<String, T>)> {
+        match (
+            self.binary_classification_constraints,
+            self.multiclass_classification_constraints,
+            self.regression_constraints,
+        ) {
+            (Some(entries), _, _) => Some((ProblemType::BinaryClassification, entries)),
+            (_, Some(entries), _) => Some((ProblemType::MulticlassClassification, entries)),
+            (_, _, Some(entries)) => Some((ProblemType::Regression, entries)),
+            _ => None,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ModelQualityConstraints {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let file: IndexMap<String, Value> = IndexMap::deserialize(deserializer)?;
-        for problem_type in [
-            ProblemType::BinaryClassification,
-            ProblemType::MulticlassClassification,
-            ProblemType::Regression,
-        ] {
-            if let Some(constraints) = file.get(problem_type.constraints_key()) {
-                let constraints = IndexMap::deserialize(constraints.clone()).map_err(|e| {
-                    serde::de::Error::custom(format!("{}: {e}", problem_type.constraints_key()))
-                })?;
-                return Ok(Self {
-                    problem_type,
-                    constraints,
-                });
-            }
-        }
-        Err(serde::de::Error::custom(
-            "no binary_classification_constraints, multiclass_classification_constraints or regression_constraints",
-        ))
+        let (problem_type, constraints) = ByProblemType::<Constraint>::deserialize(deserializer)?
+            .entries()
+            .ok_or_else(|| {
+                serde::de::Error::custom(
+                    "no binary_classification_constraints, multiclass_classification_constraints or regression_constraints",
+                )
+            })?;
+        Ok(Self {
+            problem_type,
+            constraints,
+        })
     }
 }
 

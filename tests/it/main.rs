@@ -20,4 +20,5 @@ mod run_embedded;
 mod sagemaker_compat;
 mod sagemaker_real_bias;
 mod sagemaker_real_dq;
+mod sagemaker_real_mq;
 mod store_s3;

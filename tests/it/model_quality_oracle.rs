@@ -21,27 +21,7 @@ fn agree(ours: f64, theirs: f64) -> bool {
 /// of its statistics.json.
 fn baseline(csv: &Path, flags: &[&str]) -> Value {
     let out = csv.parent().unwrap().join("out");
-    let output = common::driftd()
-        .args([
-            "baseline",
-            "--kind",
-            "model-quality",
-            "--format",
-            "csv",
-            "--header",
-        ])
-        .args(flags)
-        .arg("--input")
-        .arg(csv)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(common::model_quality("baseline", flags, csv, None, &out), 0);
     let text = std::fs::read_to_string(out.join("statistics.json")).unwrap();
     let statistics: Value = serde_json::from_str(&text).unwrap();
     statistics
