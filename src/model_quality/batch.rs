@@ -107,6 +107,7 @@ impl Column {
 
 /// Adds the rows of `batch` to `state`; `membership(i)` says which subsamples row `i` is in.
 /// Returns the rows left out (a missing or unreadable value), which the caller counts.
+/// `spec` must be valid ([`ModelQualitySpec::validate`]) and `state` of its problem type.
 pub fn add_batch(
     state: &mut ModelQualityState,
     spec: &ModelQualitySpec,

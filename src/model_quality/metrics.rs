@@ -69,7 +69,10 @@ impl ModelQualityStatistics {
 /// The metrics of `state` (which it sorts first, so the score table is canonical).
 pub fn evaluate(state: &mut ModelQualityState) -> ModelQualityStatistics {
     state.compact();
-    let item_count = state.rows();
+    let sample_rows = state.sample_rows();
+    let item_count = sample_rows[0];
+    // Rows added with `Membership::WINDOW_ONLY` leave the subsamples empty: no spreads then.
+    let spread = item_count >= MIN_ROWS_FOR_STD && sample_rows[1..].iter().all(|&n| n > 0);
     let mut statistics = ModelQualityStatistics {
         problem_type: state.problem_type(),
         item_count,
@@ -101,7 +104,7 @@ pub fn evaluate(state: &mut ModelQualityState) -> ModelQualityStatistics {
     statistics.metrics = per_sample
         .into_iter()
         .map(|(name, values)| {
-            let standard_deviation = (item_count >= MIN_ROWS_FOR_STD)
+            let standard_deviation = spread
                 .then(|| standard_deviation(&values[1..=SUBSAMPLES]))
                 .filter(|s| s.is_finite());
             (

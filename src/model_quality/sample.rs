@@ -25,6 +25,10 @@ pub fn key_hash(key: &[u8]) -> u64 {
 pub struct Membership(u8);
 
 impl Membership {
+    /// In the window and in no subsample: a monitor that wants no standard deviations (they
+    /// are then `"NaN"`) saves the five subsample updates per row.
+    pub const WINDOW_ONLY: Membership = Membership(1);
+
     /// The membership of the row whose key hashes to `hash` (see [`key_hash`]).
     pub fn of_hash(hash: u64) -> Self {
         let mut bits = 1u8;

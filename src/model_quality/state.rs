@@ -185,16 +185,7 @@ impl ModelQualityState {
 
     /// Labelled rows in the window.
     pub fn rows(&self) -> u64 {
-        match self {
-            Self::Binary(state) => state.confusion[0].rows(),
-            Self::Multiclass(state) => state
-                .counts
-                .values()
-                .flat_map(|row| row.values())
-                .map(|counts| counts[0])
-                .sum(),
-            Self::Regression(state) => state.sums[0].rows,
-        }
+        self.sample_rows()[0]
     }
 
     /// Rows whose scores were not kept because the window outgrew the score table (their
@@ -308,17 +299,10 @@ impl ModelQualityState {
         }
     }
 
-    /// What a decoded state must satisfy: no subsample holds more than the whole window, and
-    /// the score table is consistent.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let subsample_rows: [u64; SAMPLES] = match self {
-            Self::Binary(state) => {
-                state.scores.validate()?;
-                if state.scores.rows() > state.confusion[0].rows() {
-                    return Err("more scores than rows".into());
-                }
-                std::array::from_fn(|s| state.confusion[s].rows())
-            }
+    /// Rows per accumulator: the window's, then each subsample's.
+    pub(crate) fn sample_rows(&self) -> [u64; SAMPLES] {
+        match self {
+            Self::Binary(state) => std::array::from_fn(|s| state.confusion[s].rows()),
             Self::Multiclass(state) => std::array::from_fn(|s| {
                 state
                     .counts
@@ -328,10 +312,22 @@ impl ModelQualityState {
                     .sum()
             }),
             Self::Regression(state) => std::array::from_fn(|s| state.sums[s].rows),
-        };
-        if subsample_rows[1..].iter().any(|&n| n > subsample_rows[0]) {
+        }
+    }
+
+    /// What a decoded state must satisfy: no subsample holds more than the whole window, and
+    /// the score table is consistent.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if let Self::Binary(state) = self {
+            state.scores.validate()?;
+            if state.scores.rows() > state.confusion[0].rows() {
+                return Err("more scores than rows".into());
+            }
+        }
+        let rows = self.sample_rows();
+        if rows[1..].iter().any(|&n| n > rows[0]) {
             return Err(format!(
-                "a subsample holds more rows than the window: {subsample_rows:?}"
+                "a subsample holds more rows than the window: {rows:?}"
             ));
         }
         Ok(())

@@ -323,6 +323,24 @@ fn standard_deviations_from_200_rows_on() {
 }
 
 #[test]
+fn rows_in_the_window_only_have_no_spreads() {
+    for (kind, rows) in KINDS.iter().zip(random_rows(6, 300)) {
+        let mut state = ModelQualityState::new(*kind);
+        for row in &rows {
+            state.add(Membership::WINDOW_ONLY, *row).unwrap();
+        }
+        let statistics = evaluate(&mut state);
+        let with_spreads = evaluate(&mut state_of(*kind, &rows));
+        assert_eq!(statistics.item_count, 300);
+        for ((name, metric), (_, reference)) in statistics.metrics.iter().zip(&with_spreads.metrics)
+        {
+            assert_eq!(metric.standard_deviation, None, "{kind:?} {name}");
+            assert!(close(metric.value, reference.value), "{kind:?} {name}");
+        }
+    }
+}
+
+#[test]
 fn states_of_different_kinds_neither_add_nor_merge() {
     let mut state = ModelQualityState::new(ProblemType::Regression);
     let error = state.add(membership(0), binary(true, true)).unwrap_err();

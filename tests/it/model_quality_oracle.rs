@@ -13,6 +13,18 @@ use serde_json::{Value, json};
 
 const TOLERANCE: f64 = 1e-9;
 
+/// Binary classification of the columns `binary_rows` writes, with the scores.
+const BINARY_WITH_SCORES: [&str; 8] = [
+    "--problem-type",
+    "BinaryClassification",
+    "--inference-attribute",
+    "prediction",
+    "--probability-attribute",
+    "probability",
+    "--ground-truth-attribute",
+    "label",
+];
+
 fn agree(ours: f64, theirs: f64) -> bool {
     (ours - theirs).abs() <= TOLERANCE * theirs.abs().max(1.0)
 }
@@ -135,16 +147,7 @@ fn binary_metrics_curves_and_spreads_agree_with_scikit_learn() {
         "probability,prediction,label",
         &binary_rows(11, 1500),
     );
-    let flags = [
-        "--problem-type",
-        "BinaryClassification",
-        "--inference-attribute",
-        "prediction",
-        "--probability-attribute",
-        "probability",
-        "--ground-truth-attribute",
-        "label",
-    ];
+    let flags = BINARY_WITH_SCORES;
     let (ours, oracle) = compare(&csv, &flags);
     // ROC: sklearn's points (from (0, 0), one per distinct score), then Spark's closing (1, 1).
     let roc = &ours["receiver_operating_characteristic_curve"];
@@ -273,5 +276,76 @@ fn regression_metrics_agree_with_scikit_learn() {
             "--ground-truth-attribute",
             "y",
         ],
+    );
+}
+
+#[test]
+fn unreadable_values_are_skipped_counted_and_the_rest_agree() {
+    let mut rows = binary_rows(16, 150);
+    let dir = tempfile::tempdir().unwrap();
+    let clean = write_csv(dir.path(), "probability,prediction,label", &rows);
+    std::fs::rename(&clean, dir.path().join("clean.csv")).unwrap();
+    let clean = dir.path().join("clean.csv");
+    // A label that is not 0/1, a missing label, a score that is not a number.
+    rows.insert(10, "0.5,1,2".into());
+    rows.insert(20, "0.5,1,".into());
+    rows.insert(30, "high,1,1".into());
+    let dirty = write_csv(dir.path(), "probability,prediction,label", &rows);
+    let flags = BINARY_WITH_SCORES;
+    let (ours, oracle) = compare(&clean, &flags);
+    let dirty_out = dir.path().join("dirty");
+    assert_eq!(
+        common::model_quality("baseline", &flags, &dirty, None, &dirty_out),
+        0
+    );
+    let dirty_stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dirty_out.join("statistics.json")).unwrap())
+            .unwrap();
+    assert_eq!(dirty_stats["dataset"]["item_count"], 150);
+    for name in oracle["metrics"].as_object().unwrap().keys() {
+        assert_eq!(
+            dirty_stats["binary_classification_metrics"][name]["value"], ours[name]["value"],
+            "{name}"
+        );
+    }
+    let quarantine = std::fs::read_to_string(dirty_out.join("quarantine.jsonl")).unwrap();
+    let details: Vec<String> = quarantine
+        .lines()
+        .map(|l| {
+            let reject: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(reject["reason"], "bad_value");
+            reject["detail"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "record 11: label: 2 is not a binary label (0 or 1)",
+            "record 21: label: missing value",
+            "record 31: probability: \"high\" is not a finite number",
+        ]
+    );
+    // Without the ground-truth column nothing can be read: an error naming the column.
+    let output = common::driftd()
+        .args([
+            "baseline",
+            "--kind",
+            "model-quality",
+            "--format",
+            "csv",
+            "--header",
+        ])
+        .args(&flags[..6])
+        .args(["--ground-truth-attribute", "truth", "--input"])
+        .arg(&dirty)
+        .arg("--output")
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no column \"truth\" (the ground truth attribute)"),
+        "{stderr}"
     );
 }
