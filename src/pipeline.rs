@@ -362,6 +362,13 @@ pub fn run_model_quality(
         read_model_quality_files(spec, &run.files, options, &mut run.quarantine);
     let quarantine = run.finish(&report)?;
     let statistics = mq::evaluate(&mut state);
+    if statistics.item_count == 0 {
+        // Metrics of nothing are zeros, and constraints made of them would be nonsense.
+        bail!(
+            "no record had a usable prediction and ground truth ({} skipped, see the quarantine file)",
+            quarantine.total()
+        );
+    }
     crate::json_file::write_json(
         &output.join(mq::STATISTICS_FILE),
         &mq::statistics_file(&statistics, scope.timestamp),

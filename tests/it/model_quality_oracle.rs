@@ -325,6 +325,35 @@ fn unreadable_values_are_skipped_counted_and_the_rest_agree() {
             "record 31: probability: \"high\" is not a finite number",
         ]
     );
+    // Regression scores read as binary labels: nothing usable, an error rather than zeros.
+    let output = common::driftd()
+        .args([
+            "baseline",
+            "--kind",
+            "model-quality",
+            "--format",
+            "csv",
+            "--header",
+        ])
+        .args(["--problem-type", "BinaryClassification"])
+        .args([
+            "--inference-attribute",
+            "prediction",
+            "--ground-truth-attribute",
+            "probability",
+        ])
+        .arg("--input")
+        .arg(&dirty)
+        .arg("--output")
+        .arg(dir.path().join("unusable"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no record had a usable prediction and ground truth"),
+        "{stderr}"
+    );
     // Without the ground-truth column nothing can be read: an error naming the column.
     let output = common::driftd()
         .args([
