@@ -325,36 +325,32 @@ fn unreadable_values_are_skipped_counted_and_the_rest_agree() {
             "record 31: probability: \"high\" is not a finite number",
         ]
     );
-    // Regression scores read as binary labels: nothing usable, an error rather than zeros.
-    let output = common::driftd()
-        .args([
-            "baseline",
-            "--kind",
-            "model-quality",
-            "--format",
-            "csv",
-            "--header",
-        ])
-        .args(["--problem-type", "BinaryClassification"])
-        .args([
-            "--inference-attribute",
-            "prediction",
-            "--ground-truth-attribute",
-            "probability",
-        ])
-        .arg("--input")
-        .arg(&dirty)
-        .arg("--output")
-        .arg(dir.path().join("unusable"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("no record had a usable prediction and ground truth"),
-        "{stderr}"
+    // Scores read as binary labels: nothing usable, an error rather than metrics of zeros.
+    let unusable = [
+        "--problem-type",
+        "BinaryClassification",
+        "--inference-attribute",
+        "prediction",
+        "--ground-truth-attribute",
+        "probability",
+    ];
+    assert_baseline_fails(
+        &unusable,
+        &dirty,
+        "no record had a usable prediction and ground truth",
     );
     // Without the ground-truth column nothing can be read: an error naming the column.
+    let no_truth = [&flags[..6], &["--ground-truth-attribute", "truth"]].concat();
+    assert_baseline_fails(
+        &no_truth,
+        &dirty,
+        "no column \"truth\" (the ground truth attribute)",
+    );
+}
+
+/// `driftd baseline --kind model-quality` with `flags` on `csv` exits 1 saying `message`.
+fn assert_baseline_fails(flags: &[&str], csv: &Path, message: &str) {
+    let out = tempfile::tempdir().unwrap();
     let output = common::driftd()
         .args([
             "baseline",
@@ -364,17 +360,14 @@ fn unreadable_values_are_skipped_counted_and_the_rest_agree() {
             "csv",
             "--header",
         ])
-        .args(&flags[..6])
-        .args(["--ground-truth-attribute", "truth", "--input"])
-        .arg(&dirty)
+        .args(flags)
+        .arg("--input")
+        .arg(csv)
         .arg("--output")
-        .arg(dir.path().join("none"))
+        .arg(out.path())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("no column \"truth\" (the ground truth attribute)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(message), "{stderr}");
 }
