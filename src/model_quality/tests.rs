@@ -341,6 +341,27 @@ fn rows_in_the_window_only_have_no_spreads() {
 }
 
 #[test]
+fn a_window_past_the_score_bound_reports_no_curves_and_counts_them() {
+    let n = MAX_SCORE_ENTRIES + 1;
+    let mut state = ModelQualityState::new(ProblemType::BinaryClassification);
+    for i in 0..n {
+        let score = i as f64 / n as f64;
+        let observation = Observation::Binary {
+            predicted: score > 0.5,
+            actual: i % 3 == 0,
+            score: Some(score),
+        };
+        state.add(Membership::WINDOW_ONLY, observation).unwrap();
+    }
+    let statistics = evaluate(&mut state);
+    assert_eq!(statistics.score_rows_refused, n as u64);
+    assert!(statistics.roc.is_none() && statistics.precision_recall.is_none());
+    assert!(statistics.metric("auc").is_none());
+    // The counts are whole.
+    assert_eq!(statistics.item_count, n as u64);
+}
+
+#[test]
 fn states_of_different_kinds_neither_add_nor_merge() {
     let mut state = ModelQualityState::new(ProblemType::Regression);
     let error = state.add(membership(0), binary(true, true)).unwrap_err();
