@@ -12,6 +12,7 @@ pub mod events;
 pub mod format;
 pub mod ingest;
 pub mod json_file;
+pub mod model_quality;
 pub mod pipeline;
 pub mod profile;
 pub mod report;

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
@@ -12,6 +12,7 @@ use driftd::analyze::{self, metrics::MetricScope};
 use driftd::baseline::Baseline;
 use driftd::config::Config;
 use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
+use driftd::model_quality::{ModelQualitySpec, ProblemType};
 use driftd::pipeline::{self, ReadReport};
 use driftd::sinks::{file, stdout};
 
@@ -33,16 +34,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Profile a baseline dataset and write statistics.json and constraints.json.
+    /// Profile a baseline dataset and write statistics.json and constraints.json (data quality,
+    /// or with --kind model-quality the model-quality metrics of predictions and labels).
     Baseline {
+        #[arg(long, value_enum, default_value = "data-quality")]
+        kind: Kind,
+        #[command(flatten)]
+        model_quality: ModelQualityArgs,
         #[command(flatten)]
         input: InputArgs,
         /// Directory to write statistics.json and constraints.json to.
         #[arg(long)]
         output: PathBuf,
     },
-    /// Check data against a baseline, as one window: statistics, violations, drift, metrics.
+    /// Check data against a baseline, as one window: statistics, violations, drift, metrics
+    /// (with --kind model-quality: model-quality metrics and their violations).
     Check {
+        #[arg(long, value_enum, default_value = "data-quality")]
+        kind: Kind,
+        #[command(flatten)]
+        model_quality: ModelQualityArgs,
         /// Directory with the baseline's statistics.json and constraints.json.
         #[arg(long)]
         baseline: PathBuf,
@@ -162,6 +173,71 @@ enum ReportCommand {
     },
 }
 
+/// What `baseline` and `check` monitor.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    /// Feature statistics, data-quality constraints and drift (Model Monitor's data quality).
+    DataQuality,
+    /// Predictions against ground truth (Model Monitor's model quality).
+    ModelQuality,
+}
+
+/// Model Monitor's model-quality settings (`--kind model-quality`). Attributes name columns,
+/// or `_c0`, `_c1`, … of headerless input.
+#[derive(Args)]
+struct ModelQualityArgs {
+    #[arg(long, value_enum)]
+    problem_type: Option<ProblemType>,
+    /// The column of the model's prediction.
+    #[arg(long)]
+    inference_attribute: Option<String>,
+    /// BinaryClassification: the column of the model's score for label 1 (for the curves and
+    /// the AUC).
+    #[arg(long)]
+    probability_attribute: Option<String>,
+    /// BinaryClassification: the predicted label is 1 when the probability is above this.
+    #[arg(long)]
+    probability_threshold: Option<f64>,
+    /// The column of the ground truth.
+    #[arg(long)]
+    ground_truth_attribute: Option<String>,
+}
+
+impl ModelQualityArgs {
+    fn given(&self) -> bool {
+        self.problem_type.is_some()
+            || self.inference_attribute.is_some()
+            || self.probability_attribute.is_some()
+            || self.probability_threshold.is_some()
+            || self.ground_truth_attribute.is_some()
+    }
+
+    /// The spec for `--kind model-quality`; `None` for data quality (whose run must not be
+    /// given model-quality flags).
+    fn spec(self, kind: Kind) -> Result<Option<ModelQualitySpec>> {
+        if kind == Kind::DataQuality {
+            if self.given() {
+                bail!("--problem-type and the attribute flags need --kind model-quality");
+            }
+            return Ok(None);
+        }
+        let (Some(problem_type), Some(ground_truth_attribute)) =
+            (self.problem_type, self.ground_truth_attribute)
+        else {
+            bail!("--kind model-quality needs --problem-type and --ground-truth-attribute");
+        };
+        let spec = ModelQualitySpec {
+            problem_type,
+            inference_attribute: self.inference_attribute,
+            probability_attribute: self.probability_attribute,
+            probability_threshold: self.probability_threshold,
+            ground_truth_attribute,
+        };
+        spec.validate().map_err(anyhow::Error::msg)?;
+        Ok(Some(spec))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ReportFormat {
     Html,
@@ -234,7 +310,20 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Baseline { input, output } => {
+        Command::Baseline {
+            kind,
+            model_quality,
+            input,
+            output,
+        } => {
+            if let Some(spec) = model_quality.spec(kind)? {
+                let scope = MetricScope {
+                    endpoint: None,
+                    monitoring_schedule: String::new(),
+                    timestamp: Utc::now(),
+                };
+                return run_model_quality(&spec, None, &input, &output, &scope);
+            }
             let (profile, _) = read_inputs(&input, &output)?;
             let baseline = Baseline::from_profile(&profile);
             baseline.write(&output)?;
@@ -247,6 +336,8 @@ fn execute(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check {
+            kind,
+            model_quality,
             baseline,
             input,
             output,
@@ -254,6 +345,14 @@ fn execute(command: Command) -> Result<ExitCode> {
             monitoring_schedule,
             non_negative_check,
         } => {
+            if let Some(spec) = model_quality.spec(kind)? {
+                let scope = MetricScope {
+                    endpoint,
+                    monitoring_schedule,
+                    timestamp: Utc::now(),
+                };
+                return run_model_quality(&spec, Some(&baseline), &input, &output, &scope);
+            }
             let baseline = Baseline {
                 non_negative_check,
                 ..Baseline::load(&baseline)?
@@ -367,6 +466,53 @@ fn execute(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// `baseline` / `check` with `--kind model-quality`: the files, a summary, the exit code.
+fn run_model_quality(
+    spec: &ModelQualitySpec,
+    baseline: Option<&Path>,
+    input: &InputArgs,
+    output: &Path,
+    scope: &MetricScope,
+) -> Result<ExitCode> {
+    let run = pipeline::run_model_quality(
+        spec,
+        baseline,
+        &input.input,
+        &input.decode_options(),
+        input.quarantine.clone(),
+        output,
+        scope,
+    )?;
+    for error in &run.report.failed {
+        eprintln!("skipped object: {error}");
+    }
+    stdout::print(&format!(
+        "model quality ({:?}) of {} labelled records ({} objects, {} records without a usable value skipped) → {}\n",
+        spec.problem_type,
+        run.statistics.item_count,
+        run.report.objects_read,
+        run.skipped_rows,
+        output.display()
+    ));
+    if run.statistics.score_rows_refused > 0 {
+        eprintln!(
+            "warning: more distinct scores than driftd keeps ({}); no curves and no auc",
+            driftd::model_quality::MAX_SCORE_ENTRIES
+        );
+    }
+    let violations = run.violations.map_or(0, |v| {
+        for violation in &v.violations {
+            stdout::print(&format!("  {}\n", violation.description));
+        }
+        v.violations.len()
+    });
+    Ok(if violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATIONS)
+    })
+}
+
 fn report(command: ReportCommand) -> Result<ExitCode> {
     use driftd::report::{self, sign};
     match command {
@@ -446,34 +592,15 @@ fn report(command: ReportCommand) -> Result<ExitCode> {
 /// Decodes and profiles the inputs as one dataset; malformed records go to the quarantine
 /// file, undecodable objects are listed on stderr. Fails only when nothing could be read.
 fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Profile, ReadReport)> {
-    let files = pipeline::list_files(&input.input).context("cannot list the input files")?;
-    if files.is_empty() {
-        bail!("no input files found in {:?}", input.input);
-    }
-    std::fs::create_dir_all(output)
-        .with_context(|| format!("cannot create the output directory {}", output.display()))?;
-    let quarantine_path = input
-        .quarantine
-        .clone()
-        .unwrap_or_else(|| output.join("quarantine.jsonl"));
-    let mut quarantine = pipeline::open_run_quarantine(&quarantine_path)?;
+    let mut run = pipeline::RunInputs::open(&input.input, output, input.quarantine.clone())?;
     let (profile, report) =
-        pipeline::profile_files(&files, &input.decode_options(), &mut quarantine);
+        pipeline::profile_files(&run.files, &input.decode_options(), &mut run.quarantine);
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
-    if let Some(line) = stdout::summarize_quarantine(
-        &quarantine
-            .counts()
-            .iter()
-            .map(|(reason, count)| (reason.as_str().to_string(), *count))
-            .collect(),
-    ) {
-        stdout::print(&format!("{line} → {}\n", quarantine_path.display()));
+    if let Some(line) = stdout::summarize_quarantine(&run.quarantine.counts_by_name()) {
+        stdout::print(&format!("{line} → {}\n", run.quarantine_path().display()));
     }
-    pipeline::close_run_quarantine(&quarantine_path, &quarantine)?;
-    if report.objects_read == 0 {
-        bail!("none of the {} input files could be read", files.len());
-    }
+    run.finish(&report)?;
     Ok((profile, report))
 }

@@ -1,5 +1,6 @@
-//! Local objects through decode → profile (or → bias state): what `baseline`, `check`, `bias`
-//! and `run` share, and the `driftd bias` command's files.
+//! Local objects through decode → profile (or → bias state, → model-quality state): what
+//! `baseline`, `check`, `bias` and `run` share, and the files of `driftd bias` and of
+//! `baseline`/`check --kind model-quality`.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -10,7 +11,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::analyze::metrics::MetricScope;
 use crate::bias::{self, ANALYSIS_FILE, Analysis, BiasSpec, BiasState};
-use crate::decode::{self, Chunk, DecodeError, DecodeOptions, Quarantine};
+use crate::decode::{self, Chunk, DecodeError, DecodeOptions, Quarantine, RejectReason};
+use crate::model_quality::{
+    self as mq, Membership, ModelQualityConstraints, ModelQualitySpec, ModelQualityState,
+    ModelQualityStatistics, ModelQualityViolations,
+};
 use crate::profile::Profile;
 use crate::sinks::file::{METRICS_FILE, VIOLATIONS_FILE, write_metrics};
 
@@ -80,23 +85,17 @@ pub struct ReadReport {
     pub failed: Vec<DecodeError>,
 }
 
-/// Profiles every file as one dataset (one window). An object that cannot be decoded to its
-/// end is reported and contributes nothing, not even the rows before the fault.
-pub fn profile_files(
+/// Reads each file with `read_object` (which decodes it and keeps what it read only when it
+/// returns `Ok` with the rows read) and tallies the outcome. An object that fails is reported
+/// and, since the reader keeps nothing of it, contributes nothing.
+fn read_each(
     files: &[PathBuf],
-    options: &DecodeOptions,
-    quarantine: &mut Quarantine,
-) -> (Profile, ReadReport) {
-    let mut profile = Profile::new();
+    mut read_object: impl FnMut(usize, &Path) -> Result<u64, DecodeError>,
+) -> ReadReport {
     let mut report = ReadReport::default();
-    for file in files {
-        let mut object_profile = profile.empty_like();
-        let decoded = decode_object(file, options, quarantine, |chunk| {
-            object_profile.add_batch(&chunk.features)
-        });
-        match decoded {
+    for (index, file) in files.iter().enumerate() {
+        match read_object(index, file) {
             Ok(rows) => {
-                profile.merge(object_profile);
                 report.objects_read += 1;
                 report.rows += rows;
             }
@@ -106,26 +105,82 @@ pub fn profile_files(
             }
         }
     }
+    report
+}
+
+/// Profiles every file as one dataset (one window). An object that cannot be decoded to its
+/// end is reported and contributes nothing, not even the rows before the fault.
+pub fn profile_files(
+    files: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: &mut Quarantine,
+) -> (Profile, ReadReport) {
+    let mut profile = Profile::new();
+    let report = read_each(files, |_, file| {
+        let mut object_profile = profile.empty_like();
+        let rows = decode_object(file, options, quarantine, |chunk| {
+            object_profile.add_batch(&chunk.features)
+        })?;
+        profile.merge(object_profile);
+        Ok(rows)
+    });
     (profile, report)
 }
 
-/// A one-off run's quarantine file (for `check`, `baseline`, `bias`): replaced when the run
-/// starts, since rejects are appended, and opened up front so a bad path fails before any work.
-pub fn open_run_quarantine(path: &Path) -> anyhow::Result<Quarantine> {
-    if path.exists() {
-        std::fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
-    }
-    Quarantine::to_file(path)
-        .with_context(|| format!("cannot open the quarantine file {}", path.display()))
+/// A one-off run's inputs and quarantine (`baseline`, `check`, `bias`): the files to read, and
+/// the quarantine file, opened (replacing an old one, since rejects are appended) before any
+/// work so that a bad path fails first.
+pub struct RunInputs {
+    pub files: Vec<PathBuf>,
+    pub quarantine: Quarantine,
+    quarantine_path: PathBuf,
 }
 
-/// Removes the run's quarantine file when nothing was rejected: an empty one is just clutter.
-pub fn close_run_quarantine(path: &Path, quarantine: &Quarantine) -> anyhow::Result<()> {
-    if quarantine.total() == 0 {
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the empty {}", path.display()))?;
+impl RunInputs {
+    /// Lists `inputs`, creates `output`, opens the quarantine file (default
+    /// `{output}/quarantine.jsonl`).
+    pub fn open(inputs: &[PathBuf], output: &Path, quarantine: Option<PathBuf>) -> Result<Self> {
+        let files = list_files(inputs).context("cannot list the input files")?;
+        if files.is_empty() {
+            bail!("no input files found in {inputs:?}");
+        }
+        std::fs::create_dir_all(output)
+            .with_context(|| format!("cannot create the output directory {}", output.display()))?;
+        let quarantine_path = quarantine.unwrap_or_else(|| output.join("quarantine.jsonl"));
+        if quarantine_path.exists() {
+            std::fs::remove_file(&quarantine_path)
+                .with_context(|| format!("cannot replace {}", quarantine_path.display()))?;
+        }
+        let quarantine = Quarantine::to_file(&quarantine_path).with_context(|| {
+            format!(
+                "cannot open the quarantine file {}",
+                quarantine_path.display()
+            )
+        })?;
+        Ok(Self {
+            files,
+            quarantine,
+            quarantine_path,
+        })
     }
-    Ok(())
+
+    pub fn quarantine_path(&self) -> &Path {
+        &self.quarantine_path
+    }
+
+    /// Removes the quarantine file when nothing was rejected (an empty one is clutter), and
+    /// fails when no object could be read; returns the quarantine's counts.
+    pub fn finish(self, report: &ReadReport) -> Result<Quarantine> {
+        if self.quarantine.total() == 0 {
+            std::fs::remove_file(&self.quarantine_path).with_context(|| {
+                format!("cannot remove the empty {}", self.quarantine_path.display())
+            })?;
+        }
+        if report.objects_read == 0 {
+            bail!("none of the {} input files could be read", self.files.len());
+        }
+        Ok(self.quarantine)
+    }
 }
 
 /// Reads every file into one state (one window). An object that cannot be decoded to its end
@@ -137,23 +192,14 @@ pub fn read_bias_files(
     quarantine: &mut Quarantine,
 ) -> (BiasState, ReadReport) {
     let mut state = BiasState::new(spec.clone());
-    let mut report = ReadReport::default();
-    for file in files {
+    let report = read_each(files, |_, file| {
         let mut object = BiasState::new(spec.clone());
-        match decode_object(file, options, quarantine, |chunk| {
+        let rows = decode_object(file, options, quarantine, |chunk| {
             object.add_batch(&chunk.features)
-        }) {
-            Ok(rows) => {
-                state.merge(object);
-                report.objects_read += 1;
-                report.rows += rows;
-            }
-            Err(error) => {
-                tracing::error!(%error, "object skipped");
-                report.failed.push(error);
-            }
-        }
-    }
+        })?;
+        state.merge(object);
+        Ok(rows)
+    });
     (state, report)
 }
 
@@ -182,19 +228,9 @@ pub fn run_bias(
     scope: &MetricScope,
 ) -> Result<BiasRun> {
     let spec = Arc::new(BiasSpec::load(analysis_config)?);
-    let files = list_files(inputs).context("cannot list the input files")?;
-    if files.is_empty() {
-        bail!("no input files found in {inputs:?}");
-    }
-    std::fs::create_dir_all(output)
-        .with_context(|| format!("cannot create the output directory {}", output.display()))?;
-    let quarantine_path = quarantine.unwrap_or_else(|| output.join("quarantine.jsonl"));
-    let mut quarantine = open_run_quarantine(&quarantine_path)?;
-    let (state, report) = read_bias_files(&spec, &files, options, &mut quarantine);
-    close_run_quarantine(&quarantine_path, &quarantine)?;
-    if report.objects_read == 0 {
-        bail!("none of the {} input files could be read", files.len());
-    }
+    let mut run = RunInputs::open(inputs, output, quarantine)?;
+    let (state, report) = read_bias_files(&spec, &run.files, options, &mut run.quarantine);
+    let quarantine = run.finish(&report)?;
     let evaluation = state.evaluate();
     let analysis = bias::analysis(&spec, &evaluation);
     let analysis_path = output.join(ANALYSIS_FILE);
@@ -219,6 +255,145 @@ pub fn run_bias(
         report,
         rejected_records: quarantine.total(),
         analysis_path,
+    })
+}
+
+/// What `driftd baseline|check --kind model-quality` did.
+#[derive(Debug)]
+pub struct ModelQualityRun {
+    pub statistics: ModelQualityStatistics,
+    /// With a baseline: the window's violations of its constraints.
+    pub violations: Option<ModelQualityViolations>,
+    pub report: ReadReport,
+    /// Rows left out for a missing or unreadable value (in the quarantine file).
+    pub skipped_rows: u64,
+}
+
+/// Reads every file into one model-quality state. Files have no record ids, so a row's key
+/// (which decides its subsamples) is its file's position in `files` and its own position in
+/// the file. An object that cannot be decoded, or lacks a column the spec names, contributes
+/// nothing and is reported as failed.
+pub fn read_model_quality_files(
+    spec: &ModelQualitySpec,
+    files: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: &mut Quarantine,
+) -> (ModelQualityState, ReadReport) {
+    let mut state = ModelQualityState::new(spec.problem_type);
+    let report = read_each(files, |index, file| {
+        let source = file.display().to_string();
+        let mut object = ModelQualityState::new(spec.problem_type);
+        let mut missing_column = None;
+        let mut skips = Vec::new();
+        let mut first = 0u64;
+        let rows = decode_object(file, options, quarantine, |chunk| {
+            if missing_column.is_some() {
+                return;
+            }
+            let membership = |row: usize| {
+                let key = ((index as u64) << 40) | (first + row as u64);
+                Membership::of_key(&key.to_le_bytes())
+            };
+            match mq::add_batch(&mut object, spec, &chunk.features, membership) {
+                Ok(skipped) => skips.extend(skipped.into_iter().map(|s| (first, s))),
+                Err(error) => missing_column = Some(error),
+            }
+            first += chunk.features.num_rows() as u64;
+        })?;
+        if let Some(error) = missing_column {
+            return Err(DecodeError::Malformed {
+                source_name: source,
+                message: error.to_string(),
+            });
+        }
+        for (first, skip) in skips {
+            quarantine.reject(
+                &source,
+                0,
+                RejectReason::BadValue,
+                &format!(
+                    "record {}: {}: {}",
+                    first + skip.row as u64 + 1,
+                    skip.field,
+                    skip.message
+                ),
+                b"",
+            );
+        }
+        state.merge(&object).expect("states of one spec");
+        Ok(rows)
+    });
+    (state, report)
+}
+
+/// `driftd baseline --kind model-quality` (no `baseline`) and `driftd check --kind
+/// model-quality` (a `baseline` directory with constraints.json): the inputs as one dataset →
+/// `{output}/statistics.json` and `constraints.json` (suggested from these data, as Model
+/// Monitor's executions also write it), the metrics file, and with a baseline
+/// `constraint_violations.json`. Malformed records and rows with unreadable values go to
+/// `quarantine` (default `{output}/quarantine.jsonl`, removed when empty).
+pub fn run_model_quality(
+    spec: &ModelQualitySpec,
+    baseline: Option<&Path>,
+    inputs: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: Option<PathBuf>,
+    output: &Path,
+    scope: &MetricScope,
+) -> Result<ModelQualityRun> {
+    spec.validate().map_err(anyhow::Error::msg)?;
+    let constraints = baseline
+        .map(|dir| -> Result<ModelQualityConstraints> {
+            let constraints: ModelQualityConstraints =
+                crate::json_file::read_json(&dir.join(mq::CONSTRAINTS_FILE))?;
+            if constraints.problem_type != spec.problem_type {
+                bail!(
+                    "{} holds {} but the problem type is {:?}",
+                    dir.join(mq::CONSTRAINTS_FILE).display(),
+                    constraints.problem_type.constraints_key(),
+                    spec.problem_type
+                );
+            }
+            Ok(constraints)
+        })
+        .transpose()?;
+    let mut run = RunInputs::open(inputs, output, quarantine)?;
+    let (mut state, report) =
+        read_model_quality_files(spec, &run.files, options, &mut run.quarantine);
+    let quarantine = run.finish(&report)?;
+    let statistics = mq::evaluate(&mut state);
+    if statistics.item_count == 0 {
+        // Metrics of nothing are zeros, and constraints made of them would be nonsense.
+        bail!(
+            "no record had a usable prediction and ground truth ({} skipped, see the quarantine file)",
+            quarantine.total()
+        );
+    }
+    crate::json_file::write_json(
+        &output.join(mq::STATISTICS_FILE),
+        &mq::statistics_file(&statistics, scope.timestamp),
+    )?;
+    crate::json_file::write_json(
+        &output.join(mq::CONSTRAINTS_FILE),
+        &mq::suggest_constraints(&statistics),
+    )?;
+    let violations = constraints.map(|c| mq::check(&c, &statistics.metrics));
+    if let Some(violations) = &violations {
+        crate::json_file::write_json(&output.join(VIOLATIONS_FILE), violations)?;
+        write_metrics(
+            &output.join(METRICS_FILE),
+            &crate::analyze::metrics::model_quality_metrics(&statistics, scope),
+        )?;
+    }
+    Ok(ModelQualityRun {
+        statistics,
+        violations,
+        report,
+        skipped_rows: quarantine
+            .counts()
+            .get(&RejectReason::BadValue)
+            .copied()
+            .unwrap_or(0),
     })
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Findings;
 use crate::baseline::Baseline;
 use crate::baseline::constraints::Switch;
+use crate::model_quality::ModelQualityStatistics;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -126,4 +127,24 @@ pub fn data_quality_metrics(
         }
     }
     datums
+}
+
+/// One datum per finite model-quality metric, named by its statistics key (FORMATS.md §5.4),
+/// for `aws/sagemaker/Endpoints/model-metrics` (batch: `…/ModelMonitoring/model-metrics`).
+pub fn model_quality_metrics(
+    statistics: &ModelQualityStatistics,
+    scope: &MetricScope,
+) -> Vec<MetricDatum> {
+    statistics
+        .cloudwatch_metrics()
+        .into_iter()
+        .map(|(metric_name, value)| MetricDatum {
+            metric_name,
+            timestamp: scope.timestamp,
+            dimensions: scope.dimensions(),
+            value: Some(value),
+            statistic_values: None,
+            unit: "None".to_string(),
+        })
+        .collect()
 }

@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray};
-use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use compact_str::CompactString;
 use indexmap::{IndexMap, IndexSet};
@@ -30,6 +29,7 @@ use serde_json::{Value, json};
 
 use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts, FlipRow, GroupKey, MetricResult, flip_test};
+use crate::decode::as_text;
 use crate::format::{python_float, python_str};
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
@@ -1093,17 +1093,6 @@ fn group_key(text: &str, dtype: Dtype) -> Option<GroupKey> {
     })
 }
 
-/// Any Arrow column as Utf8 text (text formats already are; Parquet numbers print as numbers).
-fn as_text(array: &ArrayRef) -> ArrayRef {
-    if array.data_type() == &DataType::Utf8 {
-        return array.clone();
-    }
-    arrow::compute::cast(array, &DataType::Utf8).unwrap_or_else(|_| {
-        // A type with no text form (a nested column) is a missing value to the bias metrics.
-        arrow::array::new_null_array(&DataType::Utf8, array.len())
-    })
-}
-
 /// Everything the report needs: collapsed counts per facet selection, and the errors that stop
 /// a whole stage (Clarify fails the job where driftd reports every metric with the error).
 #[derive(Debug, Clone)]
@@ -1151,7 +1140,7 @@ mod tests {
     use std::time::Instant;
 
     use arrow::array::StringArray;
-    use arrow::datatypes::{Field, Schema};
+    use arrow::datatypes::{DataType, Field, Schema};
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 

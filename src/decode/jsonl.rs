@@ -11,12 +11,20 @@ use super::lines::{LineReader, Lines};
 use super::table::{Columns, RowRef, Run};
 use super::{Chunk, DecodeError, DecodeOptions, Decoder, Quarantine, RejectReason};
 
+/// A decoder of one JSON document per line. What a line means is its `decode_batch`'s business:
+/// a flat row here, a label in ground_truth.rs.
 pub struct JsonlDecoder {
     lines: LineReader,
     source_name: String,
     template: NameTemplate,
     columns: Columns,
+    decode_batch: BatchDecoder,
 }
+
+/// Turns a batch of lines into a chunk (`None` when every line was rejected), quarantining
+/// the lines it cannot use.
+pub(crate) type BatchDecoder =
+    fn(&Lines, &str, &NameTemplate, &mut Columns, &mut Quarantine) -> Option<Chunk>;
 
 impl JsonlDecoder {
     pub fn new(
@@ -24,11 +32,21 @@ impl JsonlDecoder {
         source_name: String,
         options: &DecodeOptions,
     ) -> Self {
+        Self::with_batch_decoder(reader, source_name, options, decode_batch)
+    }
+
+    pub(crate) fn with_batch_decoder(
+        reader: Box<dyn BufRead + Send>,
+        source_name: String,
+        options: &DecodeOptions,
+        decode_batch: BatchDecoder,
+    ) -> Self {
         Self {
             lines: LineReader::new(reader, options.chunk_rows, options.limits.max_record_bytes),
             source_name,
             template: NameTemplate::parse(&options.array_element_name),
             columns: Columns::default(),
+            decode_batch,
         }
     }
 }
@@ -40,6 +58,7 @@ impl Decoder for JsonlDecoder {
             source_name,
             template,
             columns,
+            decode_batch,
         } = self;
         loop {
             let batch = lines.with_batch(|lines| {

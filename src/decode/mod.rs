@@ -12,6 +12,7 @@
 pub mod capture;
 pub mod compression;
 pub mod csv;
+pub mod ground_truth;
 mod json;
 pub mod jsonl;
 mod lines;
@@ -33,6 +34,26 @@ pub const EVENT_ID: &str = "event_id";
 pub const INFERENCE_ID: &str = "inference_id";
 /// Seconds since the Unix epoch (UTC), from `eventMetadata.inferenceTime`.
 pub const INFERENCE_TIME: &str = "inference_time";
+/// Ground truth only: the label's `eventVersion` (nullable).
+pub const EVENT_VERSION: &str = "event_version";
+
+/// The join key of each row of a chunk's events: the capture's `inferenceId` when it has one,
+/// else its `eventId` (FORMATS.md §7.1). A ground-truth chunk's events have no inference id,
+/// so its keys are its `eventMetadata.eventId`s, which is what labels carry.
+pub fn join_keys(events: &RecordBatch) -> impl Iterator<Item = &str> {
+    use arrow::array::{Array, StringArray};
+    let text = |name| {
+        events
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+    };
+    let event_ids = text(EVENT_ID).expect("events have an event_id column");
+    let inference_ids = text(INFERENCE_ID);
+    (0..events.num_rows()).map(move |row| match inference_ids {
+        Some(ids) if ids.is_valid(row) => ids.value(row),
+        _ => event_ids.value(row),
+    })
+}
 
 /// Rows per chunk unless a caller asks otherwise: large enough for columnar kernels to pay off,
 /// small enough that a chunk of wide records stays a few MB.
@@ -174,7 +195,8 @@ pub struct Chunk {
     /// The monitored columns. Consecutive chunks of one object may differ in columns (JSON keys
     /// that appear late); the profile lines them up by name.
     pub features: RecordBatch,
-    /// Capture only: `event_id`, `inference_id` (nullable) and `inference_time` per row.
+    /// Capture: `event_id`, `inference_id` (nullable) and `inference_time` per row; ground
+    /// truth: `event_id` and `event_version` (nullable). See [`join_keys`].
     pub events: Option<RecordBatch>,
 }
 
@@ -220,6 +242,17 @@ impl DecodeError {
     }
 }
 
+/// Any Arrow column as Utf8 text (text formats already are; Parquet numbers print as numbers).
+/// A type with no text form (a nested column) reads as missing values.
+pub fn as_text(array: &arrow::array::ArrayRef) -> arrow::array::ArrayRef {
+    use arrow::datatypes::DataType;
+    if array.data_type() == &DataType::Utf8 {
+        return array.clone();
+    }
+    arrow::compute::cast(array, &DataType::Utf8)
+        .unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Utf8, array.len()))
+}
+
 /// A streaming decoder: each call yields the next chunk, or `None` at the end of the object.
 pub trait Decoder: Send {
     fn next_chunk(&mut self, quarantine: &mut Quarantine) -> Result<Option<Chunk>, DecodeError>;
@@ -228,19 +261,36 @@ pub trait Decoder: Send {
 /// Opens `path` (gzip and zstd detected by magic bytes) and returns the decoder for `options`.
 /// A file bigger than [`Limits::max_object_bytes`] is refused before it is read.
 pub fn open_path(path: &Path, options: &DecodeOptions) -> Result<Box<dyn Decoder>, DecodeError> {
+    if options.format == InputFormat::Parquet {
+        check_file_size(path, &options.limits)?;
+        return parquet::ParquetDecoder::open(path, options)
+            .map(|d| Box::new(d) as Box<dyn Decoder>);
+    }
+    let (reader, source_name) = open_text(path, options)?;
+    Ok(open_reader(reader, source_name, options))
+}
+
+/// The file's name for errors, once its size is known to be within the limits.
+fn check_file_size(path: &Path, limits: &Limits) -> Result<String, DecodeError> {
     let source_name = path.display().to_string();
     let size = std::fs::metadata(path)
         .map_err(|error| DecodeError::io(&source_name, error))?
         .len();
-    check_object_size(&source_name, size, &options.limits)?;
-    if options.format == InputFormat::Parquet {
-        return parquet::ParquetDecoder::open(path, options)
-            .map(|d| Box::new(d) as Box<dyn Decoder>);
-    }
+    check_object_size(&source_name, size, limits)?;
+    Ok(source_name)
+}
+
+/// The decompressed text of the file at `path` (gzip and zstd detected by magic bytes, within
+/// `options.limits`), and the name errors give it.
+fn open_text(
+    path: &Path,
+    options: &DecodeOptions,
+) -> Result<(Box<dyn BufRead + Send>, String), DecodeError> {
+    let source_name = check_file_size(path, &options.limits)?;
     let file = std::fs::File::open(path).map_err(|error| DecodeError::io(&source_name, error))?;
     let reader = compression::decompressing_reader_with_limits(Box::new(file), &options.limits)
         .map_err(|error| DecodeError::io(&source_name, error))?;
-    Ok(open_reader(reader, source_name, options))
+    Ok((reader, source_name))
 }
 
 /// [`DecodeError::Limit`] when an object of `size` bytes is over [`Limits::max_object_bytes`].
@@ -329,6 +379,23 @@ mod tests {
         std::fs::write(&jsonl, gzip("{\"a\": 1.0}\n")).unwrap();
         let (chunks, _) = drain(open_path(&jsonl, &options(InputFormat::Jsonl)).unwrap());
         assert_eq!(rows(&chunks[0].features), [row(&[Some("1.0")])]);
+    }
+
+    #[test]
+    fn the_join_key_is_the_inference_id_else_the_event_id() {
+        let with_id = CAPTURE.replace(
+            r#""eventId":"f04a8538-696c-4648-8064-8b680b2e3318""#,
+            r#""eventId":"e2","inferenceId":"i2""#,
+        );
+        let (chunks, _) = super::testing::decode(
+            &format!("{CAPTURE}\n{with_id}\n"),
+            &options(InputFormat::Capture),
+        );
+        let events = chunks[0].events.as_ref().unwrap();
+        assert_eq!(
+            join_keys(events).collect::<Vec<_>>(),
+            ["f04a8538-696c-4648-8064-8b680b2e3318", "i2"]
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum RejectReason {
     /// A line (or a CSV record) longer than `limits.max_record_bytes`; skipped without being
     /// held in memory, and quarantined with only its first bytes.
     RecordTooLarge,
+    /// A value a monitor needs is missing or unreadable: a model-quality label that is not a
+    /// number, a binary label other than 0 or 1.
+    BadValue,
 }
 
 impl RejectReason {
@@ -43,6 +46,7 @@ impl RejectReason {
             RejectReason::BadTime => "bad_time",
             RejectReason::UnsupportedEncoding => "unsupported_encoding",
             RejectReason::RecordTooLarge => "record_too_large",
+            RejectReason::BadValue => "bad_value",
         }
     }
 }
@@ -133,6 +137,14 @@ impl Quarantine {
 
     pub fn counts(&self) -> &BTreeMap<RejectReason, u64> {
         &self.counts
+    }
+
+    /// The counts by reason name (`bad_json`, …), as the metrics and summaries name them.
+    pub fn counts_by_name(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .iter()
+            .map(|(reason, count)| (reason.as_str().to_string(), *count))
+            .collect()
     }
 
     pub fn total(&self) -> u64 {

@@ -115,6 +115,41 @@ pub fn driftd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_driftd"))
 }
 
+/// Runs `driftd <command> --kind model-quality` on a CSV with a header; returns the exit code.
+pub fn model_quality(
+    command: &str,
+    flags: &[&str],
+    input: &Path,
+    baseline: Option<&Path>,
+    out: &Path,
+) -> i32 {
+    let mut run = driftd();
+    run.args([
+        command,
+        "--kind",
+        "model-quality",
+        "--format",
+        "csv",
+        "--header",
+    ])
+    .args(flags)
+    .arg("--input")
+    .arg(input)
+    .arg("--output")
+    .arg(out);
+    if let Some(baseline) = baseline {
+        run.arg("--baseline").arg(baseline);
+    }
+    let output = run.output().unwrap();
+    let code = output.status.code().unwrap();
+    assert!(
+        code == 0 || code == 3,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    code
+}
+
 /// A free port on 127.0.0.1 (bound and released; a test passes it to driftd).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
