@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::baseline::Baseline;
 use crate::bias::{Analysis, BiasSpec};
 use crate::decode::{DecodeOptions, InputFormat, Limits, OutputColumnsPosition};
+use crate::model_quality::{ModelQualityConstraints, ModelQualitySpec, ProblemType};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,6 +300,16 @@ pub struct MonitorConfig {
     pub baseline: PathBuf,
     /// Bias: Clarify's `analysis_config.json` (label, facets, predicted label, methods).
     pub analysis_config: Option<PathBuf>,
+    /// Model quality: Model Monitor's `problem_type`.
+    pub problem_type: Option<ProblemType>,
+    /// Model quality: the column of the model's prediction (a label, or a number).
+    pub inference_attribute: Option<String>,
+    /// Model quality, binary: the column of the model's score for label 1.
+    pub probability_attribute: Option<String>,
+    /// Model quality, binary: the predicted label is 1 when the score is above this.
+    pub probability_threshold: Option<f64>,
+    /// Model quality: the column of the ground truth.
+    pub ground_truth_attribute: Option<String>,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
     #[serde(default)]
     pub non_negative_check: bool,
@@ -330,6 +341,10 @@ pub enum MonitorKind {
     /// ground-truth join exists: on capture data the post-training metrics come out as errors
     /// and the label-based pre-training ones mean nothing.
     Bias,
+    /// Model Monitor's model quality against a baseline's `constraints.json`. Rows need the
+    /// prediction and the ground truth (files that carry both, e.g. batch outputs joined
+    /// with their labels).
+    ModelQuality,
 }
 
 /// What a monitor's windows are checked against, loaded at start-up.
@@ -339,6 +354,10 @@ pub enum MonitorBaseline {
     Bias {
         spec: Arc<BiasSpec>,
         baseline: Analysis,
+    },
+    ModelQuality {
+        spec: Arc<ModelQualitySpec>,
+        constraints: ModelQualityConstraints,
     },
 }
 
@@ -376,7 +395,38 @@ impl MonitorConfig {
                     baseline,
                 })
             }
+            MonitorKind::ModelQuality => {
+                let spec = self.model_quality_spec(key)?;
+                let constraints =
+                    crate::pipeline::read_model_quality_constraints(baseline, spec.problem_type)
+                        .map_err(|e| format!(
+                            "{key}.baseline: {e}; point it at a directory holding a model-quality constraints.json (make one with `driftd baseline --kind model-quality`)"
+                        ))?;
+                Ok(MonitorBaseline::ModelQuality {
+                    spec: Arc::new(spec),
+                    constraints,
+                })
+            }
         }
+    }
+
+    /// What a model-quality monitor reads from each row; `key` names the monitor in errors.
+    fn model_quality_spec(&self, key: &str) -> Result<ModelQualitySpec, String> {
+        let missing = |setting: &str| {
+            format!("{key}.{setting}: required for a monitor with kind = \"model_quality\"")
+        };
+        let spec = ModelQualitySpec {
+            problem_type: self.problem_type.ok_or_else(|| missing("problem_type"))?,
+            inference_attribute: self.inference_attribute.clone(),
+            probability_attribute: self.probability_attribute.clone(),
+            probability_threshold: self.probability_threshold,
+            ground_truth_attribute: self
+                .ground_truth_attribute
+                .clone()
+                .ok_or_else(|| missing("ground_truth_attribute"))?,
+        };
+        spec.validate().map_err(|e| format!("{key}: {e}"))?;
+        Ok(spec)
     }
 
     /// How to decode this monitor's objects; `limits` from the config's `[limits]`.
@@ -646,12 +696,35 @@ impl Config {
                         "{key}.analysis_config: a monitor with kind = \"bias\" needs analysis_config = \"path/analysis_config.json\" (Clarify's analysis config: label, facets, predicted label)"
                     ));
                 }
-                (MonitorKind::DataQuality, Some(_)) => {
+                (MonitorKind::DataQuality | MonitorKind::ModelQuality, Some(_)) => {
                     return Err(format!(
                         "{key}.analysis_config: only used by bias monitors; add kind = \"bias\" or remove it"
                     ));
                 }
                 _ => {}
+            }
+            let model_quality_settings = [
+                ("problem_type", monitor.problem_type.is_some()),
+                ("inference_attribute", monitor.inference_attribute.is_some()),
+                (
+                    "probability_attribute",
+                    monitor.probability_attribute.is_some(),
+                ),
+                (
+                    "probability_threshold",
+                    monitor.probability_threshold.is_some(),
+                ),
+                (
+                    "ground_truth_attribute",
+                    monitor.ground_truth_attribute.is_some(),
+                ),
+            ];
+            if monitor.kind == MonitorKind::ModelQuality {
+                monitor.model_quality_spec(&key)?;
+            } else if let Some((setting, _)) = model_quality_settings.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{key}.{setting}: only used by model-quality monitors; add kind = \"model_quality\" or remove it"
+                ));
             }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(
@@ -946,6 +1019,42 @@ s3_report_uri = "s3://reports/monitoring"
                 )),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn model_quality_settings_belong_to_model_quality_monitors() {
+        let error = |settings: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("in")).unwrap();
+            let path = dir.path().join("driftd.toml");
+            let text = format!(
+                "[input]\ndirectory = \"in\"\n[output]\ndirectory = \"out\"\n[[monitor]]\nname = \"m\"\npath = \"*.csv\"\nformat = \"csv\"\nbaseline = \"b\"\n{settings}\n"
+            );
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path).unwrap_err().to_string()
+        };
+        let mq = "kind = \"model_quality\"\n";
+        for (settings, expected) in [
+            (
+                format!("{mq}inference_attribute = \"p\"\nground_truth_attribute = \"y\""),
+                "monitor[0] (m).problem_type: required for a monitor with kind = \"model_quality\"",
+            ),
+            (
+                format!("{mq}problem_type = \"Regression\"\ninference_attribute = \"p\""),
+                "monitor[0] (m).ground_truth_attribute: required",
+            ),
+            (
+                format!("{mq}problem_type = \"Regression\"\nground_truth_attribute = \"y\""),
+                "Regression needs inference_attribute",
+            ),
+            (
+                "ground_truth_attribute = \"y\"".to_string(),
+                "monitor[0] (m).ground_truth_attribute: only used by model-quality monitors",
+            ),
+        ] {
+            let error = error(&settings);
+            assert!(error.contains(expected), "{settings}: {error}");
         }
     }
 

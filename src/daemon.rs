@@ -20,6 +20,7 @@ use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::events::{self, Delivery, Event, Sink};
 use crate::ingest::local::PathPattern;
+use crate::model_quality;
 use crate::sinks::{Outcome, WindowReport, file, stdout};
 use crate::window::{ClosedWindow, StateKind, WindowState};
 
@@ -83,6 +84,9 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                 kind: match &baseline {
                     MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
                     MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
+                    MonitorBaseline::ModelQuality { spec, .. } => {
+                        StateKind::ModelQuality(spec.clone())
+                    }
                 },
                 baseline,
             })
@@ -142,6 +146,21 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
                 Outcome::Bias {
                     analysis,
                     violations,
+                },
+                metrics,
+            )
+        }
+        (MonitorBaseline::ModelQuality { constraints, .. }, WindowState::ModelQuality(window)) => {
+            let mut window = *window;
+            let statistics = model_quality::evaluate(&mut window.state);
+            let violations = model_quality::check(constraints, &statistics.metrics);
+            let metrics = analyze::metrics::model_quality_metrics(&statistics, &scope);
+            (
+                Outcome::ModelQuality {
+                    constraints: model_quality::suggest_constraints(&statistics),
+                    statistics,
+                    violations,
+                    skipped_rows: window.skipped_rows,
                 },
                 metrics,
             )
@@ -210,6 +229,22 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         } => {
             file::write_bias(&dir, analysis, violations, &report.metrics)?;
             stdout::summarize_bias(&title, report.rows, violations)
+        }
+        Outcome::ModelQuality {
+            statistics,
+            constraints,
+            violations,
+            skipped_rows,
+        } => {
+            let files =
+                file::ModelQualityFiles::of(statistics, constraints, violations, report.end);
+            file::write_model_quality(&dir, &files, &report.metrics)?;
+            stdout::summarize_model_quality(
+                &title,
+                statistics.item_count,
+                *skipped_rows,
+                violations,
+            )
         }
     };
     stdout::print(&format!("{summary}  → {}\n", dir.display()));

@@ -326,6 +326,24 @@ pub fn read_model_quality_files(
     (state, report)
 }
 
+/// A model-quality baseline's `constraints.json` in `dir`, for `problem_type`.
+pub fn read_model_quality_constraints(
+    dir: &Path,
+    problem_type: mq::ProblemType,
+) -> Result<ModelQualityConstraints, String> {
+    let path = dir.join(mq::CONSTRAINTS_FILE);
+    let constraints: ModelQualityConstraints =
+        crate::json_file::read_json(&path).map_err(|e| e.to_string())?;
+    if constraints.problem_type != problem_type {
+        return Err(format!(
+            "{} holds {} but the problem type is {problem_type:?}",
+            path.display(),
+            constraints.problem_type.constraints_key(),
+        ));
+    }
+    Ok(constraints)
+}
+
 /// `driftd baseline --kind model-quality` (no `baseline`) and `driftd check --kind
 /// model-quality` (a `baseline` directory with constraints.json): the inputs as one dataset →
 /// `{output}/statistics.json` and `constraints.json` (suggested from these data, as Model
@@ -343,20 +361,9 @@ pub fn run_model_quality(
 ) -> Result<ModelQualityRun> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let constraints = baseline
-        .map(|dir| -> Result<ModelQualityConstraints> {
-            let constraints: ModelQualityConstraints =
-                crate::json_file::read_json(&dir.join(mq::CONSTRAINTS_FILE))?;
-            if constraints.problem_type != spec.problem_type {
-                bail!(
-                    "{} holds {} but the problem type is {:?}",
-                    dir.join(mq::CONSTRAINTS_FILE).display(),
-                    constraints.problem_type.constraints_key(),
-                    spec.problem_type
-                );
-            }
-            Ok(constraints)
-        })
-        .transpose()?;
+        .map(|dir| read_model_quality_constraints(dir, spec.problem_type))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut run = RunInputs::open(inputs, output, quarantine)?;
     let (mut state, report) =
         read_model_quality_files(spec, &run.files, options, &mut run.quarantine);

@@ -34,6 +34,18 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
             analysis,
             violations,
         ),
+        Outcome::ModelQuality {
+            statistics,
+            violations,
+            ..
+        } => WindowFacts::from_model_quality(
+            &report.monitor,
+            endpoint,
+            (start, end),
+            report.rows,
+            statistics,
+            violations,
+        ),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::analyze::drift::FeatureDrift;
 use crate::analyze::{CheckType, Findings};
 use crate::bias::Analysis;
 use crate::bias::drift::BiasViolations;
+use crate::model_quality::{ModelQualityStatistics, ModelQualityViolations};
 
 /// What the rules see of one closed window.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,6 +41,8 @@ pub struct WindowFacts {
     pub drift: Vec<DriftFact>,
     pub drifted_features: usize,
     pub bias: Vec<BiasFact>,
+    /// Model-quality metrics (`statistics.json` keys) with a finite value.
+    pub model_quality: Vec<(String, f64)>,
     /// Rows of the series counted late (they arrived after their window closed) since the
     /// rules' previous window.
     pub late_rows: u64,
@@ -149,6 +152,33 @@ impl WindowFacts {
                 })
                 .collect(),
             bias,
+            ..WindowFacts::empty(monitor, endpoint, start, end)
+        }
+    }
+}
+
+impl WindowFacts {
+    /// A model-quality window: its metrics and its violations (the metric stands for the
+    /// feature, the comparison operator for the check type).
+    pub fn from_model_quality(
+        monitor: &str,
+        endpoint: Option<&str>,
+        (start, end): (i64, i64),
+        rows: u64,
+        statistics: &ModelQualityStatistics,
+        violations: &ModelQualityViolations,
+    ) -> Self {
+        WindowFacts {
+            rows,
+            violations: violations
+                .violations
+                .iter()
+                .map(|v| ViolationFact {
+                    feature: v.metric_name.clone(),
+                    check_type: v.constraint_check_type.clone(),
+                })
+                .collect(),
+            model_quality: statistics.cloudwatch_metrics(),
             ..WindowFacts::empty(monitor, endpoint, start, end)
         }
     }
@@ -285,6 +315,21 @@ fn matches(condition: &Condition, facts: &WindowFacts) -> Vec<Match> {
                 subject: Some(format!("{}={}", b.facet, b.facet_value)),
                 what: b.metric.clone(),
                 value: Some(b.value),
+            })
+            .collect(),
+        Condition::ModelQuality {
+            metrics,
+            above,
+            below,
+        } => facts
+            .model_quality
+            .iter()
+            .filter(|(name, _)| metrics.contains(name))
+            .filter(|(_, v)| above.is_some_and(|a| *v > a) || below.is_some_and(|l| *v < l))
+            .map(|(name, value)| Match {
+                subject: None,
+                what: name.clone(),
+                value: Some(*value),
             })
             .collect(),
         Condition::DriftedFeatures { at_least } => (facts.drifted_features >= *at_least)
@@ -708,6 +753,46 @@ mod tests {
         };
         assert_eq!(evidence.matches[0].subject.as_deref(), Some("sex=0"));
         assert_eq!(evidence.matches[0].value, Some(-0.2));
+    }
+
+    #[test]
+    fn f1_below_a_bound_for_two_of_three_windows_fires_once() {
+        let set = rules(
+            "[rule.condition.model_quality]\nmetrics = [\"f1\"]\nbelow = 0.8\n[rule.persistence]\nwindows = 3\nat_least = 2\n[rule.alert]\n",
+        );
+        let quality = |i, f1| WindowFacts {
+            model_quality: vec![("accuracy".into(), 0.5), ("f1".into(), f1)],
+            ..window(i)
+        };
+        let windows = [
+            quality(0, 0.9),
+            quality(1, 0.7),
+            quality(2, 0.95),
+            quality(3, 0.6),
+            quality(4, 0.9),
+            quality(5, 0.9),
+        ];
+        // 1 and 3 are two of the three windows 1–3; windows 2–4 hold one breach only.
+        assert_eq!(run(&set, &windows), ["firing@3", "resolved@4"]);
+        for (body, wrong) in [
+            (
+                "metrics = [\"f7\"]\nbelow = 0.8",
+                "unknown model-quality metric \"f7\"",
+            ),
+            (
+                "metrics = []\nbelow = 0.8",
+                "name at least one model-quality metric",
+            ),
+            ("metrics = [\"mae\"]", "set above and/or below"),
+        ] {
+            let error = RuleSet::from_toml(
+                Path::new("t.toml"),
+                &format!("[[rule]]\nname = \"r\"\nseverity = \"info\"\n[rule.condition.model_quality]\n{body}\n[rule.alert]\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(wrong), "{error}");
+        }
     }
 
     #[test]

@@ -102,6 +102,13 @@ pub enum Condition {
         above: Option<f64>,
         below: Option<f64>,
     },
+    /// A model-quality metric (a `statistics.json` key: `f1`, `auc`, `mae`, …) above `above`
+    /// or below `below`.
+    ModelQuality {
+        metrics: Vec<String>,
+        above: Option<f64>,
+        below: Option<f64>,
+    },
     /// At least this many features drifted (by the baseline's method).
     DriftedFeatures { at_least: usize },
     /// The window had no records (windows missing between two that arrive count too).
@@ -313,26 +320,28 @@ impl Rule {
                     ));
                 }
                 globs("facets", facets)?;
-                match (above, below) {
-                    (None, None) => Err((
+                bounds(*above, *below)
+            }
+            Condition::ModelQuality {
+                metrics,
+                above,
+                below,
+            } => {
+                if metrics.is_empty() {
+                    return Err((
                         "metrics",
-                        "set above and/or below: the condition holds when the metric is beyond them"
-                            .into(),
-                    )),
-                    (Some(a), Some(b)) => {
-                        finite("above", *a)?;
-                        finite("below", *b)?;
-                        if b >= a {
-                            return Err((
-                                "below",
-                                format!("below ({b}) must be less than above ({a}), or the condition always holds"),
-                            ));
-                        }
-                        Ok(())
-                    }
-                    (Some(a), None) => finite("above", *a),
-                    (None, Some(b)) => finite("below", *b),
+                        "name at least one model-quality metric, e.g. [\"f1\"]".into(),
+                    ));
                 }
+                if let Some(m) = metrics.iter().find(|m| !known_model_quality_metric(m)) {
+                    return Err((
+                        "metrics",
+                        format!(
+                            "unknown model-quality metric {m:?}; use a statistics.json key such as accuracy, f1, auc, weighted_f1 or mae"
+                        ),
+                    ));
+                }
+                bounds(*above, *below)
             }
             Condition::DriftedFeatures { at_least } => {
                 if *at_least == 0 {
@@ -523,6 +532,48 @@ fn key_offset(rule_text: &str, key: &str) -> Option<usize> {
     [format!("{key} ="), format!("{key}=")]
         .iter()
         .find_map(|needle| rule_text.find(needle.as_str()))
+}
+
+/// Bounds of a metric condition: `above` and/or `below`, finite, and not overlapping.
+fn bounds(above: Option<f64>, below: Option<f64>) -> Result<(), (&'static str, String)> {
+    match (above, below) {
+        (None, None) => Err((
+            "metrics",
+            "set above and/or below: the condition holds when the metric is beyond them".into(),
+        )),
+        (Some(a), Some(b)) => {
+            finite("above", a)?;
+            finite("below", b)?;
+            if b >= a {
+                return Err((
+                    "below",
+                    format!(
+                        "below ({b}) must be less than above ({a}), or the condition always holds"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        (Some(a), None) => finite("above", a),
+        (None, Some(b)) => finite("below", b),
+    }
+}
+
+/// Whether `name` is a metric some model-quality `statistics.json` has.
+fn known_model_quality_metric(name: &str) -> bool {
+    use crate::model_quality::{ModelQualityState, ProblemType, evaluate};
+    name == "auc"
+        || [
+            ProblemType::BinaryClassification,
+            ProblemType::MulticlassClassification,
+            ProblemType::Regression,
+        ]
+        .into_iter()
+        .any(|problem| {
+            evaluate(&mut ModelQualityState::new(problem))
+                .metric(name)
+                .is_some()
+        })
 }
 
 #[cfg(test)]

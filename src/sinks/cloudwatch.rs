@@ -17,6 +17,9 @@ pub const BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/data-metrics";
 /// Bias monitors, real-time and batch (Clarify's dimensions added, FORMATS.md §5.5).
 pub const BIAS_ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/bias-metrics";
 pub const BIAS_BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/bias-metrics";
+/// Model-quality monitors, real-time and batch (FORMATS.md §5.4).
+pub const MODEL_ENDPOINT_NAMESPACE: &str = "aws/sagemaker/Endpoints/model-metrics";
+pub const MODEL_BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/model-metrics";
 
 /// Which monitor's metrics: each has its own namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +27,7 @@ pub const BIAS_BATCH_NAMESPACE: &str = "aws/sagemaker/ModelMonitoring/bias-metri
 pub enum Family {
     DataQuality,
     Bias,
+    ModelQuality,
 }
 
 /// PutMetricData takes at most 1,000 datums and 1 MB per request.
@@ -46,6 +50,8 @@ pub fn namespace(prefix: &str, family: Family, endpoint: Option<&str>) -> String
         (Family::DataQuality, false) => BATCH_NAMESPACE,
         (Family::Bias, true) => BIAS_ENDPOINT_NAMESPACE,
         (Family::Bias, false) => BIAS_BATCH_NAMESPACE,
+        (Family::ModelQuality, true) => MODEL_ENDPOINT_NAMESPACE,
+        (Family::ModelQuality, false) => MODEL_BATCH_NAMESPACE,
     };
     format!("{prefix}{base}")
 }

@@ -10,6 +10,7 @@ use crate::bias::drift::BiasViolations;
 use crate::bias::groups::GROUPS_FILE;
 use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::{FileError, write_json};
+use crate::model_quality as mq;
 
 pub const VIOLATIONS_FILE: &str = "constraint_violations.json";
 pub const DRIFT_FILE: &str = "drift.json";
@@ -45,6 +46,47 @@ pub fn write_bias(
         write_json(&dir.join(GROUPS_FILE), groups)?;
     }
     write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
+/// A model-quality window: `statistics.json` (evaluated at `evaluation_time`), the window's own
+/// suggested `constraints.json`, `constraint_violations.json` and the metrics file.
+pub fn write_model_quality(
+    dir: &Path,
+    outcome: &ModelQualityFiles,
+    metrics: &[MetricDatum],
+) -> Result<(), FileError> {
+    write_json(&dir.join(mq::STATISTICS_FILE), &outcome.statistics)?;
+    write_json(&dir.join(mq::CONSTRAINTS_FILE), &outcome.constraints)?;
+    write_json(&dir.join(VIOLATIONS_FILE), &outcome.violations)?;
+    write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
+/// A model-quality window's files as JSON values (the statistics file borrows its statistics).
+pub struct ModelQualityFiles {
+    pub statistics: serde_json::Value,
+    pub constraints: serde_json::Value,
+    pub violations: serde_json::Value,
+}
+
+impl ModelQualityFiles {
+    pub fn of(
+        statistics: &mq::ModelQualityStatistics,
+        constraints: &mq::ModelQualityConstraints,
+        violations: &mq::ModelQualityViolations,
+        evaluation_time: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let json = |value: serde_json::Result<serde_json::Value>| {
+            value.expect("model-quality files serialize")
+        };
+        Self {
+            statistics: json(serde_json::to_value(mq::statistics_file(
+                statistics,
+                evaluation_time,
+            ))),
+            constraints: json(serde_json::to_value(constraints)),
+            violations: json(serde_json::to_value(violations)),
+        }
+    }
 }
 
 /// One datum per line, written through a temporary file and a rename.

@@ -18,6 +18,9 @@ use crate::analyze::metrics::MetricDatum;
 use crate::baseline::Constraints;
 use crate::bias::Analysis;
 use crate::bias::drift::BiasViolations;
+use crate::model_quality::{
+    ModelQualityConstraints, ModelQualityStatistics, ModelQualityViolations,
+};
 
 /// Everything one closed window yields, as the sinks receive it.
 #[derive(Debug, Clone)]
@@ -48,6 +51,14 @@ pub enum Outcome {
         analysis: Analysis,
         violations: BiasViolations,
     },
+    ModelQuality {
+        statistics: ModelQualityStatistics,
+        /// Suggested from the window, as the CLI's `check` writes them.
+        constraints: ModelQualityConstraints,
+        violations: ModelQualityViolations,
+        /// Rows without a usable prediction or ground truth.
+        skipped_rows: u64,
+    },
 }
 
 impl WindowReport {
@@ -66,6 +77,7 @@ impl WindowReport {
         match self.outcome {
             Outcome::DataQuality { .. } => cloudwatch::Family::DataQuality,
             Outcome::Bias { .. } => cloudwatch::Family::Bias,
+            Outcome::ModelQuality { .. } => cloudwatch::Family::ModelQuality,
         }
     }
 
@@ -73,6 +85,7 @@ impl WindowReport {
         match &self.outcome {
             Outcome::DataQuality { findings, .. } => findings.violations.violations.len(),
             Outcome::Bias { violations, .. } => violations.violations.len(),
+            Outcome::ModelQuality { violations, .. } => violations.violations.len(),
         }
     }
 }

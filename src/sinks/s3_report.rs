@@ -5,7 +5,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::file::{DRIFT_FILE, METRICS_FILE, VIOLATIONS_FILE};
+use super::file::{DRIFT_FILE, METRICS_FILE, ModelQualityFiles, VIOLATIONS_FILE};
 use super::retry::{SinkError, with_retries};
 use super::{Outcome, WindowReport};
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
@@ -43,6 +43,19 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             (ANALYSIS_FILE, pretty(analysis)),
             (VIOLATIONS_FILE, pretty(violations)),
         ],
+        Outcome::ModelQuality {
+            statistics,
+            constraints,
+            violations,
+            ..
+        } => {
+            let files = ModelQualityFiles::of(statistics, constraints, violations, report.end);
+            vec![
+                (STATISTICS_FILE, pretty(&files.statistics)),
+                (CONSTRAINTS_FILE, pretty(&files.constraints)),
+                (VIOLATIONS_FILE, pretty(&files.violations)),
+            ]
+        }
     };
     files.push((METRICS_FILE, metrics));
     files

@@ -154,11 +154,12 @@ pub fn alert(action: &Action, window: &WindowContext) -> Option<Alert> {
 /// The window's files under its S3 report directory.
 fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
     let bias = matches!(report.outcome, Outcome::Bias { .. });
+    let data_quality = matches!(report.outcome, Outcome::DataQuality { .. });
     ReportLinks {
         directory: dir.to_string(),
         constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
         statistics: (!bias).then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
-        drift: (!bias).then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
+        drift: data_quality.then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
         analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
     }
 }
@@ -174,6 +175,24 @@ fn findings(report: &WindowReport) -> Vec<AlertFinding> {
             analysis,
             violations,
         } => bias_findings(analysis, violations),
+        Outcome::ModelQuality {
+            statistics,
+            violations,
+            ..
+        } => violations
+            .violations
+            .iter()
+            .map(|v| AlertFinding {
+                feature: v.metric_name.clone(),
+                facet_value: None,
+                check: v.constraint_check_type.clone(),
+                statistic: Some(v.metric_name.clone()),
+                value: statistics.metric(&v.metric_name).map(|m| m.value),
+                // The baseline's threshold is in the description.
+                threshold: None,
+                description: v.description.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::analyze::Findings;
 use crate::bias::drift::BiasViolations;
+use crate::model_quality::ModelQualityViolations;
 
 /// Writes `text` to stdout. A reader that went away (`driftd check | head`) is not an error:
 /// the output files are written and the exit code still tells the result, so the rest of the
@@ -77,6 +78,25 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
             "  bias   {:<6} {}={}: {}",
             v.metric_name, v.facet, v.facet_value, v.description
         );
+    }
+    push_more(&mut out, violations.len(), "violations");
+    out
+}
+
+pub fn summarize_model_quality(
+    title: &str,
+    labelled: u64,
+    skipped: u64,
+    violations: &ModelQualityViolations,
+) -> String {
+    let violations = &violations.violations;
+    let mut out = format!(
+        "{title}: {labelled} labelled records ({skipped} without a usable value), {} model-quality violation{}\n",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for v in violations.iter().take(LIST_LIMIT) {
+        let _ = writeln!(out, "  model  {}", v.description);
     }
     push_more(&mut out, violations.len(), "violations");
     out

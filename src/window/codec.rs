@@ -5,10 +5,12 @@
 //! offset  size  what
 //! 0       4     magic "DRWS" (driftd window state)
 //! 4       2     format version, little-endian (FORMAT_VERSION)
-//! 6       1     kind: 1 = data quality (a Profile), 2 = bias (a BiasState)
+//! 6       1     kind: 1 = data quality (a Profile), 2 = bias (a BiasState), 3 = model quality
 //! 7       ..    one zstd frame, with its content checksum, of the postcard body:
-//!                 data quality: the Profile
-//!                 bias:         the spec's shape (JSON text), then the BiasState without its spec
+//!                 data quality:  the Profile
+//!                 bias:          the spec's shape (JSON text), then the BiasState without its spec
+//!                 model quality: the rows skipped, then the state in its own encoding
+//!                                (model_quality::encode, which carries its problem type)
 //! ```
 //!
 //! postcard is positional and not self-describing: any change to the serde form of a `Profile`
@@ -25,7 +27,7 @@ use std::io::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{StateKind, WindowState};
+use super::{ModelQualityWindow, StateKind, WindowState};
 use crate::bias::BiasState;
 use crate::bias::state::{StoredBiasState, spec_shape};
 use crate::profile::Profile;
@@ -35,6 +37,7 @@ pub const FORMAT_VERSION: u16 = 1;
 const HEADER_LEN: usize = 7;
 const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
+const TAG_MODEL_QUALITY: u8 = 3;
 /// zstd's default level. On a 25-column profile it came out 1 % smaller than level 1 (and level 9
 /// under 1 % smaller again): the float sketches, most of the bytes, barely compress at any level.
 const ZSTD_LEVEL: i32 = 3;
@@ -53,7 +56,7 @@ pub enum CodecError {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("bias window state was built for a different analysis config: {differences}")]
+    #[error("window state was built for a different monitor spec: {differences}")]
     SpecMismatch { differences: String },
     #[error("window state is corrupt: {0}")]
     Corrupt(String),
@@ -73,6 +76,13 @@ struct BiasBodyIn {
     state: StoredBiasState,
 }
 
+/// The model-quality body (written and read alike).
+#[derive(Serialize, Deserialize)]
+struct ModelQualityBody {
+    skipped_rows: u64,
+    state: Vec<u8>,
+}
+
 /// The bytes of `state`: header, then the zstd-compressed postcard body.
 pub fn encode(state: &WindowState) -> Vec<u8> {
     // postcard fails only on sequences of unknown length, which no serde form here has.
@@ -84,6 +94,13 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
                 state,
             };
             (TAG_BIAS, postcard::to_stdvec(&body))
+        }
+        WindowState::ModelQuality(window) => {
+            let body = ModelQualityBody {
+                skipped_rows: window.skipped_rows,
+                state: crate::model_quality::encode(&window.state),
+            };
+            (TAG_MODEL_QUALITY, postcard::to_stdvec(&body))
         }
     };
     let body = body.expect("window state serializes with postcard");
@@ -109,6 +126,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
     let expected = match kind {
         StateKind::DataQuality => TAG_DATA_QUALITY,
         StateKind::Bias(_) => TAG_BIAS,
+        StateKind::ModelQuality(_) => TAG_MODEL_QUALITY,
     };
     if tag != expected {
         return Err(CodecError::KindMismatch {
@@ -136,6 +154,25 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                 .map_err(|e| CodecError::Corrupt(format!("bias state: {e}")))?;
             Ok(WindowState::Bias(Box::new(state)))
         }
+        StateKind::ModelQuality(spec) => {
+            let body: ModelQualityBody = from_body(&body)?;
+            let state = crate::model_quality::decode(&body.state)
+                .map_err(|e| CodecError::Corrupt(format!("model-quality state: {e}")))?;
+            if state.problem_type() != spec.problem_type {
+                return Err(CodecError::SpecMismatch {
+                    differences: format!(
+                        "problem_type: stored {:?}, configured {:?}",
+                        state.problem_type(),
+                        spec.problem_type
+                    ),
+                });
+            }
+            Ok(WindowState::ModelQuality(Box::new(ModelQualityWindow {
+                spec: spec.clone(),
+                state,
+                skipped_rows: body.skipped_rows,
+            })))
+        }
     }
 }
 
@@ -157,16 +194,16 @@ fn read_header(bytes: &[u8]) -> Result<u8, CodecError> {
         return Err(CodecError::UnsupportedVersion(version));
     }
     match bytes[6] {
-        tag @ (TAG_DATA_QUALITY | TAG_BIAS) => Ok(tag),
+        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY) => Ok(tag),
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
 
 fn kind_name(tag: u8) -> &'static str {
-    if tag == TAG_BIAS {
-        "bias"
-    } else {
-        "data_quality"
+    match tag {
+        TAG_BIAS => "bias",
+        TAG_MODEL_QUALITY => "model_quality",
+        _ => "data_quality",
     }
 }
 
@@ -227,14 +264,61 @@ mod tests {
     fn dq(state: WindowState) -> Profile {
         match state {
             WindowState::DataQuality(profile) => profile,
-            WindowState::Bias(_) => panic!("expected a profile"),
+            _ => panic!("expected a profile"),
         }
+    }
+
+    #[test]
+    fn a_model_quality_window_round_trips_and_refuses_another_problem_type() {
+        use crate::model_quality::{ModelQualitySpec, ProblemType};
+        let spec = |problem_type| {
+            Arc::new(ModelQualitySpec {
+                problem_type,
+                inference_attribute: Some("prediction".into()),
+                probability_attribute: None,
+                probability_threshold: None,
+                ground_truth_attribute: "label".into(),
+            })
+        };
+        let kind = StateKind::ModelQuality(spec(ProblemType::BinaryClassification));
+        let rows = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("prediction", DataType::Int64, false),
+                Field::new("label", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 0, 1, 1])) as ArrayRef,
+                Arc::new(StringArray::from(vec![
+                    Some("1"),
+                    Some("0"),
+                    Some("0"),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut state = kind.empty();
+        state.add_batch(&rows, &[1, 2, 3, 4]);
+        // Three labelled rows; the fourth has no ground truth and is skipped, not lost.
+        assert_eq!(state.row_count(), 4);
+        let WindowState::ModelQuality(window) = round_trip(state, &kind) else {
+            panic!("expected a model-quality window")
+        };
+        assert_eq!((window.state.rows(), window.skipped_rows), (3, 1));
+        let bytes = encode(&WindowState::ModelQuality(window));
+        let other = StateKind::ModelQuality(spec(ProblemType::Regression));
+        let error = decode(&bytes, &other).unwrap_err().to_string();
+        assert!(error.contains("problem_type"), "{error}");
+        let error = decode(&bytes, &StateKind::DataQuality)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("model_quality"), "{error}");
     }
 
     fn bias(state: WindowState) -> BiasState {
         match state {
             WindowState::Bias(state) => *state,
-            WindowState::DataQuality(_) => panic!("expected a bias state"),
+            _ => panic!("expected a bias state"),
         }
     }
 

@@ -2,8 +2,8 @@
 //! `inferenceTime`, or the object's time for formats without one); a window closes when the
 //! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
 //! window that already closed are counted as late, never silently dropped. A window holds its
-//! monitor's mergeable state: a data-quality [`Profile`] or a bias [`BiasState`], which
-//! [`codec`] turns into bytes to store and back.
+//! monitor's mergeable state: a data-quality [`Profile`], a bias [`BiasState`] or a
+//! [`ModelQualityWindow`], which [`codec`] turns into bytes to store and back.
 
 pub mod codec;
 
@@ -16,6 +16,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
+use crate::model_quality::{Membership, ModelQualitySpec, ModelQualityState};
 use crate::profile::Profile;
 
 /// What a monitor's windows hold.
@@ -23,6 +24,7 @@ use crate::profile::Profile;
 pub enum StateKind {
     DataQuality,
     Bias(Arc<BiasSpec>),
+    ModelQuality(Arc<ModelQualitySpec>),
 }
 
 impl StateKind {
@@ -30,6 +32,9 @@ impl StateKind {
         match self {
             StateKind::DataQuality => WindowState::DataQuality(Profile::default()),
             StateKind::Bias(spec) => WindowState::Bias(Box::new(BiasState::new(spec.clone()))),
+            StateKind::ModelQuality(spec) => {
+                WindowState::ModelQuality(Box::new(ModelQualityWindow::new(spec.clone())))
+            }
         }
     }
 }
@@ -40,13 +45,17 @@ pub enum WindowState {
     DataQuality(Profile),
     /// Boxed: a bias state is several times a profile's size.
     Bias(Box<BiasState>),
+    ModelQuality(Box<ModelQualityWindow>),
 }
 
 impl WindowState {
-    pub fn add_batch(&mut self, rows: &RecordBatch) {
+    /// Adds rows; `keys` (one per row, see [`RowKeys`]) decide a model-quality row's
+    /// subsamples and are not needed by the other kinds.
+    pub fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
         match self {
             WindowState::DataQuality(profile) => profile.add_batch(rows),
             WindowState::Bias(state) => state.add_batch(rows),
+            WindowState::ModelQuality(window) => window.add_batch(rows, keys),
         }
     }
 
@@ -55,6 +64,7 @@ impl WindowState {
         match (self, other) {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
+            (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -63,7 +73,76 @@ impl WindowState {
         match self {
             WindowState::DataQuality(profile) => profile.row_count,
             WindowState::Bias(state) => state.rows(),
+            WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
         }
+    }
+}
+
+/// A model-quality monitor's window: the labelled predictions' state, and the rows left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelQualityWindow {
+    pub spec: Arc<ModelQualitySpec>,
+    pub state: ModelQualityState,
+    /// Rows without a usable prediction or ground truth (a value missing or unreadable, or a
+    /// column the monitor names absent from the batch).
+    pub skipped_rows: u64,
+}
+
+impl ModelQualityWindow {
+    pub fn new(spec: Arc<ModelQualitySpec>) -> Self {
+        Self {
+            state: ModelQualityState::new(spec.problem_type),
+            spec,
+            skipped_rows: 0,
+        }
+    }
+
+    fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
+        let added = crate::model_quality::add_batch(&mut self.state, &self.spec, rows, |row| {
+            Membership::of_hash(keys[row])
+        });
+        self.skipped_rows += match added {
+            Ok(skipped) => skipped.len() as u64,
+            Err(_) => rows.num_rows() as u64,
+        };
+    }
+
+    fn merge(&mut self, other: ModelQualityWindow) {
+        self.state
+            .merge(&other.state)
+            .expect("one monitor's windows hold one problem type");
+        self.skipped_rows += other.skipped_rows;
+    }
+}
+
+/// Where a chunk's rows come from: a hash of the object's name and the chunk's first row in
+/// it. A row's key — which decides a model-quality row's subsamples — is its record id
+/// (`inferenceId`, else `eventId`) when it has one, else the object and its position there:
+/// the same whatever the order, the replica or the restart that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowKeys {
+    pub object: u64,
+    pub first_row: u64,
+}
+
+impl RowKeys {
+    fn of(self, chunk: &Chunk) -> Vec<u64> {
+        use crate::model_quality::key_hash;
+        if let Some(events) = &chunk.events
+            && events.column_by_name(crate::decode::EVENT_ID).is_some()
+        {
+            return crate::decode::join_keys(events)
+                .map(|id| key_hash(id.as_bytes()))
+                .collect();
+        }
+        (0..chunk.features.num_rows() as u64)
+            .map(|row| {
+                let mut bytes = [0u8; 16];
+                bytes[..8].copy_from_slice(&self.object.to_le_bytes());
+                bytes[8..].copy_from_slice(&(self.first_row + row).to_le_bytes());
+                key_hash(&bytes)
+            })
+            .collect()
     }
 }
 
@@ -146,7 +225,13 @@ impl Windows {
         endpoint: Option<&str>,
         chunk: &Chunk,
         object_time: i64,
+        row_keys: RowKeys,
     ) {
+        // Only model-quality windows use the keys.
+        let keys = match kind {
+            StateKind::ModelQuality(_) => row_keys.of(chunk),
+            _ => Vec::new(),
+        };
         let times = chunk.events.as_ref().and_then(|events| {
             events
                 .column_by_name(INFERENCE_TIME)
@@ -170,14 +255,22 @@ impl Windows {
         distinct.sort_unstable();
         distinct.dedup();
         for start in distinct {
-            let rows = if starts.iter().all(|&s| s == start) {
-                chunk.features.clone()
+            let (rows, keys) = if starts.iter().all(|&s| s == start) {
+                (chunk.features.clone(), keys.clone())
             } else {
                 let mask =
                     BooleanArray::from(starts.iter().map(|&s| s == start).collect::<Vec<_>>());
-                filter_record_batch(&chunk.features, &mask).expect("mask has the batch's length")
+                let keys = keys
+                    .iter()
+                    .zip(&starts)
+                    .filter(|(_, s)| **s == start)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let rows = filter_record_batch(&chunk.features, &mask)
+                    .expect("mask has the batch's length");
+                (rows, keys)
             };
-            self.add_rows(monitor, kind, endpoint, start, &rows);
+            self.add_rows(monitor, kind, endpoint, start, &rows, &keys);
         }
         if let Some(&newest) = row_times.iter().max() {
             self.newest = self.newest.max(newest);
@@ -191,6 +284,7 @@ impl Windows {
         endpoint: Option<&str>,
         start: i64,
         rows: &RecordBatch,
+        keys: &[u64],
     ) {
         if start + self.size <= self.closed_through {
             self.late_rows += rows.num_rows() as u64;
@@ -203,7 +297,7 @@ impl Windows {
                 start,
             })
             .or_insert_with(|| kind.empty())
-            .add_batch(rows);
+            .add_batch(rows, keys);
     }
 
     /// Merges windows profiled elsewhere (e.g. one object's windows, once it decoded whole).
@@ -273,6 +367,11 @@ mod tests {
 
     use super::*;
 
+    const NO_KEYS: RowKeys = RowKeys {
+        object: 0,
+        first_row: 0,
+    };
+
     const DQ: StateKind = StateKind::DataQuality;
 
     /// A chunk of one text column `v` whose rows happened at `times`.
@@ -302,7 +401,7 @@ mod tests {
     fn rows_split_by_event_time_and_close_on_the_watermark() {
         // Windows of 100 s, 10 s lateness.
         let mut windows = Windows::new(100, 10);
-        windows.add(0, &DQ, Some("ep"), &chunk(&[5, 99, 100, 150]), 0);
+        windows.add(0, &DQ, Some("ep"), &chunk(&[5, 99, 100, 150]), 0, NO_KEYS);
         // Newest 150 → watermark 140: [0, 100) closes with its two rows, [100, 200) stays.
         let closed = windows.close_ready();
         assert_eq!(closed.len(), 1);
@@ -310,7 +409,7 @@ mod tests {
         assert_eq!(closed[0].end, 100);
         assert_eq!(closed[0].state.row_count(), 2);
         // A row for the closed window is late and counted; one for the open window is not.
-        windows.add(0, &DQ, Some("ep"), &chunk(&[50, 180]), 0);
+        windows.add(0, &DQ, Some("ep"), &chunk(&[50, 180]), 0, NO_KEYS);
         assert_eq!(windows.late_rows(), 1);
         let rest = windows.close_all();
         assert_eq!(rest.len(), 1);
@@ -324,7 +423,7 @@ mod tests {
         let mut object = Windows::new(3600, 0);
         let mut timeless = chunk(&[1, 2]);
         timeless.events = None;
-        object.add(1, &DQ, None, &timeless, 7200);
+        object.add(1, &DQ, None, &timeless, 7200, NO_KEYS);
         windows.absorb(object);
         windows.observe_clock(7200 + 3600);
         let closed = windows.close_ready();

@@ -18,6 +18,7 @@ mod quickstart;
 mod report_bias;
 mod run_bias;
 mod run_embedded;
+mod run_model_quality;
 mod sagemaker_compat;
 mod sagemaker_real_bias;
 mod sagemaker_real_dq;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::decode::{Chunk, DecodeError};
+use crate::window::RowKeys;
 
 /// Runs `decode` on a blocking thread, with the object's own quarantine, into the object's own
 /// windows of `monitor` (each chunk with its object's event time when its records have none);
@@ -22,6 +23,7 @@ pub(super) async fn read_windows(
     let kind = shared.monitors[monitor].kind.clone();
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
+    let object = crate::model_quality::key_hash(source.as_bytes());
     let (windows, rows, quarantine) =
         tokio::task::spawn_blocking(move || -> Result<_, DecodeError> {
             let mut quarantine =
@@ -32,8 +34,12 @@ pub(super) async fn read_windows(
             let mut windows = Windows::new(size, 0);
             let mut rows = 0;
             decode(&mut quarantine, &mut |chunk, time| {
+                let keys = RowKeys {
+                    object,
+                    first_row: rows,
+                };
                 rows += chunk.features.num_rows() as u64;
-                windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time)
+                windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time, keys)
             })?;
             Ok((windows, rows, quarantine))
         })
