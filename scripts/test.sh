@@ -94,6 +94,25 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# pdftotext (Debian's poppler-utils, pinned as chromium is) reads the text of the report's PDF
+# in tests/it/report_bias.rs. Installed when missing and this is root with apt-get; otherwise
+# that check says it was skipped (the page count is still checked).
+poppler_version="22.12.0-2+deb12u1"
+if ! command -v pdftotext >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing pdftotext (Debian package poppler-utils=$poppler_version)"
+        install_poppler() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1
+        }
+        install_poppler "poppler-utils=$poppler_version" ||
+            { apt-get update >/dev/null 2>&1 && install_poppler "poppler-utils=$poppler_version"; } ||
+            install_poppler poppler-utils ||
+            echo "==> could not install poppler-utils; the report's PDF text check is skipped"
+    else
+        echo "==> pdftotext not found and cannot be installed here (needs root and apt-get); the report's PDF text check is skipped"
+    fi
+fi
+
 # Integration tests find the oracles through this (tests/it/common/mod.rs).
 export DRIFTD_PYTHON="$venv/bin/python"
 

@@ -448,20 +448,7 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
             "the page made a network request: {line}"
         );
     }
-    for heading in [
-        "1. Cover",
-        "2. Verdicts",
-        "3. Data",
-        "4. Coverage",
-        "5. Impact tables",
-        "6. Clarify metrics",
-        "7. Per-group performance",
-        "8. Trends",
-        "9. Violations",
-        "10. Data drift",
-        "11. Methodology and limitations",
-        "12. Appendix",
-    ] {
+    for heading in SECTION_TITLES {
         assert!(text.contains(heading), "rendered page lacks {heading}");
     }
     for value in shown {
@@ -489,6 +476,7 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
         .max()
         .unwrap();
     assert!((4..=40).contains(&pages), "{pages} pages");
+    pdf_text_checks(&pdf_dir.join("report.pdf"), shown);
     let manifest = read_json(&pdf_dir.join("manifest.json"));
     assert!(
         manifest["files"]
@@ -497,6 +485,51 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
             .iter()
             .any(|f| f["path"] == "report.pdf")
     );
+}
+
+/// The report's section titles, as a reader sees them.
+const SECTION_TITLES: [&str; 12] = [
+    "1. Cover",
+    "2. Verdicts",
+    "3. Data",
+    "4. Coverage",
+    "5. Impact tables",
+    "6. Clarify metrics",
+    "7. Per-group performance",
+    "8. Trends",
+    "9. Violations",
+    "10. Data drift",
+    "11. Methodology and limitations",
+    "12. Appendix",
+];
+
+/// The PDF's text, as pdftotext (Debian's poppler-utils, which scripts/test.sh installs when it
+/// can) extracts it: every section title and the `shown` table values.
+fn pdf_text_checks(pdf: &Path, shown: &[String]) {
+    let Ok(out) = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+    else {
+        eprintln!("SKIPPED the PDF's text check: pdftotext (poppler-utils) is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for heading in SECTION_TITLES {
+        assert!(text.contains(heading), "the PDF's text lacks {heading}");
+    }
+    for value in shown {
+        assert!(
+            text.contains(value.as_str()),
+            "the PDF's text lacks {value}"
+        );
+    }
 }
 
 fn verify(dirs: &[&Path], extra: &[&str]) -> Output {
