@@ -517,6 +517,7 @@ mod tests {
             label_error: None,
             prediction_error: None,
             facets: Vec::new(),
+            pairs: None,
             sample: crate::bias::state::FlipSample { rows: 0, of: 0 },
         };
         let flagged = |values: &[(&str, Option<f64>)]| -> Vec<String> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts};
-use super::state::Evaluation;
+use super::state::{Evaluation, PairEvaluation};
 
 pub const GROUPS_FILE: &str = "bias_groups.json";
 
@@ -24,6 +24,10 @@ pub struct BiasGroups {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction_error: Option<String>,
     pub facets: Vec<FacetGroups>,
+    /// The intersectional counts, one per pair of facets. Absent from the files of an older
+    /// driftd, and `None` when the window's state kept none (window-state format version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<PairGroups>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +49,53 @@ pub struct GroupCounts {
     pub rest: Cells,
 }
 
+/// The counts of one pair of facets: one cell per combination of their groups that has rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairGroups {
+    pub facets: [String; 2],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub cells: Vec<PairCellCounts>,
+    /// Rows with a missing value of an enumerated facet (the unknown category).
+    pub unknown: u64,
+    /// Rows in no cell because the window's state reached its limit of pair cells.
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairCellCounts {
+    /// The cell's group of each facet, e.g. ["sex = 0", "race = b"].
+    pub groups: [String; 2],
+    pub counts: Cells,
+}
+
+impl PairGroups {
+    fn new(pair: &PairEvaluation) -> Self {
+        let (cells, unknown, error) = match &pair.table {
+            Ok(table) => (
+                table
+                    .cells
+                    .iter()
+                    .map(|cell| PairCellCounts {
+                        groups: cell.groups.clone(),
+                        counts: Cells::of_label_prediction(&cell.counts),
+                    })
+                    .collect(),
+                table.unknown,
+                None,
+            ),
+            Err(e) => (Vec::new(), 0, Some(e.clone())),
+        };
+        PairGroups {
+            facets: pair.facets.clone(),
+            error,
+            cells,
+            unknown,
+            refused: pair.refused,
+        }
+    }
+}
+
 /// Rows by binary label × binary prediction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cells {
@@ -56,7 +107,11 @@ pub struct Cells {
 
 impl Cells {
     fn of(confusion: &Confusion, in_facet: usize) -> Self {
-        let c = &confusion[in_facet];
+        Self::of_label_prediction(&confusion[in_facet])
+    }
+
+    /// From rows indexed by binary label, then binary prediction.
+    fn of_label_prediction(c: &[[u64; 2]; 2]) -> Self {
         Cells {
             true_positive: c[1][1],
             false_positive: c[0][1],
@@ -141,6 +196,10 @@ impl BiasGroups {
                 None => Some("the analysis names no predicted label".into()),
             },
             facets,
+            pairs: evaluation
+                .pairs
+                .as_ref()
+                .map(|pairs| pairs.iter().map(PairGroups::new).collect()),
         }
     }
 }
