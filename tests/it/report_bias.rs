@@ -76,24 +76,29 @@ fn verdict<'a>(report: &'a Value, scope: &str, criterion: &str) -> &'a str {
 
 /// Counts from the CSV files (pandas), then rates, Wilson intervals, ratios with Katz
 /// intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
-/// CSV), `facet`, `value` (a configured value, or null: each value against the rest, missing
-/// values in no group), `outcome` (the column whose 1 means selected), `min_rows`.
+/// CSV), `facets` (one, or a pair: its cells), each `{"facet", "value"}` (a configured value, or
+/// null: each value against the rest, missing values in no group), `outcome` (the column whose
+/// 1 means selected), `min_rows`.
 const ORACLE: &str = r#"
 import json, sys
 import pandas as pd
 from scipy.stats import binomtest, fisher_exact
 from scipy.stats.contingency import relative_risk
 inp = json.load(sys.stdin)
-facet, value, outcome, min_rows = inp["facet"], inp["value"], inp["outcome"], inp["min_rows"]
+facets, outcome, min_rows = inp["facets"], inp["outcome"], inp["min_rows"]
 frames = {h: pd.read_csv(p) for h, p in inp["files"].items()}
 frames["period"] = pd.concat(list(frames.values()))
+def facet_groups(df, facet, value):
+    if value is None:
+        return {f"{facet} = {v}": df[facet] == v for v in df[facet].dropna().unique()}
+    return {f"{facet} = {value}": df[facet] == value, f"{facet} ≠ {value}": df[facet] != value}
 out = {}
 for scope, df in frames.items():
-    if value is None:
-        groups = {f"{facet} = {v}": d for v, d in df.groupby(facet)}
-    else:
-        groups = {f"{facet} = {value}": df[df[facet] == value],
-                  f"{facet} ≠ {value}": df[df[facet] != value]}
+    masks = {"": pd.Series(True, index=df.index)}
+    for f in facets:
+        masks = {(a + " × " if a else "") + b: m & n
+                 for a, m in masks.items() for b, n in facet_groups(df, f["facet"], f["value"]).items()}
+    groups = {g: df[m] for g, m in masks.items() if m.any()}
     counts = {g: (len(d), int((d[outcome] == 1).sum())) for g, d in groups.items()}
     judged = [g for g in counts if counts[g][0] >= min_rows]
     ref = max(judged, key=lambda g: counts[g][1] / counts[g][0])
@@ -109,15 +114,19 @@ for scope, df in frames.items():
                 row["ratio_interval"] = [rr.low, rr.high]
             row["fisher_p"] = fisher_exact([[x, n - x], [counts[ref][1], counts[ref][0] - counts[ref][1]]]).pvalue
         rows[g] = row
-    out[scope] = {"reference": ref, "rows": rows,
-                  "unknown": int(df[facet].isna().sum()), "all": len(df)}
+    unknown = df[[f["facet"] for f in facets if f["value"] is None]].isna().any(axis=1)
+    out[scope] = {"reference": ref, "rows": rows, "unknown": int(unknown.sum()), "all": len(df)}
 json.dump(out, sys.stdout)
 "#;
 
 /// Every row of every impact table of `attribute` equals the oracle's.
-fn assert_impact_tables(report: &Value, attribute: &str, oracle: &Value) -> usize {
+fn assert_impact_tables<'a>(
+    tables: impl IntoIterator<Item = &'a Value>,
+    attribute: &str,
+    oracle: &Value,
+) -> usize {
     let mut rows = 0;
-    for table in report["impact"].as_array().unwrap() {
+    for table in tables {
         if table["attribute"] != attribute {
             continue;
         }
@@ -178,7 +187,7 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
     let output = quickstart.join("report");
     ok(report(&quickstart, &output, &[]));
     let report = read_json(&output.join("report.json"));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
 
     let batch = quickstart.join("data/batch/loans/2026/11/01");
     let files: serde_json::Map<String, Value> = HOURS
@@ -190,10 +199,10 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
         .collect();
     let oracle = common::run_python(
         ORACLE,
-        &json!({"files": files, "facet": "sex", "value": 0, "outcome": "pred", "min_rows": 30}),
+        &json!({"files": files, "facets": [{"facet": "sex", "value": 0}], "outcome": "pred", "min_rows": 30}),
     );
     assert_eq!(
-        assert_impact_tables(&report, "sex", &oracle),
+        assert_impact_tables(report["impact"].as_array().unwrap(), "sex", &oracle),
         8,
         "two groups, the period and three windows"
     );
@@ -676,39 +685,24 @@ fn region_rows(seed: u64, n: usize) -> String {
     text
 }
 
-#[test]
-fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+/// Under `root`: hours 00 and 01 of [`region_rows`] for each monitor (the same rows), each
+/// monitor's baseline (`driftd bias` on hour 00), a config, and `driftd run --once`. Returns the
+/// CSV files by window start.
+fn region_monitors(root: &Path, monitors: &[(&str, &Value)]) -> serde_json::Map<String, Value> {
     let mut files = serde_json::Map::new();
     for (hour, seed) in [("00", 1), ("01", 2)] {
         let rows = region_rows(seed, 600);
-        for monitor in ["regions", "labels-only"] {
+        for (monitor, _) in monitors {
             let path = root.join(format!("data/{monitor}/2026/11/01/{hour}/rows.csv"));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &rows).unwrap();
             files.insert(format!("2026-11-01T{hour}:00:00Z"), json!(path));
         }
     }
-    let with_predictions = json!({
-        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
-        "facet": [{"name_or_index": "region"}],
-        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                    "post_training_bias": {"methods": ["DPPL", "DI"]}}
-    });
-    let labels_only = json!({
-        "label": "label", "label_values_or_threshold": [1],
-        "facet": [{"name_or_index": "region"}],
-        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
-    });
     let mut config = String::from(
         "[input]\ndirectory = \"data\"\n[output]\ndirectory = \"out\"\n[window]\nsize = \"1h\"\n",
     );
-    for (name, analysis_config) in [
-        ("regions", &with_predictions),
-        ("labels-only", &labels_only),
-    ] {
+    for &(name, analysis_config) in monitors {
         let config_path = root.join(format!("{name}.json"));
         std::fs::write(&config_path, analysis_config.to_string()).unwrap();
         ok(common::driftd()
@@ -732,29 +726,60 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
         .arg(root.join("driftd.toml"))
         .output()
         .unwrap());
+    files
+}
+
+/// `driftd report bias` of `monitor` over hours 00 and 01, into `output`; its report.json.
+fn region_report(root: &Path, monitor: &str, output: &Path) -> Value {
+    ok(common::driftd()
+        .args(["report", "bias", "--monitor", monitor, "--config"])
+        .arg(root.join("driftd.toml"))
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T02:00:00Z",
+        ])
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap());
+    read_json(&output.join("report.json"))
+}
+
+#[test]
+fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let with_predictions = json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                    "post_training_bias": {"methods": ["DPPL", "DI"]}}
+    });
+    let labels_only = json!({
+        "label": "label", "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
+    });
+    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+    let files = region_monitors(
+        root,
+        &[
+            ("regions", &with_predictions),
+            ("labels-only", &labels_only),
+        ],
+    );
 
     for (monitor, outcome) in [("regions", "pred"), ("labels-only", "label")] {
         let output = root.join(format!("report-{monitor}"));
-        ok(common::driftd()
-            .args(["report", "bias", "--monitor", monitor, "--config"])
-            .arg(root.join("driftd.toml"))
-            .args([
-                "--from",
-                "2026-11-01T00:00:00Z",
-                "--to",
-                "2026-11-01T02:00:00Z",
-            ])
-            .arg("--output")
-            .arg(&output)
-            .output()
-            .unwrap());
-        let report = read_json(&output.join("report.json"));
+        let report = region_report(root, monitor, &output);
         let oracle = common::run_python(
             ORACLE,
-            &json!({"files": files, "facet": "region", "value": null, "outcome": outcome, "min_rows": 30}),
+            &json!({"files": files, "facets": [{"facet": "region", "value": null}], "outcome": outcome, "min_rows": 30}),
         );
         assert_eq!(
-            assert_impact_tables(&report, "region", &oracle),
+            assert_impact_tables(report["impact"].as_array().unwrap(), "region", &oracle),
             9,
             "{monitor}"
         );
@@ -785,21 +810,7 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
     // out of the tables, and the limitation said.
     let before = read_json(&root.join("report-regions/report.json"));
     std::fs::remove_file(root.join("out/regions/2026/11/01/01/bias_groups.json")).unwrap();
-    let output = root.join("report-partial");
-    ok(common::driftd()
-        .args(["report", "bias", "--monitor", "regions", "--config"])
-        .arg(root.join("driftd.toml"))
-        .args([
-            "--from",
-            "2026-11-01T00:00:00Z",
-            "--to",
-            "2026-11-01T02:00:00Z",
-        ])
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap());
-    let partial = read_json(&output.join("report.json"));
+    let partial = region_report(root, "regions", &root.join("report-partial"));
     assert_eq!(partial["windows"].as_array().unwrap().len(), 2);
     assert!(partial["windows"][1]["rows"].is_null());
     let hour_00 = before["impact"]
@@ -815,6 +826,93 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
             .as_str()
             .unwrap()
             .starts_with("Windows without bias_groups.json (written by an older driftd): 1;")),
+        "{}",
+        partial["limitations"]
+    );
+}
+
+/// sex (0 against the rest) × region (each value): every cell's numbers against the oracle on
+/// the CSV files, small cells (west) shown and not judged, rows without a region the unknown
+/// category, and the pair's four-fifths verdict. A window whose counts have no pairs (as an
+/// older driftd or a version-1 window state writes them) is named and left out.
+#[test]
+fn intersectional_tables_match_scipy_and_name_windows_without_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let analysis_config = json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "sex", "value_or_threshold": [0]},
+                  {"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI"]},
+                    "post_training_bias": {"methods": ["DI"]}}
+    });
+    let mut files = region_monitors(root, &[("pairs", &analysis_config)]);
+    let report = region_report(root, "pairs", &root.join("report"));
+    let facets = json!([{"facet": "sex", "value": 0}, {"facet": "region", "value": null}]);
+    let oracle = |files: &serde_json::Map<String, Value>| {
+        common::run_python(
+            ORACLE,
+            &json!({"files": files, "facets": facets, "outcome": "pred", "min_rows": 30}),
+        )
+    };
+    let expected = oracle(&files);
+    let pairs = &report["intersectional"];
+    assert_eq!(pairs["windows_without_pairs"], json!([]));
+    let tables = pairs["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1);
+    let table = &tables[0];
+    assert_eq!(
+        assert_impact_tables([&table["table"]], "sex × region", &expected),
+        6,
+        "sex = 0 and sex ≠ 0 × north, south, west"
+    );
+    assert_eq!(table["unknown"], expected["period"]["unknown"]);
+    assert!(table["unknown"].as_u64().unwrap() > 0);
+    assert_eq!(table["refused"], 0);
+    for row in table["table"]["rows"].as_array().unwrap() {
+        let west = row["group"].as_str().unwrap().ends_with("region = west");
+        assert_eq!(row["judged"], !west, "{}", row["group"]);
+    }
+    // The model favours the south (0.6 against 0.4): the north's cells breach four-fifths.
+    let verdict = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["attribute"] == "sex × region")
+        .unwrap();
+    assert_eq!(verdict["scope"], "period");
+    assert_eq!(verdict["verdict"], "breach", "{verdict}");
+    assert!(
+        verdict["worst_group"]
+            .as_str()
+            .unwrap()
+            .contains("region = north")
+    );
+    let html = std::fs::read_to_string(root.join("report/report.html")).unwrap();
+    assert!(html.contains("<caption>sex × region — period"));
+
+    // Hour 01's counts without pairs: named, and the tables are hour 00's alone.
+    let groups = root.join("out/pairs/2026/11/01/01/bias_groups.json");
+    let mut counts = read_json(&groups);
+    counts.as_object_mut().unwrap().remove("pairs").unwrap();
+    std::fs::write(&groups, counts.to_string()).unwrap();
+    let partial = region_report(root, "pairs", &root.join("report-partial"));
+    let hour_01 = "2026-11-01T01:00:00Z";
+    assert_eq!(
+        partial["intersectional"]["windows_without_pairs"],
+        json!([hour_01])
+    );
+    files.remove(hour_01);
+    let table = &partial["intersectional"]["tables"][0];
+    assert_eq!(
+        assert_impact_tables([&table["table"]], "sex × region", &oracle(&files)),
+        6
+    );
+    assert!(
+        partial["limitations"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Windows without pair-of-facets counts (written by an older driftd, or from a window state of format version 1): {hour_01};"))),
         "{}",
         partial["limitations"]
     );
