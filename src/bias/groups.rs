@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::BiasSpec;
-use super::metrics::{Confusion, FacetCounts};
+use super::metrics::{Confusion, FacetCounts, FlipCounts, GroupKey};
 use super::state::{Evaluation, PairEvaluation};
 
 pub const GROUPS_FILE: &str = "bias_groups.json";
@@ -45,6 +45,22 @@ pub struct FacetGroups {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupCounts {
     pub value_or_threshold: String,
+    pub facet: Cells,
+    pub rest: Cells,
+    /// The same rows split by the group variable's value (CDDL and CDDPL need it); absent
+    /// without a group variable, and from the files of an older driftd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_group: Option<Vec<GroupVariableCounts>>,
+    /// The Flip Test's counts, when FT was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flips: Option<FlipCounts>,
+}
+
+/// One value of the group variable: its rows in the facet selection and in the rest (rows
+/// without a value are in no entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupVariableCounts {
+    pub group: GroupKey,
     pub facet: Cells,
     pub rest: Cells,
 }
@@ -141,18 +157,30 @@ impl Cells {
 }
 
 impl GroupCounts {
-    /// The counts the metrics take, without the group variable's split (so not for CDDL or
-    /// CDDPL).
+    /// The counts the metrics take (with the group variable's split when the file has it).
     pub fn facet_counts(&self) -> FacetCounts {
-        let mut all = Confusion::default();
-        for (side, cells) in [(0, &self.rest), (1, &self.facet)] {
-            all[side][1][1] = cells.true_positive;
-            all[side][0][1] = cells.false_positive;
-            all[side][1][0] = cells.false_negative;
-            all[side][0][0] = cells.true_negative;
+        FacetCounts {
+            all: confusion(&self.facet, &self.rest),
+            groups: self.by_group.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| (g.group.clone(), confusion(&g.facet, &g.rest)))
+                    .collect()
+            }),
         }
-        FacetCounts { all, groups: None }
     }
+}
+
+/// The confusion counts of the facet selection and of the rest.
+fn confusion(facet: &Cells, rest: &Cells) -> Confusion {
+    let mut all = Confusion::default();
+    for (side, cells) in [(0, rest), (1, facet)] {
+        all[side][1][1] = cells.true_positive;
+        all[side][0][1] = cells.false_positive;
+        all[side][1][0] = cells.false_negative;
+        all[side][0][0] = cells.true_negative;
+    }
+    all
 }
 
 impl BiasGroups {
@@ -171,6 +199,17 @@ impl BiasGroups {
                                 value_or_threshold: s.value_or_threshold.clone(),
                                 facet: Cells::of(&s.counts.all, 1),
                                 rest: Cells::of(&s.counts.all, 0),
+                                by_group: s.counts.groups.as_ref().map(|groups| {
+                                    groups
+                                        .iter()
+                                        .map(|(group, c)| GroupVariableCounts {
+                                            group: group.clone(),
+                                            facet: Cells::of(c, 1),
+                                            rest: Cells::of(c, 0),
+                                        })
+                                        .collect()
+                                }),
+                                flips: s.flip_test.clone().and_then(Result::ok),
                             })
                             .collect(),
                         None,

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::BiasSpec;
-use super::metrics::{Confusion, FacetCounts, FlipRow, GroupKey, MetricResult, flip_test};
+use super::metrics::{Confusion, FacetCounts, FlipCounts, FlipRow, GroupKey, flip_test};
 use crate::format::{python_float, python_str};
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
@@ -1172,7 +1172,12 @@ impl BiasState {
         }
     }
 
-    fn flip_test(&self, i: usize, in_d: &[bool], prediction_bit: &u8) -> MetricResult {
+    fn flip_test(
+        &self,
+        i: usize,
+        in_d: &[bool],
+        prediction_bit: &u8,
+    ) -> Result<FlipCounts, String> {
         let spec = &self.spec;
         let facet = &spec.facets[i].name;
         let features: Vec<usize> = self
@@ -1357,7 +1362,7 @@ pub struct Selection {
     pub value_or_threshold: String,
     pub counts: FacetCounts,
     /// Computed when FT is asked for and the predictions are usable.
-    pub flip_test: Option<MetricResult>,
+    pub flip_test: Option<Result<FlipCounts, String>>,
 }
 
 /// Rows the Flip Test saw, of how many.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::inputs::WindowInput;
 use super::stats::{fisher_exact, ratio_interval, wilson, z_score};
 use crate::bias::Analysis;
-use crate::bias::drift::bootstrap_interval;
+use crate::bias::drift::{bootstrap_interval, flip_test_interval};
 use crate::bias::groups::{BiasGroups, Cells, FacetGroups, PairGroups};
 use crate::bias::metrics::Metric;
 use crate::bias::state::PAIR_CELLS;
@@ -205,7 +205,7 @@ pub struct ClarifyRow {
     pub rest_rows: Option<u64>,
     pub baseline: Option<f64>,
     pub last: Option<f64>,
-    /// The last window's 95 % normal bootstrap interval (not for CDDL, CDDPL, FT).
+    /// The last window's 95 % normal bootstrap interval.
     pub last_interval: Option<(f64, f64)>,
     pub change: Option<f64>,
     pub min: Option<f64>,
@@ -918,8 +918,8 @@ fn clarify_trends(baseline: &Analysis, windows: &[WindowInput]) -> Vec<Trend> {
 }
 
 /// A Clarify metric's 95 % normal bootstrap interval in one window: driftd's bias drift
-/// resampling (same resamples, same seed) over the window's group counts. None for CDDL and
-/// CDDPL (they need the group variable's counts), FT (rows, not counts), a window without
+/// resampling (same resamples, same seed) over the window's group counts (CDDL and CDDPL with
+/// the group variable's split); FT's over its flip counts. None for a window without those
 /// counts, and an unbounded interval.
 fn metric_interval(
     window: &WindowInput,
@@ -927,13 +927,12 @@ fn metric_interval(
     value: &str,
     metric: &str,
 ) -> Option<(f64, f64)> {
-    let metric = Metric::from_name(metric)
-        .filter(|m| ![Metric::CDDL, Metric::CDDPL, Metric::FT].contains(m))?;
+    let metric = Metric::from_name(metric)?;
     let x = window
         .analysis
         .value(facet, value, metric.name())
         .filter(|x| x.is_finite())?;
-    let counts = window
+    let group = window
         .groups
         .as_ref()?
         .facets
@@ -941,9 +940,16 @@ fn metric_interval(
         .find(|f| f.name == facet)?
         .groups
         .iter()
-        .find(|g| g.value_or_threshold == value)?
-        .facet_counts();
-    let (low, high) = bootstrap_interval(metric, x, &counts, z_score(CONFIDENCE));
+        .find(|g| g.value_or_threshold == value)?;
+    let z = z_score(CONFIDENCE);
+    let (low, high) = match metric {
+        Metric::FT => flip_test_interval(group.flips.as_ref()?, z)?,
+        Metric::CDDL | Metric::CDDPL => {
+            group.by_group.as_ref()?;
+            bootstrap_interval(metric, x, &group.facet_counts(), z)
+        }
+        _ => bootstrap_interval(metric, x, &group.facet_counts(), z),
+    };
     (low.is_finite() && high.is_finite()).then_some((low, high))
 }
 
@@ -1049,7 +1055,10 @@ fn limitations(missing_counts: usize, intersectional: &Intersectional) -> Vec<St
          insurance."
             .into(),
         "Clarify metrics' intervals are driftd's normal bootstrap (1,000 multinomial resamples \
-         of the window's counts, fixed seed, 95 %); CDDL, CDDPL and FT have none here."
+         of the window's counts, fixed seed, 95 %). FT's resamples the flip outcomes of the \
+         sampled rows of the group with the k-NN classifier held fixed, so it leaves out the \
+         classifier's own variability. Windows written by an older driftd lack the counts of \
+         CDDL, CDDPL and FT: those have no interval there."
             .into(),
         "Clarify metrics compare one facet value against the rest; only the impact tables are \
          intersectional."

@@ -245,6 +245,71 @@ json.dump(float(dppl.std(ddof=1)), sys.stdout)
         "bootstrap deviation {half_width}, numpy {deviation}"
     );
 
+    // CDDPL's interval the same way: multinomial resamples of the hour's rows over sex × age ×
+    // prediction, CDDPL = Σ_age n_age·(share of d among the rejected − among the accepted) / n.
+    let interval = |title: &str| {
+        let trend = report["trends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["title"] == title)
+            .unwrap();
+        let at = |i: usize| trend["intervals"][1][i].as_f64().unwrap();
+        (trend["values"][1].as_f64().unwrap(), at(0), at(1))
+    };
+    let (value, low, high) = interval("CDDPL of sex = 0");
+    close((low + high) / 2.0, value, "CDDPL interval centre");
+    let deviation = common::run_python(
+        r#"
+import json, sys
+import numpy as np
+import pandas as pd
+df = pd.read_csv(json.load(sys.stdin))
+ages = np.unique(df.age)
+keys = [(a, d, p) for a in ages for d in (0, 1) for p in (0, 1)]
+d = (df.sex == 0).astype(int)
+counts = np.array([((df.age == a) & (d == s) & (df.pred == p)).sum() for a, s, p in keys])
+draws = np.random.default_rng(7).multinomial(counts.sum(), counts / counts.sum(), size=20000)
+cells = draws.reshape(-1, len(ages), 2, 2)  # draw, age, d, prediction
+n_age = cells.sum(axis=(2, 3))
+rejected, accepted = cells[:, :, :, 0].sum(axis=2), cells[:, :, :, 1].sum(axis=2)
+with np.errstate(divide="ignore", invalid="ignore"):
+    share_rejected = np.where(rejected > 0, cells[:, :, 1, 0] / rejected, 0.0)
+    share_accepted = np.where(accepted > 0, cells[:, :, 1, 1] / accepted, 0.0)
+cddpl = (n_age * (share_rejected - share_accepted)).sum(axis=1) / n_age.sum(axis=1)
+json.dump(float(cddpl.std(ddof=1)), sys.stdout)
+"#,
+        &json!(batch.join("01/decisions.csv")),
+    )
+    .as_f64()
+    .unwrap();
+    let half_width = (high - low) / 2.0 / 1.959963984540054;
+    assert!(
+        (half_width / deviation - 1.0).abs() < 0.1,
+        "CDDPL bootstrap deviation {half_width}, numpy {deviation}"
+    );
+    // FT's resamples the flip outcomes of d's rows (+1, −1, 0), whose mean has the standard
+    // deviation √((p⁺ + p⁻ − (p⁺ − p⁻)²)/n) for shares p⁺, p⁻ of the n rows.
+    let (value, low, high) = interval("FT of sex = 0");
+    let groups = read_json(&quickstart.join("out/loans-bias/2026/11/01/01/bias_groups.json"));
+    let flips = &groups["facets"][0]["groups"][0]["flips"];
+    let count = |field: &str| flips[field].as_f64().unwrap();
+    let (n, positive, negative) = (
+        count("d_rows"),
+        count("positive_flips") / count("d_rows"),
+        count("negative_flips") / count("d_rows"),
+    );
+    close(value, positive - negative, "FT from its flips");
+    assert!(positive + negative > 0.0, "{flips}");
+    let deviation = ((positive + negative - (positive - negative).powi(2)) / n).sqrt();
+    let half_width = (high - low) / 2.0 / 1.959963984540054;
+    assert!(
+        (half_width / deviation - 1.0).abs() < 0.1,
+        "FT bootstrap deviation {half_width}, analytic {deviation}"
+    );
+    let (_, low, high) = interval("CDDL of sex = 0");
+    assert!(low < high, "CDDL has an interval");
+
     // Section 6's group sizes are the period's rows of sex = 0 and of the rest.
     for row in report["clarify"].as_array().unwrap() {
         assert_eq!(
