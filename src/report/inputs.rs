@@ -1,5 +1,6 @@
-//! Finding and reading the bias windows of a period under `output.directory`, in Model
-//! Monitor's layout (`[{endpoint}/]{monitor}/yyyy/mm/dd/hh[/mm[/ss]]`).
+//! Finding and reading the bias windows of a period under `output.directory` (or another
+//! directory, or the S3 report prefix), in Model Monitor's layout
+//! (`[{endpoint}/]{monitor}/yyyy/mm/dd/hh[/mm[/ss]]`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,41 @@ use crate::bias::drift::BiasViolations;
 use crate::bias::groups::{BiasGroups, GROUPS_FILE};
 use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::read_json;
+use crate::s3_uri::S3Uri;
 use crate::sinks::file::{METRICS_FILE, VIOLATIONS_FILE};
+
+/// The files of a window that the report reads, in the order it digests them.
+const WINDOW_FILES: [&str; 4] = [ANALYSIS_FILE, VIOLATIONS_FILE, METRICS_FILE, GROUPS_FILE];
+
+/// Where the windows are read from (`--windows`): a directory in the output layout, or the S3
+/// report prefix (`s3://bucket/prefix`, as `sinks.s3_report_uri` writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowSource {
+    Directory(PathBuf),
+    S3(S3Uri),
+}
+
+impl std::str::FromStr for WindowSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.starts_with("s3://") {
+            S3Uri::parse(text).map(WindowSource::S3)
+        } else {
+            Ok(WindowSource::Directory(PathBuf::from(text)))
+        }
+    }
+}
+
+/// Whether `path` (below the windows' root, `/`-separated) is a file of one of `monitor`'s
+/// windows.
+pub fn is_window_file(path: &str, monitor: &str) -> bool {
+    let mut parts = path.rsplit('/');
+    parts
+        .next()
+        .is_some_and(|name| WINDOW_FILES.contains(&name))
+        && parts.any(|part| part == monitor)
+}
 
 /// One window's files as read.
 #[derive(Debug)]
@@ -119,7 +154,7 @@ fn read_window(
         .is_file()
         .then(|| read_json::<BiasGroups>(&groups_path))
         .transpose()?;
-    let files = [ANALYSIS_FILE, VIOLATIONS_FILE, METRICS_FILE, GROUPS_FILE]
+    let files = WINDOW_FILES
         .into_iter()
         .map(|name| dir.join(name))
         .filter(|p| p.is_file())

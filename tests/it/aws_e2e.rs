@@ -847,6 +847,7 @@ baseline = "baseline/analysis.json""#,
         names,
         [
             "analysis.json",
+            "bias_groups.json",
             "cloudwatch_metrics.jsonl",
             "constraint_violations.json"
         ]

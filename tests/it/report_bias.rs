@@ -982,3 +982,109 @@ fn intersectional_tables_match_scipy_and_name_windows_without_pairs() {
         partial["limitations"]
     );
 }
+
+/// `--windows s3://…`: the quickstart's bias windows written to a moto bucket by driftd's S3
+/// report sink are read back into the same report as from the output directory, with the
+/// windows named by their S3 URIs. A prefix that cannot be listed fails naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_from_the_s3_report_prefix_give_the_local_report() {
+    use driftd::s3_uri::S3Uri;
+    use driftd::sinks::s3_report::S3ReportSink;
+
+    let (_dir, quickstart) = quickstart_windows();
+    let moto = common::MotoServer::start();
+    let s3 = moto.s3().await;
+    let bucket = "report-bias-windows-from-s3";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let uri = S3Uri::parse(&format!("s3://{bucket}/monitoring")).unwrap();
+    let sink = S3ReportSink::new(s3, &uri, 3);
+    for hour in HOURS {
+        let relative = format!("loans-bias/2026/11/01/{hour}");
+        let dir = quickstart.join("out").join(&relative);
+        // The main file first, as the sink takes them.
+        let files: Vec<(String, String)> = [
+            "analysis.json",
+            "constraint_violations.json",
+            "cloudwatch_metrics.jsonl",
+            "bias_groups.json",
+        ]
+        .iter()
+        .map(|name| {
+            let body = std::fs::read_to_string(dir.join(name)).unwrap();
+            (name.to_string(), body)
+        })
+        .collect();
+        sink.write(&relative, &files).await.unwrap();
+    }
+    // The same config for both reports, so that its digest (and the report id) agree.
+    let config = quickstart.join("driftd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n",
+        moto.endpoint_url
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let local = quickstart.join("report-local");
+    ok(report(&quickstart, &local, &[]));
+    let from_s3 = quickstart.join("report-s3");
+    let run = |windows: &str, output: &Path| {
+        let mut command = common::driftd();
+        moto.driftd_env(&mut command);
+        command
+            .args([
+                "report",
+                "bias",
+                "--monitor",
+                "loans-bias",
+                "--windows",
+                windows,
+            ])
+            .args([
+                "--from",
+                "2026-11-01T00:00:00Z",
+                "--to",
+                "2026-11-02T00:00:00Z",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--output")
+            .arg(output)
+            .output()
+            .unwrap()
+    };
+    ok(run(&uri.to_string(), &from_s3));
+
+    let mut local = read_json(&local.join("report.json"));
+    let mut remote = read_json(&from_s3.join("report.json"));
+    let (local_sources, remote_sources) = (local["sources"].take(), remote["sources"].take());
+    assert_eq!(remote, local, "the same report but for the sources' paths");
+    let (local_sources, remote_sources) = (
+        local_sources.as_array().unwrap(),
+        remote_sources.as_array().unwrap(),
+    );
+    assert_eq!(local_sources.len(), remote_sources.len());
+    let mut windows = 0;
+    for (l, r) in local_sources.iter().zip(remote_sources) {
+        assert_eq!(l["sha256"], r["sha256"]);
+        let (l, r) = (l["path"].as_str().unwrap(), r["path"].as_str().unwrap());
+        if let Some(below) = l.strip_prefix("out/") {
+            assert_eq!(r, format!("s3://{bucket}/monitoring/{below}"));
+            windows += 1;
+        } else {
+            assert_eq!(l, r);
+        }
+    }
+    assert_eq!(windows, 12, "four files of three windows");
+
+    let out = run(
+        "s3://no-such-report-bucket/monitoring",
+        &quickstart.join("none"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("s3://no-such-report-bucket/monitoring/: ListObjectsV2 failed"),
+        "{stderr}"
+    );
+}
