@@ -32,7 +32,13 @@ fn quickstart_windows() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn report(quickstart: &Path, output: &Path, extra: &[&str]) -> Output {
-    common::driftd()
+    report_command(quickstart, output, extra).output().unwrap()
+}
+
+/// `driftd report bias` of the quickstart's loan monitor over 2026-11-01.
+fn report_command(quickstart: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = common::driftd();
+    command
         .args(["report", "bias", "--monitor", "loans-bias"])
         .args([
             "--from",
@@ -44,9 +50,8 @@ fn report(quickstart: &Path, output: &Path, extra: &[&str]) -> Output {
         .arg(quickstart.join("driftd.toml"))
         .arg("--output")
         .arg(output)
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    command
 }
 
 fn ok(out: Output) -> String {
@@ -174,6 +179,38 @@ fn assert_impact_tables<'a>(
     rows
 }
 
+fn trend<'a>(report: &'a Value, title: &str) -> &'a Value {
+    report["trends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == title)
+        .unwrap_or_else(|| panic!("no trend {title}"))
+}
+
+/// Hour 01's interval of the trend `title` is centred on its value, and its half-width is
+/// 1.96 × `deviation` (an independent estimate of the metric's standard deviation) to 10 %:
+/// driftd's 1,000 resamples estimate the deviation to about 2 %. Returns the value.
+fn assert_interval_width(report: &Value, title: &str, deviation: f64) -> f64 {
+    let trend = trend(report, title);
+    let value = trend["values"][1].as_f64().unwrap();
+    let (low, high) = (
+        trend["intervals"][1][0].as_f64().unwrap(),
+        trend["intervals"][1][1].as_f64().unwrap(),
+    );
+    close(
+        (low + high) / 2.0,
+        value,
+        &format!("{title}: interval centre"),
+    );
+    let half_width = (high - low) / 2.0 / 1.959963984540054;
+    assert!(
+        (half_width / deviation - 1.0).abs() < 0.1,
+        "{title}: bootstrap deviation {half_width}, independent {deviation}"
+    );
+    value
+}
+
 fn close(a: f64, b: f64, what: &str) {
     assert!(
         (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
@@ -210,20 +247,17 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
     // The bootstrap interval of hour 01's DPPL: centred on the value, its half-width 1.96
     // standard deviations of DPPL over multinomial resamples of the hour's rows (numpy, 20,000
     // resamples; driftd's 1,000 estimate the deviation to about 2 %).
-    let dppl = report["trends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["title"] == "DPPL of sex = 0")
-        .unwrap();
-    let (value, low, high) = (
-        dppl["values"][1].as_f64().unwrap(),
-        dppl["intervals"][1][0].as_f64().unwrap(),
-        dppl["intervals"][1][1].as_f64().unwrap(),
-    );
-    close((low + high) / 2.0, value, "DPPL interval centre");
-    let deviation = common::run_python(
-        r#"
+    let hour_01 = batch.join("01/decisions.csv");
+    let numpy = |script: &str| {
+        common::run_python(script, &json!(hour_01))
+            .as_f64()
+            .unwrap()
+    };
+    assert_interval_width(
+        &report,
+        "DPPL of sex = 0",
+        numpy(
+            r#"
 import json, sys
 import numpy as np
 import pandas as pd
@@ -235,32 +269,16 @@ n_a, n_d = draws[:, 0] + draws[:, 1], draws[:, 2] + draws[:, 3]
 dppl = draws[:, 1] / n_a - draws[:, 3] / n_d
 json.dump(float(dppl.std(ddof=1)), sys.stdout)
 "#,
-        &json!(batch.join("01/decisions.csv")),
-    )
-    .as_f64()
-    .unwrap();
-    let half_width = (high - low) / 2.0 / 1.959963984540054;
-    assert!(
-        (half_width / deviation - 1.0).abs() < 0.1,
-        "bootstrap deviation {half_width}, numpy {deviation}"
+        ),
     );
 
     // CDDPL's interval the same way: multinomial resamples of the hour's rows over sex × age ×
     // prediction, CDDPL = Σ_age n_age·(share of d among the rejected − among the accepted) / n.
-    let interval = |title: &str| {
-        let trend = report["trends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["title"] == title)
-            .unwrap();
-        let at = |i: usize| trend["intervals"][1][i].as_f64().unwrap();
-        (trend["values"][1].as_f64().unwrap(), at(0), at(1))
-    };
-    let (value, low, high) = interval("CDDPL of sex = 0");
-    close((low + high) / 2.0, value, "CDDPL interval centre");
-    let deviation = common::run_python(
-        r#"
+    assert_interval_width(
+        &report,
+        "CDDPL of sex = 0",
+        numpy(
+            r#"
 import json, sys
 import numpy as np
 import pandas as pd
@@ -279,18 +297,10 @@ with np.errstate(divide="ignore", invalid="ignore"):
 cddpl = (n_age * (share_rejected - share_accepted)).sum(axis=1) / n_age.sum(axis=1)
 json.dump(float(cddpl.std(ddof=1)), sys.stdout)
 "#,
-        &json!(batch.join("01/decisions.csv")),
-    )
-    .as_f64()
-    .unwrap();
-    let half_width = (high - low) / 2.0 / 1.959963984540054;
-    assert!(
-        (half_width / deviation - 1.0).abs() < 0.1,
-        "CDDPL bootstrap deviation {half_width}, numpy {deviation}"
+        ),
     );
     // FT's resamples the flip outcomes of d's rows (+1, −1, 0), whose mean has the standard
     // deviation √((p⁺ + p⁻ − (p⁺ − p⁻)²)/n) for shares p⁺, p⁻ of the n rows.
-    let (value, low, high) = interval("FT of sex = 0");
     let groups = read_json(&quickstart.join("out/loans-bias/2026/11/01/01/bias_groups.json"));
     let flips = &groups["facets"][0]["groups"][0]["flips"];
     let count = |field: &str| flips[field].as_f64().unwrap();
@@ -299,16 +309,15 @@ json.dump(float(cddpl.std(ddof=1)), sys.stdout)
         count("positive_flips") / count("d_rows"),
         count("negative_flips") / count("d_rows"),
     );
-    close(value, positive - negative, "FT from its flips");
     assert!(positive + negative > 0.0, "{flips}");
-    let deviation = ((positive + negative - (positive - negative).powi(2)) / n).sqrt();
-    let half_width = (high - low) / 2.0 / 1.959963984540054;
-    assert!(
-        (half_width / deviation - 1.0).abs() < 0.1,
-        "FT bootstrap deviation {half_width}, analytic {deviation}"
+    let value = assert_interval_width(
+        &report,
+        "FT of sex = 0",
+        ((positive + negative - (positive - negative).powi(2)) / n).sqrt(),
     );
-    let (_, low, high) = interval("CDDL of sex = 0");
-    assert!(low < high, "CDDL has an interval");
+    close(value, positive - negative, "FT from its flips");
+    let cddl = trend(&report, "CDDL of sex = 0");
+    assert!(cddl["intervals"][1][0].as_f64() < cddl["intervals"][1][1].as_f64());
 
     // Section 6's group sizes are the period's rows of sex = 0 and of the rest.
     for row in report["clarify"].as_array().unwrap() {
@@ -1029,29 +1038,9 @@ async fn windows_from_the_s3_report_prefix_give_the_local_report() {
     ok(report(&quickstart, &local, &[]));
     let from_s3 = quickstart.join("report-s3");
     let run = |windows: &str, output: &Path| {
-        let mut command = common::driftd();
+        let mut command = report_command(&quickstart, output, &["--windows", windows]);
         moto.driftd_env(&mut command);
-        command
-            .args([
-                "report",
-                "bias",
-                "--monitor",
-                "loans-bias",
-                "--windows",
-                windows,
-            ])
-            .args([
-                "--from",
-                "2026-11-01T00:00:00Z",
-                "--to",
-                "2026-11-02T00:00:00Z",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .arg("--output")
-            .arg(output)
-            .output()
-            .unwrap()
+        command.output().unwrap()
     };
     ok(run(&uri.to_string(), &from_s3));
 
