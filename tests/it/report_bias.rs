@@ -79,15 +79,15 @@ fn verdict<'a>(report: &'a Value, scope: &str, criterion: &str) -> &'a str {
         .unwrap()
 }
 
-/// Counts from the CSV files (pandas), then rates, Wilson intervals, ratios with Katz
-/// intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
+/// Counts from the CSV files (pandas), then rates, Wilson intervals (scipy's, and worked by
+/// hand), ratios with Katz intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
 /// CSV), `facets` (one, or a pair: its cells), each `{"facet", "value"}` (a configured value, or
 /// null: each value against the rest, missing values in no group), `outcome` (the column whose
 /// 1 means selected), `min_rows`.
 const ORACLE: &str = r#"
-import json, sys
+import json, math, sys
 import pandas as pd
-from scipy.stats import binomtest, fisher_exact
+from scipy.stats import binomtest, fisher_exact, norm
 from scipy.stats.contingency import relative_risk
 inp = json.load(sys.stdin)
 facets, outcome, min_rows = inp["facets"], inp["outcome"], inp["min_rows"]
@@ -110,6 +110,11 @@ for scope, df in frames.items():
     rows = {}
     for g, (n, x) in counts.items():
         ci = binomtest(x, n).proportion_ci(method="wilson")
+        # Wilson's interval worked by hand agrees with scipy's.
+        z, p = norm.ppf(0.975), x / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        assert abs(centre - half - ci.low) < 1e-12 and abs(centre + half - ci.high) < 1e-12
         row = {"rows": n, "selected": x, "rate": x / n, "rate_interval": [ci.low, ci.high],
                "impact_ratio": (x / n) / (counts[ref][1] / counts[ref][0]),
                "judged": n >= min_rows}
