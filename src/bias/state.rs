@@ -318,7 +318,7 @@ struct FacetState {
 type PairKey = (u32, u32, u8, u8);
 
 /// The counts of every pair of facets (i, j), i < j, in the order (0, 1), (0, 2), …, (1, 2), …
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PairCounts {
     counts: Vec<HashMap<PairKey, u64>>,
     /// Per pair: rows not counted because the state held [`PAIR_CELLS`] cells.

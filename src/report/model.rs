@@ -440,6 +440,13 @@ fn pool(windows: &[&BiasGroups]) -> Option<BiasGroups> {
             }
         }
     }
+    // Only the group cells are summed: one window's metric inputs and pairs would misstate
+    // the period (pairs are pooled by `intersectional`).
+    pooled.pairs = None;
+    for group in pooled.facets.iter_mut().flat_map(|f| &mut f.groups) {
+        group.by_group = None;
+        group.flips = None;
+    }
     Some(pooled)
 }
 
