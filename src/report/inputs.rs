@@ -38,13 +38,17 @@ impl std::str::FromStr for WindowSource {
 }
 
 /// Whether `path` (below the windows' root, `/`-separated) is a file of one of `monitor`'s
-/// windows.
-pub fn is_window_file(path: &str, monitor: &str) -> bool {
-    let mut parts = path.rsplit('/');
-    parts
-        .next()
-        .is_some_and(|name| WINDOW_FILES.contains(&name))
-        && parts.any(|part| part == monitor)
+/// windows that start in [from, to).
+pub fn is_window_file(path: &str, monitor: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let parts: Vec<String> = path.split('/').map(str::to_string).collect();
+    let Some((name, dirs)) = parts.split_last() else {
+        return false;
+    };
+    let start = dirs
+        .iter()
+        .position(|p| p == monitor)
+        .and_then(|at| parse_start(&dirs[at + 1..]));
+    WINDOW_FILES.contains(&name.as_str()) && start.is_some_and(|s| s >= from && s < to)
 }
 
 /// One window's files as read.
@@ -176,4 +180,36 @@ pub fn slash_path(path: &Path) -> String {
         .map(|p| p.to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Of the S3 report prefix only the monitor's window files in the period are copied.
+    #[test]
+    fn window_files_are_the_monitors_in_the_period() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let (from, to) = (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+        let wanted = |path: &str| is_window_file(path, "loans", from, to);
+        assert!(wanted("loans/2026/11/01/00/analysis.json"));
+        assert!(wanted("endpoint-1/loans/2026/11/01/23/bias_groups.json"));
+        assert!(
+            !wanted("loans/2026/11/02/00/analysis.json"),
+            "after the period"
+        );
+        assert!(
+            !wanted("loans/2026/10/31/23/analysis.json"),
+            "before the period"
+        );
+        assert!(
+            !wanted("other/2026/11/01/00/analysis.json"),
+            "another monitor"
+        );
+        assert!(
+            !wanted("loans/2026/11/01/00/statistics.json"),
+            "not a bias window file"
+        );
+        assert!(!wanted("loans/analysis.json"), "not in a window directory");
+    }
 }

@@ -87,7 +87,7 @@ pub fn generate(request: &Request) -> Result<Written> {
             let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
             let name = &monitor.name;
             crate::ingest::s3::copy_prefix(&config.aws, uri, dir.path(), &|path| {
-                inputs::is_window_file(path, name)
+                inputs::is_window_file(path, name, request.from, request.to)
             })?;
             Some((dir, uri))
         }
