@@ -74,25 +74,33 @@ if ! command -v promtool >/dev/null 2>&1; then
     fi
 fi
 
-# Chromium (Debian's package, pinned; security updates replace old versions on the mirror, so
-# the newest is taken when the pin is gone) renders the compliance report in
-# tests/it/report_bias.rs: a real browser opens the HTML offline, and prints the PDF. Installed
-# when missing and this is root with apt-get; otherwise those checks say they were skipped.
-chromium_version="148.0.7778.167-1~deb12u1"
-if ! command -v chromium >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "==> installing chromium (Debian package chromium=$chromium_version)"
-        install_chromium() {
-            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1
-        }
-        install_chromium "chromium=$chromium_version" ||
-            { apt-get update >/dev/null 2>&1 && install_chromium "chromium=$chromium_version"; } ||
-            install_chromium chromium ||
-            echo "==> could not install chromium; the report's browser and PDF checks are skipped"
-    else
-        echo "==> chromium not found and cannot be installed here (needs root and apt-get); the report's browser and PDF checks are skipped"
+# Debian's PACKAGE, pinned at VERSION (security updates replace old versions on the mirror, so
+# the newest is taken when the pin is gone), installed when COMMAND is missing and this is root
+# with apt-get; otherwise, or when that fails, says which checks go without it.
+install_pinned() {
+    local command="$1" package="$2" version="$3" skipped="$4"
+    command -v "$command" >/dev/null 2>&1 && return 0
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "==> $command not found and cannot be installed here (needs root and apt-get); $skipped"
+        return 0
     fi
-fi
+    echo "==> installing $command (Debian package $package=$version)"
+    apt_install() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1
+    }
+    apt_install "$package=$version" ||
+        { apt-get update >/dev/null 2>&1 && apt_install "$package=$version"; } ||
+        apt_install "$package" ||
+        echo "==> could not install $package; $skipped"
+}
+
+# Chromium renders the compliance report in tests/it/report_bias.rs: a real browser opens the
+# HTML offline, and prints the PDF.
+install_pinned chromium chromium "148.0.7778.167-1~deb12u1" \
+    "the report's browser and PDF checks are skipped"
+
+# pdftotext (poppler-utils) reads the text of that PDF (its page count is checked without it).
+install_pinned pdftotext poppler-utils "22.12.0-2+deb12u1" "the report's PDF text check is skipped"
 
 # Integration tests find the oracles through this (tests/it/common/mod.rs).
 export DRIFTD_PYTHON="$venv/bin/python"

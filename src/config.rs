@@ -142,6 +142,19 @@ pub struct AwsConfig {
     pub request_timeout: Duration,
 }
 
+impl AwsConfig {
+    /// How the AWS clients connect.
+    pub fn connection(&self) -> crate::aws::Connection<'_> {
+        crate::aws::Connection {
+            region: self.region.as_deref(),
+            profile: self.profile.as_deref(),
+            endpoint_url: self.endpoint_url.as_deref(),
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
 impl Default for AwsConfig {
     fn default() -> Self {
         Self {

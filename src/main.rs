@@ -133,6 +133,11 @@ enum ReportCommand {
         /// Only this endpoint's windows (needed when the monitor has several).
         #[arg(long)]
         endpoint: Option<String>,
+        /// Where the windows are: a directory, or the S3 report prefix (s3://bucket/prefix, as
+        /// sinks.s3_report_uri writes them; read with the config's [aws]). Default: the
+        /// config's output.directory.
+        #[arg(long)]
+        windows: Option<driftd::report::inputs::WindowSource>,
         /// Windows starting at or after this time (RFC 3339).
         #[arg(long)]
         from: chrono::DateTime<Utc>,
@@ -520,6 +525,7 @@ fn report(command: ReportCommand) -> Result<ExitCode> {
             config,
             monitor,
             endpoint,
+            windows,
             from,
             to,
             output,
@@ -532,6 +538,7 @@ fn report(command: ReportCommand) -> Result<ExitCode> {
                 config_path: &config,
                 monitor: &monitor,
                 endpoint: endpoint.as_deref(),
+                windows: windows.as_ref(),
                 from,
                 to,
                 output: &output,

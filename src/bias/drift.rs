@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::config::DriftRule;
-use super::metrics::{self, Confusion, FacetCounts, Metric, Stage};
+use super::metrics::{self, Confusion, FacetCounts, FlipCounts, Metric, Stage};
 use super::report::{Analysis, StageReport};
 use super::state::Evaluation;
 use crate::analyze::metrics::{Dimension, MetricDatum, MetricScope};
@@ -194,21 +194,25 @@ fn drifted(
 pub fn bootstrap_interval(metric: Metric, value: f64, counts: &FacetCounts, z: f64) -> (f64, f64) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let cells = Cells::of(counts);
-    let mut sum = 0.0;
-    let mut sum_squares = 0.0;
-    for _ in 0..RESAMPLES {
-        let Ok(x) = metrics::compute(metric, &cells.resample(&mut rng)) else {
-            return (f64::NEG_INFINITY, f64::INFINITY);
-        };
-        if !x.is_finite() {
-            return (f64::NEG_INFINITY, f64::INFINITY);
-        }
-        sum += x;
-        sum_squares += x * x;
+    let draws: Option<Vec<f64>> = (0..RESAMPLES)
+        .map(|_| {
+            metrics::compute(metric, &cells.resample(&mut rng))
+                .ok()
+                .filter(|x| x.is_finite())
+        })
+        .collect();
+    match draws {
+        Some(draws) => normal_interval(value, &draws, z),
+        None => (f64::NEG_INFINITY, f64::INFINITY),
     }
-    let n = RESAMPLES as f64;
-    let mean = sum / n;
-    let deviation = ((sum_squares / n - mean * mean).max(0.0) * n / (n - 1.0)).sqrt();
+}
+
+/// value ± z·(the sample standard deviation of the resampled values).
+fn normal_interval(value: f64, draws: &[f64], z: f64) -> (f64, f64) {
+    let n = draws.len() as f64;
+    let mean = draws.iter().sum::<f64>() / n;
+    let mean_square = draws.iter().map(|x| x * x).sum::<f64>() / n;
+    let deviation = ((mean_square - mean * mean).max(0.0) * n / (n - 1.0)).sqrt();
     (value - z * deviation, value + z * deviation)
 }
 
@@ -246,24 +250,7 @@ impl Cells {
             for_each_cell(confusion, |_, _, _, n| cells.push(n));
         }
         for_each_cell(&self.ungrouped, |_, _, _, n| cells.push(n));
-        let total: u64 = cells.iter().sum();
-        let mut remaining = total;
-        let mut remaining_share = 1.0;
-        for cell in cells.iter_mut() {
-            let share = *cell as f64 / total as f64;
-            let drawn = if remaining == 0 || share == 0.0 {
-                0
-            } else if share >= remaining_share {
-                remaining
-            } else {
-                Binomial::new(remaining, share / remaining_share)
-                    .expect("a probability in [0, 1]")
-                    .sample(rng)
-            };
-            *cell = drawn;
-            remaining -= drawn;
-            remaining_share -= share;
-        }
+        multinomial(&mut cells, rng);
         let mut drawn = cells.into_iter();
         let mut next_confusion = || {
             let mut confusion = Confusion::default();
@@ -286,6 +273,49 @@ impl Cells {
             groups: self.has_groups.then(|| groups.into_iter().collect()),
         }
     }
+}
+
+/// Replaces counts by a multinomial draw of as many rows, each cell's share its probability,
+/// by sequential binomials.
+fn multinomial(cells: &mut [u64], rng: &mut StdRng) {
+    let total: u64 = cells.iter().sum();
+    let mut remaining = total;
+    let mut remaining_share = 1.0;
+    for cell in cells.iter_mut() {
+        let share = *cell as f64 / total as f64;
+        let drawn = if remaining == 0 || share == 0.0 {
+            0
+        } else if share >= remaining_share {
+            remaining
+        } else {
+            Binomial::new(remaining, share / remaining_share)
+                .expect("a probability in [0, 1]")
+                .sample(rng)
+        };
+        *cell = drawn;
+        remaining -= drawn;
+        remaining_share -= share;
+    }
+}
+
+/// FT's normal bootstrap interval, for the compliance report: facet d's sampled rows (flipped
+/// to accepted, flipped to rejected, not flipped) resampled [`RESAMPLES`] times with the same
+/// seed as the other metrics, the k-NN classifier held fixed (refitting it per resample would
+/// cost a k-NN each). `None` without d rows.
+pub fn flip_test_interval(flips: &FlipCounts, z: f64) -> Option<(f64, f64)> {
+    if flips.d_rows == 0 {
+        return None;
+    }
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let not_flipped = flips.d_rows - flips.positive_flips - flips.negative_flips;
+    let draws: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            let mut cells = [flips.positive_flips, flips.negative_flips, not_flipped];
+            multinomial(&mut cells, &mut rng);
+            (cells[0] as f64 - cells[1] as f64) / flips.d_rows as f64
+        })
+        .collect();
+    Some(normal_interval(flips.value(), &draws, z))
 }
 
 fn for_each_cell(confusion: &Confusion, mut visit: impl FnMut(usize, usize, usize, u64)) {
@@ -516,6 +546,7 @@ mod tests {
             label_error: None,
             prediction_error: None,
             facets: Vec::new(),
+            pairs: None,
             sample: crate::bias::state::FlipSample { rows: 0, of: 0 },
         };
         let flagged = |values: &[(&str, Option<f64>)]| -> Vec<String> {

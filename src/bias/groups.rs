@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::BiasSpec;
-use super::metrics::{Confusion, FacetCounts};
-use super::state::Evaluation;
+use super::metrics::{Confusion, FacetCounts, FlipCounts, GroupKey};
+use super::state::{Evaluation, PairEvaluation};
 
 pub const GROUPS_FILE: &str = "bias_groups.json";
 
@@ -24,6 +24,10 @@ pub struct BiasGroups {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction_error: Option<String>,
     pub facets: Vec<FacetGroups>,
+    /// The intersectional counts, one per pair of facets. Absent from the files of an older
+    /// driftd, and `None` when the window's state kept none (window-state format version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<PairGroups>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +47,69 @@ pub struct GroupCounts {
     pub value_or_threshold: String,
     pub facet: Cells,
     pub rest: Cells,
+    /// The same rows split by the group variable's value (CDDL and CDDPL need it); absent
+    /// without a group variable, and from the files of an older driftd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_group: Option<Vec<GroupVariableCounts>>,
+    /// The Flip Test's counts, when FT was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flips: Option<FlipCounts>,
+}
+
+/// One value of the group variable: its rows in the facet selection and in the rest (rows
+/// without a value are in no entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupVariableCounts {
+    pub group: GroupKey,
+    pub facet: Cells,
+    pub rest: Cells,
+}
+
+/// The counts of one pair of facets: one cell per combination of their groups that has rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairGroups {
+    pub facets: [String; 2],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub cells: Vec<PairCellCounts>,
+    /// Rows with a missing value of an enumerated facet (the unknown category).
+    pub unknown: u64,
+    /// Rows in no cell because the window's state reached its limit of pair cells.
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairCellCounts {
+    /// The cell's group of each facet, e.g. ["sex = 0", "race = b"].
+    pub groups: [String; 2],
+    pub counts: Cells,
+}
+
+impl PairGroups {
+    fn new(pair: &PairEvaluation) -> Self {
+        let (cells, unknown, error) = match &pair.table {
+            Ok(table) => (
+                table
+                    .cells
+                    .iter()
+                    .map(|cell| PairCellCounts {
+                        groups: cell.groups.clone(),
+                        counts: Cells::of_label_prediction(&cell.counts),
+                    })
+                    .collect(),
+                table.unknown,
+                None,
+            ),
+            Err(e) => (Vec::new(), 0, Some(e.clone())),
+        };
+        PairGroups {
+            facets: pair.facets.clone(),
+            error,
+            cells,
+            unknown,
+            refused: pair.refused,
+        }
+    }
 }
 
 /// Rows by binary label × binary prediction.
@@ -56,7 +123,11 @@ pub struct Cells {
 
 impl Cells {
     fn of(confusion: &Confusion, in_facet: usize) -> Self {
-        let c = &confusion[in_facet];
+        Self::of_label_prediction(&confusion[in_facet])
+    }
+
+    /// From rows indexed by binary label, then binary prediction.
+    fn of_label_prediction(c: &[[u64; 2]; 2]) -> Self {
         Cells {
             true_positive: c[1][1],
             false_positive: c[0][1],
@@ -86,18 +157,30 @@ impl Cells {
 }
 
 impl GroupCounts {
-    /// The counts the metrics take, without the group variable's split (so not for CDDL or
-    /// CDDPL).
+    /// The counts the metrics take (with the group variable's split when the file has it).
     pub fn facet_counts(&self) -> FacetCounts {
-        let mut all = Confusion::default();
-        for (side, cells) in [(0, &self.rest), (1, &self.facet)] {
-            all[side][1][1] = cells.true_positive;
-            all[side][0][1] = cells.false_positive;
-            all[side][1][0] = cells.false_negative;
-            all[side][0][0] = cells.true_negative;
+        FacetCounts {
+            all: confusion(&self.facet, &self.rest),
+            groups: self.by_group.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| (g.group.clone(), confusion(&g.facet, &g.rest)))
+                    .collect()
+            }),
         }
-        FacetCounts { all, groups: None }
     }
+}
+
+/// The confusion counts of the facet selection and of the rest.
+fn confusion(facet: &Cells, rest: &Cells) -> Confusion {
+    let mut all = Confusion::default();
+    for (side, cells) in [(0, rest), (1, facet)] {
+        all[side][1][1] = cells.true_positive;
+        all[side][0][1] = cells.false_positive;
+        all[side][1][0] = cells.false_negative;
+        all[side][0][0] = cells.true_negative;
+    }
+    all
 }
 
 impl BiasGroups {
@@ -116,6 +199,17 @@ impl BiasGroups {
                                 value_or_threshold: s.value_or_threshold.clone(),
                                 facet: Cells::of(&s.counts.all, 1),
                                 rest: Cells::of(&s.counts.all, 0),
+                                by_group: s.counts.groups.as_ref().map(|groups| {
+                                    groups
+                                        .iter()
+                                        .map(|(group, c)| GroupVariableCounts {
+                                            group: group.clone(),
+                                            facet: Cells::of(c, 1),
+                                            rest: Cells::of(c, 0),
+                                        })
+                                        .collect()
+                                }),
+                                flips: s.flip_test.clone().and_then(Result::ok),
                             })
                             .collect(),
                         None,
@@ -141,6 +235,10 @@ impl BiasGroups {
                 None => Some("the analysis names no predicted label".into()),
             },
             facets,
+            pairs: evaluation
+                .pairs
+                .as_ref()
+                .map(|pairs| pairs.iter().map(PairGroups::new).collect()),
         }
     }
 }

@@ -145,7 +145,9 @@ pub struct FacetCounts {
 
 /// A group variable's value, in np.unique's order (a column holds one kind), so that CDDL and
 /// CDDPL sum their groups in Clarify's order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum GroupKey {
     Int(i64),
     /// A non-NaN value as [`GroupKey::float`] encodes it.
@@ -495,11 +497,31 @@ pub struct FlipRow<'a> {
 const FT_NEIGHBOURS: usize = 5;
 const FT_FEW_ROWS: usize = 9;
 
+/// The Flip Test's counts over facet *d*'s rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlipCounts {
+    pub d_rows: u64,
+    /// F⁺: rows the model accepts but the k-NN rejects.
+    pub positive_flips: u64,
+    /// F⁻: rows the model rejects but the k-NN accepts.
+    pub negative_flips: u64,
+}
+
+impl FlipCounts {
+    /// FT = (F⁺ − F⁻)/n_d.
+    pub fn value(&self) -> f64 {
+        divide(
+            self.positive_flips as f64 - self.negative_flips as f64,
+            self.d_rows as f64,
+        )
+    }
+}
+
 /// FT: a k-NN classifier (Euclidean, uniform votes) fitted on facet *a*'s features with the
 /// model's predictions as targets predicts each *d* row; FT = (F⁺ − F⁻)/n_d, F⁺ = rows the model
 /// accepts but the k-NN rejects, F⁻ the reverse (smclarify's `FlipSet_pos`/`FlipSet_neg`).
 /// Neighbours at equal distance are taken in row order.
-pub fn flip_test(rows: &[FlipRow]) -> MetricResult {
+pub fn flip_test(rows: &[FlipRow]) -> Result<FlipCounts, String> {
     let (d, a): (Vec<&FlipRow>, Vec<&FlipRow>) = rows.iter().partition(|r| r.in_d);
     if d.is_empty() {
         return Err("Facet set is empty".into());
@@ -521,7 +543,7 @@ pub fn flip_test(rows: &[FlipRow]) -> MetricResult {
     } else {
         1
     };
-    let mut flips: i64 = 0;
+    let (mut positive_flips, mut negative_flips) = (0, 0);
     // The k nearest so far as (squared distance, prediction), sorted by distance.
     let mut nearest: Vec<(f64, bool)> = Vec::with_capacity(k + 1);
     for row in &d {
@@ -542,9 +564,14 @@ pub fn flip_test(rows: &[FlipRow]) -> MetricResult {
         }
         let votes = nearest.iter().filter(|(_, p)| *p).count();
         let knn_says = 2 * votes > nearest.len();
-        flips += i64::from(row.predicted && !knn_says) - i64::from(!row.predicted && knn_says);
+        positive_flips += u64::from(row.predicted && !knn_says);
+        negative_flips += u64::from(!row.predicted && knn_says);
     }
-    Ok(divide(flips as f64, d.len() as f64))
+    Ok(FlipCounts {
+        d_rows: d.len() as u64,
+        positive_flips,
+        negative_flips,
+    })
 }
 
 #[cfg(test)]
@@ -638,6 +665,6 @@ mod tests {
             predicted,
         })
         .collect();
-        assert_eq!(flip_test(&rows), Ok(0.5));
+        assert_eq!(flip_test(&rows).map(|f| f.value()), Ok(0.5));
     }
 }

@@ -149,7 +149,8 @@ pub fn analysis(spec: &BiasSpec, evaluation: &Evaluation) -> Analysis {
                                     let result = selection
                                         .flip_test
                                         .clone()
-                                        .unwrap_or_else(|| Err("no predictions".into()));
+                                        .unwrap_or_else(|| Err("no predictions".into()))
+                                        .map(|flips| flips.value());
                                     let mut entry = MetricEntry::new(metric, result);
                                     if evaluation.sample.is_partial() {
                                         entry.note = Some(format!(

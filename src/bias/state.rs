@@ -10,6 +10,10 @@
 //! and the counts are kept per facet code × label code × prediction code × group. [`BiasState::evaluate`]
 //! makes Clarify's decisions once, from the column summaries, and collapses the codes to binary.
 //!
+//! The intersectional tables need the counts of each pair of facets: per pair, facet key ×
+//! facet key × label code × prediction code. Their cells are bounded: past [`PAIR_CELLS`] cells
+//! in a state, rows that would open a new cell are counted as refused instead.
+//!
 //! The Flip Test needs rows: a uniform reservoir sample of at most [`SAMPLE_ROWS`] rows (fixed
 //! seed) is kept; below that every row is kept and FT is exact.
 //!
@@ -28,12 +32,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::BiasSpec;
-use super::metrics::{Confusion, FacetCounts, FlipRow, GroupKey, MetricResult, flip_test};
+use super::metrics::{Confusion, FacetCounts, FlipCounts, FlipRow, GroupKey, flip_test};
 use crate::decode::as_text;
 use crate::format::{python_float, python_str};
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
 pub const SAMPLE_ROWS: usize = 10_000;
+
+/// Cells of pair counts a state keeps over all its pairs of facets (a cell: two facet keys, a
+/// label code and a prediction code). Typical analyses need a few hundred; two facets of ~100
+/// values each with a handful of label and prediction codes would pass it. Each cell costs
+/// about 40 bytes in the hash map, so the limit holds the pair counts under a megabyte.
+pub const PAIR_CELLS: usize = 16_384;
 
 /// Distinct integers remembered per role column to apply Clarify's uniqueness rule; a column with
 /// more counts as continuous.
@@ -304,6 +314,49 @@ struct FacetState {
     counts: HashMap<CountKey, u64>,
 }
 
+/// Key of a pair's counts: the first facet's key, the second's, label code, prediction code.
+type PairKey = (u32, u32, u8, u8);
+
+/// The counts of every pair of facets (i, j), i < j, in the order (0, 1), (0, 2), …, (1, 2), …
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PairCounts {
+    counts: Vec<HashMap<PairKey, u64>>,
+    /// Per pair: rows not counted because the state held [`PAIR_CELLS`] cells.
+    refused: Vec<u64>,
+}
+
+impl PairCounts {
+    fn new(facets: usize) -> Self {
+        let pairs = facets * facets.saturating_sub(1) / 2;
+        PairCounts {
+            counts: vec![HashMap::new(); pairs],
+            refused: vec![0; pairs],
+        }
+    }
+
+    fn cells(&self) -> usize {
+        self.counts.iter().map(HashMap::len).sum()
+    }
+
+    /// Adds `n` rows to a cell of pair `pair`, or counts them as refused when the cell is new
+    /// and the state is full. `cells` is the state's current number of cells.
+    fn add(&mut self, pair: usize, key: PairKey, n: u64, cells: &mut usize) {
+        match self.counts[pair].get_mut(&key) {
+            Some(count) => *count += n,
+            None if *cells < PAIR_CELLS => {
+                self.counts[pair].insert(key, n);
+                *cells += 1;
+            }
+            None => self.refused[pair] += n,
+        }
+    }
+}
+
+/// The pairs (i, j), i < j, of `facets` facets, in [`PairCounts`]' order.
+fn facet_pairs(facets: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..facets).flat_map(move |i| (i + 1..facets).map(move |j| (i, j)))
+}
+
 /// One sampled row for the Flip Test.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SampleRow {
@@ -421,6 +474,9 @@ pub struct BiasState {
     facets: Vec<FacetState>,
     groups: IndexSet<CompactString>,
     sample: Reservoir,
+    /// `None` for a state read from window-state format version 1, which kept no pair counts
+    /// (and for any merge with one: its pairs would be incomplete).
+    pairs: Option<PairCounts>,
 }
 
 /// A [`BiasState`] read back without its spec: deserialize this from what a `BiasState`
@@ -435,6 +491,7 @@ pub struct StoredBiasState {
     facets: Vec<FacetState>,
     groups: IndexSet<CompactString>,
     sample: Reservoir,
+    pairs: Option<PairCounts>,
 }
 
 impl StoredBiasState {
@@ -481,6 +538,38 @@ impl StoredBiasState {
                 return Err(format!("facet {i} holds a value index out of range"));
             }
         }
+        if let Some(pairs) = &self.pairs {
+            let facet_keys: Vec<usize> = self
+                .facets
+                .iter()
+                .zip(&state.facets)
+                .map(|(stored, fresh)| match fresh.matcher {
+                    Some(_) => CODES,
+                    None => stored.values.len(),
+                })
+                .collect();
+            let expected = state.pairs.as_ref().map_or(0, |p| p.counts.len());
+            if pairs.counts.len() != expected || pairs.refused.len() != expected {
+                return Err(format!(
+                    "{} pairs of facets stored, the spec has {expected}",
+                    pairs.counts.len()
+                ));
+            }
+            let in_range =
+                facet_pairs(self.facets.len())
+                    .zip(&pairs.counts)
+                    .all(|((i, j), counts)| {
+                        counts.keys().all(|&(a, b, l, p)| {
+                            (a as usize) < facet_keys[i]
+                                && (b as usize) < facet_keys[j]
+                                && code(l)
+                                && code(p)
+                        })
+                    });
+            if !in_range || pairs.cells() > PAIR_CELLS {
+                return Err("pair counts hold a key out of range or too many cells".into());
+            }
+        }
         let rows_ok = self
             .sample
             .rows
@@ -499,6 +588,7 @@ impl StoredBiasState {
         state.prediction_codes = self.prediction_codes;
         state.groups = self.groups;
         state.sample = self.sample;
+        state.pairs = self.pairs;
         Ok(state)
     }
 }
@@ -557,6 +647,7 @@ impl BiasState {
                 counts: HashMap::new(),
             })
             .collect();
+        let pairs = PairCounts::new(spec.facets.len());
         BiasState {
             label_matcher: Matcher::new(&spec.label_values, spec.probability_threshold),
             spec,
@@ -567,6 +658,7 @@ impl BiasState {
             facets,
             groups: IndexSet::new(),
             sample: Reservoir::new(),
+            pairs: Some(pairs),
         }
     }
 
@@ -636,6 +728,7 @@ impl BiasState {
         let cell = |col: Option<usize>, r: usize| col.map_or(missing, |c| cells[c][r]);
 
         let mut facet_keys = vec![0u32; self.facets.len()];
+        let mut pair_cells = self.pairs.as_ref().map_or(0, PairCounts::cells);
         // `r` indexes the same row in every column.
         #[allow(clippy::needless_range_loop)]
         for r in 0..n {
@@ -663,6 +756,12 @@ impl BiasState {
                     .counts
                     .entry((key, label, prediction, group))
                     .or_insert(0) += 1;
+            }
+            if let Some(pairs) = &mut self.pairs {
+                for (pair, (i, j)) in facet_pairs(facet_keys.len()).enumerate() {
+                    let key = (facet_keys[i], facet_keys[j], label, prediction);
+                    pairs.add(pair, key, 1, &mut pair_cells);
+                }
             }
             if let Some(slot) = self.sample.slot() {
                 let mut features = vec![f64::NAN; self.columns.len()];
@@ -738,6 +837,31 @@ impl BiasState {
             }
             facet_maps.push(value_map);
         }
+        self.pairs = match (self.pairs.take(), other.pairs) {
+            (Some(mut mine), Some(theirs)) => {
+                let remap = |facet: usize, k: u32| {
+                    facet_maps[facet]
+                        .as_ref()
+                        .map_or(k, |m: &Vec<u32>| m[k as usize])
+                };
+                let mut cells = mine.cells();
+                let pairs = facet_pairs(self.facets.len())
+                    .zip(theirs.counts)
+                    .enumerate();
+                for (pair, ((i, j), counts)) in pairs {
+                    // In key order, so that which cells a full state refuses does not depend
+                    // on the hash map's order.
+                    let mut counts: Vec<_> = counts.into_iter().collect();
+                    counts.sort_unstable();
+                    for ((a, b, l, p), n) in counts {
+                        mine.add(pair, (remap(i, a), remap(j, b), l, p), n, &mut cells);
+                    }
+                    mine.refused[pair] += theirs.refused[pair];
+                }
+                Some(mine)
+            }
+            _ => None,
+        };
         let width = self.columns.len();
         let rows = other
             .sample
@@ -814,12 +938,17 @@ impl BiasState {
                 }
             })
             .collect();
+        let pairs = self.pairs.as_ref().map(|pairs| {
+            let pred_bits = prediction.as_ref().and_then(|p| p.as_ref().ok());
+            self.pair_evaluations(pairs, &label, pred_bits)
+        });
         Evaluation {
             label: spec.label.clone(),
             label_value_or_threshold,
             label_error: label.err(),
             prediction_error: prediction.and_then(Result::err),
             facets,
+            pairs,
             sample: FlipSample {
                 rows: self.sample.rows.len(),
                 of: self.sample.seen,
@@ -939,6 +1068,75 @@ impl BiasState {
         Ok(vec![(shown, in_d)])
     }
 
+    /// A facet's groups in the intersectional tables — "sex = 0" and "sex ≠ 0" for configured
+    /// values, "race = a" per value otherwise — and the group of each facet key (`None`: a
+    /// missing value, in no group).
+    fn pair_groups(&self, i: usize) -> Result<(Vec<String>, Vec<Option<usize>>), String> {
+        let name = &self.spec.facets[i].name;
+        let selections = self.facet_selections(i)?;
+        if self.facets[i].matcher.is_some() {
+            let (shown, in_d) = &selections[0];
+            let names = vec![format!("{name} = {shown}"), format!("{name} ≠ {shown}")];
+            let keys = in_d.iter().map(|&d| Some(usize::from(!d))).collect();
+            return Ok((names, keys));
+        }
+        let mut keys = vec![None; self.facets[i].values.len()];
+        let mut names = Vec::new();
+        for (shown, in_d) in selections {
+            if !in_d.contains(&true) {
+                continue;
+            }
+            for (key, _) in in_d.iter().enumerate().filter(|(_, d)| **d) {
+                keys[key] = Some(names.len());
+            }
+            names.push(format!("{name} = {shown}"));
+        }
+        Ok((names, keys))
+    }
+
+    /// Each pair of facets' counts collapsed to binary label × prediction per cell.
+    fn pair_evaluations(
+        &self,
+        pairs: &PairCounts,
+        label: &Result<Rule, String>,
+        prediction: Option<&u8>,
+    ) -> Vec<PairEvaluation> {
+        let facets = &self.spec.facets;
+        facet_pairs(facets.len())
+            .zip(pairs.counts.iter().zip(&pairs.refused))
+            .map(|((i, j), (counts, &refused))| {
+                let table = || -> Result<PairTable, String> {
+                    let label = label.as_ref().map_err(Clone::clone)?;
+                    let (first_names, first) = self.pair_groups(i)?;
+                    let (second_names, second) = self.pair_groups(j)?;
+                    let mut cells: BTreeMap<(usize, usize), [[u64; 2]; 2]> = BTreeMap::new();
+                    let mut unknown = 0;
+                    for (&(a, b, l, p), &n) in counts {
+                        let l = usize::from(l & label.bit != 0);
+                        let p = usize::from(prediction.is_some_and(|bit| p & bit != 0));
+                        match (first[a as usize], second[b as usize]) {
+                            (Some(x), Some(y)) => cells.entry((x, y)).or_default()[l][p] += n,
+                            _ => unknown += n,
+                        }
+                    }
+                    let cells = cells
+                        .into_iter()
+                        .map(|((x, y), counts)| PairCell {
+                            groups: [first_names[x].clone(), second_names[y].clone()],
+                            counts,
+                        })
+                        .collect();
+                    Ok(PairTable { cells, unknown })
+                };
+                PairEvaluation {
+                    facets: [facets[i].name.clone(), facets[j].name.clone()],
+                    table: table(),
+                    refused,
+                }
+            })
+            .collect()
+    }
+
     fn counts(
         &self,
         i: usize,
@@ -974,7 +1172,12 @@ impl BiasState {
         }
     }
 
-    fn flip_test(&self, i: usize, in_d: &[bool], prediction_bit: &u8) -> MetricResult {
+    fn flip_test(
+        &self,
+        i: usize,
+        in_d: &[bool],
+        prediction_bit: &u8,
+    ) -> Result<FlipCounts, String> {
         let spec = &self.spec;
         let facet = &spec.facets[i].name;
         let features: Vec<usize> = self
@@ -1104,7 +1307,36 @@ pub struct Evaluation {
     /// The predictions cannot be collapsed to binary: every post-training metric fails.
     pub prediction_error: Option<String>,
     pub facets: Vec<FacetEvaluation>,
+    /// One per pair of facets; `None` when the state kept no pair counts (read from
+    /// window-state format version 1).
+    pub pairs: Option<Vec<PairEvaluation>>,
     pub sample: FlipSample,
+}
+
+/// The counts of one pair of facets, for the intersectional tables.
+#[derive(Debug, Clone)]
+pub struct PairEvaluation {
+    pub facets: [String; 2],
+    /// `Err`: a facet cannot be split, or the labels cannot be read.
+    pub table: Result<PairTable, String>,
+    /// Rows not counted: the state had reached [`PAIR_CELLS`] cells.
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PairTable {
+    /// Cells with rows, in the order of the first facet's groups, then the second's.
+    pub cells: Vec<PairCell>,
+    /// Rows with a missing value of an enumerated facet (in no cell).
+    pub unknown: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PairCell {
+    /// The cell's group of each facet, e.g. ["sex = 0", "race = b"].
+    pub groups: [String; 2],
+    /// Rows by binary label, then binary prediction.
+    pub counts: [[u64; 2]; 2],
 }
 
 #[derive(Debug, Clone)]
@@ -1119,7 +1351,7 @@ pub struct Selection {
     pub value_or_threshold: String,
     pub counts: FacetCounts,
     /// Computed when FT is asked for and the predictions are usable.
-    pub flip_test: Option<MetricResult>,
+    pub flip_test: Option<Result<FlipCounts, String>>,
 }
 
 /// Rows the Flip Test saw, of how many.
@@ -1239,6 +1471,121 @@ mod tests {
             ft.note.as_deref(),
             Some("computed on a uniform sample of 10000 of 17000 rows")
         );
+    }
+
+    /// A batch of text columns.
+    fn text_batch(columns: &[(&str, Vec<Option<String>>)]) -> RecordBatch {
+        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
+            let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
+            (*name, array)
+        }))
+        .unwrap()
+    }
+
+    fn pair(state: &BiasState) -> PairEvaluation {
+        let mut pairs = state.evaluate().pairs.expect("pair counts kept");
+        assert_eq!(pairs.len(), 1);
+        pairs.remove(0)
+    }
+
+    /// Each cell of sex (configured 0 against the rest) × race (each value) holds the rows
+    /// counted here directly; rows with no race are the unknown category.
+    #[test]
+    fn pair_cells_count_the_rows_of_each_combination() {
+        let spec = spec();
+        let rows = 2_000;
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut expected: BTreeMap<(String, String), [[u64; 2]; 2]> = BTreeMap::new();
+        let mut unknown = 0;
+        let mut columns: Vec<(&str, Vec<Option<String>>)> = ["sex", "race", "label", "pred"]
+            .into_iter()
+            .map(|name| (name, Vec::new()))
+            .collect();
+        for _ in 0..rows {
+            let sex = rng.random_range(0..3u32);
+            let race =
+                (rng.random::<f64>() < 0.95).then(|| ["a", "b", "c"][rng.random_range(0..3)]);
+            let (label, pred) = (rng.random_range(0..2usize), rng.random_range(0..2usize));
+            match race {
+                Some(race) => {
+                    let sex = if sex == 0 { "sex = 0" } else { "sex ≠ 0" };
+                    let cell = expected.entry((sex.into(), format!("race = {race}")));
+                    cell.or_default()[label][pred] += 1;
+                }
+                None => unknown += 1,
+            }
+            let row = [Some(sex.to_string()), race.map(str::to_string)];
+            let row = row
+                .into_iter()
+                .chain([label, pred].map(|v| Some(v.to_string())));
+            for ((_, column), value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+        }
+        let mut state = BiasState::new(spec);
+        state.add_batch(&text_batch(&columns[..]));
+        let pair = pair(&state);
+        assert_eq!(pair.facets, ["sex".to_string(), "race".to_string()]);
+        assert_eq!(pair.refused, 0);
+        let table = pair.table.unwrap();
+        assert_eq!(table.unknown, unknown);
+        let found: BTreeMap<(String, String), [[u64; 2]; 2]> = table
+            .cells
+            .into_iter()
+            .map(|c| {
+                let [a, b] = c.groups;
+                ((a, b), c.counts)
+            })
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    /// Two facets of 300 values each, every combination present: more cells than
+    /// [`PAIR_CELLS`]. The state keeps at most that many; the other rows are counted as
+    /// refused, in one state and when two states merge.
+    #[test]
+    fn pair_cells_stay_bounded_and_refused_rows_are_counted() {
+        let spec = Arc::new(
+            BiasSpec::from_json(
+                r#"{"label": "label", "label_values_or_threshold": [1],
+                    "facet": [{"name_or_index": "a"}, {"name_or_index": "b"}],
+                    "methods": {"pre_training_bias": {"methods": ["CI"]}}}"#,
+                "test",
+            )
+            .unwrap(),
+        );
+        let part = |offset: usize| {
+            let rows = 300 * 300 / 2;
+            let value = |f: &dyn Fn(usize) -> usize| -> Vec<Option<String>> {
+                (offset..offset + rows)
+                    .map(|i| Some(format!("v{}", f(i))))
+                    .collect()
+            };
+            text_batch(&[
+                ("a", value(&|i| i % 300)),
+                ("b", value(&|i| i / 300)),
+                ("label", value(&|i| i % 2)),
+            ])
+        };
+        let cells = |pair: &PairEvaluation| -> (usize, u64) {
+            let table = pair.table.as_ref().unwrap();
+            let rows = table.cells.iter().flat_map(|c| c.counts.iter().flatten());
+            (table.cells.len(), rows.sum())
+        };
+        let mut first = BiasState::new(spec.clone());
+        first.add_batch(&part(0));
+        let counted = pair(&first);
+        assert_eq!(cells(&counted), (PAIR_CELLS, PAIR_CELLS as u64));
+        assert_eq!(counted.refused, 45_000 - PAIR_CELLS as u64);
+
+        let mut second = BiasState::new(spec);
+        second.add_batch(&part(45_000));
+        first.merge(second);
+        let merged = pair(&first);
+        let (kept, rows) = cells(&merged);
+        assert!(kept <= PAIR_CELLS, "{kept} cells");
+        assert_eq!(rows + merged.refused, 90_000);
+        assert_eq!(merged.table.unwrap().unknown, 0);
     }
 
     /// The number the issue asks for: every metric for 1,000,000 rows and two facets. Run with

@@ -3,6 +3,7 @@
 //! capture manifests are resolved to the objects they list.
 
 use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::error_text;
 use crate::decode::Limits;
+use crate::s3_uri::S3Uri;
 
 const SHUTTING_DOWN: &str = "read stopped: driftd is shutting down";
 
@@ -114,6 +116,70 @@ pub async fn get_object_within(
         last_modified: out.last_modified.map(|t| t.secs()),
         size,
         body: out.body,
+    })
+}
+
+/// Copies the objects under `uri` whose path below it `wanted` accepts into `dest`, at that
+/// path, and returns those paths sorted (`driftd report bias --windows s3://…` reads the
+/// windows of the S3 report prefix so). Blocking: it runs its own small runtime. A key with an
+/// empty, `.` or `..` segment would land outside `dest`; it is refused, naming it.
+pub fn copy_prefix(
+    connection: &crate::aws::Connection<'_>,
+    uri: &S3Uri,
+    dest: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let sdk = crate::aws::sdk_config(connection).await;
+        // Emulators and VPC endpoints are addressed by URL, so S3 goes path-style there.
+        let client = Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(connection.endpoint_url.is_some())
+                .build(),
+        );
+        let base = if uri.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", uri.prefix)
+        };
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&uri.bucket)
+            .prefix(&base)
+            .into_paginator()
+            .send();
+        let mut paths = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| anyhow::anyhow!("{uri}: ListObjectsV2 failed: {}", error_text(&e)))?;
+            for key in page.contents().iter().filter_map(|o| o.key()) {
+                let Some(path) = key.strip_prefix(&base).filter(|p| wanted(p)) else {
+                    continue;
+                };
+                if path
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+                {
+                    anyhow::bail!("s3://{}/{key}: not a path below {uri}", uri.bucket);
+                }
+                let object = get_object(&client, &uri.bucket, key).await?;
+                let body = object.body.collect().await.map_err(|e| {
+                    anyhow::anyhow!("s3://{}/{key}: reading the body: {e}", uri.bucket)
+                })?;
+                let target = dest.join(path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&target, body.into_bytes())
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", target.display()))?;
+                paths.push(path.to_string());
+            }
+        }
+        paths.sort_unstable();
+        Ok(paths)
     })
 }
 

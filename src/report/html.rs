@@ -328,11 +328,41 @@ fn impact(h: &mut String, r: &Report) -> Result<()> {
         "<section id=\"impact\"><h2>5. Impact tables</h2><p>Selection rate per group, impact \
          ratio to the most-selected group, intervals, Fisher's exact test against that group, \
          and the four-fifths flag. First the period (every window's counts summed), then each \
-         window.</p><p>{}</p>",
-        esc(&r.intersectional)
+         window.</p>"
     )?;
     for t in &r.impact {
         impact_table(h, t)?;
+    }
+    let pairs = &r.intersectional;
+    writeln!(
+        h,
+        "<h3>Intersectional: each pair of facets, over the period</h3>"
+    )?;
+    if pairs.tables.is_empty() && pairs.windows_without_pairs.is_empty() {
+        writeln!(h, "<p>One facet: no pairs.</p>")?;
+    }
+    if !pairs.windows_without_pairs.is_empty() {
+        writeln!(
+            h,
+            "<p>Windows without pair counts (older driftd or window-state format 1), left out \
+             of these tables: {}.</p>",
+            esc(&pairs.windows_without_pairs.join(", "))
+        )?;
+    }
+    for t in &pairs.tables {
+        impact_table(h, &t.table)?;
+        writeln!(
+            h,
+            "<p>{}: unknown category (a facet value missing) {} rows; refused at the cell \
+             limit {} rows{}.</p>",
+            esc(&t.table.attribute),
+            t.unknown,
+            t.refused,
+            t.error
+                .as_ref()
+                .map(|e| format!("; not split: {}", esc(e)))
+                .unwrap_or_default()
+        )?;
     }
     writeln!(h, "</section>")?;
     Ok(())

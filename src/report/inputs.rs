@@ -1,5 +1,6 @@
-//! Finding and reading the bias windows of a period under `output.directory`, in Model
-//! Monitor's layout (`[{endpoint}/]{monitor}/yyyy/mm/dd/hh[/mm[/ss]]`).
+//! Finding and reading the bias windows of a period under `output.directory` (or another
+//! directory, or the S3 report prefix), in Model Monitor's layout
+//! (`[{endpoint}/]{monitor}/yyyy/mm/dd/hh[/mm[/ss]]`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,45 @@ use crate::bias::drift::BiasViolations;
 use crate::bias::groups::{BiasGroups, GROUPS_FILE};
 use crate::bias::{ANALYSIS_FILE, Analysis};
 use crate::json_file::read_json;
+use crate::s3_uri::S3Uri;
 use crate::sinks::file::{METRICS_FILE, VIOLATIONS_FILE};
+
+/// The files of a window that the report reads, in the order it digests them.
+const WINDOW_FILES: [&str; 4] = [ANALYSIS_FILE, VIOLATIONS_FILE, METRICS_FILE, GROUPS_FILE];
+
+/// Where the windows are read from (`--windows`): a directory in the output layout, or the S3
+/// report prefix (`s3://bucket/prefix`, as `sinks.s3_report_uri` writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowSource {
+    Directory(PathBuf),
+    S3(S3Uri),
+}
+
+impl std::str::FromStr for WindowSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.starts_with("s3://") {
+            S3Uri::parse(text).map(WindowSource::S3)
+        } else {
+            Ok(WindowSource::Directory(PathBuf::from(text)))
+        }
+    }
+}
+
+/// Whether `path` (below the windows' root, `/`-separated) is a file of one of `monitor`'s
+/// windows that start in [from, to).
+pub fn is_window_file(path: &str, monitor: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let parts: Vec<String> = path.split('/').map(str::to_string).collect();
+    let Some((name, dirs)) = parts.split_last() else {
+        return false;
+    };
+    let start = dirs
+        .iter()
+        .position(|p| p == monitor)
+        .and_then(|at| parse_start(&dirs[at + 1..]));
+    WINDOW_FILES.contains(&name.as_str()) && start.is_some_and(|s| s >= from && s < to)
+}
 
 /// One window's files as read.
 #[derive(Debug)]
@@ -119,7 +158,7 @@ fn read_window(
         .is_file()
         .then(|| read_json::<BiasGroups>(&groups_path))
         .transpose()?;
-    let files = [ANALYSIS_FILE, VIOLATIONS_FILE, METRICS_FILE, GROUPS_FILE]
+    let files = WINDOW_FILES
         .into_iter()
         .map(|name| dir.join(name))
         .filter(|p| p.is_file())
@@ -141,4 +180,36 @@ pub fn slash_path(path: &Path) -> String {
         .map(|p| p.to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Of the S3 report prefix only the monitor's window files in the period are copied.
+    #[test]
+    fn window_files_are_the_monitors_in_the_period() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let (from, to) = (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+        let wanted = |path: &str| is_window_file(path, "loans", from, to);
+        assert!(wanted("loans/2026/11/01/00/analysis.json"));
+        assert!(wanted("endpoint-1/loans/2026/11/01/23/bias_groups.json"));
+        assert!(
+            !wanted("loans/2026/11/02/00/analysis.json"),
+            "after the period"
+        );
+        assert!(
+            !wanted("loans/2026/10/31/23/analysis.json"),
+            "before the period"
+        );
+        assert!(
+            !wanted("other/2026/11/01/00/analysis.json"),
+            "another monitor"
+        );
+        assert!(
+            !wanted("loans/2026/11/01/00/statistics.json"),
+            "not a bias window file"
+        );
+        assert!(!wanted("loans/analysis.json"), "not in a window directory");
+    }
 }

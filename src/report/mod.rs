@@ -3,7 +3,7 @@
 //! previous report.
 //!
 //! ```text
-//! windows under output.directory ─► inputs ─► model::build ─► report.json ─┐
+//! windows (output.directory, --windows DIR or s3://) ─► inputs ─► model::build ─► report.json ─┐
 //!                                                            └► html ─► report.html ─┴► sign: manifest.json(.sig)
 //! ```
 
@@ -31,6 +31,8 @@ pub struct Request<'a> {
     pub config_path: &'a Path,
     pub monitor: &'a str,
     pub endpoint: Option<&'a str>,
+    /// Where the windows are; `None`: the config's `output.directory`.
+    pub windows: Option<&'a inputs::WindowSource>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub output: &'a Path,
@@ -78,8 +80,31 @@ pub fn generate(request: &Request) -> Result<Written> {
         .as_ref()
         .context("a bias monitor names its analysis_config")?;
     let size = chrono::Duration::from_std(config.window.size)?;
+    // The S3 report prefix's window files are copied to a temporary directory, then read as a
+    // local one; the report names them by their S3 URIs.
+    let copied = match request.windows {
+        Some(inputs::WindowSource::S3(uri)) => {
+            let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
+            let name = &monitor.name;
+            crate::ingest::s3::copy_prefix(&config.aws.connection(), uri, dir.path(), &|path| {
+                inputs::is_window_file(path, name, request.from, request.to)
+            })?;
+            Some((dir, uri))
+        }
+        _ => None,
+    };
+    let (root, shown_root) = match (&copied, request.windows) {
+        (Some((dir, uri)), _) => (dir.path().to_path_buf(), uri.to_string()),
+        (None, Some(inputs::WindowSource::Directory(dir))) => {
+            (dir.clone(), dir.display().to_string())
+        }
+        _ => (
+            config.output.directory.clone(),
+            config.output.directory.display().to_string(),
+        ),
+    };
     let windows = inputs::find_windows(
-        &config.output.directory,
+        &root,
         &monitor.name,
         request.endpoint,
         request.from,
@@ -92,7 +117,7 @@ pub fn generate(request: &Request) -> Result<Written> {
             monitor.name,
             inputs::timestamp(request.from),
             inputs::timestamp(request.to),
-            config.output.directory.display()
+            shown_root
         );
     }
     let base = request.config_path.parent().unwrap_or(Path::new(""));
@@ -110,7 +135,12 @@ pub fn generate(request: &Request) -> Result<Written> {
     ];
     for window in &windows {
         for file in &window.files {
-            sources.push(source("window", file)?);
+            let mut input = source("window", file)?;
+            if let Some((dir, uri)) = &copied {
+                let below = file.strip_prefix(dir.path()).unwrap_or(file);
+                input.path = format!("{uri}{}", inputs::slash_path(below));
+            }
+            sources.push(input);
         }
     }
     let previous = request

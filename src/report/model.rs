@@ -6,11 +6,14 @@ use serde::Serialize;
 use super::inputs::WindowInput;
 use super::stats::{fisher_exact, ratio_interval, wilson, z_score};
 use crate::bias::Analysis;
-use crate::bias::drift::bootstrap_interval;
-use crate::bias::groups::{BiasGroups, Cells, FacetGroups};
+use crate::bias::drift::{bootstrap_interval, flip_test_interval};
+use crate::bias::groups::{BiasGroups, Cells, FacetGroups, PairGroups};
 use crate::bias::metrics::Metric;
+use crate::bias::state::PAIR_CELLS;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `intersectional` holds the pair-of-facets tables (it was a sentence saying there were
+/// none).
+pub const SCHEMA_VERSION: u32 = 2;
 /// The four-fifths rule of UGESP 29 CFR 1607.4(D).
 pub const FOUR_FIFTHS: f64 = 0.8;
 pub const CONFIDENCE: f64 = 0.95;
@@ -36,7 +39,7 @@ pub struct Report {
     pub coverage: Vec<Coverage>,
     /// Scope [`PERIOD`] (all windows' counts summed) first, then one per window.
     pub impact: Vec<ImpactTable>,
-    pub intersectional: String,
+    pub intersectional: Intersectional,
     pub performance: Performance,
     pub clarify: Vec<ClarifyRow>,
     pub trends: Vec<Trend>,
@@ -129,6 +132,27 @@ pub struct ImpactTable {
     pub rows: Vec<ImpactRow>,
 }
 
+/// The impact tables of each pair of facets, over the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Intersectional {
+    pub tables: Vec<PairImpactTable>,
+    /// Windows whose counts have no pairs of facets (written by an older driftd, or from a
+    /// window state of format version 1): their rows are in no intersectional table.
+    pub windows_without_pairs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairImpactTable {
+    /// Scope [`PERIOD`], attribute "first × second", one row per cell with rows.
+    pub table: ImpactTable,
+    /// Rows with a missing value of either facet (the unknown category), in no cell.
+    pub unknown: u64,
+    /// Rows in no cell because a window's state reached its limit of pair cells.
+    pub refused: u64,
+    /// Why the pair could not be split (a facet or the labels could not be read).
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ImpactRow {
     pub group: String,
@@ -181,7 +205,7 @@ pub struct ClarifyRow {
     pub rest_rows: Option<u64>,
     pub baseline: Option<f64>,
     pub last: Option<f64>,
-    /// The last window's 95 % normal bootstrap interval (not for CDDL, CDDPL, FT).
+    /// The last window's 95 % normal bootstrap interval.
     pub last_interval: Option<(f64, f64)>,
     pub change: Option<f64>,
     pub min: Option<f64>,
@@ -270,7 +294,8 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
         for facet in &pooled.facets {
             impact.push(impact_table(
                 PERIOD,
-                facet,
+                &facet.name,
+                &table_groups(facet),
                 meta.min_group_rows,
                 z,
                 &selected,
@@ -282,7 +307,8 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
             for facet in &groups.facets {
                 impact.push(impact_table(
                     &window.start,
-                    facet,
+                    &facet.name,
+                    &table_groups(facet),
                     meta.min_group_rows,
                     z,
                     &selected,
@@ -291,8 +317,10 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
         }
     }
 
+    let intersectional = intersectional(windows, meta.min_group_rows, z, &selected);
     let mut verdicts: Vec<Verdict> = impact
         .iter()
+        .chain(intersectional.tables.iter().map(|t| &t.table))
         .map(|table| four_fifths_verdict(table, meta.min_group_rows))
         .collect();
     let facet_names: Vec<String> = clarify_facets(windows);
@@ -361,16 +389,13 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
         verdicts,
         coverage,
         impact,
-        intersectional: "Intersectional tables (each pair of facets) need joint counts of two \
-                         facets, which a bias window's state does not keep yet; they are not \
-                         in this report."
-            .into(),
+        limitations: limitations(missing_counts, &intersectional),
+        intersectional,
         performance,
         clarify,
         trends,
         violations,
         methodology: methodology(meta.min_group_rows),
-        limitations: limitations(missing_counts),
         config_text: meta.config_text,
         analysis_config_text: meta.analysis_config_text,
     }
@@ -415,7 +440,72 @@ fn pool(windows: &[&BiasGroups]) -> Option<BiasGroups> {
             }
         }
     }
+    // Only the group cells are summed: one window's metric inputs and pairs would misstate
+    // the period (pairs are pooled by `intersectional`).
+    pooled.pairs = None;
+    for group in pooled.facets.iter_mut().flat_map(|f| &mut f.groups) {
+        group.by_group = None;
+        group.flips = None;
+    }
     Some(pooled)
+}
+
+/// Each pair of facets' cells summed over the windows that counted them, as impact tables.
+fn intersectional(
+    windows: &[WindowInput],
+    min_rows: u64,
+    z: f64,
+    selected: &dyn Fn(&Cells) -> u64,
+) -> Intersectional {
+    let mut pooled: Vec<PairGroups> = Vec::new();
+    let mut windows_without_pairs = Vec::new();
+    for window in windows {
+        let Some(groups) = window.groups.as_ref().filter(|g| g.facets.len() > 1) else {
+            continue;
+        };
+        let Some(pairs) = &groups.pairs else {
+            windows_without_pairs.push(window.start.clone());
+            continue;
+        };
+        for pair in pairs {
+            let Some(mine) = pooled.iter_mut().find(|p| p.facets == pair.facets) else {
+                pooled.push(pair.clone());
+                continue;
+            };
+            mine.unknown += pair.unknown;
+            mine.refused += pair.refused;
+            if mine.error.is_none() {
+                mine.error = pair.error.clone();
+            }
+            for cell in &pair.cells {
+                match mine.cells.iter_mut().find(|c| c.groups == cell.groups) {
+                    Some(c) => c.counts.add(&cell.counts),
+                    None => mine.cells.push(cell.clone()),
+                }
+            }
+        }
+    }
+    let tables = pooled
+        .into_iter()
+        .map(|pair| {
+            let groups: Vec<(String, Cells)> = pair
+                .cells
+                .iter()
+                .map(|c| (c.groups.join(" × "), c.counts))
+                .collect();
+            let attribute = pair.facets.join(" × ");
+            PairImpactTable {
+                table: impact_table(PERIOD, &attribute, &groups, min_rows, z, selected),
+                unknown: pair.unknown,
+                refused: pair.refused,
+                error: pair.error,
+            }
+        })
+        .collect();
+    Intersectional {
+        tables,
+        windows_without_pairs,
+    }
 }
 
 /// A facet's groups as the impact tables list them: configured values against the rest, or
@@ -452,12 +542,12 @@ fn table_groups(facet: &FacetGroups) -> Vec<(String, Cells)> {
 
 fn impact_table(
     scope: &str,
-    facet: &FacetGroups,
+    attribute: &str,
+    groups: &[(String, Cells)],
     min_rows: u64,
     z: f64,
     selected: &dyn Fn(&Cells) -> u64,
 ) -> ImpactTable {
-    let groups = table_groups(facet);
     let rate = |c: &Cells| (c.rows() > 0).then(|| selected(c) as f64 / c.rows() as f64);
     // The most-selected group among those large enough to judge.
     let reference = groups
@@ -494,7 +584,7 @@ fn impact_table(
         .collect();
     ImpactTable {
         scope: scope.into(),
-        attribute: facet.name.clone(),
+        attribute: attribute.into(),
         reference: reference.map(|r| r.0.clone()),
         rows,
     }
@@ -835,8 +925,8 @@ fn clarify_trends(baseline: &Analysis, windows: &[WindowInput]) -> Vec<Trend> {
 }
 
 /// A Clarify metric's 95 % normal bootstrap interval in one window: driftd's bias drift
-/// resampling (same resamples, same seed) over the window's group counts. None for CDDL and
-/// CDDPL (they need the group variable's counts), FT (rows, not counts), a window without
+/// resampling (same resamples, same seed) over the window's group counts (CDDL and CDDPL with
+/// the group variable's split); FT's over its flip counts. None for a window without those
 /// counts, and an unbounded interval.
 fn metric_interval(
     window: &WindowInput,
@@ -844,13 +934,12 @@ fn metric_interval(
     value: &str,
     metric: &str,
 ) -> Option<(f64, f64)> {
-    let metric = Metric::from_name(metric)
-        .filter(|m| ![Metric::CDDL, Metric::CDDPL, Metric::FT].contains(m))?;
+    let metric = Metric::from_name(metric)?;
     let x = window
         .analysis
         .value(facet, value, metric.name())
         .filter(|x| x.is_finite())?;
-    let counts = window
+    let group = window
         .groups
         .as_ref()?
         .facets
@@ -858,9 +947,16 @@ fn metric_interval(
         .find(|f| f.name == facet)?
         .groups
         .iter()
-        .find(|g| g.value_or_threshold == value)?
-        .facet_counts();
-    let (low, high) = bootstrap_interval(metric, x, &counts, z_score(CONFIDENCE));
+        .find(|g| g.value_or_threshold == value)?;
+    let z = z_score(CONFIDENCE);
+    let (low, high) = match metric {
+        Metric::FT => flip_test_interval(group.flips.as_ref()?, z)?,
+        Metric::CDDL | Metric::CDDPL => {
+            group.by_group.as_ref()?;
+            bootstrap_interval(metric, x, &group.facet_counts(), z)
+        }
+        _ => bootstrap_interval(metric, x, &group.facet_counts(), z),
+    };
     (low.is_finite() && high.is_finite()).then_some((low, high))
 }
 
@@ -942,6 +1038,14 @@ fn methodology(min_rows: u64) -> Vec<String> {
             "Groups under {min_rows} rows are shown but not judged (--min-group-rows) and are \
              not chosen as reference."
         ),
+        format!(
+            "Intersectional tables: each pair of facets, one cell per combination of their \
+             groups that has rows, over the period (the windows' cell counts summed), with the \
+             same rates, ratios, intervals and tests as the per-facet tables. Rows with a \
+             missing value of either facet are the unknown category, counted beside the table. \
+             A window's state keeps at most {PAIR_CELLS} cells over all pairs; rows that would \
+             open a cell past that are counted as refused."
+        ),
         "Clarify metrics and bias drift are those of the windows' analysis.json and \
          constraint_violations.json (smclarify's formulas; driftd's bias drift rule of the \
          analysis config, with the bootstrap's fixed seed)."
@@ -952,19 +1056,37 @@ fn methodology(min_rows: u64) -> Vec<String> {
     ]
 }
 
-fn limitations(missing_counts: usize) -> Vec<String> {
+fn limitations(missing_counts: usize, intersectional: &Intersectional) -> Vec<String> {
     let mut out = vec![
         "The four-fifths rule is a rule of thumb (EEOC); it is no legal threshold for credit or \
          insurance."
             .into(),
         "Clarify metrics' intervals are driftd's normal bootstrap (1,000 multinomial resamples \
-         of the window's counts, fixed seed, 95 %); CDDL, CDDPL and FT have none here."
+         of the window's counts, fixed seed, 95 %). FT's resamples the flip outcomes of the \
+         sampled rows of the group with the k-NN classifier held fixed, so it leaves out the \
+         classifier's own variability. Windows written by an older driftd lack the counts of \
+         CDDL, CDDPL and FT: those have no interval there."
             .into(),
-        "Facets are compared one value against the rest, as Clarify does; intersectional \
-         tables are not yet available."
+        "Clarify metrics compare one facet value against the rest; only the impact tables are \
+         intersectional."
             .into(),
         "Data drift of the other features is not part of a bias monitor's windows.".into(),
     ];
+    if !intersectional.windows_without_pairs.is_empty() {
+        out.push(format!(
+            "Windows without pair-of-facets counts (written by an older driftd, or from a window \
+             state of format version 1): {}; their rows are missing from the intersectional \
+             tables.",
+            intersectional.windows_without_pairs.join(", ")
+        ));
+    }
+    let refused: u64 = intersectional.tables.iter().map(|t| t.refused).sum();
+    if refused > 0 {
+        out.push(format!(
+            "{refused} rows are in no intersectional cell: their windows reached the limit of \
+             {PAIR_CELLS} pair cells."
+        ));
+    }
     if missing_counts > 0 {
         out.push(format!(
             "Windows without bias_groups.json (written by an older driftd): {missing_counts}; \

@@ -14,12 +14,16 @@ pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
     if n == 0 {
         return None;
     }
+    let (none, all) = (k == 0, k == n);
     let (k, n) = (k as f64, n as f64);
     let p = k / n;
     let t = 1.0 + z * z / n;
     let center = (p + z * z / (2.0 * n)) / t;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / t;
-    Some((center - half, center + half))
+    // At k = 0 (or n) the bound is exactly 0 (or 1); rounding would leave 1e-17 instead.
+    let low = if none { 0.0 } else { center - half };
+    let high = if all { 1.0 } else { center + half };
+    Some((low, high))
 }
 
 /// Katz's log interval on the ratio (x1/n1)/(x2/n2); `None` when either count is 0 (the log
@@ -62,7 +66,8 @@ mod tests {
     #[test]
     fn wilson_of_zero_successes_starts_at_zero() {
         let (low, high) = wilson(0, 10, 1.96).unwrap();
-        assert!(low.abs() < 1e-15);
+        assert_eq!(low, 0.0);
+        assert_eq!(wilson(10, 10, 1.96).unwrap().1, 1.0);
         assert!((high - 3.8416 / 13.8416).abs() < 1e-12);
     }
 

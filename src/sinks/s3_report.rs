@@ -1,6 +1,7 @@
 //! A window's outputs uploaded to S3 in Model Monitor's layout (FORMATS.md §1.8):
 //! `{uri}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` (batch: `{uri}/{monitor}/yyyy/mm/dd/hh/`), the
-//! same files the local output directory gets.
+//! same files the local output directory gets (for bias, driftd's `bias_groups.json` too: the
+//! compliance report reads the windows back from here).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -10,6 +11,7 @@ use super::retry::{SinkError, with_retries};
 use super::{Outcome, WindowReport};
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
 use crate::bias::ANALYSIS_FILE;
+use crate::bias::groups::GROUPS_FILE;
 use crate::s3_uri::S3Uri;
 use crate::sinks::retry::attempt;
 
@@ -39,10 +41,16 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
         Outcome::Bias {
             analysis,
             violations,
-        } => vec![
-            (ANALYSIS_FILE, pretty(analysis)),
-            (VIOLATIONS_FILE, pretty(violations)),
-        ],
+        } => {
+            let mut files = vec![
+                (ANALYSIS_FILE, pretty(analysis)),
+                (VIOLATIONS_FILE, pretty(violations)),
+            ];
+            if let Some(groups) = &analysis.groups {
+                files.push((GROUPS_FILE, pretty(groups)));
+            }
+            files
+        }
         Outcome::ModelQuality {
             statistics,
             constraints,

@@ -13,11 +13,16 @@
 //!                                (model_quality::encode, which carries its problem type)
 //! ```
 //!
+//! Versions: 1, the first; 2 added the bias state's pair counts (its last field, an `Option`).
+//! A version-1 bias body is therefore a version-2 body less that field's final byte, postcard's
+//! `None`: it is read as a state without pair counts. Data quality bodies are the same in both.
+//!
 //! postcard is positional and not self-describing: any change to the serde form of a `Profile`
 //! or `BiasState` (a field added, moved or retyped, or a change of meaning such as the bias
 //! codes or the HyperLogLog's hash) needs a new `FORMAT_VERSION`, and a reader of the old one if
-//! stored states must survive the upgrade. The `reads_format_version_1` test holds version 1's
-//! bytes and fails when the body changes under it.
+//! stored states must survive the upgrade. The `reads_format_version_1` and
+//! `reads_format_version_2` tests hold each version's bytes and fail when the body changes
+//! under them.
 //!
 //! The bias spec comes from config and is not stored; its shape is, so that a state built for
 //! another analysis is refused with the fields that differ instead of being misread.
@@ -33,7 +38,9 @@ use crate::bias::state::{StoredBiasState, spec_shape};
 use crate::profile::Profile;
 
 pub const MAGIC: [u8; 4] = *b"DRWS";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The version before pair counts, still read.
+const FORMAT_VERSION_1: u16 = 1;
 const HEADER_LEN: usize = 7;
 const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
@@ -47,7 +54,7 @@ pub enum CodecError {
     #[error("not a driftd window state: it starts with {found:02x?}, not the magic \"DRWS\"")]
     WrongMagic { found: Vec<u8> },
     #[error(
-        "window state format version {0} is not supported (this driftd reads version {FORMAT_VERSION}); \
+        "window state format version {0} is not supported (this driftd reads versions {FORMAT_VERSION_1} to {FORMAT_VERSION}); \
          it was written by a different driftd"
     )]
     UnsupportedVersion(u16),
@@ -122,7 +129,7 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
 /// Reads bytes written by [`encode`] back into a state of `kind`, whose spec (for bias) is
 /// re-attached after checking it is the one the state was built for.
 pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError> {
-    let tag = read_header(bytes)?;
+    let (version, tag) = read_header(bytes)?;
     let expected = match kind {
         StateKind::DataQuality => TAG_DATA_QUALITY,
         StateKind::Bias(_) => TAG_BIAS,
@@ -134,8 +141,12 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             found: kind_name(tag),
         });
     }
-    let body = zstd::stream::decode_all(&bytes[HEADER_LEN..])
+    let mut body = zstd::stream::decode_all(&bytes[HEADER_LEN..])
         .map_err(|e| CodecError::Corrupt(format!("decompressing the body: {e}")))?;
+    if version == FORMAT_VERSION_1 && tag == TAG_BIAS {
+        // Version 1 had no pair counts: read its body as version 2's with `pairs: None`.
+        body.push(0);
+    }
     match kind {
         StateKind::DataQuality => Ok(WindowState::DataQuality(from_body::<Profile>(&body)?)),
         StateKind::Bias(spec) => {
@@ -176,8 +187,8 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
     }
 }
 
-/// Checks magic and version; returns the kind tag.
-fn read_header(bytes: &[u8]) -> Result<u8, CodecError> {
+/// Checks magic and version; returns the version and the kind tag.
+fn read_header(bytes: &[u8]) -> Result<(u16, u8), CodecError> {
     if !bytes.starts_with(&MAGIC) {
         return Err(CodecError::WrongMagic {
             found: bytes[..bytes.len().min(MAGIC.len())].to_vec(),
@@ -190,11 +201,11 @@ fn read_header(bytes: &[u8]) -> Result<u8, CodecError> {
         )));
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_1..=FORMAT_VERSION).contains(&version) {
         return Err(CodecError::UnsupportedVersion(version));
     }
     match bytes[6] {
-        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY) => Ok(tag),
+        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY) => Ok((version, tag)),
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
@@ -699,16 +710,16 @@ mod tests {
             assert!(matches!(error, CodecError::WrongMagic { .. }), "{error:?}");
 
             let mut future = bytes.clone();
-            future[4..6].copy_from_slice(&2u16.to_le_bytes());
+            future[4..6].copy_from_slice(&3u16.to_le_bytes());
             let error = decode(&future, kind).unwrap_err();
             assert!(
-                matches!(error, CodecError::UnsupportedVersion(2)),
+                matches!(error, CodecError::UnsupportedVersion(3)),
                 "{error:?}"
             );
             assert!(
                 error
                     .to_string()
-                    .starts_with("window state format version 2 is not supported"),
+                    .starts_with("window state format version 3 is not supported"),
                 "{error}"
             );
 
@@ -848,8 +859,8 @@ mod tests {
             .collect()
     }
 
-    /// Version 1 bytes, written when the format was made: a later driftd must read them as
-    /// they were meant, or bump `FORMAT_VERSION` (and read these with the old reader).
+    /// Version 1 bytes, written when the format was made: still read, the bias state without
+    /// pair counts (version 1 kept none), and so is what it merges into.
     #[test]
     fn reads_format_version_1() {
         let profile = dq(decode(&unhex(DQ_V1), &StateKind::DataQuality).unwrap());
@@ -857,19 +868,37 @@ mod tests {
         let expected = fixture_bias();
         let kind = StateKind::Bias(expected.spec().clone());
         let state = bias(decode(&unhex(BIAS_V1), &kind).unwrap());
+        assert!(state.evaluate().pairs.is_none(), "version 1 kept no pairs");
+        assert_eq!(state.rows(), expected.rows());
+        assert_eq!(state.sample_snapshot(), expected.sample_snapshot());
+        let mut without_pairs = report(&expected, true);
+        without_pairs.groups.as_mut().unwrap().pairs = None;
+        assert_eq!(report(&state, true), without_pairs);
+
+        let mut merged = fixture_bias();
+        merged.merge(state);
+        assert!(merged.evaluate().pairs.is_none(), "merged with version 1");
+    }
+
+    /// Version 2 bias bytes: a later driftd must read them as they were meant, or bump
+    /// `FORMAT_VERSION` (and read these with the old reader). Data quality bodies did not
+    /// change from version 1 (`DQ_V1` holds one).
+    #[test]
+    fn reads_format_version_2() {
+        let expected = fixture_bias();
+        let kind = StateKind::Bias(expected.spec().clone());
+        let state = bias(decode(&unhex(BIAS_V2), &kind).unwrap());
+        let pairs = state.evaluate().pairs.unwrap();
+        assert_eq!(pairs.len(), 1, "sex × race");
         assert_same_bias(&state, &expected, true);
     }
 
-    /// Prints the fixtures below (only when the format version changes).
+    /// Prints the bias fixture below (only when the format version changes).
     #[test]
     #[ignore = "prints fixtures"]
     fn print_fixtures() {
         println!(
-            "DQ_V1 {}",
-            hex(&encode(&WindowState::DataQuality(fixture_profile())))
-        );
-        println!(
-            "BIAS_V1 {}",
+            "BIAS_V2 {}",
             hex(&encode(&WindowState::Bias(Box::new(fixture_bias()))))
         );
     }
@@ -907,4 +936,23 @@ mod tests {
         af2620b7d16db0789c5011a3b5a74769c589181c59ac3488271e6d903d374623f862ab504150d9a6339fd36280bc\
         37e431173f04fd5cca82f307e0a4e51e6e546cb1364bb8cbc9e643e4e4683718952f822bda95928097a0338a5c8d\
         ed85252fafc18069a9f2bb7ad51ffe254d2a6e250088a74459055503a5e7c9ce";
+
+    const BIAS_V2: &str = "\
+        4452575302000228b52ffd64950845170076de6541308d930ec0c55d310109b7ce6a74056a3dd20861881901cbab\
+        df381efd664ddc6d1a5c36db36d95ec19fa2287adb70a66e0a5e31b340b7ad8ca88fac35b2654a01630047004f00\
+        9647969d449af7c946a0d2d440268e0453280b75b0cee8713ed3e4097da6467ad726c3b9342f9b1d2c7bd7469b1f\
+        6c8244238eac8385344c83433a8db407efda786ca607d32e8f0d9ca70cd378d7db98a5a7791302267a1d0c34af64\
+        9a1eccc1eb3849ce86cebb7b7b57bf0b5577d7a9bdd46d78afd7d95ebdbd7bb786ceedc2eb7a2fd68a01ffb8d898\
+        7f582b9698900c042248427c2bb3a19615e59fd8fc1ba0d4fab8d9da982567096b62a876fc30821137b71e2c4815\
+        365058d850e3c6c1044456ba1aa40f35623001b146304ee26659afc62d6e1346582c4bc1133c7378caa9ddadbfd3\
+        5fddaebbad6ed7b753bdfd02f6fc9d1ffb2917fed7fadda56c85955d2ffcfa90da35dcef3ab87005fc0d504e2e74\
+        a09052e2236ec7c84b5511602924009516bf7221222b4949478a10375d6027af32a6906488db9ac8308903b23a4a\
+        c98508018e1219826401c4651580aca861c55324229224a9645a03d002991922ce0112e09330cca4444088518638\
+        13495023c16853d47a069538b169aafc5d16e55442255fa3b2f39427560a06753da86e14829da3741b0f6a078d06\
+        15cc16f1de1f8956491d54b547971902ab6737048ec754b2d73fbb1f6f51623a35900aa03ed2d6543c0502aca61a\
+        97ac7fd50607fdbb1d95257e8fa0670de1b357ec63baf3eae3ddc81fc29e4fe29f05826544c1b1b0e0412da33ca7\
+        dd0d37c0a99bec83be72c57018c657e64d7a158a191c539a9871424f108989b08da4b9aafc60534662250d98087f\
+        8006b75bd86dc0077c9f2242da320183ad66d815c660f09e3b1e6dbae13d1724c0139e87ac1479f0778b401563ec\
+        7e4f87eea503cf050ad8ab827fd0742b93ad2f28a3e0f210f8bddc008b5288b86ded29e9002e016129b942e10525\
+        e7557680fea527ff37d51f7ca497543080c0613f00ca02b21a2b00f9c7";
 }

@@ -861,6 +861,7 @@ baseline = "baseline/analysis.json""#,
         names,
         [
             "analysis.json",
+            "bias_groups.json",
             "cloudwatch_metrics.jsonl",
             "constraint_violations.json"
         ]

@@ -180,6 +180,7 @@ fn evaluation(counts: FacetCounts) -> Evaluation {
                 flip_test: None,
             }]),
         }],
+        pairs: None,
         sample: FlipSample { rows: 0, of: 0 },
     }
 }

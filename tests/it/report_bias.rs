@@ -32,7 +32,13 @@ fn quickstart_windows() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn report(quickstart: &Path, output: &Path, extra: &[&str]) -> Output {
-    common::driftd()
+    report_command(quickstart, output, extra).output().unwrap()
+}
+
+/// `driftd report bias` of the quickstart's loan monitor over 2026-11-01.
+fn report_command(quickstart: &Path, output: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = common::driftd();
+    command
         .args(["report", "bias", "--monitor", "loans-bias"])
         .args([
             "--from",
@@ -44,9 +50,8 @@ fn report(quickstart: &Path, output: &Path, extra: &[&str]) -> Output {
         .arg(quickstart.join("driftd.toml"))
         .arg("--output")
         .arg(output)
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    command
 }
 
 fn ok(out: Output) -> String {
@@ -74,32 +79,42 @@ fn verdict<'a>(report: &'a Value, scope: &str, criterion: &str) -> &'a str {
         .unwrap()
 }
 
-/// Counts from the CSV files (pandas), then rates, Wilson intervals, ratios with Katz
-/// intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
-/// CSV), `facet`, `value` (a configured value, or null: each value against the rest, missing
-/// values in no group), `outcome` (the column whose 1 means selected), `min_rows`.
+/// Counts from the CSV files (pandas), then rates, Wilson intervals (scipy's, and worked by
+/// hand), ratios with Katz intervals and Fisher's p from scipy, per window and for the period. Input: `files` (scope →
+/// CSV), `facets` (one, or a pair: its cells), each `{"facet", "value"}` (a configured value, or
+/// null: each value against the rest, missing values in no group), `outcome` (the column whose
+/// 1 means selected), `min_rows`.
 const ORACLE: &str = r#"
-import json, sys
+import json, math, sys
 import pandas as pd
-from scipy.stats import binomtest, fisher_exact
+from scipy.stats import binomtest, fisher_exact, norm
 from scipy.stats.contingency import relative_risk
 inp = json.load(sys.stdin)
-facet, value, outcome, min_rows = inp["facet"], inp["value"], inp["outcome"], inp["min_rows"]
+facets, outcome, min_rows = inp["facets"], inp["outcome"], inp["min_rows"]
 frames = {h: pd.read_csv(p) for h, p in inp["files"].items()}
 frames["period"] = pd.concat(list(frames.values()))
+def facet_groups(df, facet, value):
+    if value is None:
+        return {f"{facet} = {v}": df[facet] == v for v in df[facet].dropna().unique()}
+    return {f"{facet} = {value}": df[facet] == value, f"{facet} ≠ {value}": df[facet] != value}
 out = {}
 for scope, df in frames.items():
-    if value is None:
-        groups = {f"{facet} = {v}": d for v, d in df.groupby(facet)}
-    else:
-        groups = {f"{facet} = {value}": df[df[facet] == value],
-                  f"{facet} ≠ {value}": df[df[facet] != value]}
+    masks = {"": pd.Series(True, index=df.index)}
+    for f in facets:
+        masks = {(a + " × " if a else "") + b: m & n
+                 for a, m in masks.items() for b, n in facet_groups(df, f["facet"], f["value"]).items()}
+    groups = {g: df[m] for g, m in masks.items() if m.any()}
     counts = {g: (len(d), int((d[outcome] == 1).sum())) for g, d in groups.items()}
     judged = [g for g in counts if counts[g][0] >= min_rows]
     ref = max(judged, key=lambda g: counts[g][1] / counts[g][0])
     rows = {}
     for g, (n, x) in counts.items():
         ci = binomtest(x, n).proportion_ci(method="wilson")
+        # Wilson's interval worked by hand agrees with scipy's.
+        z, p = norm.ppf(0.975), x / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        assert abs(centre - half - ci.low) < 1e-12 and abs(centre + half - ci.high) < 1e-12
         row = {"rows": n, "selected": x, "rate": x / n, "rate_interval": [ci.low, ci.high],
                "impact_ratio": (x / n) / (counts[ref][1] / counts[ref][0]),
                "judged": n >= min_rows}
@@ -109,15 +124,19 @@ for scope, df in frames.items():
                 row["ratio_interval"] = [rr.low, rr.high]
             row["fisher_p"] = fisher_exact([[x, n - x], [counts[ref][1], counts[ref][0] - counts[ref][1]]]).pvalue
         rows[g] = row
-    out[scope] = {"reference": ref, "rows": rows,
-                  "unknown": int(df[facet].isna().sum()), "all": len(df)}
+    unknown = df[[f["facet"] for f in facets if f["value"] is None]].isna().any(axis=1)
+    out[scope] = {"reference": ref, "rows": rows, "unknown": int(unknown.sum()), "all": len(df)}
 json.dump(out, sys.stdout)
 "#;
 
 /// Every row of every impact table of `attribute` equals the oracle's.
-fn assert_impact_tables(report: &Value, attribute: &str, oracle: &Value) -> usize {
+fn assert_impact_tables<'a>(
+    tables: impl IntoIterator<Item = &'a Value>,
+    attribute: &str,
+    oracle: &Value,
+) -> usize {
     let mut rows = 0;
-    for table in report["impact"].as_array().unwrap() {
+    for table in tables {
         if table["attribute"] != attribute {
             continue;
         }
@@ -165,6 +184,38 @@ fn assert_impact_tables(report: &Value, attribute: &str, oracle: &Value) -> usiz
     rows
 }
 
+fn trend<'a>(report: &'a Value, title: &str) -> &'a Value {
+    report["trends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == title)
+        .unwrap_or_else(|| panic!("no trend {title}"))
+}
+
+/// Hour 01's interval of the trend `title` is centred on its value, and its half-width is
+/// 1.96 × `deviation` (an independent estimate of the metric's standard deviation) to 10 %:
+/// driftd's 1,000 resamples estimate the deviation to about 2 %. Returns the value.
+fn assert_interval_width(report: &Value, title: &str, deviation: f64) -> f64 {
+    let trend = trend(report, title);
+    let value = trend["values"][1].as_f64().unwrap();
+    let (low, high) = (
+        trend["intervals"][1][0].as_f64().unwrap(),
+        trend["intervals"][1][1].as_f64().unwrap(),
+    );
+    close(
+        (low + high) / 2.0,
+        value,
+        &format!("{title}: interval centre"),
+    );
+    let half_width = (high - low) / 2.0 / 1.959963984540054;
+    assert!(
+        (half_width / deviation - 1.0).abs() < 0.1,
+        "{title}: bootstrap deviation {half_width}, independent {deviation}"
+    );
+    value
+}
+
 fn close(a: f64, b: f64, what: &str) {
     assert!(
         (a - b).abs() <= 1e-9 * b.abs().max(1e-300),
@@ -178,7 +229,7 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
     let output = quickstart.join("report");
     ok(report(&quickstart, &output, &[]));
     let report = read_json(&output.join("report.json"));
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
 
     let batch = quickstart.join("data/batch/loans/2026/11/01");
     let files: serde_json::Map<String, Value> = HOURS
@@ -190,10 +241,10 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
         .collect();
     let oracle = common::run_python(
         ORACLE,
-        &json!({"files": files, "facet": "sex", "value": 0, "outcome": "pred", "min_rows": 30}),
+        &json!({"files": files, "facets": [{"facet": "sex", "value": 0}], "outcome": "pred", "min_rows": 30}),
     );
     assert_eq!(
-        assert_impact_tables(&report, "sex", &oracle),
+        assert_impact_tables(report["impact"].as_array().unwrap(), "sex", &oracle),
         8,
         "two groups, the period and three windows"
     );
@@ -201,20 +252,17 @@ fn the_quickstart_report_matches_scipy_and_flags_the_biased_hour() {
     // The bootstrap interval of hour 01's DPPL: centred on the value, its half-width 1.96
     // standard deviations of DPPL over multinomial resamples of the hour's rows (numpy, 20,000
     // resamples; driftd's 1,000 estimate the deviation to about 2 %).
-    let dppl = report["trends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["title"] == "DPPL of sex = 0")
-        .unwrap();
-    let (value, low, high) = (
-        dppl["values"][1].as_f64().unwrap(),
-        dppl["intervals"][1][0].as_f64().unwrap(),
-        dppl["intervals"][1][1].as_f64().unwrap(),
-    );
-    close((low + high) / 2.0, value, "DPPL interval centre");
-    let deviation = common::run_python(
-        r#"
+    let hour_01 = batch.join("01/decisions.csv");
+    let numpy = |script: &str| {
+        common::run_python(script, &json!(hour_01))
+            .as_f64()
+            .unwrap()
+    };
+    assert_interval_width(
+        &report,
+        "DPPL of sex = 0",
+        numpy(
+            r#"
 import json, sys
 import numpy as np
 import pandas as pd
@@ -226,15 +274,55 @@ n_a, n_d = draws[:, 0] + draws[:, 1], draws[:, 2] + draws[:, 3]
 dppl = draws[:, 1] / n_a - draws[:, 3] / n_d
 json.dump(float(dppl.std(ddof=1)), sys.stdout)
 "#,
-        &json!(batch.join("01/decisions.csv")),
-    )
-    .as_f64()
-    .unwrap();
-    let half_width = (high - low) / 2.0 / 1.959963984540054;
-    assert!(
-        (half_width / deviation - 1.0).abs() < 0.1,
-        "bootstrap deviation {half_width}, numpy {deviation}"
+        ),
     );
+
+    // CDDPL's interval the same way: multinomial resamples of the hour's rows over sex × age ×
+    // prediction, CDDPL = Σ_age n_age·(share of d among the rejected − among the accepted) / n.
+    assert_interval_width(
+        &report,
+        "CDDPL of sex = 0",
+        numpy(
+            r#"
+import json, sys
+import numpy as np
+import pandas as pd
+df = pd.read_csv(json.load(sys.stdin))
+ages = np.unique(df.age)
+keys = [(a, d, p) for a in ages for d in (0, 1) for p in (0, 1)]
+d = (df.sex == 0).astype(int)
+counts = np.array([((df.age == a) & (d == s) & (df.pred == p)).sum() for a, s, p in keys])
+draws = np.random.default_rng(7).multinomial(counts.sum(), counts / counts.sum(), size=20000)
+cells = draws.reshape(-1, len(ages), 2, 2)  # draw, age, d, prediction
+n_age = cells.sum(axis=(2, 3))
+rejected, accepted = cells[:, :, :, 0].sum(axis=2), cells[:, :, :, 1].sum(axis=2)
+with np.errstate(divide="ignore", invalid="ignore"):
+    share_rejected = np.where(rejected > 0, cells[:, :, 1, 0] / rejected, 0.0)
+    share_accepted = np.where(accepted > 0, cells[:, :, 1, 1] / accepted, 0.0)
+cddpl = (n_age * (share_rejected - share_accepted)).sum(axis=1) / n_age.sum(axis=1)
+json.dump(float(cddpl.std(ddof=1)), sys.stdout)
+"#,
+        ),
+    );
+    // FT's resamples the flip outcomes of d's rows (+1, −1, 0), whose mean has the standard
+    // deviation √((p⁺ + p⁻ − (p⁺ − p⁻)²)/n) for shares p⁺, p⁻ of the n rows.
+    let groups = read_json(&quickstart.join("out/loans-bias/2026/11/01/01/bias_groups.json"));
+    let flips = &groups["facets"][0]["groups"][0]["flips"];
+    let count = |field: &str| flips[field].as_f64().unwrap();
+    let (n, positive, negative) = (
+        count("d_rows"),
+        count("positive_flips") / count("d_rows"),
+        count("negative_flips") / count("d_rows"),
+    );
+    assert!(positive + negative > 0.0, "{flips}");
+    let value = assert_interval_width(
+        &report,
+        "FT of sex = 0",
+        ((positive + negative - (positive - negative).powi(2)) / n).sqrt(),
+    );
+    close(value, positive - negative, "FT from its flips");
+    let cddl = trend(&report, "CDDL of sex = 0");
+    assert!(cddl["intervals"][1][0].as_f64() < cddl["intervals"][1][1].as_f64());
 
     // Section 6's group sizes are the period's rows of sex = 0 and of the rest.
     for row in report["clarify"].as_array().unwrap() {
@@ -448,20 +536,7 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
             "the page made a network request: {line}"
         );
     }
-    for heading in [
-        "1. Cover",
-        "2. Verdicts",
-        "3. Data",
-        "4. Coverage",
-        "5. Impact tables",
-        "6. Clarify metrics",
-        "7. Per-group performance",
-        "8. Trends",
-        "9. Violations",
-        "10. Data drift",
-        "11. Methodology and limitations",
-        "12. Appendix",
-    ] {
+    for heading in SECTION_TITLES {
         assert!(text.contains(heading), "rendered page lacks {heading}");
     }
     for value in shown {
@@ -489,6 +564,7 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
         .max()
         .unwrap();
     assert!((4..=40).contains(&pages), "{pages} pages");
+    pdf_text_checks(&pdf_dir.join("report.pdf"), shown);
     let manifest = read_json(&pdf_dir.join("manifest.json"));
     assert!(
         manifest["files"]
@@ -497,6 +573,51 @@ fn browser_checks(quickstart: &Path, html: &Path, shown: &[String]) {
             .iter()
             .any(|f| f["path"] == "report.pdf")
     );
+}
+
+/// The report's section titles, as a reader sees them.
+const SECTION_TITLES: [&str; 12] = [
+    "1. Cover",
+    "2. Verdicts",
+    "3. Data",
+    "4. Coverage",
+    "5. Impact tables",
+    "6. Clarify metrics",
+    "7. Per-group performance",
+    "8. Trends",
+    "9. Violations",
+    "10. Data drift",
+    "11. Methodology and limitations",
+    "12. Appendix",
+];
+
+/// The PDF's text, as pdftotext (Debian's poppler-utils, which scripts/test.sh installs when it
+/// can) extracts it: every section title and the `shown` table values.
+fn pdf_text_checks(pdf: &Path, shown: &[String]) {
+    let Ok(out) = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+    else {
+        eprintln!("SKIPPED the PDF's text check: pdftotext (poppler-utils) is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for heading in SECTION_TITLES {
+        assert!(text.contains(heading), "the PDF's text lacks {heading}");
+    }
+    for value in shown {
+        assert!(
+            text.contains(value.as_str()),
+            "the PDF's text lacks {value}"
+        );
+    }
 }
 
 fn verify(dirs: &[&Path], extra: &[&str]) -> Output {
@@ -643,39 +764,24 @@ fn region_rows(seed: u64, n: usize) -> String {
     text
 }
 
-#[test]
-fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+/// Under `root`: hours 00 and 01 of [`region_rows`] for each monitor (the same rows), each
+/// monitor's baseline (`driftd bias` on hour 00), a config, and `driftd run --once`. Returns the
+/// CSV files by window start.
+fn region_monitors(root: &Path, monitors: &[(&str, &Value)]) -> serde_json::Map<String, Value> {
     let mut files = serde_json::Map::new();
     for (hour, seed) in [("00", 1), ("01", 2)] {
         let rows = region_rows(seed, 600);
-        for monitor in ["regions", "labels-only"] {
+        for (monitor, _) in monitors {
             let path = root.join(format!("data/{monitor}/2026/11/01/{hour}/rows.csv"));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &rows).unwrap();
             files.insert(format!("2026-11-01T{hour}:00:00Z"), json!(path));
         }
     }
-    let with_predictions = json!({
-        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
-        "facet": [{"name_or_index": "region"}],
-        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                    "post_training_bias": {"methods": ["DPPL", "DI"]}}
-    });
-    let labels_only = json!({
-        "label": "label", "label_values_or_threshold": [1],
-        "facet": [{"name_or_index": "region"}],
-        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
-    });
     let mut config = String::from(
         "[input]\ndirectory = \"data\"\n[output]\ndirectory = \"out\"\n[window]\nsize = \"1h\"\n",
     );
-    for (name, analysis_config) in [
-        ("regions", &with_predictions),
-        ("labels-only", &labels_only),
-    ] {
+    for &(name, analysis_config) in monitors {
         let config_path = root.join(format!("{name}.json"));
         std::fs::write(&config_path, analysis_config.to_string()).unwrap();
         ok(common::driftd()
@@ -699,29 +805,60 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
         .arg(root.join("driftd.toml"))
         .output()
         .unwrap());
+    files
+}
+
+/// `driftd report bias` of `monitor` over hours 00 and 01, into `output`; its report.json.
+fn region_report(root: &Path, monitor: &str, output: &Path) -> Value {
+    ok(common::driftd()
+        .args(["report", "bias", "--monitor", monitor, "--config"])
+        .arg(root.join("driftd.toml"))
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T02:00:00Z",
+        ])
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap());
+    read_json(&output.join("report.json"))
+}
+
+#[test]
+fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let with_predictions = json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                    "post_training_bias": {"methods": ["DPPL", "DI"]}}
+    });
+    let labels_only = json!({
+        "label": "label", "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
+    });
+    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+    let files = region_monitors(
+        root,
+        &[
+            ("regions", &with_predictions),
+            ("labels-only", &labels_only),
+        ],
+    );
 
     for (monitor, outcome) in [("regions", "pred"), ("labels-only", "label")] {
         let output = root.join(format!("report-{monitor}"));
-        ok(common::driftd()
-            .args(["report", "bias", "--monitor", monitor, "--config"])
-            .arg(root.join("driftd.toml"))
-            .args([
-                "--from",
-                "2026-11-01T00:00:00Z",
-                "--to",
-                "2026-11-01T02:00:00Z",
-            ])
-            .arg("--output")
-            .arg(&output)
-            .output()
-            .unwrap());
-        let report = read_json(&output.join("report.json"));
+        let report = region_report(root, monitor, &output);
         let oracle = common::run_python(
             ORACLE,
-            &json!({"files": files, "facet": "region", "value": null, "outcome": outcome, "min_rows": 30}),
+            &json!({"files": files, "facets": [{"facet": "region", "value": null}], "outcome": outcome, "min_rows": 30}),
         );
         assert_eq!(
-            assert_impact_tables(&report, "region", &oracle),
+            assert_impact_tables(report["impact"].as_array().unwrap(), "region", &oracle),
             9,
             "{monitor}"
         );
@@ -752,21 +889,7 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
     // out of the tables, and the limitation said.
     let before = read_json(&root.join("report-regions/report.json"));
     std::fs::remove_file(root.join("out/regions/2026/11/01/01/bias_groups.json")).unwrap();
-    let output = root.join("report-partial");
-    ok(common::driftd()
-        .args(["report", "bias", "--monitor", "regions", "--config"])
-        .arg(root.join("driftd.toml"))
-        .args([
-            "--from",
-            "2026-11-01T00:00:00Z",
-            "--to",
-            "2026-11-01T02:00:00Z",
-        ])
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap());
-    let partial = read_json(&output.join("report.json"));
+    let partial = region_report(root, "regions", &root.join("report-partial"));
     assert_eq!(partial["windows"].as_array().unwrap().len(), 2);
     assert!(partial["windows"][1]["rows"].is_null());
     let hour_00 = before["impact"]
@@ -784,5 +907,178 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
             .starts_with("Windows without bias_groups.json (written by an older driftd): 1;")),
         "{}",
         partial["limitations"]
+    );
+}
+
+/// sex (0 against the rest) × region (each value): every cell's numbers against the oracle on
+/// the CSV files, small cells (west) shown and not judged, rows without a region the unknown
+/// category, and the pair's four-fifths verdict. A window whose counts have no pairs (as an
+/// older driftd or a version-1 window state writes them) is named and left out.
+#[test]
+fn intersectional_tables_match_scipy_and_name_windows_without_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let analysis_config = json!({
+        "label": "label", "label_values_or_threshold": [1], "predicted_label": "pred",
+        "facet": [{"name_or_index": "sex", "value_or_threshold": [0]},
+                  {"name_or_index": "region"}],
+        "methods": {"pre_training_bias": {"methods": ["CI"]},
+                    "post_training_bias": {"methods": ["DI"]}}
+    });
+    let mut files = region_monitors(root, &[("pairs", &analysis_config)]);
+    let report = region_report(root, "pairs", &root.join("report"));
+    let facets = json!([{"facet": "sex", "value": 0}, {"facet": "region", "value": null}]);
+    let oracle = |files: &serde_json::Map<String, Value>| {
+        common::run_python(
+            ORACLE,
+            &json!({"files": files, "facets": facets, "outcome": "pred", "min_rows": 30}),
+        )
+    };
+    let expected = oracle(&files);
+    let pairs = &report["intersectional"];
+    assert_eq!(pairs["windows_without_pairs"], json!([]));
+    let tables = pairs["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1);
+    let table = &tables[0];
+    assert_eq!(
+        assert_impact_tables([&table["table"]], "sex × region", &expected),
+        6,
+        "sex = 0 and sex ≠ 0 × north, south, west"
+    );
+    assert_eq!(table["unknown"], expected["period"]["unknown"]);
+    assert!(table["unknown"].as_u64().unwrap() > 0);
+    assert_eq!(table["refused"], 0);
+    for row in table["table"]["rows"].as_array().unwrap() {
+        let west = row["group"].as_str().unwrap().ends_with("region = west");
+        assert_eq!(row["judged"], !west, "{}", row["group"]);
+    }
+    // The model favours the south (0.6 against 0.4): the north's cells breach four-fifths.
+    let verdict = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["attribute"] == "sex × region")
+        .unwrap();
+    assert_eq!(verdict["scope"], "period");
+    assert_eq!(verdict["verdict"], "breach", "{verdict}");
+    assert!(
+        verdict["worst_group"]
+            .as_str()
+            .unwrap()
+            .contains("region = north")
+    );
+    let html = std::fs::read_to_string(root.join("report/report.html")).unwrap();
+    assert!(html.contains("<caption>sex × region — period"));
+
+    // Hour 01's counts without pairs: named, and the tables are hour 00's alone.
+    let groups = root.join("out/pairs/2026/11/01/01/bias_groups.json");
+    let mut counts = read_json(&groups);
+    counts.as_object_mut().unwrap().remove("pairs").unwrap();
+    std::fs::write(&groups, counts.to_string()).unwrap();
+    let partial = region_report(root, "pairs", &root.join("report-partial"));
+    let hour_01 = "2026-11-01T01:00:00Z";
+    assert_eq!(
+        partial["intersectional"]["windows_without_pairs"],
+        json!([hour_01])
+    );
+    files.remove(hour_01);
+    let table = &partial["intersectional"]["tables"][0];
+    assert_eq!(
+        assert_impact_tables([&table["table"]], "sex × region", &oracle(&files)),
+        6
+    );
+    assert!(
+        partial["limitations"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Windows without pair-of-facets counts (written by an older driftd, or from a window state of format version 1): {hour_01};"))),
+        "{}",
+        partial["limitations"]
+    );
+}
+
+/// `--windows s3://…`: the quickstart's bias windows written to a moto bucket by driftd's S3
+/// report sink are read back into the same report as from the output directory, with the
+/// windows named by their S3 URIs. A prefix that cannot be listed fails naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_from_the_s3_report_prefix_give_the_local_report() {
+    use driftd::s3_uri::S3Uri;
+    use driftd::sinks::s3_report::S3ReportSink;
+
+    let (_dir, quickstart) = quickstart_windows();
+    let moto = common::MotoServer::start();
+    let s3 = moto.s3().await;
+    let bucket = "report-bias-windows-from-s3";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let uri = S3Uri::parse(&format!("s3://{bucket}/monitoring")).unwrap();
+    let sink = S3ReportSink::new(s3, &uri, 3);
+    for hour in HOURS {
+        let relative = format!("loans-bias/2026/11/01/{hour}");
+        let dir = quickstart.join("out").join(&relative);
+        // The main file first, as the sink takes them.
+        let files: Vec<(String, String)> = [
+            "analysis.json",
+            "constraint_violations.json",
+            "cloudwatch_metrics.jsonl",
+            "bias_groups.json",
+        ]
+        .iter()
+        .map(|name| {
+            let body = std::fs::read_to_string(dir.join(name)).unwrap();
+            (name.to_string(), body)
+        })
+        .collect();
+        sink.write(&relative, &files).await.unwrap();
+    }
+    // The same config for both reports, so that its digest (and the report id) agree.
+    let config = quickstart.join("driftd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n",
+        moto.endpoint_url
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let local = quickstart.join("report-local");
+    ok(report(&quickstart, &local, &[]));
+    let from_s3 = quickstart.join("report-s3");
+    let run = |windows: &str, output: &Path| {
+        let mut command = report_command(&quickstart, output, &["--windows", windows]);
+        moto.driftd_env(&mut command);
+        command.output().unwrap()
+    };
+    ok(run(&uri.to_string(), &from_s3));
+
+    let mut local = read_json(&local.join("report.json"));
+    let mut remote = read_json(&from_s3.join("report.json"));
+    let (local_sources, remote_sources) = (local["sources"].take(), remote["sources"].take());
+    assert_eq!(remote, local, "the same report but for the sources' paths");
+    let (local_sources, remote_sources) = (
+        local_sources.as_array().unwrap(),
+        remote_sources.as_array().unwrap(),
+    );
+    assert_eq!(local_sources.len(), remote_sources.len());
+    let mut windows = 0;
+    for (l, r) in local_sources.iter().zip(remote_sources) {
+        assert_eq!(l["sha256"], r["sha256"]);
+        let (l, r) = (l["path"].as_str().unwrap(), r["path"].as_str().unwrap());
+        if let Some(below) = l.strip_prefix("out/") {
+            assert_eq!(r, format!("s3://{bucket}/monitoring/{below}"));
+            windows += 1;
+        } else {
+            assert_eq!(l, r);
+        }
+    }
+    assert_eq!(windows, 12, "four files of three windows");
+
+    let out = run(
+        "s3://no-such-report-bucket/monitoring",
+        &quickstart.join("none"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("s3://no-such-report-bucket/monitoring/: ListObjectsV2 failed"),
+        "{stderr}"
     );
 }

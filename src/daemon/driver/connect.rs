@@ -22,15 +22,7 @@ pub(super) struct Connected {
 
 /// Builds the clients and checks the resources the config names.
 pub(super) async fn connect(config: &Config, queue_url: &str) -> Result<Connected, RunError> {
-    let aws = &config.aws;
-    let sdk = crate::aws::sdk_config(&crate::aws::Connection {
-        region: aws.region.as_deref(),
-        profile: aws.profile.as_deref(),
-        endpoint_url: aws.endpoint_url.as_deref(),
-        connect_timeout: aws.connect_timeout,
-        request_timeout: aws.request_timeout,
-    })
-    .await;
+    let sdk = crate::aws::sdk_config(&config.aws.connection()).await;
     // Emulators and VPC endpoints are addressed by URL, so S3 goes path-style there.
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
