@@ -39,6 +39,8 @@ pub struct Config {
     /// Alert and retrain rules. Without this section, embedded mode applies none and AWS mode
     /// applies the shipped `rules/default.toml` (an alert per episode of violations).
     pub rules: Option<RulesConfig>,
+    /// The daemon's periodic compliance reports on its bias monitors.
+    pub report: Option<ReportConfig>,
     #[serde(rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
 }
@@ -49,6 +51,26 @@ pub struct ObservabilityConfig {
     /// Address to serve `/metrics`, `/healthz` and `/readyz` on, e.g. `127.0.0.1:9464`
     /// (Prometheus' port range); off when absent.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// `[report]`: each bias monitor's compliance report for every closed period (what `driftd
+/// report bias` writes), to `{output.directory}/reports/` and, with an S3 report sink, its
+/// prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The period, a whole number of windows (e.g. "1d").
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// Ed25519 key file (64 hex digits) to sign each report with.
+    pub sign: Option<PathBuf>,
+    /// Groups with fewer rows are shown but not judged.
+    #[serde(default = "default_min_group_rows")]
+    pub min_group_rows: u64,
+}
+
+fn default_min_group_rows() -> u64 {
+    30
 }
 
 /// AWS mode's rules when the config names none.
@@ -655,6 +677,9 @@ impl Config {
         if let Some(state) = &mut self.state.directory {
             resolve(state);
         }
+        if let Some(key) = self.report.as_mut().and_then(|r| r.sign.as_mut()) {
+            resolve(key);
+        }
         for monitor in &mut self.monitors {
             resolve(&mut monitor.baseline);
             if let Some(a) = &mut monitor.analysis_config {
@@ -673,6 +698,17 @@ impl Config {
         self.limits.validate()?;
         if self.window.size.as_secs() == 0 {
             return Err("window.size must be at least 1s (e.g. \"1h\", \"15m\")".into());
+        }
+        if let Some(report) = &self.report {
+            if self.state.s3_uri.is_some() && self.sinks.s3_report_uri.is_none() {
+                return Err("report: with state.s3_uri each replica keeps only the windows it finalised; set sinks.s3_report_uri, from which the reports read every window".into());
+            }
+            let (every, size) = (report.every.as_secs(), self.window.size.as_secs());
+            if every == 0 || every % size != 0 {
+                return Err(format!(
+                    "report.every: must be a whole number of windows (window.size is {size} s), e.g. \"1d\""
+                ));
+            }
         }
         match self.input.source()? {
             InputSource::Directory(directory) => {

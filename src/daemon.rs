@@ -107,7 +107,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         ));
     }
     let rules = config.load_rules(config_path)?.unwrap_or_default();
-    let summary = driver::run(config, monitors, rules, once)?;
+    let summary = driver::run(config, config_path, monitors, rules, once)?;
     if let Some(line) = stdout::summarize_quarantine(&summary.counts.quarantined) {
         stdout::print(&format!("{line}\n"));
     }

@@ -118,6 +118,13 @@ pub enum Event<'a> {
         lag_seconds: f64,
         error: Option<&'a str>,
     },
+    /// A periodic compliance report (`[report] every`) was written (`error`: it failed).
+    ReportWritten {
+        monitor: &'a str,
+        /// Its folder below the output directory.
+        report: &'a str,
+        error: Option<&'a str>,
+    },
     LeaseTaken {
         series: &'a str,
     },
@@ -157,6 +164,7 @@ pub struct Telemetry {
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
     leases: IntCounterVec,
+    reports: IntCounterVec,
     receive_failures: IntCounter,
     outbox_depth: IntGauge,
     open_windows: IntGauge,
@@ -264,6 +272,12 @@ impl Telemetry {
                 "leases_total",
                 "Series leases taken and lost",
                 &["event"],
+            ),
+            reports: counters(
+                r,
+                "reports_total",
+                "Periodic compliance reports, by monitor and outcome",
+                &["monitor", "outcome"],
             ),
             receive_failures: register(
                 r,
@@ -409,6 +423,29 @@ impl Telemetry {
                     "rows for a finalised window"
                 );
                 self.late_rows.with_label_values(&[monitor]).inc_by(count);
+            }
+            Event::ReportWritten {
+                monitor,
+                report,
+                error,
+            } => {
+                match error {
+                    None => tracing::info!(
+                        event = "report_written",
+                        monitor,
+                        report,
+                        "compliance report written"
+                    ),
+                    Some(error) => tracing::error!(
+                        event = "report_failed",
+                        monitor,
+                        report,
+                        error,
+                        "compliance report failed; make it with `driftd report bias`"
+                    ),
+                }
+                let outcome = if error.is_none() { "written" } else { "failed" };
+                self.reports.with_label_values(&[monitor, outcome]).inc();
             }
             Event::WindowFinalised {
                 monitor,

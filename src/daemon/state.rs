@@ -10,6 +10,7 @@
 //! outbox/{series}/{start}            a finalised window's deliveries, until all are sent
 //! done/{series}/{start}              a finalised and delivered window: the parts it merged
 //! rules/{series}                     the rules' state for a series
+//! reports/{series}                   where the series' periodic compliance reports stand
 //! ```
 //!
 //! A series is `{monitor}/{endpoint}` (`-` for batch monitors); `{start}` is the window's start
@@ -200,6 +201,15 @@ pub(super) struct WindowOutbox {
     pub messages_sent: usize,
     /// The rules' state after this window.
     pub rules_after: SeriesRules,
+}
+
+/// Where a bias series' periodic compliance reports stand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ReportProgress {
+    /// The start of the next period to report.
+    pub next: i64,
+    /// The last report's folder below the output directory: the next one links to it.
+    pub previous: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -605,6 +615,66 @@ impl Durable {
         };
         self.store.put(&format!("done/{id}"), json(&done)).await?;
         self.store.delete(&format!("outbox/{id}")).await
+    }
+
+    /// Starts a series' reports, unless they have started.
+    pub async fn start_reports(
+        &self,
+        series: &SeriesKey,
+        progress: &ReportProgress,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put_new(&format!("reports/{series}"), json(progress))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn report_progress(
+        &self,
+        series: &SeriesKey,
+    ) -> Result<Option<ReportProgress>, StoreError> {
+        let key = format!("reports/{series}");
+        match self.store.get(&key).await? {
+            Some(bytes) => parse(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn put_report_progress(
+        &self,
+        series: &SeriesKey,
+        progress: &ReportProgress,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put(&format!("reports/{series}"), json(progress))
+            .await
+    }
+
+    /// Every series with periodic reports.
+    pub async fn report_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
+        Ok(self
+            .store
+            .list("reports/")
+            .await?
+            .into_iter()
+            .filter_map(|k| SeriesKey::parse(k.strip_prefix("reports/")?))
+            .collect())
+    }
+
+    /// Whether a committed window of the series starting in `[from, to)` is not yet
+    /// delivered everywhere.
+    pub async fn undelivered_between(
+        &self,
+        series: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        let prefix = format!("outbox/{series}/");
+        Ok(self.store.list(&prefix).await?.iter().any(|key| {
+            key.strip_prefix(&prefix)
+                .and_then(|start| start.parse::<i64>().ok())
+                .is_some_and(|start| (from..to).contains(&start))
+        }))
     }
 
     pub async fn rules(&self, series: &SeriesKey) -> Result<SeriesRules, StoreError> {

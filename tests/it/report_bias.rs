@@ -1082,3 +1082,61 @@ async fn windows_from_the_s3_report_prefix_give_the_local_report() {
         "{stderr}"
     );
 }
+
+/// `[report] every = "1h"`: the daemon writes each hour's report of the loan monitor as its
+/// windows close — the biased hour a breach, the fair ones within — chained hour to hour, once
+/// (a second run finds the reports done in its state store).
+#[test]
+fn the_daemon_writes_a_chained_report_for_each_closed_period() {
+    let (_dir, quickstart) = common::copy_quickstart();
+    let config = quickstart.join("driftd.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[report]\nevery = \"1h\"\n")).unwrap();
+    let run = || {
+        let out = common::driftd()
+            .args(["run", "--once", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    let reports = quickstart.join("out/reports/loans-bias/-");
+    let report =
+        |hour: &str| read_json(&reports.join(format!("2026-11-01T{hour}0000Z/report.json")));
+    for hour in HOURS {
+        let expected = if hour == "01" { "breach" } else { "within" };
+        assert_eq!(
+            verdict(&report(hour), "period", "four-fifths rule"),
+            expected,
+            "hour {hour}"
+        );
+    }
+    // Each report links to the one before it.
+    assert!(report("00")["previous_report"].is_null());
+    for (before, after) in [("00", "01"), ("01", "02")] {
+        let digest = common_sha256(&reports.join(format!("2026-11-01T{before}0000Z/report.json")));
+        assert_eq!(report(after)["previous_report"]["sha256"], digest.as_str());
+    }
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let first = listing(&reports);
+    assert_eq!(first.len(), 3, "{first:?}");
+    let digest = common_sha256(&reports.join("2026-11-01T020000Z/report.json"));
+    run();
+    assert_eq!(listing(&reports), first);
+    assert_eq!(
+        common_sha256(&reports.join("2026-11-01T020000Z/report.json")),
+        digest
+    );
+}

@@ -57,12 +57,14 @@ pub(super) async fn finalise_ready(
             evaluated_through.insert(series, rules.evaluated_through);
         }
     }
+    let plans = plan::plan(work, &evaluated_through, watermark, size);
+    let planned: Vec<SeriesKey> = plans.iter().map(|p| p.series.clone()).collect();
     for SeriesPlan {
         series,
         deliver: outboxes,
         finalise: ready,
         silent_until,
-    } in plan::plan(work, &evaluated_through, watermark, size)
+    } in plans
     {
         if shared.stop.is_cancelled() {
             break;
@@ -97,9 +99,22 @@ pub(super) async fn finalise_ready(
             {
                 deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
+            report::write_due(shared, sinks, &series, watermark).await?;
             Ok::<(), RunError>(())
         }
         .await;
+        durable.release(held).await;
+        result?;
+    }
+    // Series with nothing left to finalise whose report period has passed since.
+    for series in durable.report_series().await? {
+        if shared.stop.is_cancelled() || planned.contains(&series) {
+            continue;
+        }
+        let Some(held) = durable.acquire(&series).await? else {
+            continue;
+        };
+        let result = report::write_due(shared, sinks, &series, watermark).await;
         durable.release(held).await;
         result?;
     }
@@ -231,6 +246,7 @@ async fn finalise(
     }
     durable.forget_late(&late_notes).await?;
     durable.delete_parts(series, start, parts).await?;
+    report::note_window(shared, series, start).await?;
     Ok(Some(start))
 }
 

@@ -43,6 +43,7 @@ mod directory;
 mod finalise;
 mod queue;
 mod record;
+mod report;
 
 use deliver::{Blocked, deliver};
 use finalise::finalise_ready;
@@ -56,6 +57,7 @@ const INPUT_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(super) fn run(
     config: &Config,
+    config_path: &std::path::Path,
     monitors: Vec<Monitor>,
     rules: RuleSet,
     once: bool,
@@ -67,7 +69,13 @@ pub(super) fn run(
             path: PathBuf::from("(tokio runtime)"),
             error,
         })?;
-    let summary = runtime.block_on(serve(config.clone(), monitors, rules, once));
+    let summary = runtime.block_on(serve(
+        config.clone(),
+        config_path.to_path_buf(),
+        monitors,
+        rules,
+        once,
+    ));
     // Reads in progress were interrupted at shutdown; do not wait on a straggler forever.
     runtime.shutdown_timeout(Duration::from_secs(2));
     summary
@@ -108,6 +116,8 @@ impl ObjectId {
 /// What every part of the driver shares.
 struct Shared {
     config: Config,
+    /// For the periodic reports, which read the config as `driftd report bias` does.
+    config_path: PathBuf,
     monitors: Vec<Monitor>,
     rules: RuleSet,
     routes: Routes,
@@ -181,6 +191,7 @@ enum Source {
 
 async fn serve(
     config: Config,
+    config_path: PathBuf,
     monitors: Vec<Monitor>,
     rules: RuleSet,
     once: bool,
@@ -217,6 +228,7 @@ async fn serve(
         .unwrap_or_else(|| out.join("quarantine.jsonl"));
     let shared = Arc::new(Shared {
         routes: connect::routes(&config),
+        config_path,
         monitors,
         rules,
         durable,
