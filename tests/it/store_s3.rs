@@ -479,3 +479,51 @@ async fn errors_name_the_store_and_say_whether_to_retry() {
         "{error}"
     );
 }
+
+/// A state-store read whose body stops flowing (a half-open connection after the response
+/// headers) fails, retryably, instead of hanging the finaliser: the SDK's stalled-stream
+/// protection (on by default; driftd must not turn it off) gives up after its grace period.
+/// The endpoint is a fault injector on 127.0.0.1: it answers every request with the headers
+/// of a 1,000-byte object and ten bytes of it, then nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_object_body_fails_the_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: \"e\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&[b'x'; 10]).await;
+                // Hold the connection open, sending nothing more.
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            });
+        }
+    });
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "k", "s", None, None, "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    let store: StateStore = S3Store::new(
+        Client::from_conf(config),
+        &uri("s3://stalled-bucket/driftd"),
+    )
+    .unwrap()
+    .into();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), store.get("ledger/a"))
+        .await
+        .expect("the read gives up on its own");
+    let error = read.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("stalled"), "{error}");
+}
