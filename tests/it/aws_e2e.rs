@@ -782,6 +782,13 @@ kind = "bias"
 analysis_config = "analysis_config.json"
 baseline = "baseline/analysis.json""#,
     );
+    // And each window's period gets its compliance report ([report] every = one window).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[report]\nevery = \"{WINDOW_S}s\"\n"),
+    )
+    .unwrap();
     let driftd = stack.start_driftd(&config, "driftd.log");
     driftd
         .wait_for_log("s3:TestEvent", Duration::from_secs(30))
@@ -850,9 +857,34 @@ baseline = "baseline/analysis.json""#,
     assert_eq!(finding["check"], "bias_drift_check");
     assert!((finding["value"].as_f64().unwrap() - dppl).abs() < 1e-12);
 
+    // The period's compliance report, under the S3 report prefix too: the biased window is a
+    // breach of the four-fifths rule.
+    let reports = format!("monitoring/reports/loans-bias/{}/", stack.endpoint);
+    let report_key = eventually("the period's report", Duration::from_secs(60), || async {
+        stack
+            .report_keys()
+            .await
+            .into_iter()
+            .find(|k| k.starts_with(&reports) && k.ends_with("/report.json"))
+    })
+    .await;
+    let report = stack.read_report(&report_key).await;
+    let four_fifths = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["scope"] == "period" && v["criterion"] == "four-fifths rule")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(four_fifths["verdict"], "breach", "{four_fifths}");
+
     // The report: Clarify's files in Model Monitor's layout, linked from the alert.
-    let keys = stack.report_keys().await;
     let prefix = format!("monitoring/{}/loans-bias/", stack.endpoint);
+    let keys: Vec<String> = stack
+        .report_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(&prefix))
+        .collect();
     let names: Vec<&str> = keys
         .iter()
         .map(|k| k.strip_prefix(&prefix).unwrap().rsplit('/').next().unwrap())
