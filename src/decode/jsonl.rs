@@ -45,7 +45,7 @@ impl JsonlDecoder {
             lines: LineReader::new(reader, options.chunk_rows, options.limits.max_record_bytes),
             source_name,
             template: NameTemplate::parse(&options.array_element_name),
-            columns: Columns::default(),
+            columns: Columns::new(options.limits.max_columns),
             decode_batch,
         }
     }
@@ -90,10 +90,14 @@ fn decode_batch(
     let mut rows = Vec::with_capacity(parsed.len());
     for (i, parsed) in parsed.iter().enumerate() {
         match parsed {
-            Ok(row) => rows.push(RowRef::new(Run::Named {
-                keys: &row.keys,
-                values: &row.values,
-            })),
+            Ok(row) => {
+                let row = RowRef::new(Run::Named {
+                    keys: &row.keys,
+                    values: &row.values,
+                });
+                columns.admit_record([row], source_name, lines.get(i), quarantine);
+                rows.push(row);
+            }
             Err(detail) => {
                 let (line, raw) = lines.get(i);
                 quarantine.reject(source_name, line, RejectReason::BadJson, detail, raw);
