@@ -63,7 +63,8 @@ impl CaptureDecoder {
             state: State {
                 source_name,
                 settings: Settings {
-                    template: NameTemplate::parse(&options.array_element_name),
+                    template: NameTemplate::parse(&options.array_element_name)
+                        .with_limits(&options.limits),
                     output_first: options.output_columns_position == OutputColumnsPosition::Start,
                 },
                 columns: Columns::new(options.limits.max_columns),
