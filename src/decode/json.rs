@@ -71,6 +71,9 @@ pub(crate) struct NameTemplate {
     parts: Vec<Part>,
     max_depth: usize,
     max_key_bytes: usize,
+    /// `limits.max_columns`: an object with more leaves could never have them all as columns,
+    /// and stopping early keeps a record of millions of tiny values from taking GBs.
+    max_leaves: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +107,7 @@ impl NameTemplate {
             parts,
             max_depth: limits.max_json_depth,
             max_key_bytes: limits.max_key_bytes,
+            max_leaves: limits.max_columns,
         }
     }
 
@@ -111,6 +115,7 @@ impl NameTemplate {
         Self {
             max_depth: limits.max_json_depth,
             max_key_bytes: limits.max_key_bytes,
+            max_leaves: limits.max_columns,
             ..self
         }
     }
@@ -154,14 +159,24 @@ pub(crate) struct Flat<'a> {
 }
 
 /// Appends the leaves of `object` to `out`. `object` must be a JSON object (the caller checks
-/// the first byte). An object nested deeper than the template's `max_depth`, or a name longer
-/// than its `max_key_bytes`, is an error naming the limit.
+/// the first byte). An object nested deeper than the template's `max_depth`, with a name longer
+/// than its `max_key_bytes` or with more leaves than `max_leaves` is an error naming the limit.
 pub(crate) fn flatten_object<'a>(
     object: &'a RawValue,
     template: &NameTemplate,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
-    flatten_members(object, None, 1, template, out)
+    let walk = Walk {
+        template,
+        leaves_end: out.keys.len().saturating_add(template.max_leaves),
+    };
+    flatten_members(object, None, 1, &walk, out)
+}
+
+/// What a flattening walk carries down: the template, and where its leaves must end.
+struct Walk<'t> {
+    template: &'t NameTemplate,
+    leaves_end: usize,
 }
 
 /// `depth` counts the objects and arrays `object` is inside of, itself included.
@@ -169,7 +184,7 @@ fn flatten_members<'a>(
     object: &'a RawValue,
     prefix: Option<&str>,
     depth: usize,
-    template: &NameTemplate,
+    walk: &Walk,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
     let Members(members) = serde_json::from_str(object.get())?;
@@ -178,7 +193,7 @@ fn flatten_members<'a>(
             None => key.into_owned(),
             Some(prefix) => format!("{prefix}.{key}"),
         };
-        flatten_value(value, name, depth, template, out)?;
+        flatten_value(value, name, depth, walk, out)?;
     }
     Ok(())
 }
@@ -187,10 +202,11 @@ fn flatten_value<'a>(
     value: &'a RawValue,
     name: String,
     depth: usize,
-    template: &NameTemplate,
+    walk: &Walk,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
     use serde::de::Error;
+    let template = walk.template;
     if name.len() > template.max_key_bytes {
         return Err(serde_json::Error::custom(format!(
             "a name of {} bytes, longer than limits.max_key_bytes ({})",
@@ -206,16 +222,22 @@ fn flatten_value<'a>(
         )));
     }
     match value.get().as_bytes().first() {
-        Some(b'{') => flatten_members(value, Some(&name), depth + 1, template, out),
+        Some(b'{') => flatten_members(value, Some(&name), depth + 1, walk, out),
         Some(b'[') => {
             let elements: Vec<&RawValue> = serde_json::from_str(value.get())?;
             for (index, element) in elements.into_iter().enumerate() {
                 let element_name = template.render(&name, index);
-                flatten_value(element, element_name, depth + 1, template, out)?;
+                flatten_value(element, element_name, depth + 1, walk, out)?;
             }
             Ok(())
         }
         _ => {
+            if out.keys.len() >= walk.leaves_end {
+                return Err(serde_json::Error::custom(format!(
+                    "more values than limits.max_columns ({})",
+                    template.max_leaves
+                )));
+            }
             out.values.push(scalar_text(value)?);
             out.keys.push(name);
             Ok(())
@@ -321,6 +343,25 @@ mod tests {
         let error = names_within(r#"{"ab": {"cd": [1]}}"#, limits).unwrap_err();
         assert!(
             error.contains("a name of 7 bytes, longer than limits.max_key_bytes (6)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_object_with_more_leaves_than_max_columns_is_an_error_naming_it() {
+        let limits = Limits {
+            max_columns: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            names_within(r#"{"a": [1, 2], "b": 3}"#, limits)
+                .unwrap()
+                .len(),
+            3
+        );
+        let error = names_within(r#"{"a": [1, 2], "b": {"c": 3, "d": 4}}"#, limits).unwrap_err();
+        assert!(
+            error.contains("more values than limits.max_columns (3)"),
             "{error}"
         );
     }

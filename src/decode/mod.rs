@@ -94,8 +94,10 @@ pub struct Limits {
     /// hundreds). A value whose name would be a further column is left out, and its record is
     /// counted under `too_many_columns` but keeps its other values: a key that differs on every
     /// record (an id used as a key) otherwise makes every later chunk, and the profile, one
-    /// column wider per record. For a headerless CSV object, whose first record sets the
-    /// columns, this is also the most fields a CSV row may have.
+    /// column wider per record. A JSON record with more values than this on its own is skipped
+    /// (`bad_json`) while it is flattened, before its values take memory. For a headerless CSV
+    /// object, whose first record sets the columns, this is also the most fields a CSV row may
+    /// have.
     pub max_columns: usize,
     /// How deeply JSON objects and arrays may nest inside one record; default 32. A deeper
     /// record is skipped (`bad_json`, naming this limit).
