@@ -724,8 +724,11 @@ impl Config {
         }
         for (i, monitor) in self.monitors.iter().enumerate() {
             let key = format!("monitor[{i}] ({})", monitor.name);
-            if monitor.name.is_empty() || monitor.name.contains('/') {
-                return Err(format!("{key}.name: must be non-empty and contain no '/'"));
+            // The name is a folder of every window's output.
+            if let Some(problem) = crate::safe_name::problem(&monitor.name) {
+                return Err(format!(
+                    "{key}.name: {problem}; use letters, digits, '-', '_', '.'"
+                ));
             }
             if self.monitors[..i].iter().any(|m| m.name == monitor.name) {
                 return Err(format!(
@@ -946,6 +949,24 @@ s3_report_uri = "s3://reports/monitoring"
         assert_eq!(config.sinks.max_attempts, 5);
         assert_eq!(config.daemon.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn a_monitor_name_that_is_not_one_safe_folder_is_refused() {
+        for (name, problem) in [
+            ("..", "is '.' or '..'"),
+            ("/etc", "contains a path separator"),
+            ("a\\\\b", "contains a path separator"),
+            ("a\\u0000b", "contains a control character"),
+            ("%2E%2E", "contains '%'"),
+        ] {
+            let monitor = MONITOR.replace("name = \"m\"", &format!("name = \"{name}\""));
+            let error = load(&format!("{AWS}\n{monitor}")).unwrap_err();
+            assert!(
+                error.contains(".name: ") && error.contains(problem),
+                "{name}: {error}"
+            );
+        }
     }
 
     #[test]

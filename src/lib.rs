@@ -18,6 +18,7 @@ pub mod profile;
 pub mod report;
 pub mod rules;
 pub mod s3_uri;
+pub mod safe_name;
 pub mod sinks;
 pub mod store;
 pub mod window;

@@ -63,10 +63,11 @@ impl CaptureDecoder {
             state: State {
                 source_name,
                 settings: Settings {
-                    template: NameTemplate::parse(&options.array_element_name),
+                    template: NameTemplate::parse(&options.array_element_name)
+                        .with_limits(&options.limits),
                     output_first: options.output_columns_position == OutputColumnsPosition::Start,
                 },
-                columns: Columns::default(),
+                columns: Columns::new(options.limits.max_columns),
                 first_input: None,
                 first_output: None,
             },
@@ -116,6 +117,7 @@ impl State {
                 (Ok(record), None) => {
                     self.first_input = self.first_input.or(record.input);
                     self.first_output = self.first_output.or(record.output);
+                    let first_row = rows.len();
                     for row in 0..record.rows {
                         rows.push(record.row(row, &task.arena));
                         events.push(
@@ -124,6 +126,12 @@ impl State {
                             record.inference_time,
                         );
                     }
+                    self.columns.admit_record(
+                        rows[first_row..].iter().copied(),
+                        &self.source_name,
+                        lines.get(i),
+                        quarantine,
+                    );
                 }
                 (Err(rejection), _) | (Ok(_), Some(rejection)) => {
                     let (line, raw) = lines.get(i);
@@ -792,6 +800,50 @@ mod tests {
             output_columns_position: position,
             ..options(InputFormat::Capture)
         }
+    }
+
+    /// The issue-18 shape: a JSON key that differs on every record. Past `limits.max_columns`
+    /// the new keys are refused, counted per record, and every record keeps its other values.
+    #[test]
+    fn a_key_per_record_stops_at_max_columns_and_records_keep_their_other_values() {
+        let records = 40;
+        let input: Vec<String> = (0..records)
+            .map(|i| {
+                let payload = json!({"a": 1, "b": 1.5, format!("k{i}"): i}).to_string();
+                let output = side("JSON", "application/json", r#"{"score": 0.5}"#);
+                line(
+                    Some(side("JSON", "application/json", &payload)),
+                    Some(output),
+                    &format!("e{i}"),
+                )
+            })
+            .collect();
+        let options = DecodeOptions {
+            chunk_rows: 16,
+            limits: crate::decode::Limits {
+                max_columns: 5,
+                ..Default::default()
+            },
+            ..capture_options(OutputColumnsPosition::Start)
+        };
+        let (chunks, quarantine) = decode(&input.join("\n"), &options);
+        let last = &chunks.last().unwrap().features;
+        assert_eq!(names(last), ["score", "a", "b", "k0", "k1"]);
+        let kept: usize = chunks.iter().map(|c| c.features.num_rows()).sum();
+        assert_eq!(kept, records);
+        for chunk in &chunks {
+            for values in rows(&chunk.features) {
+                assert_eq!(values[..3], row(&[Some("0.5"), Some("1"), Some("1.5")]));
+            }
+        }
+        assert_eq!(quarantine.counts()[&RejectReason::TooManyColumns], 38);
+        let reject = quarantine.recent().last().unwrap();
+        assert_eq!(reject.line, 40);
+        assert!(
+            reject.detail.contains("limits.max_columns (5)"),
+            "{}",
+            reject.detail
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! line in its place (so line numbers stay right); a record that runs on past it across lines
 //! (an unclosed quote) is skipped, and parsing starts afresh at the next line.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::sync::Arc;
 
@@ -15,12 +16,13 @@ use csv::ByteRecord;
 
 use super::lines::{LineRead, read_line, reject_too_long};
 use super::table::{batch, utf8_schema};
-use super::{Chunk, DecodeError, DecodeOptions, Decoder, Quarantine, RejectReason};
+use super::{Chunk, DecodeError, DecodeOptions, Decoder, LimitExceeded, Quarantine, RejectReason};
 
 pub struct CsvDecoder {
     reader: csv::Reader<CappedLines>,
     source_name: String,
     chunk_rows: usize,
+    max_columns: usize,
     header: bool,
     /// Known once the header (or, without one, the first record) has been read.
     schema: Option<SchemaRef>,
@@ -41,6 +43,7 @@ impl CsvDecoder {
             reader: parser(CappedLines::new(reader, options.limits.max_record_bytes)),
             source_name,
             chunk_rows: options.chunk_rows.max(1),
+            max_columns: options.limits.max_columns,
             header: options.header,
             schema: None,
             record: ByteRecord::new(),
@@ -113,6 +116,14 @@ impl CsvDecoder {
     }
 
     /// The line of the object where `record` starts.
+    /// Quarantines the current record.
+    fn reject(&self, quarantine: &mut Quarantine, reason: RejectReason, detail: &str) {
+        let line = self.line(&self.record);
+        // The reader keeps fields, not the raw line; joined with commas they show what was read.
+        let raw = self.record.iter().collect::<Vec<_>>().join(&b","[..]);
+        quarantine.reject(&self.source_name, line, reason, detail, &raw);
+    }
+
     fn line(&self, record: &ByteRecord) -> u64 {
         self.line_offset + record.position().map_or(0, |p| p.line())
     }
@@ -244,6 +255,20 @@ impl Read for CappedLines {
 impl Decoder for CsvDecoder {
     fn next_chunk(&mut self, quarantine: &mut Quarantine) -> Result<Option<Chunk>, DecodeError> {
         if self.header && self.schema.is_none() && !self.done && self.read_record(quarantine)? {
+            if self.record.len() > self.max_columns {
+                return Err(DecodeError::Limit {
+                    source_name: self.source_name.clone(),
+                    error: LimitExceeded {
+                        key: "limits.max_columns",
+                        message: format!(
+                            "the header has {} fields, more than limits.max_columns ({}); not \
+                             read (raise limits.max_columns in the config to read it)",
+                            self.record.len(),
+                            self.max_columns
+                        ),
+                    },
+                });
+            }
             self.schema = Some(header_schema(&self.record));
         }
         while !self.done {
@@ -253,6 +278,17 @@ impl Decoder for CsvDecoder {
                 if !self.read_record(quarantine)? {
                     break;
                 }
+                if self.schema.is_none() && self.record.len() > self.max_columns {
+                    // The first record would set the columns: too wide, it is skipped and the
+                    // next one tried.
+                    let detail = format!(
+                        "{} fields, more than limits.max_columns ({})",
+                        self.record.len(),
+                        self.max_columns
+                    );
+                    self.reject(quarantine, RejectReason::TooManyColumns, &detail);
+                    continue;
+                }
                 let schema = self.schema.get_or_insert_with(|| {
                     let names: Vec<String> =
                         (0..self.record.len()).map(|i| format!("_c{i}")).collect();
@@ -260,18 +296,8 @@ impl Decoder for CsvDecoder {
                 });
                 let width = schema.fields().len();
                 if self.record.len() != width {
-                    let line = self.line(&self.record);
-                    // The reader keeps fields, not the raw line; joined with commas they show
-                    // what was read.
-                    let raw = self.record.iter().collect::<Vec<_>>().join(&b","[..]);
                     let detail = format!("{} fields, expected {width}", self.record.len());
-                    quarantine.reject(
-                        &self.source_name,
-                        line,
-                        RejectReason::WrongColumnCount,
-                        &detail,
-                        &raw,
-                    );
+                    self.reject(quarantine, RejectReason::WrongColumnCount, &detail);
                     continue;
                 }
                 if builders.is_empty() {
@@ -310,13 +336,18 @@ fn header_schema(record: &ByteRecord) -> SchemaRef {
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
     let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    // Counted once, not per name: a header of many thousand fields is quadratic otherwise.
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for name in &lower {
+        *copies.entry(name).or_insert(0) += 1;
+    }
     let safe: Vec<String> = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
             if name.is_empty() {
                 format!("_c{i}")
-            } else if lower.iter().filter(|l| **l == lower[i]).count() > 1 {
+            } else if copies[lower[i].as_str()] > 1 {
                 format!("{name}{i}")
             } else {
                 name.clone()
@@ -408,6 +439,39 @@ mod tests {
         assert_eq!(sizes, [2, 1]);
         assert_eq!(names(&chunks[1].features), ["h"]);
         assert!(decode("h\n", &csv_options(true, 2)).0.is_empty());
+    }
+
+    #[test]
+    fn rows_wider_than_max_columns_are_refused() {
+        let narrow = |header| DecodeOptions {
+            limits: Limits {
+                max_columns: 3,
+                ..Limits::default()
+            },
+            ..csv_options(header, 10)
+        };
+        // Without a header the first record sets the columns: a too-wide one is skipped.
+        let (chunks, quarantine) = decode("1,2,3,4\n5,6\n7,8\n", &narrow(false));
+        assert_eq!(names(&chunks[0].features), ["_c0", "_c1"]);
+        assert_eq!(chunks[0].features.num_rows(), 2);
+        let reject = quarantine.recent().next().unwrap();
+        assert_eq!(
+            (reject.line, reject.reason),
+            (1, RejectReason::TooManyColumns)
+        );
+        assert_eq!(reject.detail, "4 fields, more than limits.max_columns (3)");
+
+        // A header too wide fails the object: every row would be misread.
+        let mut quarantine = crate::decode::Quarantine::in_memory();
+        let reader = Box::new(std::io::Cursor::new(b"a,b,c,d\n1,2,3,4\n".to_vec()));
+        let decoder = crate::decode::open_reader(reader, "wide.csv".into(), &narrow(true));
+        match crate::decode::testing::try_drain(decoder, &mut quarantine) {
+            Err(crate::decode::DecodeError::Limit { error, .. }) => {
+                assert_eq!(error.key, "limits.max_columns");
+                assert!(error.message.contains("4 fields"), "{}", error.message);
+            }
+            other => panic!("expected a limit error, got {other:?}"),
+        }
     }
 
     fn limited(max_record_bytes: u64) -> DecodeOptions {

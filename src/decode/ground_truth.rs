@@ -124,7 +124,9 @@ fn decode_batch(
                         values: &label.values.values,
                     }
                 };
-                rows.push(RowRef::new(run));
+                let row = RowRef::new(run);
+                columns.admit_record([row], source_name, lines.get(i), quarantine);
+                rows.push(row);
                 event_ids.append_value(&label.event_id);
                 event_versions.append_option(label.event_version.as_deref());
             }

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::Limits;
 use super::table::Value;
 
 /// A JSON string that borrows from the input when it can (`Cow<str>` fields only borrow with
@@ -63,10 +64,16 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-/// How array elements are named: `array_element_name` split once into its parts.
+/// How array elements are named (`array_element_name` split once into its parts), and how
+/// deep and long flattened names may get (`limits.max_json_depth`, `limits.max_key_bytes`).
 #[derive(Debug, Clone)]
 pub(crate) struct NameTemplate {
     parts: Vec<Part>,
+    max_depth: usize,
+    max_key_bytes: usize,
+    /// `limits.max_columns`: an object with more leaves could never have them all as columns,
+    /// and stopping early keeps a record of millions of tiny values from taking GBs.
+    max_leaves: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +102,22 @@ impl NameTemplate {
             }
             rest = &rest[len..];
         }
-        Self { parts }
+        let limits = Limits::default();
+        Self {
+            parts,
+            max_depth: limits.max_json_depth,
+            max_key_bytes: limits.max_key_bytes,
+            max_leaves: limits.max_columns,
+        }
+    }
+
+    pub(crate) fn with_limits(self, limits: &Limits) -> Self {
+        Self {
+            max_depth: limits.max_json_depth,
+            max_key_bytes: limits.max_key_bytes,
+            max_leaves: limits.max_columns,
+            ..self
+        }
     }
 
     pub(crate) fn render(&self, key: &str, index: usize) -> String {
@@ -137,19 +159,32 @@ pub(crate) struct Flat<'a> {
 }
 
 /// Appends the leaves of `object` to `out`. `object` must be a JSON object (the caller checks
-/// the first byte).
+/// the first byte). An object nested deeper than the template's `max_depth`, with a name longer
+/// than its `max_key_bytes` or with more leaves than `max_leaves` is an error naming the limit.
 pub(crate) fn flatten_object<'a>(
     object: &'a RawValue,
     template: &NameTemplate,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
-    flatten_members(object, None, template, out)
+    let walk = Walk {
+        template,
+        leaves_end: out.keys.len().saturating_add(template.max_leaves),
+    };
+    flatten_members(object, None, 1, &walk, out)
 }
 
+/// What a flattening walk carries down: the template, and where its leaves must end.
+struct Walk<'t> {
+    template: &'t NameTemplate,
+    leaves_end: usize,
+}
+
+/// `depth` counts the objects and arrays `object` is inside of, itself included.
 fn flatten_members<'a>(
     object: &'a RawValue,
     prefix: Option<&str>,
-    template: &NameTemplate,
+    depth: usize,
+    walk: &Walk,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
     let Members(members) = serde_json::from_str(object.get())?;
@@ -158,7 +193,7 @@ fn flatten_members<'a>(
             None => key.into_owned(),
             Some(prefix) => format!("{prefix}.{key}"),
         };
-        flatten_value(value, name, template, out)?;
+        flatten_value(value, name, depth, walk, out)?;
     }
     Ok(())
 }
@@ -166,19 +201,43 @@ fn flatten_members<'a>(
 fn flatten_value<'a>(
     value: &'a RawValue,
     name: String,
-    template: &NameTemplate,
+    depth: usize,
+    walk: &Walk,
     out: &mut Flat<'a>,
 ) -> serde_json::Result<()> {
+    use serde::de::Error;
+    let template = walk.template;
+    if name.len() > template.max_key_bytes {
+        return Err(serde_json::Error::custom(format!(
+            "a name of {} bytes, longer than limits.max_key_bytes ({})",
+            name.len(),
+            template.max_key_bytes
+        )));
+    }
+    let container = is_container(value);
+    if container && depth >= template.max_depth {
+        return Err(serde_json::Error::custom(format!(
+            "{name:?} nests deeper than limits.max_json_depth ({})",
+            template.max_depth
+        )));
+    }
     match value.get().as_bytes().first() {
-        Some(b'{') => flatten_members(value, Some(&name), template, out),
+        Some(b'{') => flatten_members(value, Some(&name), depth + 1, walk, out),
         Some(b'[') => {
             let elements: Vec<&RawValue> = serde_json::from_str(value.get())?;
             for (index, element) in elements.into_iter().enumerate() {
-                flatten_value(element, template.render(&name, index), template, out)?;
+                let element_name = template.render(&name, index);
+                flatten_value(element, element_name, depth + 1, walk, out)?;
             }
             Ok(())
         }
         _ => {
+            if out.keys.len() >= walk.leaves_end {
+                return Err(serde_json::Error::custom(format!(
+                    "more values than limits.max_columns ({})",
+                    template.max_leaves
+                )));
+            }
             out.values.push(scalar_text(value)?);
             out.keys.push(name);
             Ok(())
@@ -242,6 +301,68 @@ mod tests {
         assert_eq!(
             flat(r#"{"f": [7]}"#, "{key}[{index}]é"),
             vec![pair("f[0]é", Some("7"))]
+        );
+    }
+
+    /// The flattened names of `json` under `limits`, or the error's text.
+    fn names_within(json: &str, limits: Limits) -> Result<Vec<String>, String> {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        let template = NameTemplate::parse("{key}_{index}").with_limits(&limits);
+        let mut out = Flat::default();
+        flatten_object(raw, &template, &mut out).map_err(|e| e.to_string())?;
+        Ok(out.keys)
+    }
+
+    #[test]
+    fn nesting_past_max_json_depth_is_an_error_naming_it() {
+        let limits = Limits {
+            max_json_depth: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            names_within(r#"{"a": {"b": [1]}}"#, limits).unwrap(),
+            ["a.b_0"]
+        );
+        let error = names_within(r#"{"a": {"b": [[1]]}}"#, limits).unwrap_err();
+        assert!(
+            error.contains("\"a.b_0\" nests deeper than limits.max_json_depth (3)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_name_past_max_key_bytes_is_an_error_naming_it() {
+        let limits = Limits {
+            max_key_bytes: 6,
+            ..Limits::default()
+        };
+        assert_eq!(
+            names_within(r#"{"ab": {"c": [1]}}"#, limits).unwrap(),
+            ["ab.c_0"]
+        );
+        let error = names_within(r#"{"ab": {"cd": [1]}}"#, limits).unwrap_err();
+        assert!(
+            error.contains("a name of 7 bytes, longer than limits.max_key_bytes (6)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_object_with_more_leaves_than_max_columns_is_an_error_naming_it() {
+        let limits = Limits {
+            max_columns: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            names_within(r#"{"a": [1, 2], "b": 3}"#, limits)
+                .unwrap()
+                .len(),
+            3
+        );
+        let error = names_within(r#"{"a": [1, 2], "b": {"c": 3, "d": 4}}"#, limits).unwrap_err();
+        assert!(
+            error.contains("more values than limits.max_columns (3)"),
+            "{error}"
         );
     }
 

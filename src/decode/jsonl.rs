@@ -44,8 +44,8 @@ impl JsonlDecoder {
         Self {
             lines: LineReader::new(reader, options.chunk_rows, options.limits.max_record_bytes),
             source_name,
-            template: NameTemplate::parse(&options.array_element_name),
-            columns: Columns::default(),
+            template: NameTemplate::parse(&options.array_element_name).with_limits(&options.limits),
+            columns: Columns::new(options.limits.max_columns),
             decode_batch,
         }
     }
@@ -90,10 +90,14 @@ fn decode_batch(
     let mut rows = Vec::with_capacity(parsed.len());
     for (i, parsed) in parsed.iter().enumerate() {
         match parsed {
-            Ok(row) => rows.push(RowRef::new(Run::Named {
-                keys: &row.keys,
-                values: &row.values,
-            })),
+            Ok(row) => {
+                let row = RowRef::new(Run::Named {
+                    keys: &row.keys,
+                    values: &row.values,
+                });
+                columns.admit_record([row], source_name, lines.get(i), quarantine);
+                rows.push(row);
+            }
             Err(detail) => {
                 let (line, raw) = lines.get(i);
                 quarantine.reject(source_name, line, RejectReason::BadJson, detail, raw);
@@ -148,6 +152,25 @@ mod tests {
             rejected,
             [(2, RejectReason::BadJson), (4, RejectReason::BadJson)]
         );
+        assert_eq!(
+            rows(&chunks[0].features),
+            [row(&[Some("1")]), row(&[Some("3")])]
+        );
+    }
+
+    #[test]
+    fn a_record_nested_past_the_limit_is_skipped_and_its_neighbours_kept() {
+        let deep = format!("{{\"a\": 2, \"b\": {}1{}}}", "[".repeat(40), "]".repeat(40));
+        let input = format!("{{\"a\": 1}}\n{deep}\n{{\"a\": 3}}\n");
+        let (chunks, quarantine) = decode(&input, &options(InputFormat::Jsonl));
+        let reject = quarantine.recent().next().unwrap();
+        assert_eq!((reject.line, reject.reason), (2, RejectReason::BadJson));
+        assert!(
+            reject.detail.contains("limits.max_json_depth (32)"),
+            "{}",
+            reject.detail
+        );
+        assert_eq!(names(&chunks[0].features), ["a"]);
         assert_eq!(
             rows(&chunks[0].features),
             [row(&[Some("1")]), row(&[Some("3")])]

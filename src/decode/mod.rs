@@ -90,6 +90,22 @@ pub struct Limits {
     /// object); default 10 GiB. Checked from S3's `Content-Length` before the body is
     /// downloaded, and from the file's metadata for a local path.
     pub max_object_bytes: u64,
+    /// The most columns one object's text decoder makes; default 10,000 (wide real models have
+    /// hundreds). A value whose name would be a further column is left out, and its record is
+    /// counted under `too_many_columns` but keeps its other values: a key that differs on every
+    /// record (an id used as a key) otherwise makes every later chunk, and the profile, one
+    /// column wider per record. A JSON record with more values than this on its own is skipped
+    /// (`bad_json`) while it is flattened, before its values take memory. For a headerless CSV
+    /// object, whose first record sets the columns, this is also the most fields a CSV row may
+    /// have.
+    pub max_columns: usize,
+    /// How deeply JSON objects and arrays may nest inside one record; default 32. A deeper
+    /// record is skipped (`bad_json`, naming this limit).
+    pub max_json_depth: usize,
+    /// The longest column name a JSON record may make (a key, with its parents' keys and the
+    /// array element names), in bytes; default 1,024. A record with a longer one is skipped
+    /// (`bad_json`, naming this limit).
+    pub max_key_bytes: usize,
 }
 
 /// Decompressed bytes that may come out of an object before [`Limits::max_decompression_ratio`]
@@ -103,6 +119,9 @@ impl Default for Limits {
             max_record_bytes: 32 << 20,
             max_decompression_ratio: 200.0,
             max_object_bytes: 10 << 30,
+            max_columns: 10_000,
+            max_json_depth: 32,
+            max_key_bytes: 1024,
         }
     }
 }
@@ -121,6 +140,15 @@ impl Limits {
         }
         if self.max_object_bytes == 0 {
             return Err("limits.max_object_bytes must be at least 1".to_string());
+        }
+        for (key, value) in [
+            ("limits.max_columns", self.max_columns),
+            ("limits.max_json_depth", self.max_json_depth),
+            ("limits.max_key_bytes", self.max_key_bytes),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ pub enum RejectReason {
     /// A value a monitor needs is missing or unreadable: a model-quality label that is not a
     /// number, a binary label other than 0 or 1.
     BadValue,
+    /// A record with a value whose column would be past `limits.max_columns`. Unlike the other
+    /// reasons the record is still used, without the refused values.
+    TooManyColumns,
 }
 
 impl RejectReason {
@@ -47,6 +50,7 @@ impl RejectReason {
             RejectReason::UnsupportedEncoding => "unsupported_encoding",
             RejectReason::RecordTooLarge => "record_too_large",
             RejectReason::BadValue => "bad_value",
+            RejectReason::TooManyColumns => "too_many_columns",
         }
     }
 }

@@ -13,6 +13,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use rayon::prelude::*;
 
+use super::{Quarantine, RejectReason};
+
 /// One value as text; `None` is null.
 pub(crate) type Value<'a> = Option<Cow<'a, str>>;
 
@@ -54,8 +56,11 @@ const MIN_RANGE_ROWS: usize = 2048;
 
 /// The columns one object has shown so far. They outlive chunks: a later chunk has every
 /// column of the earlier ones, in the same order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Columns {
+    /// `limits.max_columns`: names past it are refused, so a key that differs on every record
+    /// cannot grow every later chunk (and the profile) without bound.
+    max_columns: usize,
     names: Vec<String>,
     by_name: HashMap<String, usize>,
     /// Position `k` → column index, filled on first use.
@@ -66,14 +71,53 @@ pub(crate) struct Columns {
 }
 
 impl Columns {
-    /// The batch of `rows`, with every column seen so far (absent values are null). A name
-    /// given twice in one row keeps its first value.
-    pub(crate) fn batch(&mut self, rows: &[RowRef]) -> RecordBatch {
-        for row in rows {
-            for run in row.0 {
-                self.register(run);
-            }
+    pub(crate) fn new(max_columns: usize) -> Self {
+        Self {
+            max_columns,
+            names: Vec::new(),
+            by_name: HashMap::new(),
+            by_position: Vec::new(),
+            dense: 0,
+            schema: None,
         }
+    }
+
+    /// Registers the names of `row`, in order, and returns how many of its values were refused
+    /// because their name would be a column past `limits.max_columns`. Call for every row
+    /// before [`Columns::batch`]; refused values are left out of the batch.
+    pub(crate) fn admit(&mut self, row: RowRef) -> usize {
+        row.0.into_iter().map(|run| self.register(run)).sum()
+    }
+
+    /// [`Columns::admit`] for the rows of one record, which is counted under
+    /// `too_many_columns` when some of its values were refused (it is still used, without them).
+    pub(crate) fn admit_record<'r, 'a: 'r>(
+        &mut self,
+        rows: impl IntoIterator<Item = RowRef<'r, 'a>>,
+        source_name: &str,
+        (line, raw): (u64, &[u8]),
+        quarantine: &mut Quarantine,
+    ) {
+        let refused: usize = rows.into_iter().map(|row| self.admit(row)).sum();
+        if refused > 0 {
+            let detail = format!(
+                "{refused} values left out: their columns would be past limits.max_columns ({}); \
+                 the record's other values are kept",
+                self.max_columns
+            );
+            quarantine.reject(
+                source_name,
+                line,
+                RejectReason::TooManyColumns,
+                &detail,
+                raw,
+            );
+        }
+    }
+
+    /// The batch of admitted `rows`, with every column seen so far (absent values are null). A
+    /// name given twice in one row keeps its first value.
+    pub(crate) fn batch(&mut self, rows: &[RowRef]) -> RecordBatch {
         let width = self.names.len();
         let range_rows = rows
             .len()
@@ -98,14 +142,19 @@ impl Columns {
         batch(self.schema(), arrays, rows.len())
     }
 
-    fn register(&mut self, run: Run) {
+    /// Registers the run's names; returns how many were refused.
+    fn register(&mut self, run: Run) -> usize {
+        let mut refused = 0;
         match run {
             Run::Positional { values, offset } => {
                 for position in offset.max(self.dense)..offset + values.len() {
                     if matches!(self.by_position.get(position), Some(Some(_))) {
                         continue;
                     }
-                    let index = self.register_key(&format!("_c{position}"));
+                    let Some(index) = self.register_key(&format!("_c{position}")) else {
+                        refused += 1;
+                        continue;
+                    };
                     if self.by_position.len() <= position {
                         self.by_position.resize(position + 1, None);
                     }
@@ -117,24 +166,28 @@ impl Columns {
             }
             Run::Named { keys, .. } => {
                 for key in keys {
-                    self.register_key(key);
+                    refused += usize::from(self.register_key(key).is_none());
                 }
             }
         }
+        refused
     }
 
-    fn register_key(&mut self, key: &str) -> usize {
+    /// The column of `key`, registered now if there is room for it.
+    fn register_key(&mut self, key: &str) -> Option<usize> {
         if let Some(index) = self.by_name.get(key) {
-            return *index;
+            return Some(*index);
+        }
+        if self.names.len() >= self.max_columns {
+            return None;
         }
         let index = self.names.len();
         self.names.push(key.to_string());
         self.by_name.insert(key.to_string(), index);
-        index
+        Some(index)
     }
 
     fn arrays(&self, rows: &[RowRef], width: usize) -> Vec<ArrayRef> {
-        const REGISTERED: &str = "names are registered before arrays are built";
         let mut builders: Vec<StringBuilder> = (0..width)
             .map(|_| StringBuilder::with_capacity(rows.len(), rows.len() * 8))
             .collect();
@@ -153,15 +206,20 @@ impl Columns {
         for (i, row) in rows.iter().enumerate() {
             for run in row.0 {
                 match run {
+                    // A position or key without a column was refused by `admit`.
                     Run::Positional { values, offset } => {
-                        let columns = &self.by_position[offset..offset + values.len()];
+                        let columns = self.by_position.get(offset..).unwrap_or_default();
                         for (value, column) in values.iter().zip(columns) {
-                            set(column.expect(REGISTERED), i, value);
+                            if let Some(column) = column {
+                                set(*column, i, value);
+                            }
                         }
                     }
                     Run::Named { keys, values } => {
                         for (key, value) in keys.iter().zip(values) {
-                            set(*self.by_name.get(key).expect(REGISTERED), i, value);
+                            if let Some(column) = self.by_name.get(key) {
+                                set(*column, i, value);
+                            }
                         }
                     }
                 }
@@ -214,6 +272,7 @@ mod tests {
     use arrow::array::{Array, StringArray};
 
     use super::*;
+    use crate::decode::testing::names;
 
     fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
         let array = batch.column_by_name(column).unwrap();
@@ -227,22 +286,71 @@ mod tests {
         values.iter().map(|v| Some(Cow::Borrowed(*v))).collect()
     }
 
+    fn admitted(columns: &mut Columns, rows: &[RowRef]) -> RecordBatch {
+        for row in rows {
+            assert_eq!(columns.admit(*row), 0);
+        }
+        columns.batch(rows)
+    }
+
+    #[test]
+    fn names_past_max_columns_are_refused_and_the_rest_of_the_row_kept() {
+        let mut columns = Columns::new(3);
+        let keys: Vec<[String; 3]> = (0..4)
+            .map(|i| ["a".to_string(), "b".to_string(), format!("k{i}")])
+            .collect();
+        let values = text(&["1", "1.5", "7"]);
+        let rows: Vec<RowRef> = keys
+            .iter()
+            .map(|keys| {
+                RowRef::new(Run::Named {
+                    keys,
+                    values: &values,
+                })
+            })
+            .collect();
+        let refused: Vec<usize> = rows.iter().map(|row| columns.admit(*row)).collect();
+        assert_eq!(refused, [0, 1, 1, 1]);
+        let positional = text(&["p", "q"]);
+        let wide = RowRef::new(Run::Positional {
+            values: &positional,
+            offset: 0,
+        });
+        assert_eq!(columns.admit(wide), 2);
+        let mut all = rows.clone();
+        all.push(wide);
+        let batch = columns.batch(&all);
+        assert_eq!(names(&batch), ["a", "b", "k0"]);
+        let one = Some("1".to_string());
+        assert_eq!(
+            strings(&batch, "a"),
+            [&one, &one, &one, &one, &None].map(Clone::clone)
+        );
+        assert_eq!(
+            strings(&batch, "k0"),
+            [Some("7".into()), None, None, None, None]
+        );
+    }
+
     #[test]
     fn columns_in_first_seen_order_padded_with_nulls_and_kept_across_chunks() {
-        let mut columns = Columns::default();
+        let mut columns = Columns::new(usize::MAX);
         let keys1 = ["a".to_string(), "b".to_string()];
         let keys2 = ["c".to_string(), "a".to_string(), "a".to_string()];
         let (values1, values2) = (text(&["1", "2"]), text(&["3", "4", "dup"]));
-        let first = columns.batch(&[
-            RowRef::new(Run::Named {
-                keys: &keys1,
-                values: &values1,
-            }),
-            RowRef::new(Run::Named {
-                keys: &keys2,
-                values: &values2,
-            }),
-        ]);
+        let first = admitted(
+            &mut columns,
+            &[
+                RowRef::new(Run::Named {
+                    keys: &keys1,
+                    values: &values1,
+                }),
+                RowRef::new(Run::Named {
+                    keys: &keys2,
+                    values: &values2,
+                }),
+            ],
+        );
         assert_eq!(first.num_rows(), 2);
         let names: Vec<_> = first
             .schema()
@@ -258,25 +366,28 @@ mod tests {
         let output = text(&["0.5"]);
         let (input_keys, input) = (["b".to_string()], text(&["5"]));
         let extra = [Some(Cow::Borrowed("x")), None];
-        let second = columns.batch(&[
-            RowRef([
-                Run::Positional {
-                    values: &output,
-                    offset: 0,
-                },
-                Run::Named {
-                    keys: &input_keys,
-                    values: &input,
-                },
-            ]),
-            RowRef([
-                Run::EMPTY,
-                Run::Positional {
-                    values: &extra,
-                    offset: 1,
-                },
-            ]),
-        ]);
+        let second = admitted(
+            &mut columns,
+            &[
+                RowRef([
+                    Run::Positional {
+                        values: &output,
+                        offset: 0,
+                    },
+                    Run::Named {
+                        keys: &input_keys,
+                        values: &input,
+                    },
+                ]),
+                RowRef([
+                    Run::EMPTY,
+                    Run::Positional {
+                        values: &extra,
+                        offset: 1,
+                    },
+                ]),
+            ],
+        );
         let names: Vec<_> = second
             .schema()
             .fields()
@@ -319,7 +430,7 @@ mod tests {
                 ])
             })
             .collect();
-        let batch = Columns::default().batch(&rows);
+        let batch = admitted(&mut Columns::new(usize::MAX), &rows);
         let expected: Vec<Option<String>> =
             (0..values.len()).map(|i| Some(i.to_string())).collect();
         assert_eq!(strings(&batch, "_c0"), expected);
