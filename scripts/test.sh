@@ -5,12 +5,13 @@
 #    git ignores, but only when that file changed since the last install, so reruns are fast.
 # 2. Runs every Rust test: unit, integration and doc tests, plus each bench and example built
 #    (criterion benches run each routine once in test mode, so they stay cheap here).
-# 3. Runs each fuzz target of fuzz/ briefly (scripts/fuzz.sh smoke), where a nightly toolchain is.
+# 3. With DRIFTD_FUZZ=1, runs each fuzz target of fuzz/ briefly (scripts/fuzz.sh smoke).
 #
 # Environment:
 #   PYTHON3            the interpreter to build the venv from (default: python3)
 #   DRIFTD_TEST_ARGS   extra arguments for `cargo test`, e.g. a test name filter
-#   DRIFTD_FUZZ=0      leaves out the fuzz smoke runs (their first build takes ~20 min on 2 cores)
+#   DRIFTD_FUZZ=1      also runs the fuzz smoke runs (their first build takes ~21 min on 2 cores,
+#                      too long for every CI run until fuzz/ builds without the AWS SDK)
 set -euo pipefail
 
 echo "==> driftd tests: installing pinned Python test oracles into .tools/venv if needed, then cargo test"
@@ -115,10 +116,10 @@ cargo test --all-targets ${DRIFTD_TEST_ARGS:-}
 echo "==> cargo test --doc"
 # shellcheck disable=SC2086
 cargo test --doc ${DRIFTD_TEST_ARGS:-}
-# Each fuzz target for a bounded number of runs from its seeds (fuzz/, issue 18); skipped with a
-# message where the nightly toolchain or cargo-fuzz is missing, or when DRIFTD_FUZZ=0.
-if [[ "${DRIFTD_FUZZ:-1}" == 0 ]]; then
-    echo "==> fuzz smoke runs skipped (DRIFTD_FUZZ=0)"
+# Each fuzz target for a bounded number of runs from its seeds (fuzz/, issue 18), with
+# DRIFTD_FUZZ=1; skipped with a message where the nightly toolchain or cargo-fuzz is missing.
+if [[ "${DRIFTD_FUZZ:-0}" != 1 ]]; then
+    echo "==> fuzz smoke runs left out (DRIFTD_FUZZ=1 runs them; their first build takes ~21 min)"
 else
     echo "==> scripts/fuzz.sh smoke"
     scripts/fuzz.sh smoke

@@ -264,7 +264,8 @@ pub fn window_dir(
 ) -> PathBuf {
     let mut dir = out.to_path_buf();
     if let Some(endpoint) = endpoint {
-        dir.push(endpoint);
+        // The endpoint comes from an object's path: never `..`, `/abs` or a control character.
+        dir.push(crate::safe_name::path_component(endpoint).as_ref());
     }
     dir.push(monitor);
     dir.push(format!("{:04}", start.year()));
@@ -302,4 +303,30 @@ fn now_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_folder_stays_below_the_output_whatever_the_endpoint() {
+        let start = DateTime::from_timestamp(0, 0).unwrap();
+        let out = Path::new("/out");
+        for endpoint in ["..", "/etc", "a/../../b", "ep\n"] {
+            let dir = window_dir(out, Some(endpoint), "m", start, 3600);
+            assert!(
+                dir.components()
+                    .all(|c| c != std::path::Component::ParentDir),
+                "{endpoint:?}: {}",
+                dir.display()
+            );
+            assert!(dir.starts_with(out), "{}", dir.display());
+            assert_eq!(dir.components().count(), out.components().count() + 6);
+        }
+        assert_eq!(
+            window_dir(out, Some("churn"), "m", start, 3600),
+            Path::new("/out/churn/m/1970/01/01/00")
+        );
+    }
 }
