@@ -19,11 +19,12 @@ pub(super) async fn finalise_ready(
     let durable = &shared.durable;
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
+    let newest_event = durable.newest_event_time().await?;
     let watermark = if drain {
         i64::MAX
     } else {
         plan::watermark(
-            durable.newest_event_time().await?,
+            newest_event,
             now_seconds(),
             shared.input_read_through.load(Ordering::Relaxed),
             config.window.allowed_lateness.as_secs() as i64,
@@ -99,7 +100,7 @@ pub(super) async fn finalise_ready(
             {
                 deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
-            report::write_due(shared, sinks, &series, watermark).await?;
+            report::write_due(shared, sinks, &series, watermark, newest_event).await?;
             Ok::<(), RunError>(())
         }
         .await;
@@ -114,7 +115,7 @@ pub(super) async fn finalise_ready(
         let Some(held) = durable.acquire(&series).await? else {
             continue;
         };
-        let result = report::write_due(shared, sinks, &series, watermark).await;
+        let result = report::write_due(shared, sinks, &series, watermark, newest_event).await;
         durable.release(held).await;
         result?;
     }

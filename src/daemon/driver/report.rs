@@ -38,12 +38,14 @@ fn period_seconds(shared: &Shared, series: &SeriesKey) -> Option<i64> {
 }
 
 /// Writes the reports of the series' periods that the watermark has passed and whose windows
-/// are all finalised (and, reading from S3, delivered).
+/// are all finalised (and, reading from S3, delivered). None starts after `newest_event`:
+/// `--once` drains with an unbounded watermark.
 pub(super) async fn write_due(
     shared: &Arc<Shared>,
     sinks: &Sinks,
     series: &SeriesKey,
     watermark: i64,
+    newest_event: Option<i64>,
 ) -> Result<(), RunError> {
     let (Some(every), Some(settings)) = (period_seconds(shared, series), &shared.config.report)
     else {
@@ -54,8 +56,7 @@ pub(super) async fn write_due(
         return Ok(());
     };
     let from_s3 = shared.config.state.s3_uri.is_some();
-    // No period after the newest event: `--once` drains with an unbounded watermark.
-    let newest = durable.newest_event_time().await?.unwrap_or(i64::MIN);
+    let newest = newest_event.unwrap_or(i64::MIN);
     while progress.next.saturating_add(every) <= watermark && progress.next <= newest {
         let (from, to) = (progress.next, progress.next + every);
         if from_s3 && durable.undelivered_between(series, from, to).await? {
