@@ -8,7 +8,7 @@ use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
 use super::sample::Membership;
-use super::state::{ModelQualityState, Observation};
+use super::state::{MAX_CLASSES, ModelQualityState, Observation};
 use super::{ModelQualitySpec, ProblemType};
 use crate::decode::as_text;
 
@@ -154,6 +154,15 @@ pub fn add_batch(
                 let inference = inference.as_ref().expect("validated spec");
                 let actual = truth.class(row)?;
                 let predicted = inference.class(row)?;
+                if !state.admits_class_pair(&actual, &predicted) {
+                    return Err(RowSkip {
+                        row,
+                        field: spec.ground_truth_attribute.clone(),
+                        message: format!(
+                            "a class past the {MAX_CLASSES} actual (or predicted per actual) classes one state keeps"
+                        ),
+                    });
+                }
                 let observation = Observation::Multiclass {
                     predicted: &predicted,
                     actual: &actual,

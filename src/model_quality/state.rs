@@ -85,6 +85,13 @@ impl Confusion {
     }
 }
 
+/// The actual classes one multiclass state keeps counts for, and the predicted classes per
+/// actual one (so at most 65,536 pairs). Real models have tens of classes; a file with a new
+/// class name on every row would otherwise grow the state without bound. A row that would
+/// open a class past this is left out and counted with the rows without a usable value.
+/// States merged from several objects may hold up to this many classes each.
+pub const MAX_CLASSES: usize = 256;
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MulticlassState {
     /// actual class → predicted class → count per accumulator.
@@ -167,6 +174,18 @@ impl RegressionSums {
 }
 
 impl ModelQualityState {
+    /// Whether a multiclass state has room for the pair: it counts the classes already, or
+    /// holds fewer than [`MAX_CLASSES`] of them. Other kinds always have room.
+    pub fn admits_class_pair(&self, actual: &str, predicted: &str) -> bool {
+        let Self::Multiclass(state) = self else {
+            return true;
+        };
+        match state.counts.get(actual) {
+            Some(row) => row.contains_key(predicted) || row.len() < MAX_CLASSES,
+            None => state.counts.len() < MAX_CLASSES,
+        }
+    }
+
     pub fn new(problem_type: ProblemType) -> Self {
         match problem_type {
             ProblemType::BinaryClassification => Self::Binary(BinaryState::default()),

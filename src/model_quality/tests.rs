@@ -362,6 +362,43 @@ fn a_window_past_the_score_bound_reports_no_curves_and_counts_them() {
 }
 
 #[test]
+fn a_new_class_on_every_row_stops_at_the_class_bound_and_the_rest_are_skipped() {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    let n = MAX_CLASSES + 10;
+    let classes: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let column = || Arc::new(StringArray::from(classes.clone())) as ArrayRef;
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("prediction", DataType::Utf8, false),
+            Field::new("label", DataType::Utf8, false),
+        ])),
+        vec![column(), column()],
+    )
+    .unwrap();
+    let spec = ModelQualitySpec {
+        problem_type: ProblemType::MulticlassClassification,
+        inference_attribute: Some("prediction".into()),
+        probability_attribute: None,
+        probability_threshold: None,
+        ground_truth_attribute: "label".into(),
+    };
+    let mut state = ModelQualityState::new(spec.problem_type);
+    let skipped = add_batch(&mut state, &spec, &batch, |_| Membership::WINDOW_ONLY).unwrap();
+    assert_eq!(skipped.len(), 10);
+    assert_eq!(skipped[0].row, MAX_CLASSES);
+    assert!(skipped[0].message.contains("256"), "{}", skipped[0].message);
+    assert_eq!(state.rows(), MAX_CLASSES as u64);
+    // Classes the state holds already are still counted, a new actual class is not.
+    assert!(state.admits_class_pair("c0", "c0"));
+    assert!(state.admits_class_pair("c0", "c1"));
+    assert!(!state.admits_class_pair("new", "c0"));
+}
+
+#[test]
 fn states_of_different_kinds_neither_add_nor_merge() {
     let mut state = ModelQualityState::new(ProblemType::Regression);
     let error = state.add(membership(0), binary(true, true)).unwrap_err();
