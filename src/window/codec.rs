@@ -11,6 +11,8 @@
 //!                 bias:          the spec's shape (JSON text), then the BiasState without its spec
 //!                 model quality: the rows skipped, then the state in its own encoding
 //!                                (model_quality::encode, which carries its problem type)
+//!                 predictions:   the problem type, then the PredictionRun (4: a
+//!                                model-quality monitor's window waiting for its labels)
 //! ```
 //!
 //! Versions: 1, the first; 2 added the bias state's pair counts (its last field, an `Option`).
@@ -32,7 +34,7 @@ use std::io::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ModelQualityWindow, StateKind, WindowState};
+use super::{ModelQualityWindow, PredictionWindow, StateKind, WindowState};
 use crate::bias::BiasState;
 use crate::bias::state::{StoredBiasState, spec_shape};
 use crate::profile::Profile;
@@ -45,6 +47,7 @@ const HEADER_LEN: usize = 7;
 const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
 const TAG_MODEL_QUALITY: u8 = 3;
+const TAG_PREDICTIONS: u8 = 4;
 /// zstd's default level. On a 25-column profile it came out 1 % smaller than level 1 (and level 9
 /// under 1 % smaller again): the float sketches, most of the bytes, barely compress at any level.
 const ZSTD_LEVEL: i32 = 3;
@@ -90,6 +93,13 @@ struct ModelQualityBody {
     state: Vec<u8>,
 }
 
+/// The predictions body (written and read alike).
+#[derive(Serialize, Deserialize)]
+struct PredictionsBody {
+    problem_type: crate::model_quality::ProblemType,
+    run: crate::model_quality::PredictionRun,
+}
+
 /// The bytes of `state`: header, then the zstd-compressed postcard body.
 pub fn encode(state: &WindowState) -> Vec<u8> {
     // postcard fails only on sequences of unknown length, which no serde form here has.
@@ -108,6 +118,13 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
                 state: crate::model_quality::encode(&window.state),
             };
             (TAG_MODEL_QUALITY, postcard::to_stdvec(&body))
+        }
+        WindowState::Predictions(window) => {
+            let body = PredictionsBody {
+                problem_type: window.spec.problem_type,
+                run: (*window.run).clone(),
+            };
+            (TAG_PREDICTIONS, postcard::to_stdvec(&body))
         }
     };
     let body = body.expect("window state serializes with postcard");
@@ -134,6 +151,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
         StateKind::DataQuality => TAG_DATA_QUALITY,
         StateKind::Bias(_) => TAG_BIAS,
         StateKind::ModelQuality(_) => TAG_MODEL_QUALITY,
+        StateKind::Predictions(_) => TAG_PREDICTIONS,
     };
     if tag != expected {
         return Err(CodecError::KindMismatch {
@@ -184,6 +202,24 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                 skipped_rows: body.skipped_rows,
             })))
         }
+        StateKind::Predictions(spec) => {
+            let body: PredictionsBody = from_body(&body)?;
+            if body.problem_type != spec.problem_type {
+                return Err(CodecError::SpecMismatch {
+                    differences: format!(
+                        "problem_type: stored {:?}, configured {:?}",
+                        body.problem_type, spec.problem_type
+                    ),
+                });
+            }
+            body.run
+                .validate()
+                .map_err(|e| CodecError::Corrupt(format!("predictions: {e}")))?;
+            Ok(WindowState::Predictions(PredictionWindow {
+                spec: spec.clone(),
+                run: Box::new(body.run),
+            }))
+        }
     }
 }
 
@@ -205,7 +241,9 @@ fn read_header(bytes: &[u8]) -> Result<(u16, u8), CodecError> {
         return Err(CodecError::UnsupportedVersion(version));
     }
     match bytes[6] {
-        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY) => Ok((version, tag)),
+        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY | TAG_PREDICTIONS) => {
+            Ok((version, tag))
+        }
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
@@ -214,6 +252,7 @@ fn kind_name(tag: u8) -> &'static str {
     match tag {
         TAG_BIAS => "bias",
         TAG_MODEL_QUALITY => "model_quality",
+        TAG_PREDICTIONS => "predictions (model quality waiting for labels)",
         _ => "data_quality",
     }
 }

@@ -16,7 +16,9 @@ use arrow::record_batch::RecordBatch;
 
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
-use crate::model_quality::{Membership, ModelQualitySpec, ModelQualityState};
+use crate::model_quality::{
+    JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
+};
 use crate::profile::Profile;
 
 /// What a monitor's windows hold.
@@ -25,6 +27,9 @@ pub enum StateKind {
     DataQuality,
     Bias(Arc<BiasSpec>),
     ModelQuality(Arc<ModelQualitySpec>),
+    /// A model-quality monitor fed by the label join: windows hold predictions until their
+    /// labels arrive.
+    Predictions(Arc<ModelQualitySpec>),
 }
 
 impl StateKind {
@@ -35,6 +40,10 @@ impl StateKind {
             StateKind::ModelQuality(spec) => {
                 WindowState::ModelQuality(Box::new(ModelQualityWindow::new(spec.clone())))
             }
+            StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
+                spec: spec.clone(),
+                run: Box::new(PredictionRun::empty()),
+            }),
         }
     }
 }
@@ -46,16 +55,18 @@ pub enum WindowState {
     /// Boxed: a bias state is several times a profile's size.
     Bias(Box<BiasState>),
     ModelQuality(Box<ModelQualityWindow>),
+    Predictions(PredictionWindow),
 }
 
 impl WindowState {
     /// Adds rows; `keys` (one per row, see [`RowKeys`]) decide a model-quality row's
     /// subsamples and are not needed by the other kinds.
-    pub fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
+    pub fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
         match self {
             WindowState::DataQuality(profile) => profile.add_batch(rows),
             WindowState::Bias(state) => state.add_batch(rows),
             WindowState::ModelQuality(window) => window.add_batch(rows, keys),
+            WindowState::Predictions(window) => window.add_batch(rows, keys),
         }
     }
 
@@ -65,6 +76,10 @@ impl WindowState {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
+            (WindowState::Predictions(a), WindowState::Predictions(b)) => {
+                let run = std::mem::replace(&mut *a.run, PredictionRun::empty());
+                *a.run = run.merge(*b.run);
+            }
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -74,7 +89,33 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.row_count,
             WindowState::Bias(state) => state.rows(),
             WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
+            WindowState::Predictions(window) => {
+                let run = &window.run;
+                run.len() as u64 + run.duplicates + run.skipped
+            }
         }
+    }
+}
+
+/// A joined model-quality monitor's window before its labels: its predictions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionWindow {
+    pub spec: Arc<ModelQualitySpec>,
+    pub run: Box<PredictionRun>,
+}
+
+impl PredictionWindow {
+    fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
+        let added = match PredictionRun::from_batch(&self.spec, rows, keys) {
+            Ok(added) => added,
+            // A batch without the prediction column: every row is unusable.
+            Err(_) => {
+                self.run.skipped += rows.num_rows() as u64;
+                return;
+            }
+        };
+        let run = std::mem::replace(&mut *self.run, PredictionRun::empty());
+        *self.run = run.merge(added);
     }
 }
 
@@ -97,9 +138,9 @@ impl ModelQualityWindow {
         }
     }
 
-    fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
+    fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
         let added = crate::model_quality::add_batch(&mut self.state, &self.spec, rows, |row| {
-            Membership::of_hash(keys[row])
+            Membership::of_hash(keys[row] as u64)
         });
         self.skipped_rows += match added {
             Ok(skipped) => skipped.len() as u64,
@@ -126,13 +167,13 @@ pub struct RowKeys {
 }
 
 impl RowKeys {
-    fn of(self, chunk: &Chunk) -> Vec<u64> {
-        use crate::model_quality::key_hash;
+    fn of(self, chunk: &Chunk) -> Vec<JoinKey> {
+        use crate::model_quality::join_key;
         if let Some(events) = &chunk.events
             && events.column_by_name(crate::decode::EVENT_ID).is_some()
         {
             return crate::decode::join_keys(events)
-                .map(|id| key_hash(id.as_bytes()))
+                .map(|id| join_key(id.as_bytes()))
                 .collect();
         }
         (0..chunk.features.num_rows() as u64)
@@ -140,7 +181,7 @@ impl RowKeys {
                 let mut bytes = [0u8; 16];
                 bytes[..8].copy_from_slice(&self.object.to_le_bytes());
                 bytes[8..].copy_from_slice(&(self.first_row + row).to_le_bytes());
-                key_hash(&bytes)
+                join_key(&bytes)
             })
             .collect()
     }
@@ -229,7 +270,7 @@ impl Windows {
     ) {
         // Only model-quality windows use the keys.
         let keys = match kind {
-            StateKind::ModelQuality(_) => row_keys.of(chunk),
+            StateKind::ModelQuality(_) | StateKind::Predictions(_) => row_keys.of(chunk),
             _ => Vec::new(),
         };
         let times = chunk.events.as_ref().and_then(|events| {
@@ -284,7 +325,7 @@ impl Windows {
         endpoint: Option<&str>,
         start: i64,
         rows: &RecordBatch,
-        keys: &[u64],
+        keys: &[JoinKey],
     ) {
         if start + self.size <= self.closed_through {
             self.late_rows += rows.num_rows() as u64;

@@ -11,6 +11,7 @@ mod bias_drift;
 mod bias_oracle;
 mod check_oracle;
 mod embedded_durability;
+mod label_join;
 mod model_quality_oracle;
 mod observability;
 mod oracle_smoke;
