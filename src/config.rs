@@ -358,7 +358,8 @@ pub struct MonitorConfig {
     #[serde(default, with = "humantime_serde::option")]
     pub label_ttl: Option<Duration>,
     /// With `ground_truth_path`: how long a label waits for its prediction before it is
-    /// counted as an orphan (default 1d).
+    /// counted as an orphan (default 1d, or longer when a window takes longer to close for
+    /// labels: at least `window.size + window.allowed_lateness + label_lateness`).
     #[serde(default, with = "humantime_serde::option")]
     pub orphan_ttl: Option<Duration>,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
@@ -421,12 +422,18 @@ pub struct LabelJoin {
 }
 
 impl MonitorConfig {
-    /// The label join's settings, for a monitor with `ground_truth_path`.
-    pub fn label_join(&self) -> Option<LabelJoin> {
-        self.ground_truth_path.as_ref().map(|_| LabelJoin {
-            label_lateness: self.label_lateness.unwrap_or(Duration::from_secs(3600)),
+    /// The label join's settings, for a monitor with `ground_truth_path` (`window`: the
+    /// config's windows).
+    pub fn label_join(&self, window: &WindowConfig) -> Option<LabelJoin> {
+        self.ground_truth_path.as_ref()?;
+        let label_lateness = self.label_lateness.unwrap_or(Duration::from_secs(3600));
+        Some(LabelJoin {
+            label_lateness,
             label_ttl: self.label_ttl.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
-            orphan_ttl: self.orphan_ttl.unwrap_or(Duration::from_secs(24 * 3600)),
+            orphan_ttl: self.orphan_ttl.unwrap_or_else(|| {
+                Duration::from_secs(24 * 3600)
+                    .max(window.size + window.allowed_lateness + label_lateness)
+            }),
         })
     }
 
@@ -829,11 +836,21 @@ impl Config {
                             "{key}.ground_truth_path: the capture path names {{endpoint}}, so the labels must say whose they are: put {{endpoint}} in ground_truth_path too"
                         ));
                     }
-                    if let Some(join) = monitor.label_join()
-                        && join.label_ttl < join.label_lateness
-                    {
+                    let window = &self.window;
+                    let join = monitor
+                        .label_join(window)
+                        .expect("ground_truth_path is set");
+                    if join.label_ttl < join.label_lateness {
                         return Err(format!(
                             "{key}.label_ttl: shorter than label_lateness; a window's predictions must stay pending at least until it closes for labels"
+                        ));
+                    }
+                    let closing = window.size + window.allowed_lateness + join.label_lateness;
+                    if join.orphan_ttl < closing {
+                        return Err(format!(
+                            "{key}.orphan_ttl: {} is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = {}); a label could expire while its prediction's window is still open. Raise orphan_ttl to at least that",
+                            humantime_serde::re::humantime::format_duration(join.orphan_ttl),
+                            humantime_serde::re::humantime::format_duration(closing)
                         ));
                     }
                 }
@@ -1169,6 +1186,9 @@ s3_report_uri = "s3://reports/monitoring"
             Config::load(&path).unwrap_err().to_string()
         };
         let mq = "kind = \"model_quality\"\n";
+        let joined = format!(
+            "{mq}problem_type = \"Regression\"\ninference_attribute = \"p\"\nground_truth_attribute = \"y\"\n"
+        );
         for (settings, expected) in [
             (
                 format!("{mq}inference_attribute = \"p\"\nground_truth_attribute = \"y\""),
@@ -1185,6 +1205,18 @@ s3_report_uri = "s3://reports/monitoring"
             (
                 "ground_truth_attribute = \"y\"".to_string(),
                 "monitor[0] (m).ground_truth_attribute: only used by model-quality monitors",
+            ),
+            (
+                format!("{joined}label_lateness = \"1h\"\n"),
+                "monitor[0] (m).label_lateness: only used with ground_truth_path",
+            ),
+            (
+                format!("{joined}ground_truth_path = \"labels/*.jsonl\"\norphan_ttl = \"30m\""),
+                "monitor[0] (m).orphan_ttl: 30m is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = 2h 10m)",
+            ),
+            (
+                format!("{joined}ground_truth_path = \"labels/*.jsonl\"\nlabel_ttl = \"10m\""),
+                "monitor[0] (m).label_ttl: shorter than label_lateness",
             ),
         ] {
             let error = error(&settings);

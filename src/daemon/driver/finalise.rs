@@ -61,7 +61,7 @@ pub(super) async fn finalise_ready(
     let label_lateness = |series: &SeriesKey| {
         (config.monitors.iter())
             .find(|m| m.name == series.monitor)
-            .and_then(|m| m.label_join())
+            .and_then(|m| m.label_join(&config.window))
             .map_or(0, |join| join.label_lateness.as_secs() as i64)
     };
     let plans = plan::plan(work, &evaluated_through, watermark, size, label_lateness);

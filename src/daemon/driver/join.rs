@@ -50,7 +50,7 @@ fn settings(shared: &Shared, series: &SeriesKey) -> Option<(LabelJoin, ProblemTy
         .monitors
         .iter()
         .position(|m| m.name == series.monitor)?;
-    let join = shared.config.monitors[monitor].label_join()?;
+    let join = shared.config.monitors[monitor].label_join(&shared.config.window)?;
     match &shared.monitors[monitor].kind {
         crate::window::StateKind::Predictions(spec) => Some((join, spec.problem_type)),
         _ => None,
