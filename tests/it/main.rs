@@ -6,6 +6,7 @@ mod common;
 
 mod aws_durability;
 mod aws_e2e;
+mod aws_label_join;
 mod aws_outage;
 mod bias_drift;
 mod bias_oracle;
