@@ -122,7 +122,7 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
         WindowState::Predictions(window) => {
             let body = PredictionsBody {
                 problem_type: window.spec.problem_type,
-                run: (*window.run).clone(),
+                run: window.run(),
             };
             (TAG_PREDICTIONS, postcard::to_stdvec(&body))
         }
@@ -217,7 +217,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                 .map_err(|e| CodecError::Corrupt(format!("predictions: {e}")))?;
             Ok(WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
-                run: Box::new(body.run),
+                runs: vec![body.run],
             }))
         }
     }

@@ -42,7 +42,7 @@ impl StateKind {
             }
             StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
-                run: Box::new(PredictionRun::empty()),
+                runs: Vec::new(),
             }),
         }
     }
@@ -76,10 +76,7 @@ impl WindowState {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
-            (WindowState::Predictions(a), WindowState::Predictions(b)) => {
-                let run = std::mem::replace(&mut *a.run, PredictionRun::empty());
-                *a.run = run.merge(*b.run);
-            }
+            (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -89,33 +86,38 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.row_count,
             WindowState::Bias(state) => state.rows(),
             WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
-            WindowState::Predictions(window) => {
-                let run = &window.run;
-                run.len() as u64 + run.duplicates + run.skipped
-            }
+            WindowState::Predictions(window) => (window.runs.iter())
+                .map(|run| run.len() as u64 + run.duplicates + run.skipped)
+                .sum(),
         }
     }
 }
 
-/// A joined model-quality monitor's window before its labels: its predictions.
+/// A joined model-quality monitor's window before its labels: its predictions, as sorted
+/// runs in arrival order (one per batch or merged part), made one run when needed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictionWindow {
     pub spec: Arc<ModelQualitySpec>,
-    pub run: Box<PredictionRun>,
+    pub runs: Vec<PredictionRun>,
 }
 
 impl PredictionWindow {
     fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
-        let added = match PredictionRun::from_batch(&self.spec, rows, keys) {
-            Ok(added) => added,
-            // A batch without the prediction column: every row is unusable.
-            Err(_) => {
-                self.run.skipped += rows.num_rows() as u64;
-                return;
-            }
-        };
-        let run = std::mem::replace(&mut *self.run, PredictionRun::empty());
-        *self.run = run.merge(added);
+        self.runs
+            .push(match PredictionRun::from_batch(&self.spec, rows, keys) {
+                Ok(added) => added,
+                // A batch without the prediction column: every row is unusable.
+                Err(_) => {
+                    let mut none = PredictionRun::empty();
+                    none.skipped = rows.num_rows() as u64;
+                    none
+                }
+            });
+    }
+
+    /// All predictions as one run; on a key in several runs, the earliest wins.
+    pub fn run(&self) -> PredictionRun {
+        PredictionRun::concat(&self.runs)
     }
 }
 

@@ -213,10 +213,13 @@ async fn finalise(
     // A label-joined window: its predictions meet their labels now.
     let mut join_counts = None;
     if let WindowState::Predictions(window) = state {
-        let joined = join::join_window(shared, series, start, *window.run).await?;
+        let (predictions, spec) = tokio::task::spawn_blocking(move || (window.run(), window.spec))
+            .await
+            .expect("merging does not panic");
+        let joined = join::join_window(shared, series, start, predictions).await?;
         join_counts = Some(joined.counts);
         state = WindowState::ModelQuality(Box::new(crate::window::ModelQualityWindow {
-            spec: window.spec,
+            spec,
             state: joined.state,
             skipped_rows: joined.counts.skipped_rows,
         }));

@@ -49,7 +49,7 @@ pub(super) async fn read_object(
             let mut rows = 0;
             let contents = match (role, &kind) {
                 (Role::Labels, StateKind::Predictions(spec)) => {
-                    let mut run = LabelRun::empty();
+                    let mut runs = Vec::new();
                     let mut arrived = None;
                     decode(&mut quarantine, &mut |chunk, time| {
                         rows += chunk.features.num_rows() as u64;
@@ -61,18 +61,20 @@ pub(super) async fn read_object(
                                     .collect()
                             })
                             .unwrap_or_default();
-                        match LabelRun::from_batch(spec, &chunk.features, &keys) {
-                            Ok(labels) => {
-                                let before = std::mem::replace(&mut run, LabelRun::empty());
-                                run = before.merge(labels);
-                            }
-                            Err(_) => run.skipped += chunk.features.num_rows() as u64,
-                        }
+                        runs.push(
+                            LabelRun::from_batch(spec, &chunk.features, &keys).unwrap_or_else(
+                                |_| {
+                                    let mut none = LabelRun::empty();
+                                    none.skipped = chunk.features.num_rows() as u64;
+                                    none
+                                },
+                            ),
+                        );
                     })?;
                     Contents::Labels {
                         series,
                         arrived: arrived.unwrap_or(i64::MIN),
-                        run,
+                        run: LabelRun::concat(&runs),
                     }
                 }
                 (Role::Labels, _) => unreachable!("only label-joined monitors route labels"),
