@@ -810,7 +810,6 @@ impl Config {
                     "ground_truth_attribute",
                     monitor.ground_truth_attribute.is_some(),
                 ),
-                ("ground_truth_path", monitor.ground_truth_path.is_some()),
             ];
             let join_settings = [
                 ("label_lateness", monitor.label_lateness.is_some()),
@@ -824,40 +823,45 @@ impl Config {
                     "{key}.{setting}: only used with ground_truth_path (the label join); set ground_truth_path or remove it"
                 ));
             }
+            if monitor.kind == MonitorKind::DataQuality && monitor.ground_truth_path.is_some() {
+                return Err(format!(
+                    "{key}.ground_truth_path: only used by model-quality and bias monitors (the label join); add kind = \"model_quality\" or \"bias\", or remove it"
+                ));
+            }
             if monitor.kind == MonitorKind::ModelQuality {
                 monitor.model_quality_spec(&key)?;
-                if let Some(labels) = &monitor.ground_truth_path {
-                    let pattern = crate::ingest::local::PathPattern::new(labels)
-                        .map_err(|e| format!("{key}.ground_truth_path: {e}"))?;
-                    let captures = crate::ingest::local::PathPattern::new(&monitor.path)
-                        .map_err(|e| format!("{key}.path: {e}"))?;
-                    if captures.names_endpoint() && !pattern.names_endpoint() {
-                        return Err(format!(
-                            "{key}.ground_truth_path: the capture path names {{endpoint}}, so the labels must say whose they are: put {{endpoint}} in ground_truth_path too"
-                        ));
-                    }
-                    let window = &self.window;
-                    let join = monitor
-                        .label_join(window)
-                        .expect("ground_truth_path is set");
-                    if join.label_ttl < join.label_lateness {
-                        return Err(format!(
-                            "{key}.label_ttl: shorter than label_lateness; a window's predictions must stay pending at least until it closes for labels"
-                        ));
-                    }
-                    let closing = window.size + window.allowed_lateness + join.label_lateness;
-                    if join.orphan_ttl < closing {
-                        return Err(format!(
-                            "{key}.orphan_ttl: {} is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = {}); a label could expire while its prediction's window is still open. Raise orphan_ttl to at least that",
-                            humantime_serde::re::humantime::format_duration(join.orphan_ttl),
-                            humantime_serde::re::humantime::format_duration(closing)
-                        ));
-                    }
-                }
             } else if let Some((setting, _)) = model_quality_settings.iter().find(|(_, set)| *set) {
                 return Err(format!(
                     "{key}.{setting}: only used by model-quality monitors; add kind = \"model_quality\" or remove it"
                 ));
+            }
+            if let Some(labels) = &monitor.ground_truth_path {
+                let pattern = crate::ingest::local::PathPattern::new(labels)
+                    .map_err(|e| format!("{key}.ground_truth_path: {e}"))?;
+                let captures = crate::ingest::local::PathPattern::new(&monitor.path)
+                    .map_err(|e| format!("{key}.path: {e}"))?;
+                if captures.names_endpoint() && !pattern.names_endpoint() {
+                    return Err(format!(
+                        "{key}.ground_truth_path: the capture path names {{endpoint}}, so the labels must say whose they are: put {{endpoint}} in ground_truth_path too"
+                    ));
+                }
+                let window = &self.window;
+                let join = monitor
+                    .label_join(window)
+                    .expect("ground_truth_path is set");
+                if join.label_ttl < join.label_lateness {
+                    return Err(format!(
+                        "{key}.label_ttl: shorter than label_lateness; a window's predictions must stay pending at least until it closes for labels"
+                    ));
+                }
+                let closing = window.size + window.allowed_lateness + join.label_lateness;
+                if join.orphan_ttl < closing {
+                    return Err(format!(
+                        "{key}.orphan_ttl: {} is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = {}); a label could expire while its prediction's window is still open. Raise orphan_ttl to at least that",
+                        humantime_serde::re::humantime::format_duration(join.orphan_ttl),
+                        humantime_serde::re::humantime::format_duration(closing)
+                    ));
+                }
             }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(

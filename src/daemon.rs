@@ -108,6 +108,9 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                 pattern,
                 kind: match &baseline {
                     MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
+                    MonitorBaseline::Bias { spec, .. } if labels.is_some() => {
+                        StateKind::BiasRows(spec.clone())
+                    }
                     MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
                     MonitorBaseline::ModelQuality { spec, .. } if labels.is_some() => {
                         StateKind::Predictions(spec.clone())
@@ -181,6 +184,7 @@ fn window_report(
                 Outcome::Bias {
                     analysis,
                     violations,
+                    join,
                 },
                 metrics,
             )
@@ -262,8 +266,9 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         Outcome::Bias {
             analysis,
             violations,
+            join,
         } => {
-            file::write_bias(&dir, analysis, violations, &report.metrics)?;
+            file::write_bias(&dir, analysis, violations, join.as_ref(), &report.metrics)?;
             stdout::summarize_bias(&title, report.rows, violations)
         }
         Outcome::ModelQuality {

@@ -25,6 +25,7 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
         Outcome::Bias {
             analysis,
             violations,
+            ..
         } => WindowFacts::from_bias(
             &report.monitor,
             endpoint,

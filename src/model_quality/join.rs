@@ -442,8 +442,16 @@ struct PendingWindow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JoinedWindow {
     pub start: i64,
-    pub state: ModelQualityState,
+    pub state: Staged,
     pub counts: JoinCounts,
+}
+
+/// A joined window's state as staged: a model-quality state, or another kind's window state
+/// in the window codec's bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Staged {
+    ModelQuality(Box<ModelQualityState>),
+    Window(Vec<u8>),
 }
 
 /// The join's durable state for one series.
@@ -569,11 +577,79 @@ impl JoinState {
         outcome
     }
 
-    /// Matches the predictions of a window closing for labels at event time `closes` with the
-    /// labels that arrived by then (one arrived later is late for it); those left unmatched
-    /// stay pending until `expires`. Then expires what is past its time at `closes` (see
-    /// [`JoinState::expire`]). The window's state and counts (with what happened since the
-    /// last window) are staged and returned.
+    /// Matches the keys (sorted, unique) of a window closing for labels at event time `closes`
+    /// with the labels that arrived by then (one arrived later is late for it, and not
+    /// returned); those left unmatched stay pending until `expires`. Then expires what is past
+    /// its time at `closes` (see [`JoinState::expire`]). Returns each key's label, and the
+    /// window's counts (predictions, labelled, unlabelled, and what happened since the last
+    /// window).
+    fn match_keys(
+        &mut self,
+        start: i64,
+        keys: &[JoinKey],
+        closes: i64,
+        expires: i64,
+        ttl: Ttl,
+    ) -> (Vec<Option<Truth>>, JoinCounts) {
+        let mut counts = JoinCounts {
+            predictions: keys.len() as u64,
+            ..JoinCounts::default()
+        };
+        let mut labels = Vec::with_capacity(keys.len());
+        let mut unmatched = Vec::new();
+        let mut used = vec![false; self.waiting_keys.len()];
+        let mut matched = Vec::new();
+        let mut cursor = 0;
+        for &key in keys {
+            // Both sides sorted: one walk.
+            cursor += self.waiting_keys[cursor..].partition_point(|k| *k < key);
+            if self.waiting_keys.get(cursor) != Some(&key) {
+                unmatched.push(key);
+                labels.push(None);
+                continue;
+            }
+            let (truth, arrived) = self.waiting[cursor];
+            used[cursor] = true;
+            matched.push((key, closes));
+            if arrived > closes {
+                // Read before this window closed, but collected after: late, as it would
+                // have been had the window closed on time.
+                counts.late_labels += 1;
+                labels.push(None);
+                continue;
+            }
+            labels.push(Some(truth));
+            counts.labelled += 1;
+        }
+        counts.unlabelled = counts.predictions - counts.labelled;
+        retain_by(
+            &mut self.waiting_keys,
+            &used.iter().map(|u| !u).collect::<Vec<_>>(),
+        );
+        retain_by(
+            &mut self.waiting,
+            &used.iter().map(|u| !u).collect::<Vec<_>>(),
+        );
+        merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
+        if !unmatched.is_empty() {
+            self.pending.push(PendingWindow {
+                start,
+                expires,
+                keys: unmatched,
+                late: 0,
+            });
+        }
+        self.expire(closes, ttl);
+        let since = std::mem::take(&mut self.since_last);
+        counts.late_labels += since.late_labels;
+        counts.orphan_labels += since.orphan_labels;
+        counts.duplicate_labels += since.duplicate_labels;
+        counts.skipped_rows += since.skipped_rows;
+        (labels, counts)
+    }
+
+    /// Joins a model-quality window's predictions (see `match_keys`: when it closes for labels
+    /// at `closes`, which labels count); its state and counts are staged and returned.
     pub fn join(
         &mut self,
         start: i64,
@@ -582,34 +658,13 @@ impl JoinState {
         expires: i64,
         ttl: Ttl,
     ) -> JoinedWindow {
-        let now = closes;
+        let (labels, mut counts) = self.match_keys(start, &predictions.keys, closes, expires, ttl);
+        counts.duplicate_predictions = predictions.duplicates;
+        counts.skipped_rows += predictions.skipped;
         let mut state = ModelQualityState::new(self.problem_type);
-        let mut counts = JoinCounts {
-            predictions: predictions.len() as u64,
-            duplicate_predictions: predictions.duplicates,
-            skipped_rows: predictions.skipped,
-            ..JoinCounts::default()
-        };
-        let mut unmatched = Vec::new();
-        let mut used = vec![false; self.waiting_keys.len()];
-        let mut matched = Vec::new();
-        let mut cursor = 0;
-        for (key, predicted) in predictions.keys.into_iter().zip(predictions.values) {
-            // Both sides sorted: one walk.
-            cursor += self.waiting_keys[cursor..].partition_point(|k| *k < key);
-            if self.waiting_keys.get(cursor) != Some(&key) {
-                unmatched.push(key);
-                continue;
-            }
-            let (truth, arrived) = self.waiting[cursor];
-            used[cursor] = true;
-            matched.push((key, now));
-            if arrived > closes {
-                // Read before this window closed, but collected after: late, as it would
-                // have been had the window closed on time.
-                counts.late_labels += 1;
-                continue;
-            }
+        let rows = predictions.keys.iter().zip(&predictions.values).zip(labels);
+        for ((&key, &predicted), truth) in rows {
+            let Some(truth) = truth else { continue };
             let observation = match (predicted, truth) {
                 (Predicted::Binary { label, score }, Truth::Binary(actual)) => {
                     Observation::Binary {
@@ -621,6 +676,8 @@ impl JoinState {
                 (Predicted::Class(p), Truth::Class(a)) => {
                     let (p, a) = (predictions.classes.name(p), self.classes.name(a));
                     if !state.admits_class_pair(a, p) {
+                        counts.labelled -= 1;
+                        counts.unlabelled += 1;
                         counts.skipped_rows += 1;
                         continue;
                     }
@@ -637,41 +694,45 @@ impl JoinState {
             state
                 .add(membership(key), observation)
                 .expect("the state was made for the series' problem type");
-            counts.labelled += 1;
         }
-        counts.unlabelled = counts.predictions - counts.labelled;
-        let mut at = 0;
-        self.waiting_keys.retain(|_| {
-            at += 1;
-            !used[at - 1]
-        });
-        let mut at = 0;
-        self.waiting.retain(|_| {
-            at += 1;
-            !used[at - 1]
-        });
-        merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
-        if !unmatched.is_empty() {
-            self.pending.push(PendingWindow {
-                start,
-                expires,
-                keys: unmatched,
-                late: 0,
-            });
-        }
-        self.expire(closes, ttl);
-        let since = std::mem::take(&mut self.since_last);
-        counts.late_labels += since.late_labels;
-        counts.orphan_labels += since.orphan_labels;
-        counts.duplicate_labels += since.duplicate_labels;
-        counts.skipped_rows += since.skipped_rows;
         let joined = JoinedWindow {
             start,
-            state,
+            state: Staged::ModelQuality(Box::new(state)),
             counts,
         };
         self.staged.push(joined.clone());
         joined
+    }
+
+    /// The labels (as text) of a window's keys, sorted and unique, joined as `join` does; a
+    /// caller that builds the window's state from them stages it with [`JoinState::stage`]. A
+    /// join state for labels as text is made with `ProblemType::MulticlassClassification`.
+    pub fn join_labels(
+        &mut self,
+        start: i64,
+        keys: &[JoinKey],
+        closes: i64,
+        expires: i64,
+        ttl: Ttl,
+    ) -> (Vec<Option<String>>, JoinCounts) {
+        let (labels, counts) = self.match_keys(start, keys, closes, expires, ttl);
+        let labels = (labels.into_iter())
+            .map(|truth| match truth? {
+                Truth::Class(class) => Some(self.classes.name(class).to_string()),
+                Truth::Binary(b) => Some(u8::from(b).to_string()),
+                Truth::Number(x) => Some(x.to_string()),
+            })
+            .collect();
+        (labels, counts)
+    }
+
+    /// Stages a window's result built from [`JoinState::join_labels`].
+    pub fn stage(&mut self, start: i64, window: Vec<u8>, counts: JoinCounts) {
+        self.staged.push(JoinedWindow {
+            start,
+            state: Staged::Window(window),
+            counts,
+        });
     }
 
     /// Drops what is past its time at event time `now`: labels waiting longer than
@@ -712,7 +773,9 @@ impl JoinState {
             return Err("keys out of order".into());
         }
         for staged in &self.staged {
-            staged.state.validate()?;
+            if let Staged::ModelQuality(state) = &staged.state {
+                state.validate()?;
+            }
         }
         self.classes
             .validate(self.waiting.iter().filter_map(|(t, _)| t.class()))
@@ -863,8 +926,11 @@ mod tests {
         label: 1_000_000,
     };
 
-    fn confusion(state: &ModelQualityState) -> [u64; 4] {
-        let ModelQualityState::Binary(state) = state else {
+    fn confusion(state: &Staged) -> [u64; 4] {
+        let Staged::ModelQuality(state) = state else {
+            panic!("model quality")
+        };
+        let ModelQualityState::Binary(state) = &**state else {
             panic!("binary")
         };
         let c = &state.confusion[0];
@@ -1027,7 +1093,10 @@ mod tests {
         join.absorb(truth, 0, 10);
         let joined = join.join(0, merged, 0, 10, LONG);
         // All three right: "2" kept the first object's "dog".
-        let ModelQualityState::Multiclass(state) = &joined.state else {
+        let Staged::ModelQuality(state) = &joined.state else {
+            panic!()
+        };
+        let ModelQualityState::Multiclass(state) = &**state else {
             panic!()
         };
         for (actual, row) in &state.counts {

@@ -38,12 +38,16 @@ pub fn write_bias(
     dir: &Path,
     analysis: &Analysis,
     violations: &BiasViolations,
+    join: Option<&mq::JoinCounts>,
     metrics: &[MetricDatum],
 ) -> Result<(), FileError> {
     write_json(&dir.join(ANALYSIS_FILE), analysis)?;
     write_json(&dir.join(VIOLATIONS_FILE), violations)?;
     if let Some(groups) = &analysis.groups {
         write_json(&dir.join(GROUPS_FILE), groups)?;
+    }
+    if let Some(join) = join {
+        write_json(&dir.join(mq::LABEL_JOIN_FILE), &join.file())?;
     }
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }

@@ -50,6 +50,8 @@ pub enum Outcome {
     Bias {
         analysis: Analysis,
         violations: BiasViolations,
+        /// A label-joined window: what the join made of its rows and the labels.
+        join: Option<crate::model_quality::JoinCounts>,
     },
     ModelQuality {
         statistics: ModelQualityStatistics,

@@ -41,6 +41,7 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
         Outcome::Bias {
             analysis,
             violations,
+            join,
         } => {
             let mut files = vec![
                 (ANALYSIS_FILE, pretty(analysis)),
@@ -48,6 +49,9 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             ];
             if let Some(groups) = &analysis.groups {
                 files.push((GROUPS_FILE, pretty(groups)));
+            }
+            if let Some(join) = join {
+                files.push((crate::model_quality::LABEL_JOIN_FILE, pretty(&join.file())));
             }
             files
         }

@@ -174,6 +174,7 @@ fn findings(report: &WindowReport) -> Vec<AlertFinding> {
         Outcome::Bias {
             analysis,
             violations,
+            ..
         } => bias_findings(analysis, violations),
         Outcome::ModelQuality {
             statistics,

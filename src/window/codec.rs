@@ -13,6 +13,8 @@
 //!                                (model_quality::encode, which carries its problem type)
 //!                 predictions:   the problem type, then the PredictionRun (4: a
 //!                                model-quality monitor's window waiting for its labels)
+//!                 bias rows:     the BiasRows (5: a bias monitor's window waiting for its
+//!                                labels)
 //! ```
 //!
 //! Versions: 1, the first; 2 added the bias state's pair counts (its last field, an `Option`).
@@ -34,7 +36,9 @@ use std::io::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ModelQualityWindow, PredictionWindow, StateKind, WindowState};
+use super::{
+    BiasRows, BiasRowsWindow, ModelQualityWindow, PredictionWindow, StateKind, WindowState,
+};
 use crate::bias::BiasState;
 use crate::bias::state::{StoredBiasState, spec_shape};
 use crate::profile::Profile;
@@ -48,6 +52,7 @@ const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
 const TAG_MODEL_QUALITY: u8 = 3;
 const TAG_PREDICTIONS: u8 = 4;
+const TAG_BIAS_ROWS: u8 = 5;
 /// zstd's default level. On a 25-column profile it came out 1 % smaller than level 1 (and level 9
 /// under 1 % smaller again): the float sketches, most of the bytes, barely compress at any level.
 const ZSTD_LEVEL: i32 = 3;
@@ -126,6 +131,7 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
             };
             (TAG_PREDICTIONS, postcard::to_stdvec(&body))
         }
+        WindowState::BiasRows(window) => (TAG_BIAS_ROWS, postcard::to_stdvec(&window.runs)),
     };
     let body = body.expect("window state serializes with postcard");
 
@@ -152,6 +158,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
         StateKind::Bias(_) => TAG_BIAS,
         StateKind::ModelQuality(_) => TAG_MODEL_QUALITY,
         StateKind::Predictions(_) => TAG_PREDICTIONS,
+        StateKind::BiasRows(_) => TAG_BIAS_ROWS,
     };
     if tag != expected {
         return Err(CodecError::KindMismatch {
@@ -220,6 +227,17 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                 runs: vec![body.run],
             }))
         }
+        StateKind::BiasRows(spec) => {
+            let runs: Vec<BiasRows> = from_body(&body)?;
+            for run in &runs {
+                run.validate()
+                    .map_err(|e| CodecError::Corrupt(format!("bias rows: {e}")))?;
+            }
+            Ok(WindowState::BiasRows(BiasRowsWindow {
+                spec: spec.clone(),
+                runs,
+            }))
+        }
     }
 }
 
@@ -241,9 +259,8 @@ fn read_header(bytes: &[u8]) -> Result<(u16, u8), CodecError> {
         return Err(CodecError::UnsupportedVersion(version));
     }
     match bytes[6] {
-        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY | TAG_PREDICTIONS) => {
-            Ok((version, tag))
-        }
+        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY | TAG_PREDICTIONS
+        | TAG_BIAS_ROWS) => Ok((version, tag)),
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
@@ -253,6 +270,7 @@ fn kind_name(tag: u8) -> &'static str {
         TAG_BIAS => "bias",
         TAG_MODEL_QUALITY => "model_quality",
         TAG_PREDICTIONS => "predictions (model quality waiting for labels)",
+        TAG_BIAS_ROWS => "bias rows waiting for labels",
         _ => "data_quality",
     }
 }

@@ -30,6 +30,8 @@ pub enum StateKind {
     /// A model-quality monitor fed by the label join: windows hold predictions until their
     /// labels arrive.
     Predictions(Arc<ModelQualitySpec>),
+    /// A bias monitor fed by the label join: windows hold their rows until their labels arrive.
+    BiasRows(Arc<BiasSpec>),
 }
 
 impl StateKind {
@@ -41,6 +43,10 @@ impl StateKind {
                 WindowState::ModelQuality(Box::new(ModelQualityWindow::new(spec.clone())))
             }
             StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
+                spec: spec.clone(),
+                runs: Vec::new(),
+            }),
+            StateKind::BiasRows(spec) => WindowState::BiasRows(BiasRowsWindow {
                 spec: spec.clone(),
                 runs: Vec::new(),
             }),
@@ -56,6 +62,7 @@ pub enum WindowState {
     Bias(Box<BiasState>),
     ModelQuality(Box<ModelQualityWindow>),
     Predictions(PredictionWindow),
+    BiasRows(BiasRowsWindow),
 }
 
 impl WindowState {
@@ -67,6 +74,7 @@ impl WindowState {
             WindowState::Bias(state) => state.add_batch(rows),
             WindowState::ModelQuality(window) => window.add_batch(rows, keys),
             WindowState::Predictions(window) => window.add_batch(rows, keys),
+            WindowState::BiasRows(window) => window.runs.push(BiasRows::of(rows, keys)),
         }
     }
 
@@ -77,6 +85,7 @@ impl WindowState {
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
             (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
+            (WindowState::BiasRows(a), WindowState::BiasRows(b)) => a.runs.extend(b.runs),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -89,6 +98,9 @@ impl WindowState {
             WindowState::Predictions(window) => (window.runs.iter())
                 .map(|run| run.len() as u64 + run.duplicates + run.skipped)
                 .sum(),
+            WindowState::BiasRows(window) => {
+                window.runs.iter().map(|run| run.keys.len() as u64).sum()
+            }
         }
     }
 }
@@ -118,6 +130,120 @@ impl PredictionWindow {
     /// All predictions as one run; on a key in several runs, the earliest wins.
     pub fn run(&self) -> PredictionRun {
         PredictionRun::concat(&self.runs)
+    }
+}
+
+/// One batch of a label-joined bias monitor's rows: every column as text (as a bias state
+/// reads them), with each row's join key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BiasRows {
+    pub keys: Vec<JoinKey>,
+    pub columns: Vec<(String, Vec<Option<String>>)>,
+}
+
+impl BiasRows {
+    fn of(rows: &RecordBatch, keys: &[JoinKey]) -> Self {
+        let columns = (rows.schema().fields().iter().zip(rows.columns()))
+            .map(|(field, array)| {
+                let text = crate::decode::as_text(array);
+                let text = (text.as_any())
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .expect("as_text gives Utf8");
+                let values = (0..text.len())
+                    .map(|i| text.is_valid(i).then(|| text.value(i).to_string()))
+                    .collect();
+                (field.name().clone(), values)
+            })
+            .collect();
+        Self {
+            keys: keys[..rows.num_rows()].to_vec(),
+            columns,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self
+            .columns
+            .iter()
+            .find(|(_, v)| v.len() != self.keys.len())
+        {
+            Some((name, _)) => Err(format!("column {name:?} has another number of rows")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A label-joined bias monitor's window before its labels: its rows, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BiasRowsWindow {
+    pub spec: Arc<BiasSpec>,
+    pub runs: Vec<BiasRows>,
+}
+
+impl BiasRowsWindow {
+    /// The window's keys sorted and unique, each with its first row (run, row); and how many
+    /// rows repeated a key (dropped).
+    pub fn first_rows(&self) -> (Vec<JoinKey>, Vec<(usize, usize)>, u64) {
+        let mut rows: Vec<(JoinKey, (usize, usize))> = (self.runs.iter().enumerate())
+            .flat_map(|(r, run)| run.keys.iter().enumerate().map(move |(i, k)| (*k, (r, i))))
+            .collect();
+        // Stable: the earliest row of a key stays first.
+        rows.sort_by_key(|(key, _)| *key);
+        let before = rows.len();
+        rows.dedup_by_key(|(key, _)| *key);
+        let duplicates = (before - rows.len()) as u64;
+        let (keys, picks) = rows.into_iter().unzip();
+        (keys, picks, duplicates)
+    }
+
+    /// The rows `picks` that have a label, with their label as the column `label_column`.
+    pub fn labelled(
+        &self,
+        picks: &[(usize, usize)],
+        labels: &[Option<String>],
+        label_column: &str,
+    ) -> RecordBatch {
+        let mut names: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            for (name, _) in &run.columns {
+                if !names.contains(&name.as_str()) && name != label_column {
+                    names.push(name);
+                }
+            }
+        }
+        let kept: Vec<&(usize, usize)> = (picks.iter().zip(labels))
+            .filter(|(_, label)| label.is_some())
+            .map(|(pick, _)| pick)
+            .collect();
+        let mut fields = Vec::new();
+        let mut arrays: Vec<arrow::array::ArrayRef> = Vec::new();
+        for name in names {
+            let values: Vec<Option<&str>> = (kept.iter())
+                .map(|&&(run, row)| {
+                    let columns = &self.runs[run].columns;
+                    let (_, values) = columns.iter().find(|(n, _)| n == name)?;
+                    values[row].as_deref()
+                })
+                .collect();
+            fields.push(arrow::datatypes::Field::new(
+                name,
+                arrow::datatypes::DataType::Utf8,
+                true,
+            ));
+            arrays.push(Arc::new(arrow::array::StringArray::from(values)));
+        }
+        let label_values: Vec<Option<&str>> =
+            labels.iter().flatten().map(|l| Some(l.as_str())).collect();
+        fields.push(arrow::datatypes::Field::new(
+            label_column,
+            arrow::datatypes::DataType::Utf8,
+            true,
+        ));
+        arrays.push(Arc::new(arrow::array::StringArray::from(label_values)));
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let options =
+            arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len()));
+        RecordBatch::try_new_with_options(schema, arrays, &options).expect("columns of one length")
     }
 }
 
@@ -272,7 +398,9 @@ impl Windows {
     ) {
         // Only model-quality windows use the keys.
         let keys = match kind {
-            StateKind::ModelQuality(_) | StateKind::Predictions(_) => row_keys.of(chunk),
+            StateKind::ModelQuality(_) | StateKind::Predictions(_) | StateKind::BiasRows(_) => {
+                row_keys.of(chunk)
+            }
             _ => Vec::new(),
         };
         let times = chunk.events.as_ref().and_then(|events| {

@@ -444,7 +444,12 @@ orphan_ttl = "20m"
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         setup(root);
-        std::fs::write(root.join("driftd.toml"), DAEMON_CONFIG).unwrap();
+        let port = common::free_port();
+        std::fs::write(
+            root.join("driftd.toml"),
+            format!("{DAEMON_CONFIG}\n[observability]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+        .unwrap();
         let files = write_load(root);
         let state = root.join("out/state");
         let mut rng = fastrand::Rng::with_seed(13);
@@ -483,8 +488,14 @@ orphan_ttl = "20m"
             (0..=WINDOWS).all(|w| window_dir(&out, w).join("label_join.json").exists())
                 && walk(&state.join("outbox")).is_empty()
         });
+        // A daemon just restarted is stopped only once it serves (its signal handlers are set).
+        wait_for("the daemon to serve", Duration::from_secs(30), || {
+            common::http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
+        });
         signal("-TERM", &child.id().to_string());
-        assert!(child.wait().unwrap().success());
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(root.join(format!("driftd-{restarts}.log"))).unwrap();
+        assert!(status.success(), "{status}: {log}");
         let mut windows = BTreeMap::new();
         for w in 0..=WINDOWS {
             for file in walk(&window_dir(&out, w)) {
@@ -538,4 +549,136 @@ orphan_ttl = "20m"
             assert_eq!(content, &killed[name], "{name} differs after kills");
         }
     }
+}
+
+/// A bias monitor on capture traffic: facets and predictions from the capture, labels from
+/// the join. Its window's metrics equal `driftd bias` on the joined rows written as a file.
+#[test]
+fn a_bias_monitor_on_capture_gets_its_labels_from_the_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // 400 loan decisions (sex, label, pred, x); the model approves sex 0 a fifth of the time.
+    let rows: Vec<Vec<String>> = common::loan_rows(5, 400, 0.2)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let config = common::loan_analysis_config();
+    std::fs::write(root.join("analysis_config.json"), config.to_string()).unwrap();
+    // The capture's columns: the output (pred) first, then the inputs sex and x.
+    let mut capture_config = config.clone();
+    capture_config["headers"] = json!(["pred", "sex", "x"]);
+    std::fs::write(root.join("capture_config.json"), capture_config.to_string()).unwrap();
+    std::fs::write(root.join("fair.csv"), common::loan_rows(1, 2000, 0.5)).unwrap();
+    // The rows the join will label (all but the last 40), as one labelled file.
+    let mut joined = String::from("sex,label,pred,x\n");
+    for row in &rows[..360] {
+        joined.push_str(&row.join(","));
+        joined.push('\n');
+    }
+    std::fs::write(root.join("joined.csv"), joined).unwrap();
+    for (input, out) in [("fair.csv", "baseline"), ("joined.csv", "expected")] {
+        let status = common::driftd()
+            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+            .arg(root.join("analysis_config.json"))
+            .arg("--input")
+            .arg(root.join(input))
+            .arg("--output")
+            .arg(root.join(out))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut capture = String::new();
+    let mut labels = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let time = common::utc("2026-11-01T00:00:00Z") + chrono::Duration::seconds(i as i64);
+        let record = common::capture_record(
+            &[row[0].clone(), row[3].clone()],
+            Some(&row[2]),
+            &format!("r{i}"),
+            time,
+        );
+        capture.push_str(&format!("{record}\n"));
+        if i < 360 {
+            let label = json!({
+                "groundTruthData": {"data": row[1], "encoding": "CSV"},
+                "eventMetadata": {"eventId": format!("r{i}")},
+                "eventVersion": "0"
+            });
+            labels.push_str(&format!("{label}\n"));
+        }
+    }
+    let capture_dir = root.join("in/capture/ep/AllTraffic/2026/11/01/00");
+    std::fs::create_dir_all(&capture_dir).unwrap();
+    std::fs::write(capture_dir.join("a.jsonl"), capture).unwrap();
+    let labels_dir = root.join("in/labels/ep/2026/11/01/01");
+    std::fs::create_dir_all(&labels_dir).unwrap();
+    std::fs::write(labels_dir.join("a.jsonl"), labels).unwrap();
+    std::fs::write(
+        root.join("driftd.toml"),
+        r#"
+[input]
+directory = "in"
+
+[output]
+directory = "out"
+
+[[monitor]]
+name = "loans-bias"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "bias"
+analysis_config = "capture_config.json"
+baseline = "baseline/analysis.json"
+"#,
+    )
+    .unwrap();
+    run_once(root);
+
+    let hour = root.join("out/ep/loans-bias/2026/11/01/00");
+    let analysis = json_file(&hour.join("analysis.json"));
+    let expected = json_file(&root.join("expected/analysis.json"));
+    for (stage, metrics) in [
+        ("pre_training_bias_metrics", ["CI", "DPL"].as_slice()),
+        (
+            "post_training_bias_metrics",
+            ["DPPL", "DI", "AD"].as_slice(),
+        ),
+    ] {
+        for metric in metrics {
+            let live = common::analysis_metric(&analysis, stage, "sex", metric);
+            let offline = common::analysis_metric(&expected, stage, "sex", metric);
+            assert!(
+                (live - offline).abs() < 1e-12,
+                "{metric}: {live} vs {offline}"
+            );
+        }
+    }
+    let counts = json_file(&hour.join("label_join.json"));
+    assert_eq!(
+        (
+            &counts["predictions"],
+            &counts["labelled"],
+            &counts["unlabelled"]
+        ),
+        (&json!(400), &json!(360), &json!(40)),
+        "{counts}"
+    );
+    // The model approves sex 0 far less than the fair baseline: DPPL is flagged.
+    let violations = json_file(&hour.join("constraint_violations.json"));
+    let dppl = common::analysis_metric(&expected, "post_training_bias_metrics", "sex", "DPPL");
+    assert!(
+        violations["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["metric_name"] == "DPPL"
+                && v["description"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("Metric value {dppl} "))),
+        "{violations}"
+    );
 }

@@ -207,23 +207,11 @@ async fn finalise(
         .await
         .expect("merging does not panic")
     };
-    let Some((mut state, used)) = merged else {
+    let Some((state, used)) = merged else {
         return Ok(None);
     };
     // A label-joined window: its predictions meet their labels now.
-    let mut join_counts = None;
-    if let WindowState::Predictions(window) = state {
-        let (predictions, spec) = tokio::task::spawn_blocking(move || (window.run(), window.spec))
-            .await
-            .expect("merging does not panic");
-        let joined = join::join_window(shared, series, start, predictions).await?;
-        join_counts = Some(joined.counts);
-        state = WindowState::ModelQuality(Box::new(crate::window::ModelQualityWindow {
-            spec,
-            state: joined.state,
-            skipped_rows: joined.counts.skipped_rows,
-        }));
-    }
+    let (state, join_counts) = join::with_labels(shared, series, start, state).await?;
     let report = {
         let shared = shared.clone();
         let window = ClosedWindow { key, end, state };

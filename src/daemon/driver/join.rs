@@ -8,8 +8,10 @@
 //!   commits the same result.
 
 use super::*;
+use crate::bias::BiasState;
 use crate::config::LabelJoin;
-use crate::model_quality::{JoinState, JoinedWindow, LabelRun, PredictionRun, ProblemType, Ttl};
+use crate::model_quality::{JoinCounts, JoinState, LabelRun, ProblemType, Staged, Ttl};
+use crate::window::{ModelQualityWindow, StateKind};
 
 async fn load(
     shared: &Shared,
@@ -52,7 +54,9 @@ fn settings(shared: &Shared, series: &SeriesKey) -> Option<(LabelJoin, ProblemTy
         .position(|m| m.name == series.monitor)?;
     let join = shared.config.monitors[monitor].label_join(&shared.config.window)?;
     match &shared.monitors[monitor].kind {
-        crate::window::StateKind::Predictions(spec) => Some((join, spec.problem_type)),
+        StateKind::Predictions(spec) => Some((join, spec.problem_type)),
+        // A bias monitor's labels are kept as text.
+        StateKind::BiasRows(_) => Some((join, ProblemType::MulticlassClassification)),
         _ => None,
     }
 }
@@ -107,20 +111,24 @@ pub(super) async fn absorb(
     shared.durable.delete_labels(series, &state.absorbed).await
 }
 
-/// The window starting at `start` joined with the series' labels: the result staged by an
-/// earlier attempt, else a new join, staged before it is returned. The window closes for
-/// labels at its end plus the allowed lateness and `label_lateness`.
-pub(super) async fn join_window(
+/// A label-joined window's state with its labels, and the join's counts; any other state as
+/// it is. The result staged by an earlier attempt is used when there is one; else the window
+/// is joined and its result staged before it is returned. The window closes for labels at its
+/// end plus the allowed lateness and `label_lateness`.
+pub(super) async fn with_labels(
     shared: &Shared,
     series: &SeriesKey,
     start: i64,
-    predictions: PredictionRun,
-) -> Result<JoinedWindow, StoreError> {
-    let (settings, problem_type) = settings(shared, series).expect("a label-joined series");
-    let mut state = load(shared, series, problem_type).await?;
-    if let Some(staged) = state.staged.iter().find(|w| w.start == start) {
-        return Ok(staged.clone());
+    state: WindowState,
+) -> Result<(WindowState, Option<JoinCounts>), StoreError> {
+    if !matches!(
+        state,
+        WindowState::Predictions(_) | WindowState::BiasRows(_)
+    ) {
+        return Ok((state, None));
     }
+    let (settings, problem_type) = settings(shared, series).expect("a label-joined series");
+    let mut join = load(shared, series, problem_type).await?;
     let window = &shared.config.window;
     let end = start + window.size.as_secs() as i64;
     let closes = end + (window.allowed_lateness + settings.label_lateness).as_secs() as i64;
@@ -129,9 +137,58 @@ pub(super) async fn join_window(
         label: settings.label_ttl.as_secs() as i64,
     };
     let expires = end.saturating_add(ttl.label);
-    let joined = state.join(start, predictions, closes, expires, ttl);
-    save(shared, series, state).await?;
-    Ok(joined)
+    let staged = join.staged.iter().find(|w| w.start == start).cloned();
+    let (joined, join) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let joined = match state {
+            WindowState::Predictions(window) => {
+                let staged = match staged {
+                    Some(staged) => staged,
+                    None => join.join(start, window.run(), closes, expires, ttl),
+                };
+                let Staged::ModelQuality(state) = staged.state else {
+                    return Err("a staged model-quality window holds another kind".into());
+                };
+                let window = ModelQualityWindow {
+                    spec: window.spec,
+                    state: *state,
+                    skipped_rows: staged.counts.skipped_rows,
+                };
+                (WindowState::ModelQuality(Box::new(window)), staged.counts)
+            }
+            WindowState::BiasRows(window) => {
+                let kind = StateKind::Bias(window.spec.clone());
+                if let Some(staged) = staged {
+                    let Staged::Window(bytes) = staged.state else {
+                        return Err("a staged bias window holds another kind".into());
+                    };
+                    let state = codec::decode(&bytes, &kind).map_err(|e| e.to_string())?;
+                    (state, staged.counts)
+                } else {
+                    let (keys, picks, duplicates) = window.first_rows();
+                    let (labels, mut counts) = join.join_labels(start, &keys, closes, expires, ttl);
+                    counts.duplicate_predictions = duplicates;
+                    let mut bias = BiasState::new(window.spec.clone());
+                    bias.add_batch(&window.labelled(&picks, &labels, &window.spec.label));
+                    let state = WindowState::Bias(Box::new(bias));
+                    join.stage(start, codec::encode(&state), counts);
+                    (state, counts)
+                }
+            }
+            _ => unreachable!("checked above"),
+        };
+        Ok((joined, join))
+    })
+    .await
+    .expect("joining does not panic")
+    .map_err(|message| StoreError::Failed {
+        store: shared.durable.store.describe(),
+        op: "read",
+        key: format!("join/{series}"),
+        message,
+        retryable: false,
+    })?;
+    save(shared, series, join).await?;
+    Ok((joined.0, Some(joined.1)))
 }
 
 /// Forgets the staged result of a window now committed.

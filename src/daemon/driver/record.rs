@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::decode::{Chunk, DecodeError};
-use crate::model_quality::{LabelRun, join_key};
+use crate::model_quality::{LabelRun, ModelQualitySpec, ProblemType, join_key};
 use crate::window::{RowKeys, StateKind};
 
 /// What an object was read into: its own partial windows, or (a label file) its labels for
@@ -47,8 +47,20 @@ pub(super) async fn read_object(
                     error,
                 })?;
             let mut rows = 0;
-            let contents = match (role, &kind) {
-                (Role::Labels, StateKind::Predictions(spec)) => {
+            // A bias monitor's labels are text, named as its analysis config names the label.
+            let label_spec = match &kind {
+                StateKind::Predictions(spec) => Some((**spec).clone()),
+                StateKind::BiasRows(spec) => Some(ModelQualitySpec {
+                    problem_type: ProblemType::MulticlassClassification,
+                    inference_attribute: None,
+                    probability_attribute: None,
+                    probability_threshold: None,
+                    ground_truth_attribute: spec.label.clone(),
+                }),
+                _ => None,
+            };
+            let contents = match (role, label_spec) {
+                (Role::Labels, Some(spec)) => {
                     let mut runs = Vec::new();
                     let mut arrived = None;
                     decode(&mut quarantine, &mut |chunk, time| {
@@ -62,7 +74,7 @@ pub(super) async fn read_object(
                             })
                             .unwrap_or_default();
                         runs.push(
-                            LabelRun::from_batch(spec, &chunk.features, &keys).unwrap_or_else(
+                            LabelRun::from_batch(&spec, &chunk.features, &keys).unwrap_or_else(
                                 |_| {
                                     let mut none = LabelRun::empty();
                                     none.skipped = chunk.features.num_rows() as u64;
