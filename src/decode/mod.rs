@@ -9,6 +9,7 @@
 //! [`Quarantine`] with its source and line. Only a malformed *object* (bad compression, a
 //! Parquet file without a footer, an I/O error) is an error.
 
+pub mod attribution;
 pub mod capture;
 pub mod compression;
 pub mod csv;
@@ -202,6 +203,10 @@ pub struct DecodeOptions {
     pub array_element_name: String,
     pub chunk_rows: usize,
     pub limits: Limits,
+    /// Capture only: read the records' attributions out of the response instead of its columns
+    /// (feature-attribution monitors; set from the monitor's config, not a config key itself).
+    #[serde(skip)]
+    pub attributions: Option<std::sync::Arc<crate::attribution::AttributionSource>>,
 }
 
 impl Default for DecodeOptions {
@@ -213,6 +218,7 @@ impl Default for DecodeOptions {
             array_element_name: "{key}_{index}".to_string(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
             limits: Limits::default(),
+            attributions: None,
         }
     }
 }
@@ -346,13 +352,21 @@ pub fn open_reader(
     source_name: String,
     options: &DecodeOptions,
 ) -> Box<dyn Decoder> {
-    match options.format {
-        InputFormat::Capture => {
+    match (options.format, &options.attributions) {
+        (InputFormat::Capture, Some(attributions)) => {
+            Box::new(attribution::AttributionDecoder::new(
+                reader,
+                source_name,
+                options,
+                attributions.clone(),
+            ))
+        }
+        (InputFormat::Capture, None) => {
             Box::new(capture::CaptureDecoder::new(reader, source_name, options))
         }
-        InputFormat::Csv => Box::new(csv::CsvDecoder::new(reader, source_name, options)),
-        InputFormat::Jsonl => Box::new(jsonl::JsonlDecoder::new(reader, source_name, options)),
-        InputFormat::Parquet => unreachable!("Parquet needs random access; use open_path"),
+        (InputFormat::Csv, _) => Box::new(csv::CsvDecoder::new(reader, source_name, options)),
+        (InputFormat::Jsonl, _) => Box::new(jsonl::JsonlDecoder::new(reader, source_name, options)),
+        (InputFormat::Parquet, _) => unreachable!("Parquet needs random access; use open_path"),
     }
 }
 
