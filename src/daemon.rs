@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::analyze::{self, metrics::MetricScope};
+use crate::attribution::{self, AttributionAnalysis};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::events::{self, Delivery, Event, Sink};
@@ -86,6 +87,9 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                     MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
                     MonitorBaseline::ModelQuality { spec, .. } => {
                         StateKind::ModelQuality(spec.clone())
+                    }
+                    MonitorBaseline::FeatureAttribution { spec, .. } => {
+                        StateKind::FeatureAttribution(spec.clone())
                     }
                 },
                 baseline,
@@ -161,6 +165,24 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
                     statistics,
                     violations,
                     skipped_rows: window.skipped_rows,
+                },
+                metrics,
+            )
+        }
+        (
+            MonitorBaseline::FeatureAttribution { spec, baseline },
+            WindowState::FeatureAttribution(state),
+        ) => {
+            let analysis = AttributionAnalysis::new(state.explanations());
+            let drift = attribution::compare(&baseline.explanations, &analysis.explanations);
+            let violations = attribution::violations(&drift, spec.threshold);
+            let metrics = attribution::metrics(&analysis.explanations, &drift, &scope);
+            (
+                Outcome::FeatureAttribution {
+                    analysis,
+                    drift,
+                    violations,
+                    refused_values: state.refused_values + state.bad_values,
                 },
                 metrics,
             )
@@ -245,6 +267,15 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
                 *skipped_rows,
                 violations,
             )
+        }
+        Outcome::FeatureAttribution {
+            analysis,
+            drift,
+            violations,
+            ..
+        } => {
+            file::write_attribution(&dir, analysis, violations, &report.metrics)?;
+            stdout::summarize_attribution(&title, report.rows, drift, violations)
         }
     };
     stdout::print(&format!("{summary}  → {}\n", dir.display()));

@@ -64,6 +64,14 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
                 (VIOLATIONS_FILE, pretty(&files.violations)),
             ]
         }
+        Outcome::FeatureAttribution {
+            analysis,
+            violations,
+            ..
+        } => vec![
+            (crate::attribution::ANALYSIS_FILE, pretty(analysis)),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
     };
     files.push((METRICS_FILE, metrics));
     files

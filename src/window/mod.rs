@@ -14,6 +14,7 @@ use arrow::array::{Array, BooleanArray, Int64Array};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
+use crate::attribution::{AttributionSpec, AttributionState};
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
 use crate::model_quality::{Membership, ModelQualitySpec, ModelQualityState};
@@ -25,6 +26,7 @@ pub enum StateKind {
     DataQuality,
     Bias(Arc<BiasSpec>),
     ModelQuality(Arc<ModelQualitySpec>),
+    FeatureAttribution(Arc<AttributionSpec>),
 }
 
 impl StateKind {
@@ -34,6 +36,9 @@ impl StateKind {
             StateKind::Bias(spec) => WindowState::Bias(Box::new(BiasState::new(spec.clone()))),
             StateKind::ModelQuality(spec) => {
                 WindowState::ModelQuality(Box::new(ModelQualityWindow::new(spec.clone())))
+            }
+            StateKind::FeatureAttribution(spec) => {
+                WindowState::FeatureAttribution(Box::new(AttributionState::new(spec)))
             }
         }
     }
@@ -46,6 +51,7 @@ pub enum WindowState {
     /// Boxed: a bias state is several times a profile's size.
     Bias(Box<BiasState>),
     ModelQuality(Box<ModelQualityWindow>),
+    FeatureAttribution(Box<AttributionState>),
 }
 
 impl WindowState {
@@ -56,6 +62,7 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.add_batch(rows),
             WindowState::Bias(state) => state.add_batch(rows),
             WindowState::ModelQuality(window) => window.add_batch(rows, keys),
+            WindowState::FeatureAttribution(state) => state.add_batch(rows),
         }
     }
 
@@ -65,6 +72,7 @@ impl WindowState {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
+            (WindowState::FeatureAttribution(a), WindowState::FeatureAttribution(b)) => a.merge(&b),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -74,6 +82,7 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.row_count,
             WindowState::Bias(state) => state.rows(),
             WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
+            WindowState::FeatureAttribution(state) => state.records,
         }
     }
 }

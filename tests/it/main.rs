@@ -17,6 +17,7 @@ mod observability;
 mod oracle_smoke;
 mod quickstart;
 mod report_bias;
+mod run_attribution;
 mod run_bias;
 mod run_embedded;
 mod run_model_quality;
