@@ -272,10 +272,10 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
             analysis,
             drift,
             violations,
-            ..
+            refused_values,
         } => {
             file::write_attribution(&dir, analysis, violations, &report.metrics)?;
-            stdout::summarize_attribution(&title, report.rows, drift, violations)
+            stdout::summarize_attribution(&title, report.rows, *refused_values, drift, violations)
         }
     };
     stdout::print(&format!("{summary}  → {}\n", dir.display()));

@@ -86,12 +86,18 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
 pub fn summarize_attribution(
     title: &str,
     records: u64,
+    refused_values: u64,
     drift: &[crate::attribution::LabelDrift],
     violations: &crate::attribution::AttributionViolations,
 ) -> String {
     let violations = &violations.violations;
+    let refused = if refused_values > 0 {
+        format!(" ({refused_values} values past the feature limit or unreadable)")
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{title}: {records} records with attributions, {} feature attribution violation{}\n",
+        "{title}: {records} records with attributions{refused}, {} feature attribution violation{}\n",
         violations.len(),
         if violations.len() == 1 { "" } else { "s" }
     );
