@@ -5,6 +5,7 @@
 mod common;
 
 mod attribution;
+mod aws_attribution;
 mod aws_durability;
 mod aws_e2e;
 mod aws_outage;
