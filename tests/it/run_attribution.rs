@@ -238,3 +238,43 @@ ndcg_threshold = 0.8
         "{stderr}"
     );
 }
+
+/// The feature-attribution example (examples/attribution/, data made by its generate.sh):
+/// hour 01's flipped ranking is the only violation, and its rule fires and then resolves.
+#[test]
+fn the_attribution_example_flags_the_flipped_hour_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::repo_root();
+    common::copy_dir(&repo.join("baselines"), &dir.path().join("baselines"));
+    let example = dir.path().join("examples/attribution");
+    for part in ["data", "rules"] {
+        common::copy_dir(
+            &repo.join("examples/attribution").join(part),
+            &example.join(part),
+        );
+    }
+    std::fs::copy(
+        repo.join("examples/attribution/driftd.toml"),
+        example.join("driftd.toml"),
+    )
+    .unwrap();
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(example.join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for hour in ["00", "01", "02"] {
+        let window = example.join(format!("out/churn/churn-attribution/2026/11/01/{hour}"));
+        let violations = json_file(&window.join("constraint_violations.json"));
+        let count = violations["violations"].as_array().unwrap().len();
+        assert_eq!(count, usize::from(hour == "01"), "hour {hour}\n{stdout}");
+    }
+    let kinds: Vec<String> = std::fs::read_to_string(example.join("out/actions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(kinds, ["\"firing\"", "\"resolved\""], "{stdout}");
+}
