@@ -239,6 +239,27 @@ fn real_clarify_explainability_files_read_as_baselines() {
 }
 
 #[test]
+fn a_combined_bias_and_explainability_file_reads_its_explanations() {
+    // FORMATS.md §6.5: one analysis.json with both bias sections and the SHAP values.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("analysis.json");
+    let text = json!({
+        "version": "1.0",
+        "post_training_bias_metrics": {"label": "Target", "label_value_or_threshold": "1",
+            "facets": {"Sex": [{"value_or_threshold": "0", "metrics": [
+                {"name": "AD", "description": "Accuracy Difference (AD)", "value": -0.15}]}]}},
+        "explanations": {"kernel_shap": {"label0": {
+            "global_shap_values": {"Age": 0.05962069398767555, "Workclass": 0.009340874120660063},
+            "expected_value": 0.250623226165771}}}
+    });
+    std::fs::write(&path, text.to_string()).unwrap();
+    let analysis = AttributionAnalysis::load(&path).unwrap();
+    let label = &analysis.explanations.kernel_shap["label0"];
+    assert_eq!(label.global_shap_values["Age"], 0.05962069398767555);
+    assert_eq!(label.expected_value, Some(0.250623226165771));
+}
+
+#[test]
 fn a_baseline_without_attributions_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("analysis.json");

@@ -416,3 +416,28 @@ fn a_models_own_contributions_at_a_json_path() {
     assert_eq!(label["global_shap_values"], json!({"a": 5.5, "b": 0.5}));
     assert_eq!(label["expected_value"], json!(0.25));
 }
+
+#[test]
+fn clarifys_per_record_output_reads_as_a_table() {
+    // explanations_shap/out.csv: one column per feature and label, `<feature>_label0`.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("out.csv");
+    std::fs::write(
+        &csv,
+        "Age_label0,Capital Gain_label0\n-0.5,0.25\n1.5,-0.75\n,1\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    baseline(&csv, &out, &["--format", "csv", "--header"]);
+    let analysis = read(&out.join("analysis.json"));
+    // Age: (0.5 + 1.5) / 2 (the empty cell is no value); Capital Gain: (0.25 + 0.75 + 1) / 3.
+    assert_eq!(
+        global_values(&analysis),
+        [
+            ("Age".to_string(), 1.0),
+            ("Capital Gain".to_string(), 2.0 / 3.0)
+        ]
+        .into_iter()
+        .collect::<IndexMap<_, _>>()
+    );
+}
