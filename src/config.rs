@@ -361,6 +361,23 @@ pub struct MonitorConfig {
     /// Feature attribution: features a window keeps per label (default 1,000); values of
     /// further ones are refused and counted.
     pub max_attribution_features: Option<usize>,
+    /// Model quality on live traffic: which files hold the labels (SageMaker's ground-truth
+    /// JSON Lines), a pattern like `path`. The monitor then reads its `path` files as capture
+    /// (predictions) and joins them with these labels by `inferenceId`, else `eventId`.
+    pub ground_truth_path: Option<String>,
+    /// With `ground_truth_path`: how long after a window's end (and the allowed lateness) its
+    /// predictions wait for labels before the window is finalised (default 1h).
+    #[serde(default, with = "humantime_serde::option")]
+    pub label_lateness: Option<Duration>,
+    /// With `ground_truth_path`: how long a finalised window's unlabelled predictions stay
+    /// pending, so that a later label is counted late for its window (default 7d).
+    #[serde(default, with = "humantime_serde::option")]
+    pub label_ttl: Option<Duration>,
+    /// With `ground_truth_path`: how long a label waits for its prediction before it is
+    /// counted as an orphan (default 1d, or longer when a window takes longer to close for
+    /// labels: at least `window.size + window.allowed_lateness + label_lateness`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub orphan_ttl: Option<Duration>,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
     #[serde(default)]
     pub non_negative_check: bool,
@@ -419,7 +436,30 @@ pub enum MonitorBaseline {
     },
 }
 
+/// How a model-quality monitor joins labels with its predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelJoin {
+    pub label_lateness: Duration,
+    pub label_ttl: Duration,
+    pub orphan_ttl: Duration,
+}
+
 impl MonitorConfig {
+    /// The label join's settings, for a monitor with `ground_truth_path` (`window`: the
+    /// config's windows).
+    pub fn label_join(&self, window: &WindowConfig) -> Option<LabelJoin> {
+        self.ground_truth_path.as_ref()?;
+        let label_lateness = self.label_lateness.unwrap_or(Duration::from_secs(3600));
+        Some(LabelJoin {
+            label_lateness,
+            label_ttl: self.label_ttl.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+            orphan_ttl: self.orphan_ttl.unwrap_or_else(|| {
+                Duration::from_secs(24 * 3600)
+                    .max(window.size + window.allowed_lateness + label_lateness)
+            }),
+        })
+    }
+
     fn load_baseline(&self, key: &str) -> Result<MonitorBaseline, String> {
         let baseline = &self.baseline;
         match self.kind {
@@ -833,9 +873,50 @@ impl Config {
                     "ground_truth_attribute",
                     monitor.ground_truth_attribute.is_some(),
                 ),
+                ("ground_truth_path", monitor.ground_truth_path.is_some()),
             ];
+            let join_settings = [
+                ("label_lateness", monitor.label_lateness.is_some()),
+                ("label_ttl", monitor.label_ttl.is_some()),
+                ("orphan_ttl", monitor.orphan_ttl.is_some()),
+            ];
+            if monitor.ground_truth_path.is_none()
+                && let Some((setting, _)) = join_settings.iter().find(|(_, set)| *set)
+            {
+                return Err(format!(
+                    "{key}.{setting}: only used with ground_truth_path (the label join); set ground_truth_path or remove it"
+                ));
+            }
             if monitor.kind == MonitorKind::ModelQuality {
                 monitor.model_quality_spec(&key)?;
+                if let Some(labels) = &monitor.ground_truth_path {
+                    let pattern = crate::ingest::local::PathPattern::new(labels)
+                        .map_err(|e| format!("{key}.ground_truth_path: {e}"))?;
+                    let captures = crate::ingest::local::PathPattern::new(&monitor.path)
+                        .map_err(|e| format!("{key}.path: {e}"))?;
+                    if captures.names_endpoint() && !pattern.names_endpoint() {
+                        return Err(format!(
+                            "{key}.ground_truth_path: the capture path names {{endpoint}}, so the labels must say whose they are: put {{endpoint}} in ground_truth_path too"
+                        ));
+                    }
+                    let window = &self.window;
+                    let join = monitor
+                        .label_join(window)
+                        .expect("ground_truth_path is set");
+                    if join.label_ttl < join.label_lateness {
+                        return Err(format!(
+                            "{key}.label_ttl: shorter than label_lateness; a window's predictions must stay pending at least until it closes for labels"
+                        ));
+                    }
+                    let closing = window.size + window.allowed_lateness + join.label_lateness;
+                    if join.orphan_ttl < closing {
+                        return Err(format!(
+                            "{key}.orphan_ttl: {} is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = {}); a label could expire while its prediction's window is still open. Raise orphan_ttl to at least that",
+                            humantime_serde::re::humantime::format_duration(join.orphan_ttl),
+                            humantime_serde::re::humantime::format_duration(closing)
+                        ));
+                    }
+                }
             } else if let Some((setting, _)) = model_quality_settings.iter().find(|(_, set)| *set) {
                 return Err(format!(
                     "{key}.{setting}: only used by model-quality monitors; add kind = \"model_quality\" or remove it"
@@ -1186,6 +1267,9 @@ s3_report_uri = "s3://reports/monitoring"
             Config::load(&path).unwrap_err().to_string()
         };
         let mq = "kind = \"model_quality\"\n";
+        let joined = format!(
+            "{mq}problem_type = \"Regression\"\ninference_attribute = \"p\"\nground_truth_attribute = \"y\"\n"
+        );
         for (settings, expected) in [
             (
                 format!("{mq}inference_attribute = \"p\"\nground_truth_attribute = \"y\""),
@@ -1202,6 +1286,18 @@ s3_report_uri = "s3://reports/monitoring"
             (
                 "ground_truth_attribute = \"y\"".to_string(),
                 "monitor[0] (m).ground_truth_attribute: only used by model-quality monitors",
+            ),
+            (
+                format!("{joined}label_lateness = \"1h\"\n"),
+                "monitor[0] (m).label_lateness: only used with ground_truth_path",
+            ),
+            (
+                format!("{joined}ground_truth_path = \"labels/*.jsonl\"\norphan_ttl = \"30m\""),
+                "monitor[0] (m).orphan_ttl: 30m is shorter than a window takes to close for labels (window.size + window.allowed_lateness + label_lateness = 2h 10m)",
+            ),
+            (
+                format!("{joined}ground_truth_path = \"labels/*.jsonl\"\nlabel_ttl = \"10m\""),
+                "monitor[0] (m).label_ttl: shorter than label_lateness",
             ),
         ] {
             let error = error(&settings);

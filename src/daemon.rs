@@ -55,18 +55,37 @@ pub struct RunSummary {
 
 struct Monitor {
     pattern: PathPattern,
+    /// A label-joined model-quality monitor's `ground_truth_path`.
+    labels: Option<PathPattern>,
     /// What its windows hold.
     kind: StateKind,
     baseline: MonitorBaseline,
 }
 
-/// The first monitor whose path pattern matches `path` (relative to the input directory, or an
-/// S3 key), with what the path says.
-fn route(monitors: &[Monitor], path: &str) -> Option<(usize, crate::ingest::local::PathFields)> {
-    monitors
-        .iter()
-        .enumerate()
-        .find_map(|(i, m)| m.pattern.matches(path).map(|f| (i, f)))
+/// What an object is to the monitor it is routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Records (capture, batch files) for its windows.
+    Records,
+    /// Ground-truth labels for its label join.
+    Labels,
+}
+
+/// The first monitor whose path pattern (or `ground_truth_path`) matches `path` (relative to
+/// the input directory, or an S3 key), with what the path says.
+fn route(
+    monitors: &[Monitor],
+    path: &str,
+) -> Option<(usize, crate::ingest::local::PathFields, Role)> {
+    monitors.iter().enumerate().find_map(|(i, m)| {
+        m.pattern
+            .matches(path)
+            .map(|f| (i, f, Role::Records))
+            .or_else(|| {
+                let labels = m.labels.as_ref()?.matches(path)?;
+                Some((i, labels, Role::Labels))
+            })
+    })
 }
 
 /// Runs until the process is stopped, or with `once` (embedded mode only) until the files
@@ -80,11 +99,20 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
         .map(|(m, baseline)| {
             let pattern = PathPattern::new(&m.path)
                 .map_err(|e| RunError::Usage(format!("monitor ({}).path: {e}", m.name)))?;
+            let labels = (m.ground_truth_path.as_deref())
+                .map(PathPattern::new)
+                .transpose()
+                .map_err(|e| {
+                    RunError::Usage(format!("monitor ({}).ground_truth_path: {e}", m.name))
+                })?;
             Ok(Monitor {
                 pattern,
                 kind: match &baseline {
                     MonitorBaseline::DataQuality(_) => StateKind::DataQuality,
                     MonitorBaseline::Bias { spec, .. } => StateKind::Bias(spec.clone()),
+                    MonitorBaseline::ModelQuality { spec, .. } if labels.is_some() => {
+                        StateKind::Predictions(spec.clone())
+                    }
                     MonitorBaseline::ModelQuality { spec, .. } => {
                         StateKind::ModelQuality(spec.clone())
                     }
@@ -92,6 +120,7 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                         StateKind::FeatureAttribution(spec.clone())
                     }
                 },
+                labels,
                 baseline,
             })
         })
@@ -119,7 +148,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
 }
 
 /// A closed window against its monitor's baseline: findings, metrics and where they go.
-fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) -> WindowReport {
+/// `join`: a label-joined window's counts.
+fn window_report(
+    config: &Config,
+    monitors: &[Monitor],
+    window: ClosedWindow,
+    join: Option<model_quality::JoinCounts>,
+) -> WindowReport {
     let monitor_config = &config.monitors[window.key.monitor];
     let rows = window.state.row_count();
     let start =
@@ -165,6 +200,7 @@ fn window_report(config: &Config, monitors: &[Monitor], window: ClosedWindow) ->
                     statistics,
                     violations,
                     skipped_rows: window.skipped_rows,
+                    join,
                 },
                 metrics,
             )
@@ -257,9 +293,15 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
             constraints,
             violations,
             skipped_rows,
+            join,
         } => {
-            let files =
-                file::ModelQualityFiles::of(statistics, constraints, violations, report.end);
+            let files = file::ModelQualityFiles::of(
+                statistics,
+                constraints,
+                violations,
+                join.as_ref(),
+                report.end,
+            );
             file::write_model_quality(&dir, &files, &report.metrics)?;
             stdout::summarize_model_quality(
                 &title,

@@ -100,6 +100,14 @@ pub enum Event<'a> {
         monitor: &'a str,
         count: u64,
     },
+    /// A label-joined window's predictions and labels, as the join left them when the window
+    /// closed for labels (late, orphan and duplicate labels: those since the last window).
+    LabelJoin {
+        monitor: &'a str,
+        endpoint: Option<&'a str>,
+        window: &'a str,
+        counts: &'a crate::model_quality::JoinCounts,
+    },
     /// A window was closed and its results computed.
     WindowFinalised {
         monitor: &'a str,
@@ -160,6 +168,7 @@ pub struct Telemetry {
     rows: IntCounterVec,
     quarantined: IntCounterVec,
     late_rows: IntCounterVec,
+    label_join: IntCounterVec,
     windows: IntCounterVec,
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
@@ -248,6 +257,12 @@ impl Telemetry {
                 "late_rows_total",
                 "Rows that arrived for a window already finalised",
                 &["monitor"],
+            ),
+            label_join: counters(
+                r,
+                "label_join_total",
+                "Predictions and labels of label-joined windows, by what the join made of them",
+                &["monitor", "outcome"],
             ),
             windows: counters(
                 r,
@@ -423,6 +438,39 @@ impl Telemetry {
                     "rows for a finalised window"
                 );
                 self.late_rows.with_label_values(&[monitor]).inc_by(count);
+            }
+            Event::LabelJoin {
+                monitor,
+                endpoint,
+                window,
+                counts,
+            } => {
+                tracing::info!(
+                    event = "label_join",
+                    monitor,
+                    endpoint,
+                    window,
+                    predictions = counts.predictions,
+                    labelled = counts.labelled,
+                    unlabelled = counts.unlabelled,
+                    late_labels = counts.late_labels,
+                    orphan_labels = counts.orphan_labels,
+                    duplicate_labels = counts.duplicate_labels,
+                    skipped_rows = counts.skipped_rows,
+                    "labels joined"
+                );
+                for (outcome, count) in [
+                    ("labelled", counts.labelled),
+                    ("unlabelled", counts.unlabelled),
+                    ("late", counts.late_labels),
+                    ("orphan", counts.orphan_labels),
+                    ("duplicate", counts.duplicate_labels),
+                    ("skipped", counts.skipped_rows),
+                ] {
+                    self.label_join
+                        .with_label_values(&[monitor, outcome])
+                        .inc_by(count);
+                }
             }
             Event::ReportWritten {
                 monitor,

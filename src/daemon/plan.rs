@@ -19,6 +19,8 @@ pub(super) struct SeriesPlan {
     /// A series with rules but no data: the start of the last window, up to which its silent
     /// windows are evaluated (so `no_data` fires and reminders go out).
     pub silent_until: Option<i64>,
+    /// Label files to fold into the series' join first, in arrival order.
+    pub labels: Vec<String>,
 }
 
 /// The event time up to which windows may close: the newest event time recorded (by any
@@ -38,12 +40,14 @@ pub(super) fn watermark(
 
 /// The pass: for each series with something to do, what. `evaluated_through` gives, for the
 /// series with rules, the end of the last window the rules saw (`None` for none yet); a series
-/// with neither parts nor outboxes is there only because it has rules.
+/// with neither parts nor outboxes is there only because it has rules. `label_lateness` gives
+/// how much longer a series' windows wait (for their labels) after the watermark passed them.
 pub(super) fn plan(
     work: BTreeMap<SeriesKey, SeriesWork>,
     evaluated_through: &BTreeMap<SeriesKey, Option<i64>>,
     watermark: i64,
     size: i64,
+    label_lateness: impl Fn(&SeriesKey) -> i64,
 ) -> Vec<SeriesPlan> {
     // Saturating: before the first receive and with no event time yet, the watermark is
     // i64::MIN.
@@ -51,10 +55,11 @@ pub(super) fn plan(
     work.into_iter()
         .filter_map(|(series, work)| {
             let silent = work.parts.is_empty() && work.outboxes.is_empty();
+            let wait = size.saturating_add(label_lateness(&series));
             let finalise: Vec<(i64, Vec<String>)> = work
                 .parts
                 .into_iter()
-                .filter(|(start, _)| start.saturating_add(size) <= watermark)
+                .filter(|(start, _)| start.saturating_add(wait) <= watermark)
                 .collect();
             // With no part stored anywhere in the series, the windows after the rules' last
             // one up to the watermark had no data.
@@ -69,8 +74,11 @@ pub(super) fn plan(
                 deliver: work.outboxes,
                 finalise,
                 silent_until: silence_due.then(|| through - size),
+                labels: work.labels,
             };
-            (!plan.deliver.is_empty() || !plan.finalise.is_empty() || silence_due).then_some(plan)
+            let idle =
+                plan.deliver.is_empty() && plan.finalise.is_empty() && plan.labels.is_empty();
+            (!idle || silence_due).then_some(plan)
         })
         .collect()
 }
@@ -89,6 +97,7 @@ mod tests {
     fn work(outboxes: &[i64], parts: &[(i64, &[&str])]) -> SeriesWork {
         SeriesWork {
             outboxes: outboxes.to_vec(),
+            labels: Vec::new(),
             parts: parts
                 .iter()
                 .map(|(start, objects)| (*start, objects.iter().map(|o| o.to_string()).collect()))
@@ -103,7 +112,7 @@ mod tests {
             work(&[], &[(0, &["a", "b"]), (HOUR, &["c"]), (2 * HOUR, &["d"])]),
         )]);
         // The second window ends exactly at the watermark: it closes; the third is open.
-        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR, HOUR);
+        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR, HOUR, |_| 0);
         assert_eq!(
             plans,
             [SeriesPlan {
@@ -111,8 +120,37 @@ mod tests {
                 deliver: vec![],
                 finalise: vec![(0, vec!["a".into(), "b".into()]), (HOUR, vec!["c".into()])],
                 silent_until: None,
+                labels: vec![],
             }]
         );
+    }
+
+    #[test]
+    fn a_label_joined_series_waits_its_label_lateness_and_label_files_make_work() {
+        let joined = |s: &SeriesKey| if s.monitor == "mq" { 600 } else { 0 };
+        let listing = BTreeMap::from([
+            (series("dq/ep"), work(&[], &[(0, &["a"])])),
+            (series("mq/ep"), work(&[], &[(0, &["b"])])),
+        ]);
+        // At the window's end plus 599 s only the data-quality window closes.
+        let plans = plan(listing, &BTreeMap::new(), HOUR + 599, HOUR, joined);
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].series, series("dq/ep"));
+        let listing = BTreeMap::from([(series("mq/ep"), work(&[], &[(0, &["b"])]))]);
+        let plans = plan(listing, &BTreeMap::new(), HOUR + 600, HOUR, joined);
+        assert_eq!(plans[0].finalise, [(0, vec!["b".to_string()])]);
+        // Label files alone are work: they are folded in at once.
+        let mut labels_only = SeriesWork::default();
+        labels_only.labels.push("000000003600-x".into());
+        let plans = plan(
+            BTreeMap::from([(series("mq/ep"), labels_only)]),
+            &BTreeMap::new(),
+            0,
+            HOUR,
+            joined,
+        );
+        assert_eq!(plans[0].labels, ["000000003600-x"]);
+        assert!(plans[0].finalise.is_empty());
     }
 
     #[test]
@@ -121,7 +159,7 @@ mod tests {
             (series("m/a"), work(&[0], &[(HOUR, &["x"])])),
             (series("m/b"), work(&[], &[(5 * HOUR, &["y"])])),
         ]);
-        let plans = plan(listing, &BTreeMap::new(), 3 * HOUR, HOUR);
+        let plans = plan(listing, &BTreeMap::new(), 3 * HOUR, HOUR, |_| 0);
         assert_eq!(plans.len(), 1, "m/b's window is still open: {plans:?}");
         assert_eq!(plans[0].series, series("m/a"));
         assert_eq!(plans[0].deliver, [0]);
@@ -133,30 +171,30 @@ mod tests {
         let listing = BTreeMap::from([(series("m/quiet"), SeriesWork::default())]);
         // The rules saw windows up to 02:00; the watermark is at 05:30: 02:00–05:00 were silent.
         let seen = BTreeMap::from([(series("m/quiet"), Some(2 * HOUR))]);
-        let plans = plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR);
+        let plans = plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR, |_| 0);
         assert_eq!(plans[0].silent_until, Some(4 * HOUR));
         // Once they saw up to 05:00, there is nothing to do.
         let listing = BTreeMap::from([(series("m/quiet"), SeriesWork::default())]);
         let seen = BTreeMap::from([(series("m/quiet"), Some(5 * HOUR))]);
-        assert!(plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR).is_empty());
+        assert!(plan(listing, &seen, 5 * HOUR + HOUR / 2, HOUR, |_| 0).is_empty());
     }
 
     #[test]
     fn rules_that_never_ran_or_a_series_with_data_get_no_silent_windows() {
         let listing = BTreeMap::from([(series("m/new"), SeriesWork::default())]);
         let seen = BTreeMap::from([(series("m/new"), None)]);
-        assert!(plan(listing, &seen, 10 * HOUR, HOUR).is_empty());
+        assert!(plan(listing, &seen, 10 * HOUR, HOUR, |_| 0).is_empty());
         // Parts waiting in an open window: the series is not silent.
         let listing = BTreeMap::from([(series("m/busy"), work(&[], &[(9 * HOUR, &["o"])]))]);
         let seen = BTreeMap::from([(series("m/busy"), Some(HOUR))]);
-        assert!(plan(listing, &seen, 9 * HOUR + 60, HOUR).is_empty());
+        assert!(plan(listing, &seen, 9 * HOUR + 60, HOUR, |_| 0).is_empty());
     }
 
     #[test]
     fn a_restart_mid_window_finds_the_delivery_before_the_next_window() {
         // Killed after committing 00:00 and before delivering it; 01:00 has passed since.
         let listing = BTreeMap::from([(series("m/ep"), work(&[0], &[(HOUR, &["late-object"])]))]);
-        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR + 1, HOUR);
+        let plans = plan(listing, &BTreeMap::new(), 2 * HOUR + 1, HOUR, |_| 0);
         assert_eq!(plans[0].deliver, [0]);
         assert_eq!(plans[0].finalise, [(HOUR, vec!["late-object".to_string()])]);
     }
@@ -175,7 +213,8 @@ mod tests {
                 BTreeMap::from([(series("m/ep"), work(&[], &[(0, &["o"])]))]),
                 &BTreeMap::new(),
                 i64::MIN,
-                HOUR
+                HOUR,
+                |_| 0
             )
             .is_empty()
         );

@@ -107,6 +107,10 @@ pub struct Limits {
     /// array element names), in bytes; default 1,024. A record with a longer one is skipped
     /// (`bad_json`, naming this limit).
     pub max_key_bytes: usize,
+    /// Labels of a label-joined model-quality monitor (one series) that may wait for their
+    /// prediction at once; default 10,000,000 (~0.3 GB of state). Past it a label is refused
+    /// and counted (`label_join.json`'s `skipped_rows`, the `labels_refused` metric).
+    pub max_pending_labels: usize,
 }
 
 /// Decompressed bytes that may come out of an object before [`Limits::max_decompression_ratio`]
@@ -123,6 +127,7 @@ impl Default for Limits {
             max_columns: 10_000,
             max_json_depth: 32,
             max_key_bytes: 1024,
+            max_pending_labels: 10_000_000,
         }
     }
 }
@@ -177,6 +182,11 @@ pub enum InputFormat {
     /// Flat JSON Lines: one object per line.
     Jsonl,
     Parquet,
+    /// SageMaker ground-truth labels (`groundTruthData`, `eventMetadata.eventId`): the label
+    /// files of a model-quality monitor's `ground_truth_path`.
+    #[serde(rename = "ground_truth")]
+    #[value(name = "ground-truth")]
+    GroundTruth,
 }
 
 #[derive(
@@ -366,6 +376,9 @@ pub fn open_reader(
         }
         (InputFormat::Csv, _) => Box::new(csv::CsvDecoder::new(reader, source_name, options)),
         (InputFormat::Jsonl, _) => Box::new(jsonl::JsonlDecoder::new(reader, source_name, options)),
+        (InputFormat::GroundTruth, _) => {
+            Box::new(ground_truth::decoder(reader, source_name, options))
+        }
         (InputFormat::Parquet, _) => unreachable!("Parquet needs random access; use open_path"),
     }
 }

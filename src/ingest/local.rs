@@ -25,6 +25,13 @@ pub struct PathFields {
 }
 
 impl PathPattern {
+    /// Whether matching paths say which endpoint they belong to.
+    pub fn names_endpoint(&self) -> bool {
+        self.regex
+            .capture_names()
+            .any(|name| name == Some("endpoint"))
+    }
+
     pub fn new(pattern: &str) -> Result<Self, String> {
         let mut regex = String::from("^");
         let mut rest = pattern;

@@ -94,14 +94,19 @@ impl Column {
     }
 
     fn class(&self, row: usize) -> Result<String, RowSkip> {
-        let text = self.value(row)?;
-        Ok(match text.parse::<f64>() {
-            Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => {
-                format!("{}", x as i64)
-            }
-            Ok(x) if x.is_finite() => format!("{x}"),
-            _ => text.to_string(),
-        })
+        Ok(canonical_class(self.value(row)?))
+    }
+}
+
+/// A class name as the states keep it: a number as its shortest form (`1.0` is class `1`),
+/// other text as it is.
+pub(crate) fn canonical_class(text: &str) -> String {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => {
+            format!("{}", x as i64)
+        }
+        Ok(x) if x.is_finite() => format!("{x}"),
+        _ => text.to_string(),
     }
 }
 

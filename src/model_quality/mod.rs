@@ -31,6 +31,7 @@
 mod batch;
 mod codec;
 mod files;
+mod join;
 mod metrics;
 mod sample;
 mod scores;
@@ -44,6 +45,10 @@ pub use files::{
     CONSTRAINTS_FILE, ComparisonOperator, Constraint, ModelQualityConstraints,
     ModelQualityViolation, ModelQualityViolations, STATISTICS_FILE, StatisticsFile, check,
     metric_values, statistics_file, suggest_constraints,
+};
+pub use join::{
+    Absorbed, JoinCounts, JoinKey, JoinState, JoinedWindow, LABEL_JOIN_FILE, LabelRun,
+    MAX_JOIN_CLASSES, PredictionRun, Ttl, join_key,
 };
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};
 pub use sample::{Membership, SUBSAMPLES, key_hash};

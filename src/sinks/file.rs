@@ -71,6 +71,9 @@ pub fn write_model_quality(
     write_json(&dir.join(mq::STATISTICS_FILE), &outcome.statistics)?;
     write_json(&dir.join(mq::CONSTRAINTS_FILE), &outcome.constraints)?;
     write_json(&dir.join(VIOLATIONS_FILE), &outcome.violations)?;
+    if let Some(join) = &outcome.label_join {
+        write_json(&dir.join(mq::LABEL_JOIN_FILE), join)?;
+    }
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
@@ -79,6 +82,8 @@ pub struct ModelQualityFiles {
     pub statistics: serde_json::Value,
     pub constraints: serde_json::Value,
     pub violations: serde_json::Value,
+    /// A label-joined window's `label_join.json`.
+    pub label_join: Option<serde_json::Value>,
 }
 
 impl ModelQualityFiles {
@@ -86,6 +91,7 @@ impl ModelQualityFiles {
         statistics: &mq::ModelQualityStatistics,
         constraints: &mq::ModelQualityConstraints,
         violations: &mq::ModelQualityViolations,
+        join: Option<&mq::JoinCounts>,
         evaluation_time: chrono::DateTime<chrono::Utc>,
     ) -> Self {
         let json = |value: serde_json::Result<serde_json::Value>| {
@@ -98,6 +104,7 @@ impl ModelQualityFiles {
             ))),
             constraints: json(serde_json::to_value(constraints)),
             violations: json(serde_json::to_value(violations)),
+            label_join: join.map(mq::JoinCounts::file),
         }
     }
 }

@@ -59,6 +59,8 @@ pub enum Outcome {
         violations: ModelQualityViolations,
         /// Rows without a usable prediction or ground truth.
         skipped_rows: u64,
+        /// A label-joined window: what the join made of its predictions and the labels.
+        join: Option<crate::model_quality::JoinCounts>,
     },
     FeatureAttribution {
         /// The window's global attributions, in Clarify's explainability layout.

@@ -55,14 +55,25 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             statistics,
             constraints,
             violations,
+            join,
             ..
         } => {
-            let files = ModelQualityFiles::of(statistics, constraints, violations, report.end);
-            vec![
+            let files = ModelQualityFiles::of(
+                statistics,
+                constraints,
+                violations,
+                join.as_ref(),
+                report.end,
+            );
+            let mut out = vec![
                 (STATISTICS_FILE, pretty(&files.statistics)),
                 (CONSTRAINTS_FILE, pretty(&files.constraints)),
                 (VIOLATIONS_FILE, pretty(&files.violations)),
-            ]
+            ];
+            if let Some(join) = &files.label_join {
+                out.push((crate::model_quality::LABEL_JOIN_FILE, pretty(join)));
+            }
+            out
         }
         Outcome::FeatureAttribution {
             analysis,

@@ -6,12 +6,14 @@
 //! 0       4     magic "DRWS" (driftd window state)
 //! 4       2     format version, little-endian (FORMAT_VERSION)
 //! 6       1     kind: 1 = data quality (a Profile), 2 = bias (a BiasState), 3 = model quality,
-//!               4 = feature attribution (an AttributionState)
+//!               4 = predictions, 5 = feature attribution (an AttributionState)
 //! 7       ..    one zstd frame, with its content checksum, of the postcard body:
 //!                 data quality:  the Profile
 //!                 bias:          the spec's shape (JSON text), then the BiasState without its spec
 //!                 model quality: the rows skipped, then the state in its own encoding
 //!                                (model_quality::encode, which carries its problem type)
+//!                 predictions:   the problem type, then the PredictionRun (4: a
+//!                                model-quality monitor's window waiting for its labels)
 //!                 feature attribution: the AttributionState (its aggregation and feature limit
 //!                                included, checked against the monitor's on reading)
 //! ```
@@ -35,7 +37,7 @@ use std::io::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ModelQualityWindow, StateKind, WindowState};
+use super::{ModelQualityWindow, PredictionWindow, StateKind, WindowState};
 use crate::attribution::AttributionState;
 use crate::bias::BiasState;
 use crate::bias::state::{StoredBiasState, spec_shape};
@@ -49,7 +51,8 @@ const HEADER_LEN: usize = 7;
 const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
 const TAG_MODEL_QUALITY: u8 = 3;
-const TAG_FEATURE_ATTRIBUTION: u8 = 4;
+const TAG_PREDICTIONS: u8 = 4;
+const TAG_FEATURE_ATTRIBUTION: u8 = 5;
 /// zstd's default level. On a 25-column profile it came out 1 % smaller than level 1 (and level 9
 /// under 1 % smaller again): the float sketches, most of the bytes, barely compress at any level.
 const ZSTD_LEVEL: i32 = 3;
@@ -95,6 +98,13 @@ struct ModelQualityBody {
     state: Vec<u8>,
 }
 
+/// The predictions body (written and read alike).
+#[derive(Serialize, Deserialize)]
+struct PredictionsBody {
+    problem_type: crate::model_quality::ProblemType,
+    run: crate::model_quality::PredictionRun,
+}
+
 /// The bytes of `state`: header, then the zstd-compressed postcard body.
 pub fn encode(state: &WindowState) -> Vec<u8> {
     // postcard fails only on sequences of unknown length, which no serde form here has.
@@ -113,6 +123,13 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
                 state: crate::model_quality::encode(&window.state),
             };
             (TAG_MODEL_QUALITY, postcard::to_stdvec(&body))
+        }
+        WindowState::Predictions(window) => {
+            let body = PredictionsBody {
+                problem_type: window.spec.problem_type,
+                run: window.run(),
+            };
+            (TAG_PREDICTIONS, postcard::to_stdvec(&body))
         }
         WindowState::FeatureAttribution(state) => {
             (TAG_FEATURE_ATTRIBUTION, postcard::to_stdvec(state.as_ref()))
@@ -142,6 +159,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
         StateKind::DataQuality => TAG_DATA_QUALITY,
         StateKind::Bias(_) => TAG_BIAS,
         StateKind::ModelQuality(_) => TAG_MODEL_QUALITY,
+        StateKind::Predictions(_) => TAG_PREDICTIONS,
         StateKind::FeatureAttribution(_) => TAG_FEATURE_ATTRIBUTION,
     };
     if tag != expected {
@@ -193,6 +211,24 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                 skipped_rows: body.skipped_rows,
             })))
         }
+        StateKind::Predictions(spec) => {
+            let body: PredictionsBody = from_body(&body)?;
+            if body.problem_type != spec.problem_type {
+                return Err(CodecError::SpecMismatch {
+                    differences: format!(
+                        "problem_type: stored {:?}, configured {:?}",
+                        body.problem_type, spec.problem_type
+                    ),
+                });
+            }
+            body.run
+                .validate()
+                .map_err(|e| CodecError::Corrupt(format!("predictions: {e}")))?;
+            Ok(WindowState::Predictions(PredictionWindow {
+                spec: spec.clone(),
+                runs: vec![body.run],
+            }))
+        }
         StateKind::FeatureAttribution(spec) => {
             let state: AttributionState = from_body(&body)?;
             if state.aggregation != spec.aggregation || state.max_features != spec.max_features {
@@ -226,9 +262,11 @@ fn read_header(bytes: &[u8]) -> Result<(u16, u8), CodecError> {
         return Err(CodecError::UnsupportedVersion(version));
     }
     match bytes[6] {
-        tag @ (TAG_DATA_QUALITY | TAG_BIAS | TAG_MODEL_QUALITY | TAG_FEATURE_ATTRIBUTION) => {
-            Ok((version, tag))
-        }
+        tag @ (TAG_DATA_QUALITY
+        | TAG_BIAS
+        | TAG_MODEL_QUALITY
+        | TAG_PREDICTIONS
+        | TAG_FEATURE_ATTRIBUTION) => Ok((version, tag)),
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
@@ -237,6 +275,7 @@ fn kind_name(tag: u8) -> &'static str {
     match tag {
         TAG_BIAS => "bias",
         TAG_MODEL_QUALITY => "model_quality",
+        TAG_PREDICTIONS => "predictions (model quality waiting for labels)",
         TAG_FEATURE_ATTRIBUTION => "feature_attribution",
         _ => "data_quality",
     }

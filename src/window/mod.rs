@@ -17,7 +17,9 @@ use arrow::record_batch::RecordBatch;
 use crate::attribution::{AttributionSpec, AttributionState};
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
-use crate::model_quality::{Membership, ModelQualitySpec, ModelQualityState};
+use crate::model_quality::{
+    JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
+};
 use crate::profile::Profile;
 
 /// What a monitor's windows hold.
@@ -27,6 +29,9 @@ pub enum StateKind {
     Bias(Arc<BiasSpec>),
     ModelQuality(Arc<ModelQualitySpec>),
     FeatureAttribution(Arc<AttributionSpec>),
+    /// A model-quality monitor fed by the label join: windows hold predictions until their
+    /// labels arrive.
+    Predictions(Arc<ModelQualitySpec>),
 }
 
 impl StateKind {
@@ -40,6 +45,10 @@ impl StateKind {
             StateKind::FeatureAttribution(spec) => {
                 WindowState::FeatureAttribution(Box::new(AttributionState::new(spec)))
             }
+            StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
+                spec: spec.clone(),
+                runs: Vec::new(),
+            }),
         }
     }
 }
@@ -52,17 +61,19 @@ pub enum WindowState {
     Bias(Box<BiasState>),
     ModelQuality(Box<ModelQualityWindow>),
     FeatureAttribution(Box<AttributionState>),
+    Predictions(PredictionWindow),
 }
 
 impl WindowState {
     /// Adds rows; `keys` (one per row, see [`RowKeys`]) decide a model-quality row's
     /// subsamples and are not needed by the other kinds.
-    pub fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
+    pub fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
         match self {
             WindowState::DataQuality(profile) => profile.add_batch(rows),
             WindowState::Bias(state) => state.add_batch(rows),
             WindowState::ModelQuality(window) => window.add_batch(rows, keys),
             WindowState::FeatureAttribution(state) => state.add_batch(rows),
+            WindowState::Predictions(window) => window.add_batch(rows, keys),
         }
     }
 
@@ -73,6 +84,7 @@ impl WindowState {
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
             (WindowState::FeatureAttribution(a), WindowState::FeatureAttribution(b)) => a.merge(&b),
+            (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -83,7 +95,38 @@ impl WindowState {
             WindowState::Bias(state) => state.rows(),
             WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
             WindowState::FeatureAttribution(state) => state.records,
+            WindowState::Predictions(window) => (window.runs.iter())
+                .map(|run| run.len() as u64 + run.duplicates + run.skipped)
+                .sum(),
         }
+    }
+}
+
+/// A joined model-quality monitor's window before its labels: its predictions, as sorted
+/// runs in arrival order (one per batch or merged part), made one run when needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionWindow {
+    pub spec: Arc<ModelQualitySpec>,
+    pub runs: Vec<PredictionRun>,
+}
+
+impl PredictionWindow {
+    fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
+        self.runs
+            .push(match PredictionRun::from_batch(&self.spec, rows, keys) {
+                Ok(added) => added,
+                // A batch without the prediction column: every row is unusable.
+                Err(_) => {
+                    let mut none = PredictionRun::empty();
+                    none.skipped = rows.num_rows() as u64;
+                    none
+                }
+            });
+    }
+
+    /// All predictions as one run; on a key in several runs, the earliest wins.
+    pub fn run(&self) -> PredictionRun {
+        PredictionRun::concat(&self.runs)
     }
 }
 
@@ -106,9 +149,9 @@ impl ModelQualityWindow {
         }
     }
 
-    fn add_batch(&mut self, rows: &RecordBatch, keys: &[u64]) {
+    fn add_batch(&mut self, rows: &RecordBatch, keys: &[JoinKey]) {
         let added = crate::model_quality::add_batch(&mut self.state, &self.spec, rows, |row| {
-            Membership::of_hash(keys[row])
+            Membership::of_hash(keys[row] as u64)
         });
         self.skipped_rows += match added {
             Ok(skipped) => skipped.len() as u64,
@@ -135,13 +178,13 @@ pub struct RowKeys {
 }
 
 impl RowKeys {
-    fn of(self, chunk: &Chunk) -> Vec<u64> {
-        use crate::model_quality::key_hash;
+    fn of(self, chunk: &Chunk) -> Vec<JoinKey> {
+        use crate::model_quality::join_key;
         if let Some(events) = &chunk.events
             && events.column_by_name(crate::decode::EVENT_ID).is_some()
         {
             return crate::decode::join_keys(events)
-                .map(|id| key_hash(id.as_bytes()))
+                .map(|id| join_key(id.as_bytes()))
                 .collect();
         }
         (0..chunk.features.num_rows() as u64)
@@ -149,7 +192,7 @@ impl RowKeys {
                 let mut bytes = [0u8; 16];
                 bytes[..8].copy_from_slice(&self.object.to_le_bytes());
                 bytes[8..].copy_from_slice(&(self.first_row + row).to_le_bytes());
-                key_hash(&bytes)
+                join_key(&bytes)
             })
             .collect()
     }
@@ -238,7 +281,7 @@ impl Windows {
     ) {
         // Only model-quality windows use the keys.
         let keys = match kind {
-            StateKind::ModelQuality(_) => row_keys.of(chunk),
+            StateKind::ModelQuality(_) | StateKind::Predictions(_) => row_keys.of(chunk),
             _ => Vec::new(),
         };
         let times = chunk.events.as_ref().and_then(|events| {
@@ -293,7 +336,7 @@ impl Windows {
         endpoint: Option<&str>,
         start: i64,
         rows: &RecordBatch,
-        keys: &[u64],
+        keys: &[JoinKey],
     ) {
         if start + self.size <= self.closed_through {
             self.late_rows += rows.num_rows() as u64;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::record::read_windows;
+use super::record::read_object;
 use super::*;
 use crate::ingest::local::{DirectoryScanner, FoundFile};
 
@@ -79,7 +79,7 @@ pub(super) async fn scan(shared: Arc<Shared>, root: PathBuf, once: bool) {
 async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(), StoreError> {
     let relative = relative_path(root, &file.path);
     events::emit(Event::ObjectReceived { source: &relative });
-    let Some((index, fields)) = route(&shared.monitors, &relative) else {
+    let Some((index, fields, role)) = route(&shared.monitors, &relative) else {
         events::emit(Event::ObjectRefused {
             source: &relative,
             reason: "no_monitor",
@@ -107,12 +107,13 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
         || file.modified_ns() as i64 / 1_000_000_000,
         |h| h.timestamp(),
     );
-    let options = monitor.decode_options(shared.config.limits);
+    let options = shared.decode_options(index, role);
     let path = file.path.clone();
-    let read = read_windows(
+    let read = read_object(
         shared,
         &relative,
         index,
+        role,
         fields.endpoint,
         Instant::now(),
         move |quarantine, add| {
@@ -124,7 +125,7 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
     )
     .await;
     match read {
-        Ok(windows) => record(shared, vec![(id, windows)]).await,
+        Ok(contents) => record(shared, vec![(id, contents)]).await,
         Err(error) => {
             lock(&shared.failed).insert(relative.clone());
             events::emit(Event::ObjectFailed {

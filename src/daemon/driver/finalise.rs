@@ -58,13 +58,20 @@ pub(super) async fn finalise_ready(
             evaluated_through.insert(series, rules.evaluated_through);
         }
     }
-    let plans = plan::plan(work, &evaluated_through, watermark, size);
+    let label_lateness = |series: &SeriesKey| {
+        (config.monitors.iter())
+            .find(|m| m.name == series.monitor)
+            .and_then(|m| m.label_join(&config.window))
+            .map_or(0, |join| join.label_lateness.as_secs() as i64)
+    };
+    let plans = plan::plan(work, &evaluated_through, watermark, size, label_lateness);
     let planned: Vec<SeriesKey> = plans.iter().map(|p| p.series.clone()).collect();
     for SeriesPlan {
         series,
         deliver: outboxes,
         finalise: ready,
         silent_until,
+        labels,
     } in plans
     {
         if shared.stop.is_cancelled() {
@@ -83,6 +90,9 @@ pub(super) async fn finalise_ready(
             let mut blocked = Blocked::default();
             for start in outboxes {
                 deliver(shared, sinks, &series, start, &mut blocked).await?;
+            }
+            if !labels.is_empty() {
+                join::absorb(shared, &series, &labels).await?;
             }
             for (start, parts) in ready {
                 if !durable.renew(&mut held).await? {
@@ -136,6 +146,7 @@ async fn finalise(
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
         // Parts that landed after the window was fenced were counted as late.
+        join::unstage(shared, series, start).await?;
         durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
@@ -169,7 +180,7 @@ async fn finalise(
         start,
     };
     let end = start + config.window.size.as_secs() as i64;
-    let analysis = {
+    let merged = {
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || {
             let kind = &shared.monitors[monitor].kind;
@@ -191,20 +202,45 @@ async fn finalise(
                     ),
                 }
             }
-            merged.map(|state| {
-                let window = ClosedWindow { key, end, state };
-                (
-                    crate::daemon::window_report(&shared.config, &shared.monitors, window),
-                    used,
-                )
-            })
+            merged.map(|state| (state, used))
+        })
+        .await
+        .expect("merging does not panic")
+    };
+    let Some((mut state, used)) = merged else {
+        return Ok(None);
+    };
+    // A label-joined window: its predictions meet their labels now.
+    let mut join_counts = None;
+    if let WindowState::Predictions(window) = state {
+        let (predictions, spec) = tokio::task::spawn_blocking(move || (window.run(), window.spec))
+            .await
+            .expect("merging does not panic");
+        let joined = join::join_window(shared, series, start, predictions).await?;
+        join_counts = Some(joined.counts);
+        state = WindowState::ModelQuality(Box::new(crate::window::ModelQualityWindow {
+            spec,
+            state: joined.state,
+            skipped_rows: joined.counts.skipped_rows,
+        }));
+    }
+    let report = {
+        let shared = shared.clone();
+        let window = ClosedWindow { key, end, state };
+        tokio::task::spawn_blocking(move || {
+            crate::daemon::window_report(&shared.config, &shared.monitors, window, join_counts)
         })
         .await
         .expect("analysis does not panic")
     };
-    let Some((report, used)) = analysis else {
-        return Ok(None);
-    };
+    if let Some(counts) = &join_counts {
+        events::emit(Event::LabelJoin {
+            monitor: &series.monitor,
+            endpoint: series.endpoint.as_deref(),
+            window: &report.relative_dir,
+            counts,
+        });
+    }
     let report_uri = sinks
         .s3_report
         .as_ref()
@@ -246,6 +282,9 @@ async fn finalise(
         return Ok(None);
     }
     durable.forget_late(&late_notes).await?;
+    if join_counts.is_some() {
+        join::unstage(shared, series, start).await?;
+    }
     durable.delete_parts(series, start, parts).await?;
     report::note_window(shared, series, start).await?;
     Ok(Some(start))

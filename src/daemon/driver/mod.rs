@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::actions::{append_actions, facts_of, messages, print_actions};
 use super::state::{Durable, Fate, LedgerEntry, SeriesKey, SeriesRules, WindowOutbox, object_hash};
 use super::{
-    ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, RunError, RunSummary, dead_letter, now_seconds, route,
+    ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, Role, RunError, RunSummary, dead_letter, now_seconds,
+    route,
 };
 use crate::config::{Config, InputSource};
 use crate::decode::Quarantine;
@@ -41,6 +42,7 @@ mod connect;
 mod deliver;
 mod directory;
 mod finalise;
+mod join;
 mod queue;
 mod record;
 mod report;
@@ -141,6 +143,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// How to decode an object routed to `monitor` in `role`: label files are SageMaker's
+    /// ground-truth JSON Lines whatever the monitor's own format.
+    fn decode_options(&self, monitor: usize, role: Role) -> crate::decode::DecodeOptions {
+        let mut options = self.config.monitors[monitor].decode_options(self.config.limits);
+        if role == Role::Labels {
+            options.format = crate::decode::InputFormat::GroundTruth;
+        }
+        options
+    }
+
     /// Backpressure: while the sinks cannot keep up, new objects would only pile up more
     /// windows to deliver; they wait in their source instead. Whether to hold back now.
     fn input_held(&self) -> bool {

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::record::read_windows;
+use super::record::{Contents, read_object as read_contents};
 use super::*;
 use crate::decode::{self, DecodeError, DecodeOptions, InputFormat};
 use crate::ingest::s3::{BlockingBody, FetchError, get_object_within, read_manifest};
@@ -23,7 +23,7 @@ enum Outcome {
     /// Nothing (more) to do: delete it. The reason is logged.
     Delete(String),
     /// Read: record the objects' windows, then delete it.
-    Read(Vec<(ObjectId, Windows)>),
+    Read(Vec<(ObjectId, Contents)>),
     /// Failed: leave it for redelivery (or release it at shutdown).
     Leave(String),
 }
@@ -192,7 +192,7 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
             refuse(shared, message, object, "not_allowed", &reason);
             continue;
         }
-        let Some((index, fields)) = route(&shared.monitors, &event.key) else {
+        let Some((index, fields, role)) = route(&shared.monitors, &event.key) else {
             events::emit(Event::ObjectRefused {
                 source: &format!("s3://{}/{}", event.bucket, event.key),
                 reason: "no_monitor",
@@ -207,7 +207,17 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
             refuse(shared, message, object, "invalid_series", &reason);
             continue;
         }
-        match read_object(shared, input, index, fields, &event.bucket, &event.key).await {
+        match read_object(
+            shared,
+            input,
+            index,
+            role,
+            fields,
+            &event.bucket,
+            &event.key,
+        )
+        .await
+        {
             Ok(Some(object)) => read.push(object),
             Ok(None) => {}
             Err(error) => return Outcome::Leave(error),
@@ -226,10 +236,11 @@ async fn read_object(
     shared: &Shared,
     input: &QueueInput,
     monitor: usize,
+    role: Role,
     fields: crate::ingest::local::PathFields,
     bucket: &str,
     key: &str,
-) -> Result<Option<(ObjectId, Windows)>, String> {
+) -> Result<Option<(ObjectId, Contents)>, String> {
     let monitor_config = &shared.config.monitors[monitor];
     let started = std::time::Instant::now();
     tracing::info!(bucket, key, monitor = monitor_config.name, "reading object");
@@ -257,7 +268,7 @@ async fn read_object(
         Err(error) => return Err(format!("cannot read the ledger: {error}")),
     }
     let object_time = fields.hour.map(|h| h.timestamp());
-    let objects = if monitor_config.manifest {
+    let objects = if monitor_config.manifest && role == Role::Records {
         let mut listed = Vec::new();
         for (b, k) in read_manifest(object).await.map_err(|e| e.to_string())? {
             input.allow.check(&b, &k).map_err(|reason| {
@@ -273,15 +284,16 @@ async fn read_object(
     } else {
         vec![object]
     };
-    let options = monitor_config.decode_options(shared.config.limits);
+    let options = shared.decode_options(monitor, role);
     let cancel = shared.stop.child_token();
     let stall_timeout = shared.config.aws.request_timeout;
     let handle = tokio::runtime::Handle::current();
     let spool_dir = shared.config.output.directory.clone();
-    let windows = read_windows(
+    let contents = read_contents(
         shared,
         &id.source,
         monitor,
+        role,
         fields.endpoint,
         started,
         move |quarantine, add| {
@@ -305,7 +317,7 @@ async fn read_object(
         },
     )
     .await?;
-    Ok(Some((id, windows)))
+    Ok(Some((id, contents)))
 }
 
 /// Decodes a streaming object chunk by chunk. Parquet needs random access, so it is spooled to

@@ -5,43 +5,93 @@ use std::time::Instant;
 
 use super::*;
 use crate::decode::{Chunk, DecodeError};
-use crate::window::RowKeys;
+use crate::model_quality::{LabelRun, join_key};
+use crate::window::{RowKeys, StateKind};
+
+/// What an object was read into: its own partial windows, or (a label file) its labels for
+/// one series' join, with the time they arrived.
+pub(super) enum Contents {
+    Windows(Windows),
+    Labels {
+        series: SeriesKey,
+        arrived: i64,
+        run: LabelRun,
+    },
+}
 
 /// Runs `decode` on a blocking thread, with the object's own quarantine, into the object's own
-/// windows of `monitor` (each chunk with its object's event time when its records have none);
-/// counts what it quarantined and notes the read.
-pub(super) async fn read_windows(
+/// windows of `monitor` (each chunk with its object's event time when its records have none),
+/// or for `Role::Labels` into the labels of the monitor's join; counts what it quarantined and
+/// notes the read.
+pub(super) async fn read_object(
     shared: &Shared,
     source: &str,
     monitor: usize,
+    role: Role,
     endpoint: Option<String>,
     started: Instant,
     decode: impl FnOnce(&mut Quarantine, &mut dyn FnMut(Chunk, i64)) -> Result<(), DecodeError>
     + Send
     + 'static,
-) -> Result<Windows, String> {
+) -> Result<Contents, String> {
     let kind = shared.monitors[monitor].kind.clone();
     let size = shared.config.window.size.as_secs() as i64;
     let quarantine_path = shared.quarantine_path.clone();
     let object = crate::model_quality::key_hash(source.as_bytes());
-    let (windows, rows, quarantine) =
+    let series = SeriesKey::new(&shared.config.monitors[monitor].name, endpoint.as_deref());
+    let (contents, rows, quarantine) =
         tokio::task::spawn_blocking(move || -> Result<_, DecodeError> {
             let mut quarantine =
                 Quarantine::to_file(&quarantine_path).map_err(|error| DecodeError::Io {
                     source_name: quarantine_path.display().to_string(),
                     error,
                 })?;
-            let mut windows = Windows::new(size, 0);
             let mut rows = 0;
-            decode(&mut quarantine, &mut |chunk, time| {
-                let keys = RowKeys {
-                    object,
-                    first_row: rows,
-                };
-                rows += chunk.features.num_rows() as u64;
-                windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time, keys)
-            })?;
-            Ok((windows, rows, quarantine))
+            let contents = match (role, &kind) {
+                (Role::Labels, StateKind::Predictions(spec)) => {
+                    let mut runs = Vec::new();
+                    let mut arrived = None;
+                    decode(&mut quarantine, &mut |chunk, time| {
+                        rows += chunk.features.num_rows() as u64;
+                        arrived.get_or_insert(time);
+                        let keys: Vec<_> = (chunk.events.as_ref())
+                            .map(|events| {
+                                crate::decode::join_keys(events)
+                                    .map(|id| join_key(id.as_bytes()))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        runs.push(
+                            LabelRun::from_batch(spec, &chunk.features, &keys).unwrap_or_else(
+                                |_| {
+                                    let mut none = LabelRun::empty();
+                                    none.skipped = chunk.features.num_rows() as u64;
+                                    none
+                                },
+                            ),
+                        );
+                    })?;
+                    Contents::Labels {
+                        series,
+                        arrived: arrived.unwrap_or(i64::MIN),
+                        run: LabelRun::concat(&runs),
+                    }
+                }
+                (Role::Labels, _) => unreachable!("only label-joined monitors route labels"),
+                (Role::Records, _) => {
+                    let mut windows = Windows::new(size, 0);
+                    decode(&mut quarantine, &mut |chunk, time| {
+                        let keys = RowKeys {
+                            object,
+                            first_row: rows,
+                        };
+                        rows += chunk.features.num_rows() as u64;
+                        windows.add(monitor, &kind, endpoint.as_deref(), &chunk, time, keys)
+                    })?;
+                    Contents::Windows(windows)
+                }
+            };
+            Ok((contents, rows, quarantine))
         })
         .await
         .map_err(|e| format!("decoder thread failed: {e}"))?
@@ -53,22 +103,33 @@ pub(super) async fn read_windows(
         rows,
         seconds: started.elapsed().as_secs_f64(),
     });
-    Ok(windows)
+    Ok(contents)
 }
 
 /// Stores each object's partial windows, then its ledger entry. Rows for a window already
 /// finalised are late: counted, logged and kept in the ledger entry, not merged.
 pub(super) async fn record(
     shared: &Shared,
-    objects: Vec<(ObjectId, Windows)>,
+    objects: Vec<(ObjectId, Contents)>,
 ) -> Result<(), StoreError> {
     let durable = &shared.durable;
-    for (id, windows) in objects {
+    for (id, contents) in objects {
         let object = &id.hash;
         if durable.ledger_entry(object).await?.is_some() {
             events::emit(Event::ObjectDuplicate { source: &id.source });
             continue;
         }
+        let windows = match contents {
+            Contents::Windows(windows) => windows,
+            Contents::Labels {
+                series,
+                arrived,
+                run,
+            } => {
+                record_labels(shared, &id, &series, arrived, run).await?;
+                continue;
+            }
+        };
         let newest = windows.newest();
         let (mut rows, mut late_rows) = (0, 0);
         let mut fed = Vec::new();
@@ -125,6 +186,40 @@ pub(super) async fn record(
             windows: entry.windows.len(),
         });
     }
+    Ok(())
+}
+
+/// Stores a label file's labels for its series' join, then its ledger entry. Labels do not
+/// move the watermark: they are collected after the predictions they label.
+async fn record_labels(
+    shared: &Shared,
+    id: &ObjectId,
+    series: &SeriesKey,
+    arrived: i64,
+    run: LabelRun,
+) -> Result<(), StoreError> {
+    let rows = run.len() as u64 + run.duplicates + run.skipped;
+    // Zero-padded so that names list in arrival order.
+    let name = format!("{:012}-{}", arrived.max(0), id.hash);
+    let bytes = tokio::task::spawn_blocking(move || run.encode())
+        .await
+        .expect("encoding does not panic");
+    let key = shared.durable.put_labels(series, &name, bytes).await?;
+    let entry = LedgerEntry {
+        source: id.source.clone(),
+        version: id.version.clone(),
+        rows,
+        windows: vec![key],
+        late_rows: 0,
+        failed: None,
+        replica: shared.durable.replica.clone(),
+        recorded_at: now_seconds(),
+    };
+    shared.durable.put_ledger_entry(&id.hash, &entry).await?;
+    events::emit(Event::ObjectRecorded {
+        source: &id.source,
+        windows: 1,
+    });
     Ok(())
 }
 

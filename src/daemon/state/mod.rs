@@ -11,6 +11,9 @@
 //! done/{series}/{start}              a finalised and delivered window: the parts it merged
 //! rules/{series}                     the rules' state for a series
 //! reports/{series}                   where the series' periodic compliance reports stand
+//! labels/{series}/{arrived}-{object}  one label file's labels, until the join folds them in
+//! join/{series}                      a label-joined series' join: waiting labels, pending
+//!                                    predictions of finalised windows, counts
 //! ```
 //!
 //! A series is `{monitor}/{endpoint}` (`-` for batch monitors); `{start}` is the window's start
@@ -141,6 +144,8 @@ pub(super) struct Held {
 pub(super) struct SeriesWork {
     pub outboxes: Vec<i64>,
     pub parts: std::collections::BTreeMap<i64, Vec<String>>,
+    /// Label files waiting to be folded into the series' join, in arrival order.
+    pub labels: Vec<String>,
 }
 
 pub(super) struct Durable {
@@ -387,6 +392,20 @@ impl Durable {
                 work.entry(series).or_default().outboxes.push(start);
             }
         }
+        for key in self.store.list("labels/").await? {
+            let Some((series, name)) = key
+                .strip_prefix("labels/")
+                .and_then(|rest| rest.rsplit_once('/'))
+            else {
+                continue;
+            };
+            if let Some(series) = SeriesKey::parse(series) {
+                work.entry(series)
+                    .or_default()
+                    .labels
+                    .push(name.to_string());
+            }
+        }
         for key in self.store.list("parts/").await? {
             let Some(rest) = key.strip_prefix("parts/") else {
                 continue;
@@ -404,6 +423,51 @@ impl Durable {
             }
         }
         Ok(work)
+    }
+
+    /// Stores one label file's labels for `series`; `name` orders label files by arrival.
+    pub async fn put_labels(
+        &self,
+        series: &SeriesKey,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let key = format!("labels/{series}/{name}");
+        self.store.put(&key, bytes).await?;
+        Ok(key)
+    }
+
+    pub async fn get_labels(
+        &self,
+        series: &SeriesKey,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(&format!("labels/{series}/{name}")).await
+    }
+
+    pub async fn delete_labels(
+        &self,
+        series: &SeriesKey,
+        names: &[String],
+    ) -> Result<(), StoreError> {
+        for name in names {
+            self.store
+                .delete(&format!("labels/{series}/{name}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn join_state(&self, series: &SeriesKey) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(&format!("join/{series}")).await
+    }
+
+    pub async fn put_join_state(
+        &self,
+        series: &SeriesKey,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.store.put(&format!("join/{series}"), bytes).await
     }
 
     /// Takes the series' lease if it is free, expired or already ours.

@@ -1,0 +1,1072 @@
+//! The label join: predictions from capture, ground truth from label files, matched by the
+//! capture's `inferenceId` (else its `eventId`) as the labels arrive.
+//!
+//! Everything here is pure; the daemon keeps one [`JoinState`] per series in its state store
+//! and calls, in each finaliser pass, [`JoinState::absorb`] for each new label file, then
+//! [`JoinState::join`] for each window due, then [`JoinState::expire`].
+//!
+//! - A pending prediction keeps a 128-bit hash of its key and what the metrics need (32 bytes
+//!   for a binary prediction with a score); never the record.
+//! - Labels that match no prediction yet wait (the orphan buffer) until `orphan_ttl`, then
+//!   count as orphans.
+//! - A window's predictions are matched when the window closes for labels; those left
+//!   unmatched stay pending until `label_ttl`, so a label arriving later is counted late for
+//!   its window instead of as an orphan.
+//! - The first label of a key wins; a second one (in the same file, a later file, or after
+//!   the first was matched, until `label_ttl`) is a duplicate.
+//!
+//! Times are event times in seconds (a label's is its file's time, the hour it was
+//! collected). A window closes for labels at a time of its own (its end plus the lateness
+//! allowed); only labels that arrived by then count as its labels, and expiries are judged at
+//! that time too, so a replay of the same files gives the same result however fast it runs.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use super::sample::{Membership, key_hash};
+use super::state::{ModelQualityState, Observation};
+use super::{ModelQualitySpec, ProblemType};
+use crate::decode::as_text;
+
+/// A record's join key, hashed to 128 bits (collisions are out of reach). Its low 64 bits are
+/// [`key_hash`] of the key, so a joined row lands in the same subsamples as the same row read
+/// from a labelled file.
+pub type JoinKey = u128;
+
+pub fn join_key(id: &[u8]) -> JoinKey {
+    let high = twox_hash::XxHash64::oneshot(0x6a6f_696e, id);
+    (u128::from(high) << 64) | u128::from(key_hash(id))
+}
+
+fn membership(key: JoinKey) -> Membership {
+    Membership::of_hash(key as u64)
+}
+
+/// Distinct class names one run or join state keeps; a class past it is refused with its row.
+pub const MAX_JOIN_CLASSES: usize = 1024;
+
+/// Class names, stored once; runs and states refer to them by index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Classes {
+    names: Vec<String>,
+    #[serde(skip)]
+    index: HashMap<String, u16>,
+}
+
+impl PartialEq for Classes {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Classes {
+    fn id(&mut self, name: &str) -> Option<u16> {
+        if self.index.len() != self.names.len() {
+            self.reindex();
+        }
+        if let Some(&id) = self.index.get(name) {
+            return Some(id);
+        }
+        if self.names.len() >= MAX_JOIN_CLASSES {
+            return None;
+        }
+        let id = self.names.len() as u16;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn reindex(&mut self) {
+        self.index = (self.names.iter().enumerate())
+            .map(|(i, name)| (name.clone(), i as u16))
+            .collect();
+    }
+
+    fn name(&self, id: u16) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn validate(&self, ids: impl Iterator<Item = u16>) -> Result<(), String> {
+        if self.names.len() > MAX_JOIN_CLASSES {
+            return Err(format!("{} classes", self.names.len()));
+        }
+        for id in ids {
+            if id as usize >= self.names.len() {
+                return Err(format!("class {id} of {}", self.names.len()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a prediction keeps. 16 bytes: with its key, 32 per pending prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Predicted {
+    /// `score` is NaN without a probability attribute.
+    Binary {
+        label: bool,
+        score: f64,
+    },
+    Class(u16),
+    Number(f64),
+}
+
+/// What a label keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Truth {
+    Binary(bool),
+    Class(u16),
+    Number(f64),
+}
+
+/// Values sorted by key, one per key, with their class names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run<V> {
+    pub classes: Classes,
+    keys: Vec<JoinKey>,
+    values: Vec<V>,
+    /// Rows of the same key after the first: dropped.
+    pub duplicates: u64,
+    /// Rows without a usable value (missing, unreadable, or a class past the limit).
+    pub skipped: u64,
+}
+
+pub type PredictionRun = Run<Predicted>;
+pub type LabelRun = Run<Truth>;
+
+impl<V: Copy + ClassRef> Run<V> {
+    pub fn empty() -> Self {
+        Self {
+            classes: Classes::default(),
+            keys: Vec::new(),
+            values: Vec::new(),
+            duplicates: 0,
+            skipped: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Sorts `rows` by key, keeping each key's first row (a stable sort keeps arrival order).
+    fn from_rows(classes: Classes, mut rows: Vec<(JoinKey, V)>, skipped: u64) -> Self {
+        rows.sort_by_key(|(key, _)| *key);
+        let before = rows.len();
+        rows.dedup_by_key(|(key, _)| *key);
+        let duplicates = (before - rows.len()) as u64;
+        let (keys, values) = rows.into_iter().unzip();
+        Self {
+            classes,
+            keys,
+            values,
+            duplicates,
+            skipped,
+        }
+    }
+
+    /// The rows of `runs` as one run; on a key in several, the earliest run's row wins. One
+    /// stable sort of all rows, so merging many runs costs O(n log n), not a pass per run.
+    pub fn concat(runs: &[Self]) -> Self {
+        let mut classes = Classes::default();
+        let total = runs.iter().map(|r| r.keys.len()).sum();
+        let mut rows = Vec::with_capacity(total);
+        let (mut duplicates, mut skipped) = (0, 0);
+        for run in runs {
+            duplicates += run.duplicates;
+            skipped += run.skipped;
+            let remap: Vec<Option<u16>> = (run.classes.names.iter())
+                .map(|name| classes.id(name))
+                .collect();
+            for (key, value) in run.keys.iter().zip(&run.values) {
+                match value.remap(&remap) {
+                    Some(value) => rows.push((*key, value)),
+                    None => skipped += 1,
+                }
+            }
+        }
+        let mut run = Self::from_rows(classes, rows, skipped);
+        run.duplicates += duplicates;
+        run
+    }
+
+    /// What a decoded run must satisfy: keys strictly increasing, classes in range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.keys.len() != self.values.len() {
+            return Err("keys and values differ in number".into());
+        }
+        if self.keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("keys out of order".into());
+        }
+        self.classes
+            .validate(self.values.iter().filter_map(|v| v.class()))
+    }
+}
+
+/// The class a value refers to, and the value with its class renumbered.
+pub trait ClassRef: Sized {
+    fn class(&self) -> Option<u16>;
+    fn with_class(self, class: u16) -> Self;
+
+    fn remap(self, remap: &[Option<u16>]) -> Option<Self> {
+        match self.class() {
+            Some(class) => remap[class as usize].map(|c| self.with_class(c)),
+            None => Some(self),
+        }
+    }
+}
+
+impl ClassRef for Predicted {
+    fn class(&self) -> Option<u16> {
+        match self {
+            Predicted::Class(c) => Some(*c),
+            _ => None,
+        }
+    }
+    fn with_class(self, class: u16) -> Self {
+        Predicted::Class(class)
+    }
+}
+
+impl ClassRef for Truth {
+    fn class(&self) -> Option<u16> {
+        match self {
+            Truth::Class(c) => Some(*c),
+            _ => None,
+        }
+    }
+    fn with_class(self, class: u16) -> Self {
+        Truth::Class(class)
+    }
+}
+
+/// A column as trimmed text; `None` values are missing.
+fn text_column(batch: &RecordBatch, name: &str) -> Option<StringArray> {
+    let array = batch.column_by_name(name)?;
+    Some(
+        as_text(array)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("as_text gives Utf8")
+            .clone(),
+    )
+}
+
+fn value(column: &StringArray, row: usize) -> Option<&str> {
+    (column.is_valid(row))
+        .then(|| column.value(row).trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn number(column: &StringArray, row: usize) -> Option<f64> {
+    value(column, row)?
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+}
+
+fn binary(column: &StringArray, row: usize) -> Option<bool> {
+    match number(column, row)? {
+        1.0 => Some(true),
+        0.0 => Some(false),
+        _ => None,
+    }
+}
+
+fn class(column: &StringArray, row: usize) -> Option<String> {
+    value(column, row).map(super::batch::canonical_class)
+}
+
+/// The columns a batch lacks, in words, or the rows.
+fn missing(setting: &str, name: &str, batch: &RecordBatch) -> String {
+    let names: Vec<String> = (batch.schema().fields().iter())
+        .map(|f| format!("{:?}", f.name()))
+        .collect();
+    format!(
+        "no column {name:?} (the {setting}); the columns are {}",
+        names.join(", ")
+    )
+}
+
+impl PredictionRun {
+    /// The predictions of a capture batch; `keys[i]` is row `i`'s join key. `Err`: the batch
+    /// lacks a column the spec names.
+    pub fn from_batch(
+        spec: &ModelQualitySpec,
+        batch: &RecordBatch,
+        keys: &[JoinKey],
+    ) -> Result<Self, String> {
+        let find = |setting: &str, name: &Option<String>| -> Result<Option<StringArray>, String> {
+            name.as_deref()
+                .map(|n| text_column(batch, n).ok_or_else(|| missing(setting, n, batch)))
+                .transpose()
+        };
+        let inference = find("inference_attribute", &spec.inference_attribute)?;
+        let probability = match spec.problem_type {
+            ProblemType::BinaryClassification => {
+                find("probability_attribute", &spec.probability_attribute)?
+            }
+            _ => None,
+        };
+        let mut classes = Classes::default();
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let mut skipped = 0;
+        for (row, &key) in keys.iter().enumerate().take(batch.num_rows()) {
+            let predicted = match spec.problem_type {
+                ProblemType::BinaryClassification => (|| {
+                    let score = match &probability {
+                        Some(p) => Some(number(p, row)?),
+                        None => None,
+                    };
+                    let label = match (spec.probability_threshold, score, &inference) {
+                        (Some(threshold), Some(score), _) => score > threshold,
+                        (_, _, Some(inference)) => binary(inference, row)?,
+                        _ => return None,
+                    };
+                    Some(Predicted::Binary {
+                        label,
+                        score: score.unwrap_or(f64::NAN),
+                    })
+                })(),
+                ProblemType::MulticlassClassification => inference
+                    .as_ref()
+                    .and_then(|c| class(c, row))
+                    .and_then(|name| classes.id(&name))
+                    .map(Predicted::Class),
+                ProblemType::Regression => inference
+                    .as_ref()
+                    .and_then(|c| number(c, row))
+                    .map(Predicted::Number),
+            };
+            match predicted {
+                Some(predicted) => rows.push((key, predicted)),
+                None => skipped += 1,
+            }
+        }
+        Ok(Self::from_rows(classes, rows, skipped))
+    }
+}
+
+impl LabelRun {
+    /// The labels of a ground-truth batch: the `ground_truth_attribute` column, or with a
+    /// CSV-encoded label (columns `_c0, …`) the first column when the batch has no column of
+    /// that name.
+    pub fn from_batch(
+        spec: &ModelQualitySpec,
+        batch: &RecordBatch,
+        keys: &[JoinKey],
+    ) -> Result<Self, String> {
+        let name = &spec.ground_truth_attribute;
+        let truth = text_column(batch, name)
+            .or_else(|| text_column(batch, "_c0"))
+            .ok_or_else(|| missing("ground_truth_attribute", name, batch))?;
+        let mut classes = Classes::default();
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let mut skipped = 0;
+        for (row, &key) in keys.iter().enumerate().take(batch.num_rows()) {
+            let label = match spec.problem_type {
+                ProblemType::BinaryClassification => binary(&truth, row).map(Truth::Binary),
+                ProblemType::MulticlassClassification => class(&truth, row)
+                    .and_then(|name| classes.id(&name))
+                    .map(Truth::Class),
+                ProblemType::Regression => number(&truth, row).map(Truth::Number),
+            };
+            match label {
+                Some(label) => rows.push((key, label)),
+                None => skipped += 1,
+            }
+        }
+        Ok(Self::from_rows(classes, rows, skipped))
+    }
+}
+
+/// What happened to predictions and labels, per window (and in total).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinCounts {
+    /// Predictions of the window (one per key).
+    pub predictions: u64,
+    /// Predictions that had their label when the window closed for labels.
+    pub labelled: u64,
+    /// Predictions without a label then (they stay pending until `label_ttl`).
+    pub unlabelled: u64,
+    /// Labels for predictions of windows already closed (arrived since the last window).
+    pub late_labels: u64,
+    /// Labels that matched no prediction within `orphan_ttl` (expired since the last window).
+    pub orphan_labels: u64,
+    /// Second and later labels of a key (since the last window).
+    pub duplicate_labels: u64,
+    /// Second and later predictions of a key in the window.
+    pub duplicate_predictions: u64,
+    /// Rows without a usable prediction or label (missing, unreadable, class past the limit,
+    /// or the pending-label limit reached) since the last window.
+    pub skipped_rows: u64,
+}
+
+impl JoinCounts {
+    /// Labelled predictions over predictions; `None` for a window without predictions.
+    pub fn label_coverage(&self) -> Option<f64> {
+        (self.predictions > 0).then(|| self.labelled as f64 / self.predictions as f64)
+    }
+
+    /// `label_join.json`: the counts and the label coverage (`null` without predictions).
+    pub fn file(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("counts serialize");
+        value["label_coverage"] = serde_json::json!(self.label_coverage());
+        value
+    }
+}
+
+/// driftd's file beside a label-joined window's model-quality files.
+pub const LABEL_JOIN_FILE: &str = "label_join.json";
+
+/// A closed window's predictions still without a label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PendingWindow {
+    start: i64,
+    /// Event time after which its predictions are unlabelled for good.
+    expires: i64,
+    keys: Vec<JoinKey>,
+    /// Late labels found for it.
+    late: u64,
+}
+
+/// A window's joined result, kept until the window is committed, so that a finaliser that
+/// dies in between commits the same result after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinedWindow {
+    pub start: i64,
+    pub state: ModelQualityState,
+    pub counts: JoinCounts,
+}
+
+/// The join's durable state for one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinState {
+    problem_type: ProblemType,
+    classes: Classes,
+    /// Labels without their prediction yet, by key: the label and its arrival time.
+    waiting_keys: Vec<JoinKey>,
+    waiting: Vec<(Truth, i64)>,
+    /// Keys whose label was used, and when: a repeat until `label_ttl` is a duplicate.
+    matched_keys: Vec<JoinKey>,
+    matched_at: Vec<i64>,
+    pending: Vec<PendingWindow>,
+    /// Label files folded in whose stored runs may still exist (a restart must not fold them
+    /// twice); forgotten once the store no longer lists them.
+    pub absorbed: Vec<String>,
+    /// Joined windows not yet known to be committed.
+    pub staged: Vec<JoinedWindow>,
+    /// Counts since the last joined window, reported with the next one.
+    since_last: JoinCounts,
+    /// Labels refused because `max_pending_labels` were waiting.
+    pub refused_labels: u64,
+}
+
+/// How long labels wait for their predictions (`orphan`) and used keys and unlabelled
+/// predictions are remembered (`label`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl {
+    pub orphan: i64,
+    pub label: i64,
+}
+
+/// What absorbing one label file did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Absorbed {
+    pub waiting: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+}
+
+impl JoinState {
+    pub fn new(problem_type: ProblemType) -> Self {
+        Self {
+            problem_type,
+            classes: Classes::default(),
+            waiting_keys: Vec::new(),
+            waiting: Vec::new(),
+            matched_keys: Vec::new(),
+            matched_at: Vec::new(),
+            pending: Vec::new(),
+            absorbed: Vec::new(),
+            staged: Vec::new(),
+            since_last: JoinCounts::default(),
+            refused_labels: 0,
+        }
+    }
+
+    pub fn problem_type(&self) -> ProblemType {
+        self.problem_type
+    }
+
+    /// Labels waiting for their prediction.
+    pub fn waiting_labels(&self) -> usize {
+        self.waiting_keys.len()
+    }
+
+    /// Predictions of closed windows still waiting for their label.
+    pub fn pending_predictions(&self) -> usize {
+        self.pending.iter().map(|w| w.keys.len()).sum()
+    }
+
+    /// Folds in one label file's labels, which arrived at `arrived`. At most `max_waiting`
+    /// labels wait; more are refused and counted.
+    pub fn absorb(&mut self, labels: LabelRun, arrived: i64, max_waiting: usize) -> Absorbed {
+        let mut outcome = Absorbed {
+            duplicates: labels.duplicates,
+            ..Absorbed::default()
+        };
+        self.since_last.skipped_rows += labels.skipped;
+        let remap: Vec<Option<u16>> = (labels.classes.names.iter())
+            .map(|name| self.classes.id(name))
+            .collect();
+        let mut waiting = Vec::new();
+        let mut matched = Vec::new();
+        for (key, truth) in labels.keys.into_iter().zip(labels.values) {
+            if self.waiting_keys.binary_search(&key).is_ok()
+                || self.matched_keys.binary_search(&key).is_ok()
+            {
+                outcome.duplicates += 1;
+                continue;
+            }
+            if let Some(window) = self
+                .pending
+                .iter_mut()
+                .find(|w| w.keys.binary_search(&key).is_ok())
+            {
+                let at = window.keys.binary_search(&key).expect("found");
+                window.keys.remove(at);
+                window.late += 1;
+                outcome.late += 1;
+                matched.push((key, arrived));
+                continue;
+            }
+            let Some(truth) = truth.remap(&remap) else {
+                self.since_last.skipped_rows += 1;
+                continue;
+            };
+            if self.waiting_keys.len() + waiting.len() >= max_waiting {
+                outcome.refused += 1;
+                continue;
+            }
+            waiting.push((key, (truth, arrived)));
+        }
+        outcome.waiting = waiting.len() as u64;
+        merge_sorted(&mut self.waiting_keys, &mut self.waiting, waiting);
+        merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
+        self.since_last.late_labels += outcome.late;
+        self.since_last.duplicate_labels += outcome.duplicates;
+        self.refused_labels += outcome.refused;
+        self.since_last.skipped_rows += outcome.refused;
+        outcome
+    }
+
+    /// Matches the predictions of a window closing for labels at event time `closes` with the
+    /// labels that arrived by then (one arrived later is late for it); those left unmatched
+    /// stay pending until `expires`. Then expires what is past its time at `closes` (see
+    /// [`JoinState::expire`]). The window's state and counts (with what happened since the
+    /// last window) are staged and returned.
+    pub fn join(
+        &mut self,
+        start: i64,
+        predictions: PredictionRun,
+        closes: i64,
+        expires: i64,
+        ttl: Ttl,
+    ) -> JoinedWindow {
+        let now = closes;
+        let mut state = ModelQualityState::new(self.problem_type);
+        let mut counts = JoinCounts {
+            predictions: predictions.len() as u64,
+            duplicate_predictions: predictions.duplicates,
+            skipped_rows: predictions.skipped,
+            ..JoinCounts::default()
+        };
+        let mut unmatched = Vec::new();
+        let mut used = vec![false; self.waiting_keys.len()];
+        let mut matched = Vec::new();
+        let mut cursor = 0;
+        for (key, predicted) in predictions.keys.into_iter().zip(predictions.values) {
+            // Both sides sorted: one walk.
+            cursor += self.waiting_keys[cursor..].partition_point(|k| *k < key);
+            if self.waiting_keys.get(cursor) != Some(&key) {
+                unmatched.push(key);
+                continue;
+            }
+            let (truth, arrived) = self.waiting[cursor];
+            used[cursor] = true;
+            matched.push((key, now));
+            if arrived > closes {
+                // Read before this window closed, but collected after: late, as it would
+                // have been had the window closed on time.
+                counts.late_labels += 1;
+                continue;
+            }
+            let observation = match (predicted, truth) {
+                (Predicted::Binary { label, score }, Truth::Binary(actual)) => {
+                    Observation::Binary {
+                        predicted: label,
+                        actual,
+                        score: (!score.is_nan()).then_some(score),
+                    }
+                }
+                (Predicted::Class(p), Truth::Class(a)) => {
+                    let (p, a) = (predictions.classes.name(p), self.classes.name(a));
+                    if !state.admits_class_pair(a, p) {
+                        counts.skipped_rows += 1;
+                        continue;
+                    }
+                    Observation::Multiclass {
+                        predicted: p,
+                        actual: a,
+                    }
+                }
+                (Predicted::Number(predicted), Truth::Number(actual)) => {
+                    Observation::Regression { predicted, actual }
+                }
+                _ => unreachable!("one series joins one problem type"),
+            };
+            state
+                .add(membership(key), observation)
+                .expect("the state was made for the series' problem type");
+            counts.labelled += 1;
+        }
+        counts.unlabelled = counts.predictions - counts.labelled;
+        let mut at = 0;
+        self.waiting_keys.retain(|_| {
+            at += 1;
+            !used[at - 1]
+        });
+        let mut at = 0;
+        self.waiting.retain(|_| {
+            at += 1;
+            !used[at - 1]
+        });
+        merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
+        if !unmatched.is_empty() {
+            self.pending.push(PendingWindow {
+                start,
+                expires,
+                keys: unmatched,
+                late: 0,
+            });
+        }
+        self.expire(closes, ttl);
+        let since = std::mem::take(&mut self.since_last);
+        counts.late_labels += since.late_labels;
+        counts.orphan_labels += since.orphan_labels;
+        counts.duplicate_labels += since.duplicate_labels;
+        counts.skipped_rows += since.skipped_rows;
+        let joined = JoinedWindow {
+            start,
+            state,
+            counts,
+        };
+        self.staged.push(joined.clone());
+        joined
+    }
+
+    /// Drops what is past its time at event time `now`: labels waiting longer than
+    /// `orphan_ttl` (orphans, counted), used keys older than `label_ttl`, and closed windows'
+    /// pending predictions past their expiry.
+    pub fn expire(&mut self, now: i64, ttl: Ttl) {
+        let Ttl {
+            orphan: orphan_ttl,
+            label: label_ttl,
+        } = ttl;
+        let keep: Vec<bool> = (self.waiting.iter())
+            .map(|(_, arrived)| arrived.saturating_add(orphan_ttl) >= now)
+            .collect();
+        self.since_last.orphan_labels += keep.iter().filter(|k| !**k).count() as u64;
+        retain_by(&mut self.waiting_keys, &keep);
+        retain_by(&mut self.waiting, &keep);
+        let keep: Vec<bool> = (self.matched_at.iter())
+            .map(|at| at.saturating_add(label_ttl) >= now)
+            .collect();
+        retain_by(&mut self.matched_keys, &keep);
+        retain_by(&mut self.matched_at, &keep);
+        self.pending
+            .retain(|w| w.expires >= now && !w.keys.is_empty());
+    }
+
+    /// What a decoded state must satisfy.
+    pub fn validate(&self) -> Result<(), String> {
+        let sorted = |keys: &[JoinKey]| keys.windows(2).all(|w| w[0] < w[1]);
+        if self.waiting_keys.len() != self.waiting.len()
+            || self.matched_keys.len() != self.matched_at.len()
+        {
+            return Err("keys and values differ in number".into());
+        }
+        if !sorted(&self.waiting_keys)
+            || !sorted(&self.matched_keys)
+            || !self.pending.iter().all(|w| sorted(&w.keys))
+        {
+            return Err("keys out of order".into());
+        }
+        for staged in &self.staged {
+            staged.state.validate()?;
+        }
+        self.classes
+            .validate(self.waiting.iter().filter_map(|(t, _)| t.class()))
+    }
+}
+
+/// Durable bytes of a label run or a join state: a 4-byte magic, a version byte, then one
+/// zstd frame (with its content checksum) of the postcard body. Bad bytes of any kind are an
+/// error, never a panic.
+const SEAL_VERSION: u8 = 1;
+const LABELS_MAGIC: [u8; 4] = *b"DRJL";
+const JOIN_STATE_MAGIC: [u8; 4] = *b"DRJS";
+
+fn seal<T: Serialize>(magic: [u8; 4], value: &T) -> Vec<u8> {
+    let body = postcard::to_stdvec(value).expect("join state serializes");
+    let mut out = magic.to_vec();
+    out.push(SEAL_VERSION);
+    let mut encoder = zstd::stream::Encoder::new(out, 3).expect("zstd encoder");
+    encoder.include_checksum(true).expect("zstd checksum flag");
+    std::io::Write::write_all(&mut encoder, &body).expect("zstd into a Vec");
+    encoder.finish().expect("zstd into a Vec")
+}
+
+fn unseal<T: for<'de> Deserialize<'de>>(
+    magic: [u8; 4],
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
+    if bytes.len() < 5 || bytes[..4] != magic {
+        return Err(format!("not a driftd {what}"));
+    }
+    if bytes[4] != SEAL_VERSION {
+        return Err(format!("{what} version {} is not supported", bytes[4]));
+    }
+    let body = zstd::stream::decode_all(&bytes[5..]).map_err(|e| format!("{what}: {e}"))?;
+    let (value, rest) = postcard::take_from_bytes(&body).map_err(|e| format!("{what}: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("{what}: {} bytes after the body", rest.len()));
+    }
+    Ok(value)
+}
+
+impl LabelRun {
+    pub fn encode(&self) -> Vec<u8> {
+        seal(LABELS_MAGIC, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let run: Self = unseal(LABELS_MAGIC, "label run", bytes)?;
+        run.validate().map_err(|e| format!("label run: {e}"))?;
+        Ok(run)
+    }
+}
+
+impl JoinState {
+    pub fn encode(&self) -> Vec<u8> {
+        seal(JOIN_STATE_MAGIC, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let state: Self = unseal(JOIN_STATE_MAGIC, "join state", bytes)?;
+        state.validate().map_err(|e| format!("join state: {e}"))?;
+        Ok(state)
+    }
+}
+
+fn retain_by<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut at = 0;
+    items.retain(|_| {
+        at += 1;
+        keep[at - 1]
+    });
+}
+
+/// Merges `new` (any order, keys not in `keys`) into the sorted `keys` and their `values`.
+fn merge_sorted<V>(keys: &mut Vec<JoinKey>, values: &mut Vec<V>, mut new: Vec<(JoinKey, V)>) {
+    if new.is_empty() {
+        return;
+    }
+    new.sort_by_key(|(key, _)| *key);
+    let old = std::mem::take(keys).into_iter().zip(std::mem::take(values));
+    let mut merged = Vec::with_capacity(old.len() + new.len());
+    let mut old = old.peekable();
+    let mut new = new.into_iter().peekable();
+    loop {
+        let take_old = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((a, _)), Some((b, _))) => a < b,
+        };
+        merged.push(if take_old { old.next() } else { new.next() }.expect("peeked"));
+    }
+    (*keys, *values) = merged.into_iter().unzip();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(columns: &[(&str, &[Option<&str>])]) -> RecordBatch {
+        let schema = Schema::new(
+            (columns.iter())
+                .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        let arrays = (columns.iter())
+            .map(|(_, values)| Arc::new(StringArray::from(values.to_vec())) as _)
+            .collect();
+        RecordBatch::try_new(Arc::new(schema), arrays).unwrap()
+    }
+
+    fn keys(ids: &[&str]) -> Vec<JoinKey> {
+        ids.iter().map(|id| join_key(id.as_bytes())).collect()
+    }
+
+    fn binary_spec() -> ModelQualitySpec {
+        ModelQualitySpec {
+            problem_type: ProblemType::BinaryClassification,
+            inference_attribute: Some("_c0".into()),
+            probability_attribute: Some("_c1".into()),
+            probability_threshold: None,
+            ground_truth_attribute: "label".into(),
+        }
+    }
+
+    fn predictions(ids: &[&str], labels: &[&str], scores: &[&str]) -> PredictionRun {
+        let labels: Vec<Option<&str>> = labels.iter().map(|v| Some(*v)).collect();
+        let scores: Vec<Option<&str>> = scores.iter().map(|v| Some(*v)).collect();
+        let rows = batch(&[("_c0", &labels), ("_c1", &scores)]);
+        PredictionRun::from_batch(&binary_spec(), &rows, &keys(ids)).unwrap()
+    }
+
+    fn labels(ids: &[&str], values: &[&str]) -> LabelRun {
+        let values: Vec<Option<&str>> = values.iter().map(|v| Some(*v)).collect();
+        LabelRun::from_batch(&binary_spec(), &batch(&[("_c0", &values)]), &keys(ids)).unwrap()
+    }
+
+    fn ttl(orphan: i64, label: i64) -> Ttl {
+        Ttl { orphan, label }
+    }
+
+    const LONG: Ttl = Ttl {
+        orphan: 1_000_000,
+        label: 1_000_000,
+    };
+
+    fn confusion(state: &ModelQualityState) -> [u64; 4] {
+        let ModelQualityState::Binary(state) = state else {
+            panic!("binary")
+        };
+        let c = &state.confusion[0];
+        [
+            c.true_positives,
+            c.false_positives,
+            c.true_negatives,
+            c.false_negatives,
+        ]
+    }
+
+    #[test]
+    fn labels_before_and_after_their_predictions_are_joined_once() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        // "a" labelled before its prediction arrives, "b" after, "c" never.
+        join.absorb(labels(&["a"], &["1"]), 100, 10);
+        join.absorb(labels(&["b"], &["0"]), 200, 10);
+        let run = predictions(&["a", "b", "c"], &["1", "1", "0"], &["0.9", "0.6", "0.2"]);
+        let joined = join.join(0, run, 300, 10_000, LONG);
+        // a: TP, b: FP; c has no label.
+        assert_eq!(confusion(&joined.state), [1, 1, 0, 0]);
+        assert_eq!(
+            (
+                joined.counts.predictions,
+                joined.counts.labelled,
+                joined.counts.unlabelled
+            ),
+            (3, 2, 1)
+        );
+        assert_eq!(joined.counts.label_coverage(), Some(2.0 / 3.0));
+        assert_eq!(join.waiting_labels(), 0);
+        assert_eq!(join.pending_predictions(), 1);
+    }
+
+    #[test]
+    fn the_first_label_wins_and_repeats_are_duplicates_until_label_ttl() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        // In one file: the first of a key wins.
+        let run = labels(&["a", "a"], &["1", "0"]);
+        assert_eq!(run.duplicates, 1);
+        join.absorb(run, 0, 10);
+        // In a later file, before and after the match.
+        assert_eq!(join.absorb(labels(&["a"], &["0"]), 10, 10).duplicates, 1);
+        let joined = join.join(0, predictions(&["a"], &["1"], &["0.8"]), 20, 1_000, LONG);
+        assert_eq!(
+            confusion(&joined.state),
+            [1, 0, 0, 0],
+            "the first label (1) won"
+        );
+        assert_eq!(joined.counts.duplicate_labels, 2);
+        assert_eq!(join.absorb(labels(&["a"], &["0"]), 30, 10).duplicates, 1);
+        // Past label_ttl the key is forgotten: the same key is then a new (orphan) label.
+        join.expire(20 + 100 + 1, ttl(1_000, 100));
+        assert_eq!(join.absorb(labels(&["a"], &["0"]), 200, 10).waiting, 1);
+    }
+
+    #[test]
+    fn a_label_after_its_window_closed_is_late_and_an_unknown_one_an_orphan() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        join.join(
+            0,
+            predictions(&["a", "b"], &["1", "0"], &["0.9", "0.1"]),
+            50,
+            500,
+            LONG,
+        );
+        let absorbed = join.absorb(labels(&["b", "zzz"], &["0", "1"]), 60, 10);
+        assert_eq!((absorbed.late, absorbed.waiting), (1, 1));
+        // "zzz" waits until orphan_ttl, then counts as an orphan in the next window.
+        join.expire(60 + 30, ttl(30, 1_000));
+        assert_eq!(join.waiting_labels(), 1);
+        let next = join.join(
+            3600,
+            predictions(&[], &[], &[]),
+            60 + 31,
+            4_000,
+            ttl(30, 1_000),
+        );
+        assert_eq!(join.waiting_labels(), 0);
+        assert_eq!(next.counts.late_labels, 1);
+        assert_eq!(next.counts.orphan_labels, 1);
+        // The first window's pending predictions expire at 500 (a still pending).
+        assert_eq!(join.pending_predictions(), 1);
+        join.expire(501, ttl(30, 1_000));
+        assert_eq!(join.pending_predictions(), 0);
+    }
+
+    #[test]
+    fn a_label_collected_after_its_window_closed_is_late_even_when_read_before() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        // A replay reads every file first: "b"'s label was collected at 500, after the window
+        // closed at 400.
+        join.absorb(labels(&["a"], &["1"]), 300, 10);
+        join.absorb(labels(&["b"], &["1"]), 500, 10);
+        let joined = join.join(
+            0,
+            predictions(&["a", "b"], &["1", "1"], &["0.9", "0.9"]),
+            400,
+            9_000,
+            LONG,
+        );
+        assert_eq!(confusion(&joined.state), [1, 0, 0, 0]);
+        assert_eq!(
+            (
+                joined.counts.labelled,
+                joined.counts.unlabelled,
+                joined.counts.late_labels
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn waiting_labels_stop_at_the_limit_and_the_rest_are_counted() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        let absorbed = join.absorb(labels(&["a", "b", "c"], &["1", "1", "0"]), 0, 2);
+        assert_eq!((absorbed.waiting, absorbed.refused), (2, 1));
+        assert_eq!(join.refused_labels, 1);
+    }
+
+    #[test]
+    fn unreadable_values_are_skipped_and_counted() {
+        let run = predictions(&["a", "b"], &["1", "yes"], &["0.5", "0.5"]);
+        assert_eq!((run.len(), run.skipped), (1, 1));
+        let run = labels(&["a", "b"], &["2", "0"]);
+        assert_eq!((run.len(), run.skipped), (1, 1));
+    }
+
+    #[test]
+    fn merged_prediction_runs_keep_the_first_objects_row_and_remap_classes() {
+        let spec = ModelQualitySpec {
+            problem_type: ProblemType::MulticlassClassification,
+            inference_attribute: Some("p".into()),
+            probability_attribute: None,
+            probability_threshold: None,
+            ground_truth_attribute: "y".into(),
+        };
+        let a = PredictionRun::from_batch(
+            &spec,
+            &batch(&[("p", &[Some("cat"), Some("dog")])]),
+            &keys(&["1", "2"]),
+        )
+        .unwrap();
+        let b = PredictionRun::from_batch(
+            &spec,
+            &batch(&[("p", &[Some("bird"), Some("cat")])]),
+            &keys(&["3", "2"]),
+        )
+        .unwrap();
+        let merged = PredictionRun::concat(&[a, b]);
+        assert_eq!((merged.len(), merged.duplicates), (3, 1));
+        merged.validate().unwrap();
+        let mut join = JoinState::new(ProblemType::MulticlassClassification);
+        let truth = LabelRun::from_batch(
+            &spec,
+            &batch(&[("y", &[Some("dog"), Some("bird"), Some("cat")])]),
+            &keys(&["2", "3", "1"]),
+        )
+        .unwrap();
+        join.absorb(truth, 0, 10);
+        let joined = join.join(0, merged, 0, 10, LONG);
+        // All three right: "2" kept the first object's "dog".
+        let ModelQualityState::Multiclass(state) = &joined.state else {
+            panic!()
+        };
+        for (actual, row) in &state.counts {
+            assert_eq!(row.keys().collect::<Vec<_>>(), [actual], "{actual}");
+        }
+        assert_eq!(joined.counts.labelled, 3);
+    }
+
+    #[test]
+    fn states_and_runs_round_trip_and_damage_is_an_error() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        join.absorb(labels(&["a", "b"], &["1", "0"]), 7, 10);
+        join.join(
+            0,
+            predictions(&["b", "c"], &["1", "0"], &["0.7", "0.1"]),
+            9,
+            99,
+            LONG,
+        );
+        let bytes = join.encode();
+        assert_eq!(JoinState::decode(&bytes).unwrap(), join);
+        let run = labels(&["x"], &["1"]);
+        assert_eq!(LabelRun::decode(&run.encode()).unwrap(), run);
+        for cut in [0, 4, 5, bytes.len() / 2, bytes.len() - 1] {
+            assert!(JoinState::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 6;
+        flipped[last] ^= 0x40;
+        assert!(JoinState::decode(&flipped).is_err());
+        assert!(
+            LabelRun::decode(&bytes).is_err(),
+            "a join state is not a label run"
+        );
+    }
+
+    #[test]
+    fn a_join_key_picks_the_same_subsamples_as_the_labelled_file_path() {
+        let id = b"inference-42";
+        assert_eq!(membership(join_key(id)), Membership::of_key(id));
+    }
+}

@@ -1,0 +1,187 @@
+//! The label join in AWS mode, against the emulator: capture objects, then ground-truth
+//! objects collected later, announced on SQS → model-quality metrics in CloudWatch, a
+//! violation alert on SNS and the window's files (with `label_join.json`) in the S3 report.
+//! Event times are in 2030, so windows close on the data's watermark alone.
+
+use crate::common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::aws::*;
+use serde_json::{Value, json};
+
+/// `n` capture records with CSV output `label,score`: label 1 with score 0.9 for even `i`,
+/// label 0 with score 0.1 for odd `i`; event ids `{prefix}-{i}`.
+fn predictions(n: usize, start: DateTime<Utc>, prefix: &str) -> String {
+    (0..n)
+        .map(|i| {
+            let (label, score) = if i % 2 == 0 { (1, 0.9) } else { (0, 0.1) };
+            common::capture_record(
+                &["5".to_string(), "3.5".to_string()],
+                Some(&format!("{label},{score}")),
+                &format!("{prefix}-{i}"),
+                start + chrono::Duration::seconds(i as i64 % WINDOW_S),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// Ground truth for `{prefix}-{i}`, `i < n`: the prediction's label, except for `i % 5 == 0`
+/// (wrong).
+fn labels(n: usize, prefix: &str) -> String {
+    (0..n)
+        .map(|i| {
+            let predicted = u8::from(i % 2 == 0);
+            let truth = if i % 5 == 0 { 1 - predicted } else { predicted };
+            json!({
+                "groundTruthData": {"data": truth.to_string(), "encoding": "CSV"},
+                "eventMetadata": {"eventId": format!("{prefix}-{i}")},
+                "eventVersion": "0"
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_then_labels_through_sqs_become_model_quality_metrics_and_an_alert() {
+    let stack = Stack::new("labels", 30, Delivery::Direct).await;
+    let dir = stack.dir.path();
+    // A baseline that was always right: accuracy 1.
+    let mut csv = String::from("prediction,label\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{},{}\n", i % 2, i % 2));
+    }
+    std::fs::write(dir.join("baseline.csv"), csv).unwrap();
+    let flags = [
+        "--problem-type",
+        "BinaryClassification",
+        "--inference-attribute",
+        "prediction",
+        "--ground-truth-attribute",
+        "label",
+    ];
+    let code = common::model_quality(
+        "baseline",
+        &flags,
+        &dir.join("baseline.csv"),
+        None,
+        &dir.join("mq-baseline"),
+    );
+    assert_eq!(code, 0);
+    let config = stack.config_with_monitor(
+        30,
+        2,
+        r#"name = "quality"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "capture/{endpoint}/groundtruth/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "model_quality"
+baseline = "mq-baseline"
+problem_type = "BinaryClassification"
+inference_attribute = "_c0"
+probability_attribute = "_c1"
+ground_truth_attribute = "label"
+label_lateness = "20m""#,
+    );
+    let driftd = stack.start_polling(&config, "driftd.log").await;
+
+    let start = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    // 250 predictions in the window from 00:00:00, in two objects.
+    stack
+        .put(
+            &stack.capture_key(start, "a.jsonl"),
+            predictions(250, start, "r").into_bytes(),
+        )
+        .await;
+    // Labels for the first 240, collected 10 minutes later (before the window closes for
+    // labels at 00:00:10 + 2 s + 20 min); every fifth is wrong: 48 of 240.
+    let collected = start + chrono::Duration::minutes(10);
+    stack
+        .put(
+            &stack
+                .key_under("capture", collected, "gt.jsonl")
+                .replace("/AllTraffic/", "/groundtruth/"),
+            labels(240, "r").into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_log("labels_absorbed", Duration::from_secs(60))
+        .await;
+    // A prediction an hour later moves the watermark past the window's close.
+    let later = start + chrono::Duration::hours(1);
+    stack
+        .put(
+            &stack.capture_key(later, "later.jsonl"),
+            predictions(1, later, "later").into_bytes(),
+        )
+        .await;
+
+    let expected_accuracy = 192.0 / 240.0;
+    let accuracy = eventually("the accuracy datum", Duration::from_secs(60), || async {
+        stack
+            .metric_points(
+                "aws/sagemaker/Endpoints/model-metrics",
+                "accuracy",
+                &[("MonitoringSchedule", "quality")],
+                "Average",
+                60,
+                (start, start + chrono::Duration::hours(1)),
+            )
+            .await
+            .first()
+            .map(|(_, v)| *v)
+    })
+    .await;
+    assert!((accuracy - expected_accuracy).abs() < 1e-12, "{accuracy}");
+
+    let alert = eventually("the alert", Duration::from_secs(30), || async {
+        stack
+            .receive(&stack.alert_queue_url)
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
+    let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["monitor"], "quality");
+    assert!(
+        body["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["statistic"] == "accuracy" && f["value"] == expected_accuracy),
+        "{body}"
+    );
+
+    // The window's files in the S3 report, with the join's counts.
+    let prefix = format!("monitoring/{}/quality/2030/01/01/00/", stack.endpoint);
+    let key = eventually("label_join.json", Duration::from_secs(30), || async {
+        stack
+            .report_keys()
+            .await
+            .into_iter()
+            .find(|k| k.starts_with(&prefix) && k.ends_with("/label_join.json"))
+    })
+    .await;
+    let counts = stack.read_report(&key).await;
+    assert_eq!(counts["predictions"], 250, "{counts}");
+    assert_eq!(counts["labelled"], 240, "{counts}");
+    assert_eq!(counts["unlabelled"], 10, "{counts}");
+    assert_eq!(counts["label_coverage"], 0.96, "{counts}");
+    let statistics = stack
+        .read_report(&key.replace("label_join.json", "statistics.json"))
+        .await;
+    assert_eq!(statistics["dataset"]["item_count"], 240);
+    assert_eq!(
+        statistics["binary_classification_metrics"]["accuracy"]["value"],
+        expected_accuracy
+    );
+}

@@ -1,0 +1,541 @@
+//! The label join in `driftd run`: capture files give a model-quality monitor its
+//! predictions, ground-truth files (SageMaker's format, in hour folders of when they were
+//! collected) their labels, joined by event id. Every expected number is worked by hand from
+//! the records written here.
+
+use crate::common;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+fn json_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Capture records with CSV output `label,score`: `(event id, second of the hour, label, score)`.
+fn write_capture(path: &Path, hour: &str, records: &[(&str, u32, u8, f64)]) {
+    let mut text = String::new();
+    for (id, second, label, score) in records {
+        let record = json!({
+            "captureData": {
+                "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": "5,3.5", "encoding": "CSV"},
+                "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": format!("{label},{score}"), "encoding": "CSV"}
+            },
+            "eventMetadata": {"eventId": id, "inferenceTime": format!("2026-11-01T{hour}:00:{second:02}Z")},
+            "eventVersion": "0"
+        });
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Ground-truth records: `(event id, label)`.
+fn write_labels(path: &Path, labels: &[(&str, u8)]) {
+    let mut text = String::new();
+    for (id, label) in labels {
+        let record = json!({
+            "groundTruthData": {"data": label.to_string(), "encoding": "CSV"},
+            "eventMetadata": {"eventId": id},
+            "eventVersion": "0"
+        });
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const CONFIG: &str = r#"
+[input]
+directory = "in"
+
+[output]
+directory = "out"
+
+[window]
+size = "1h"
+allowed_lateness = "5m"
+
+[[monitor]]
+name = "quality"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "model_quality"
+baseline = "baseline"
+problem_type = "BinaryClassification"
+inference_attribute = "_c0"
+probability_attribute = "_c1"
+ground_truth_attribute = "label"
+label_lateness = "2h"
+orphan_ttl = "3h5m"
+"#;
+
+/// Writes the baseline (every prediction right: accuracy 1) and the config.
+fn setup(root: &Path) {
+    let mut csv = String::from("prediction,label\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{},{}\n", i % 2, i % 2));
+    }
+    std::fs::write(root.join("baseline.csv"), csv).unwrap();
+    let code = common::model_quality(
+        "baseline",
+        &[
+            "--problem-type",
+            "BinaryClassification",
+            "--inference-attribute",
+            "prediction",
+            "--ground-truth-attribute",
+            "label",
+        ],
+        &root.join("baseline.csv"),
+        None,
+        &root.join("baseline"),
+    );
+    assert_eq!(code, 0);
+    std::fs::write(root.join("driftd.toml"), CONFIG).unwrap();
+}
+
+fn run_once(root: &Path) -> String {
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn capture_and_ground_truth_join_into_model_quality_windows_with_their_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    setup(root);
+    // Window 00:00–01:00: ten predictions p0..p9, label 1 with score 0.9 for even i, label 0
+    // with score 0.2 for odd i; p3 predicted twice (the second record is a duplicate).
+    let mut records: Vec<(String, u32, u8, f64)> = (0..10)
+        .map(|i| {
+            let even = i % 2 == 0;
+            (
+                format!("p{i}"),
+                i,
+                u8::from(even),
+                if even { 0.9 } else { 0.2 },
+            )
+        })
+        .collect();
+    records.push(("p3".into(), 30, 1, 0.95));
+    let records: Vec<(&str, u32, u8, f64)> = records
+        .iter()
+        .map(|(id, s, l, p)| (id.as_str(), *s, *l, *p))
+        .collect();
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/00/a.jsonl"),
+        "00",
+        &records,
+    );
+    // Collected at 01:00, before the window closes for labels (01:00 + 5 min + 2 h): labels
+    // of p0..p7, a second label for p0 (the first wins), and one for an unknown id.
+    // p0 1/1 TP, p1 0/0 TN, p2 1/0 FP, p3 0/1 FN, p4 1/1 TP, p5 0/0 TN, p6 1/1 TP, p7 0/0 TN.
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/01/a.jsonl"),
+        &[
+            ("p0", 1),
+            ("p1", 0),
+            ("p2", 0),
+            ("p3", 1),
+            ("p4", 1),
+            ("p5", 0),
+            ("p6", 1),
+            ("p7", 0),
+            ("p0", 0),
+            ("unknown", 1),
+        ],
+    );
+    // Collected at 04:00, after the window closed: p8's label is late. p9 never gets one.
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/04/b.jsonl"),
+        &[("p8", 1)],
+    );
+    // A window at 06:00 with one prediction and no label.
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/06/a.jsonl"),
+        "06",
+        &[("q0", 0, 1, 0.9)],
+    );
+    let stdout = run_once(root);
+
+    let hour = root.join("out/ep/quality/2026/11/01/00");
+    let statistics = json_file(&hour.join("statistics.json"));
+    let metrics = &statistics["binary_classification_metrics"];
+    assert_eq!(statistics["dataset"]["item_count"], 8, "{statistics}");
+    let confusion = &metrics["confusion_matrix"];
+    assert_eq!(confusion["1"]["1"], 3, "{confusion}");
+    assert_eq!(confusion["0"]["0"], 3, "{confusion}");
+    assert_eq!(confusion["0"]["1"], 1, "{confusion}");
+    assert_eq!(confusion["1"]["0"], 1, "{confusion}");
+    assert_eq!(metrics["accuracy"]["value"], 0.75);
+    // Fewer than 200 rows: no standard deviation.
+    assert_eq!(metrics["accuracy"]["standard_deviation"], "NaN");
+    // The baseline was always right: accuracy 0.75 breaks its constraint.
+    let violations = json_file(&hour.join("constraint_violations.json"));
+    assert!(
+        violations["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["metric_name"] == "accuracy"),
+        "{violations}"
+    );
+    // Ten predictions (the repeat of p3 dropped and counted), eight labelled when the window
+    // closed; p8's label came late; p0's second label a duplicate. The unknown id still waits
+    // (it came at 01:00 and may wait 3 h 5 min).
+    let counts = json_file(&hour.join("label_join.json"));
+    assert_eq!(
+        counts,
+        json!({
+            "predictions": 10,
+            "labelled": 8,
+            "unlabelled": 2,
+            "late_labels": 1,
+            "orphan_labels": 0,
+            "duplicate_labels": 1,
+            "duplicate_predictions": 1,
+            "skipped_rows": 0,
+            "label_coverage": 0.8
+        })
+    );
+    // By the time the 06:00 window closes (09:05) the unknown id has waited past 04:05: it
+    // is counted as an orphan there.
+    let later = json_file(&root.join("out/ep/quality/2026/11/01/06/label_join.json"));
+    assert_eq!(
+        (
+            &later["predictions"],
+            &later["labelled"],
+            &later["orphan_labels"]
+        ),
+        (&json!(1), &json!(0), &json!(1)),
+        "{later}"
+    );
+    assert!(stdout.contains("8 labelled records"), "{stdout}");
+}
+
+#[test]
+fn a_second_run_over_the_same_files_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    setup(root);
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/00/a.jsonl"),
+        "00",
+        &[("a", 1, 1, 0.9), ("b", 2, 0, 0.1)],
+    );
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/01/a.jsonl"),
+        &[("a", 1), ("b", 1)],
+    );
+    run_once(root);
+    let hour = root.join("out/ep/quality/2026/11/01/00");
+    let first = json_file(&hour.join("label_join.json"));
+    assert_eq!(first["labelled"], 2);
+    std::fs::remove_dir_all(&hour).unwrap();
+    // Nothing new: the ledger knows both files, so no window is written again.
+    run_once(root);
+    assert!(!hour.exists(), "a window was finalised twice");
+    // A new label file for a window already closed: late, counted with the next window.
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/05/c.jsonl"),
+        &[("a", 0)],
+    );
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/06/b.jsonl"),
+        "06",
+        &[("c", 1, 1, 0.9)],
+    );
+    run_once(root);
+    let next = json_file(&root.join("out/ep/quality/2026/11/01/06/label_join.json"));
+    assert_eq!(next["predictions"], 1);
+    assert_eq!(next["labelled"], 0);
+    // "a" was labelled already: its second label is a duplicate, not a late one.
+    assert_eq!(next["duplicate_labels"], 1, "{next}");
+    assert_eq!(next["late_labels"], 0, "{next}");
+}
+
+mod durability {
+    //! SIGKILL at random moments — while files are read, label files folded in and windows
+    //! joined — then a restart: the windows equal a calm run's, file for file.
+
+    use super::*;
+
+    use std::collections::BTreeMap;
+    use std::process::Child;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use common::aws::{signal, walk};
+
+    const WINDOWS: u32 = 5;
+    const FILES_PER_WINDOW: u32 = 6;
+    const RECORDS: u32 = 10;
+
+    /// Writes `body` at `relative` below `in/` with a fixed modification time, so that both
+    /// runs name (and order) the files alike.
+    fn fix_time(path: &Path) {
+        let fixed = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(fixed)
+            .unwrap();
+    }
+
+    fn id(window: u32, file: u32, record: u32) -> String {
+        format!("w{window}f{file}r{record}")
+    }
+
+    /// A deterministic number in 0..100 for an id.
+    fn pick(id: &str) -> u64 {
+        id.bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+            % 100
+    }
+
+    fn write_load(root: &Path) -> usize {
+        let mut files = 0;
+        // Predictions: window k spans 00:00:10k–00:00:10k+9 of 2030-01-01.
+        for w in 0..WINDOWS {
+            for f in 0..FILES_PER_WINDOW {
+                let ids: Vec<String> = (0..RECORDS).map(|r| id(w, f, r)).collect();
+                let records: Vec<(&str, u32, u8, f64)> = (ids.iter().enumerate())
+                    .map(|(r, id)| {
+                        let score = (pick(id) as f64 + 0.5) / 100.0;
+                        (id.as_str(), w * 10 + r as u32, u8::from(score > 0.5), score)
+                    })
+                    .collect();
+                let path = root.join(format!(
+                    "in/capture/ep/AllTraffic/2030/01/01/00/w{w}f{f}.jsonl"
+                ));
+                write_capture_at(&path, &records);
+                fix_time(&path);
+                files += 1;
+            }
+        }
+        // Labels: one file per capture file, collected in hour 00 (in time); 10 % of the
+        // predictions get none, 5 % a second (different) label in the next file, 5 % come in
+        // a file of hour 01 (late); and each file has an unknown id (an orphan).
+        let mut late = Vec::new();
+        for w in 0..WINDOWS {
+            for f in 0..FILES_PER_WINDOW {
+                let mut labels = Vec::new();
+                for r in 0..RECORDS {
+                    let id = id(w, f, r);
+                    let p = pick(&id);
+                    let truth = u8::from(!p.is_multiple_of(3));
+                    match p % 20 {
+                        0 | 1 => continue,
+                        2 => {
+                            late.push((id, truth));
+                            continue;
+                        }
+                        _ => labels.push((id.clone(), truth)),
+                    }
+                    if p % 20 == 3 {
+                        labels.push((id, 1 - truth));
+                    }
+                }
+                labels.push((format!("unknown-{w}-{f}"), 1));
+                let path = root.join(format!("in/labels/ep/2030/01/01/00/w{w}f{f}.jsonl"));
+                let borrowed: Vec<(&str, u8)> =
+                    labels.iter().map(|(i, t)| (i.as_str(), *t)).collect();
+                write_labels(&path, &borrowed);
+                fix_time(&path);
+                files += 1;
+            }
+        }
+        let path = root.join("in/labels/ep/2030/01/01/01/late.jsonl");
+        let borrowed: Vec<(&str, u8)> = late.iter().map(|(i, t)| (i.as_str(), *t)).collect();
+        write_labels(&path, &borrowed);
+        fix_time(&path);
+        files + 1
+    }
+
+    /// Capture records at `2030-01-01T00:00:{second}`.
+    fn write_capture_at(path: &Path, records: &[(&str, u32, u8, f64)]) {
+        write_capture(path, "00", records);
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("2026-11-01T00:", "2030-01-01T00:");
+        std::fs::write(path, text).unwrap();
+    }
+
+    const DAEMON_CONFIG: &str = r#"
+[input]
+directory = "in"
+poll_interval = "100ms"
+settle_time = "0s"
+
+[output]
+directory = "out"
+
+[window]
+size = "10s"
+allowed_lateness = "600s"
+
+[state]
+lease_timeout = "2s"
+
+[daemon]
+shutdown_timeout = "10s"
+
+[[monitor]]
+name = "quality"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "model_quality"
+baseline = "baseline"
+problem_type = "BinaryClassification"
+inference_attribute = "_c0"
+probability_attribute = "_c1"
+ground_truth_attribute = "label"
+label_lateness = "60s"
+orphan_ttl = "20m"
+"#;
+
+    fn start(root: &Path, log: &str) -> Child {
+        let log = std::fs::File::create(root.join(log)).unwrap();
+        common::driftd()
+            .args(["run", "--config"])
+            .arg(root.join("driftd.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Window `w` (the 03:00 window for `w == WINDOWS`).
+    fn window_dir(out: &Path, w: u32) -> std::path::PathBuf {
+        if w == WINDOWS {
+            return out.join("ep/quality/2030/01/01/03/00/00");
+        }
+        out.join(format!("ep/quality/2030/01/01/00/00/{:02}", w * 10))
+    }
+
+    /// Runs driftd over the load, killed `kills` times while reading and `kills / 2` times
+    /// once the windows may close; the window files it wrote.
+    fn run(kills: usize) -> BTreeMap<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        setup(root);
+        std::fs::write(root.join("driftd.toml"), DAEMON_CONFIG).unwrap();
+        let files = write_load(root);
+        let state = root.join("out/state");
+        let mut rng = fastrand::Rng::with_seed(13);
+        let mut child = start(root, "driftd-0.log");
+        let mut restarts = 0;
+        let mut kill_and_restart = |child: &mut Child, pause: std::ops::Range<u64>| {
+            std::thread::sleep(Duration::from_millis(rng.u64(pause)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            restarts += 1;
+            *child = start(root, &format!("driftd-{restarts}.log"));
+        };
+        for _ in 0..kills {
+            kill_and_restart(&mut child, 100..800);
+        }
+        wait_for("every file in the ledger", Duration::from_secs(120), || {
+            walk(&state.join("ledger")).len() == files
+        });
+        // Later predictions move the watermark past every window, and past the 03:00 one,
+        // when the unknown ids (waiting since 00:00) have waited their 20 minutes.
+        for hour in ["03", "05"] {
+            let later = root.join(format!(
+                "in/capture/ep/AllTraffic/2030/01/01/{hour}/later.jsonl"
+            ));
+            write_capture(&later, hour, &[("later", 0, 1, 0.9)]);
+            let text = std::fs::read_to_string(&later)
+                .unwrap()
+                .replace("2026-11-01T", "2030-01-01T");
+            std::fs::write(&later, text).unwrap();
+        }
+        for _ in 0..kills / 2 {
+            kill_and_restart(&mut child, 50..400);
+        }
+        let out = root.join("out");
+        wait_for("every window written", Duration::from_secs(120), || {
+            (0..=WINDOWS).all(|w| window_dir(&out, w).join("label_join.json").exists())
+                && walk(&state.join("outbox")).is_empty()
+        });
+        signal("-TERM", &child.id().to_string());
+        assert!(child.wait().unwrap().success());
+        let mut windows = BTreeMap::new();
+        for w in 0..=WINDOWS {
+            for file in walk(&window_dir(&out, w)) {
+                let name = file.strip_prefix(&out).unwrap().display().to_string();
+                windows.insert(name, std::fs::read_to_string(&file).unwrap());
+            }
+        }
+        windows
+    }
+
+    #[test]
+    fn killed_while_reading_and_joining_the_windows_equal_a_calm_runs() {
+        let calm = run(0);
+        // Each window: statistics, constraints, violations, metrics and label_join.json.
+        assert_eq!(calm.len(), (WINDOWS as usize + 1) * 5, "{:?}", calm.keys());
+        let totals = (0..=WINDOWS).fold(BTreeMap::<&str, u64>::new(), |mut totals, w| {
+            let path = window_dir(Path::new(""), w).join("label_join.json");
+            let counts: Value = serde_json::from_str(&calm[&path.display().to_string()]).unwrap();
+            for key in ["predictions", "labelled", "late_labels", "orphan_labels"] {
+                *totals.entry(key).or_default() += counts[key].as_u64().unwrap();
+            }
+            totals
+        });
+        // Every prediction and every unknown id is accounted for.
+        let predictions = u64::from(WINDOWS * FILES_PER_WINDOW * RECORDS) + 1;
+        assert_eq!(totals["predictions"], predictions);
+        assert_eq!(
+            totals["orphan_labels"],
+            u64::from(WINDOWS * FILES_PER_WINDOW)
+        );
+        let (mut labelled, mut late) = (0, 0);
+        for w in 0..WINDOWS {
+            for f in 0..FILES_PER_WINDOW {
+                for r in 0..RECORDS {
+                    match pick(&id(w, f, r)) % 20 {
+                        0 | 1 => {}
+                        2 => late += 1,
+                        _ => labelled += 1,
+                    }
+                }
+            }
+        }
+        assert_eq!(totals["labelled"], labelled);
+        assert_eq!(totals["late_labels"], late);
+        let killed = run(6);
+        assert_eq!(
+            calm.keys().collect::<Vec<_>>(),
+            killed.keys().collect::<Vec<_>>()
+        );
+        for (name, content) in &calm {
+            assert_eq!(content, &killed[name], "{name} differs after kills");
+        }
+    }
+}
