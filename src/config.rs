@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::attribution::{Aggregation, AttributionAnalysis, AttributionSource, AttributionSpec};
 use crate::baseline::Baseline;
 use crate::bias::{Analysis, BiasSpec};
 use crate::decode::{DecodeOptions, InputFormat, Limits, OutputColumnsPosition};
@@ -345,6 +346,21 @@ pub struct MonitorConfig {
     pub probability_threshold: Option<f64>,
     /// Model quality: the column of the ground truth.
     pub ground_truth_attribute: Option<String>,
+    /// Feature attribution: Clarify's `agg_method` (`mean_abs`, default; `mean_sq`; `median`).
+    pub agg_method: Option<Aggregation>,
+    /// Feature attribution: a label whose NDCG is below this has drifted (default 0.9).
+    pub ndcg_threshold: Option<f64>,
+    /// Feature attribution, capture: the JSON path of the model's own contributions in its
+    /// response (keys joined by `.`); default: Clarify online explainability's
+    /// `explanations.kernel_shap`.
+    pub attributions_path: Option<String>,
+    /// Feature attribution: names of positional attributions (default `_c0`, `_c1`, …).
+    pub feature_headers: Option<Vec<String>>,
+    /// Feature attribution: the label that `attributions_path` explains (default `label0`).
+    pub attribution_label: Option<String>,
+    /// Feature attribution: features a window keeps per label (default 1,000); values of
+    /// further ones are refused and counted.
+    pub max_attribution_features: Option<usize>,
     /// Model quality on live traffic: which files hold the labels (SageMaker's ground-truth
     /// JSON Lines), a pattern like `path`. The monitor then reads its `path` files as capture
     /// (predictions) and joins them with these labels by `inferenceId`, else `eventId`.
@@ -397,6 +413,9 @@ pub enum MonitorKind {
     /// prediction and the ground truth (files that carry both, e.g. batch outputs joined
     /// with their labels).
     ModelQuality,
+    /// Model Monitor's feature attribution drift: global SHAP values per window and the NDCG of
+    /// their ranking against a baseline explainability `analysis.json`.
+    FeatureAttribution,
 }
 
 /// What a monitor's windows are checked against, loaded at start-up.
@@ -410,6 +429,10 @@ pub enum MonitorBaseline {
     ModelQuality {
         spec: Arc<ModelQualitySpec>,
         constraints: ModelQualityConstraints,
+    },
+    FeatureAttribution {
+        spec: Arc<AttributionSpec>,
+        baseline: AttributionAnalysis,
     },
 }
 
@@ -482,7 +505,41 @@ impl MonitorConfig {
                     constraints,
                 })
             }
+            MonitorKind::FeatureAttribution => {
+                let baseline = AttributionAnalysis::load(baseline).map_err(|e| format!(
+                    "{key}.baseline: {e}; a feature-attribution monitor's baseline is an explainability analysis.json file (Clarify's, or one from `driftd baseline --kind feature-attribution`)"
+                ))?;
+                Ok(MonitorBaseline::FeatureAttribution {
+                    spec: Arc::new(self.attribution_spec(key)?),
+                    baseline,
+                })
+            }
         }
+    }
+
+    /// What a feature-attribution monitor computes; `key` names the monitor in errors.
+    fn attribution_spec(&self, key: &str) -> Result<AttributionSpec, String> {
+        let defaults = AttributionSpec::default();
+        let spec = AttributionSpec {
+            aggregation: self.agg_method.unwrap_or(defaults.aggregation),
+            threshold: self.ndcg_threshold.unwrap_or(defaults.threshold),
+            max_features: self
+                .max_attribution_features
+                .unwrap_or(defaults.max_features),
+        };
+        spec.validate().map_err(|e| format!("{key}: {e}"))?;
+        Ok(spec)
+    }
+
+    /// Where a feature-attribution monitor finds each record's attributions in a capture.
+    fn attribution_source(&self) -> Option<Arc<AttributionSource>> {
+        (self.kind == MonitorKind::FeatureAttribution).then(|| {
+            Arc::new(AttributionSource::new(
+                self.attributions_path.as_deref(),
+                self.feature_headers.clone(),
+                self.attribution_label.clone(),
+            ))
+        })
     }
 
     /// What a model-quality monitor reads from each row; `key` names the monitor in errors.
@@ -512,6 +569,7 @@ impl MonitorConfig {
             output_columns_position: self.output_columns_position,
             array_element_name: self.array_element_name.clone(),
             limits,
+            attributions: self.attribution_source(),
             ..DecodeOptions::default()
         }
     }
@@ -788,7 +846,12 @@ impl Config {
                         "{key}.analysis_config: a monitor with kind = \"bias\" needs analysis_config = \"path/analysis_config.json\" (Clarify's analysis config: label, facets, predicted label)"
                     ));
                 }
-                (MonitorKind::DataQuality | MonitorKind::ModelQuality, Some(_)) => {
+                (
+                    MonitorKind::DataQuality
+                    | MonitorKind::ModelQuality
+                    | MonitorKind::FeatureAttribution,
+                    Some(_),
+                ) => {
                     return Err(format!(
                         "{key}.analysis_config: only used by bias monitors; add kind = \"bias\" or remove it"
                     ));
@@ -823,7 +886,9 @@ impl Config {
                     "{key}.{setting}: only used with ground_truth_path (the label join); set ground_truth_path or remove it"
                 ));
             }
-            if monitor.kind == MonitorKind::DataQuality && monitor.ground_truth_path.is_some() {
+            if !matches!(monitor.kind, MonitorKind::ModelQuality | MonitorKind::Bias)
+                && monitor.ground_truth_path.is_some()
+            {
                 return Err(format!(
                     "{key}.ground_truth_path: only used by model-quality and bias monitors (the label join); add kind = \"model_quality\" or \"bias\", or remove it"
                 ));
@@ -862,6 +927,24 @@ impl Config {
                         humantime_serde::re::humantime::format_duration(closing)
                     ));
                 }
+            }
+            let attribution_settings = [
+                ("agg_method", monitor.agg_method.is_some()),
+                ("ndcg_threshold", monitor.ndcg_threshold.is_some()),
+                ("attributions_path", monitor.attributions_path.is_some()),
+                ("feature_headers", monitor.feature_headers.is_some()),
+                ("attribution_label", monitor.attribution_label.is_some()),
+                (
+                    "max_attribution_features",
+                    monitor.max_attribution_features.is_some(),
+                ),
+            ];
+            if monitor.kind == MonitorKind::FeatureAttribution {
+                monitor.attribution_spec(&key)?;
+            } else if let Some((setting, _)) = attribution_settings.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{key}.{setting}: only used by feature-attribution monitors; add kind = \"feature_attribution\" or remove it"
+                ));
             }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(

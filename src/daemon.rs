@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::analyze::{self, metrics::MetricScope};
+use crate::attribution::{self, AttributionAnalysis};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::events::{self, Delivery, Event, Sink};
@@ -118,6 +119,9 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                     MonitorBaseline::ModelQuality { spec, .. } => {
                         StateKind::ModelQuality(spec.clone())
                     }
+                    MonitorBaseline::FeatureAttribution { spec, .. } => {
+                        StateKind::FeatureAttribution(spec.clone())
+                    }
                 },
                 labels,
                 baseline,
@@ -201,6 +205,24 @@ fn window_report(
                     violations,
                     skipped_rows: window.skipped_rows,
                     join,
+                },
+                metrics,
+            )
+        }
+        (
+            MonitorBaseline::FeatureAttribution { spec, baseline },
+            WindowState::FeatureAttribution(state),
+        ) => {
+            let analysis = AttributionAnalysis::new(state.explanations());
+            let drift = attribution::compare(&baseline.explanations, &analysis.explanations);
+            let violations = attribution::violations(&drift, spec.threshold);
+            let metrics = attribution::metrics(&analysis.explanations, &drift, &scope);
+            (
+                Outcome::FeatureAttribution {
+                    analysis,
+                    drift,
+                    violations,
+                    refused_values: state.refused_values + state.bad_values,
                 },
                 metrics,
             )
@@ -292,6 +314,15 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
                 *skipped_rows,
                 violations,
             )
+        }
+        Outcome::FeatureAttribution {
+            analysis,
+            drift,
+            violations,
+            refused_values,
+        } => {
+            file::write_attribution(&dir, analysis, violations, &report.metrics)?;
+            stdout::summarize_attribution(&title, report.rows, *refused_values, drift, violations)
         }
     };
     stdout::print(&format!("{summary}  → {}\n", dir.display()));

@@ -2,6 +2,7 @@
 //! writing SageMaker Model Monitor's files. See DESIGN.md for the flow of one object.
 
 pub mod analyze;
+pub mod attribution;
 pub mod aws;
 pub mod baseline;
 pub mod bias;

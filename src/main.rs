@@ -8,7 +8,10 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
+use std::sync::Arc;
+
 use driftd::analyze::{self, metrics::MetricScope};
+use driftd::attribution::{Aggregation, AttributionSource, AttributionSpec, DEFAULT_THRESHOLD};
 use driftd::baseline::Baseline;
 use driftd::config::Config;
 use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
@@ -42,8 +45,11 @@ enum Command {
         #[command(flatten)]
         model_quality: ModelQualityArgs,
         #[command(flatten)]
+        attribution: AttributionArgs,
+        #[command(flatten)]
         input: InputArgs,
-        /// Directory to write statistics.json and constraints.json to.
+        /// Directory to write statistics.json and constraints.json to (feature attribution:
+        /// analysis.json).
         #[arg(long)]
         output: PathBuf,
     },
@@ -54,7 +60,10 @@ enum Command {
         kind: Kind,
         #[command(flatten)]
         model_quality: ModelQualityArgs,
-        /// Directory with the baseline's statistics.json and constraints.json.
+        #[command(flatten)]
+        attribution: AttributionArgs,
+        /// Directory with the baseline's statistics.json and constraints.json (feature
+        /// attribution: the baseline analysis.json file, Clarify's or driftd's).
         #[arg(long)]
         baseline: PathBuf,
         #[command(flatten)]
@@ -185,6 +194,65 @@ enum Kind {
     DataQuality,
     /// Predictions against ground truth (Model Monitor's model quality).
     ModelQuality,
+    /// Global SHAP values and their ranking's NDCG against a baseline (Model Monitor's feature
+    /// attribution drift).
+    FeatureAttribution,
+}
+
+/// Feature-attribution settings (`--kind feature-attribution`).
+#[derive(Args)]
+struct AttributionArgs {
+    /// Clarify's agg_method for global SHAP values: mean_abs (default), mean_sq, median.
+    #[arg(long, value_enum)]
+    agg_method: Option<Aggregation>,
+    /// A label whose NDCG is below this raises feature_attribution_drift_check (default 0.9).
+    #[arg(long)]
+    ndcg_threshold: Option<f64>,
+    /// Capture: the JSON path (keys joined by '.') of the model's own contributions in its
+    /// response (e.g. XGBoost pred_contribs); default: Clarify online explainability's
+    /// explanations.kernel_shap.
+    #[arg(long)]
+    attributions_path: Option<String>,
+    /// Names of positional attributions, comma-separated (default _c0, _c1, …).
+    #[arg(long, value_delimiter = ',')]
+    feature_headers: Option<Vec<String>>,
+    /// The label the contributions at --attributions-path explain (default label0).
+    #[arg(long)]
+    attribution_label: Option<String>,
+}
+
+impl AttributionArgs {
+    fn given(&self) -> bool {
+        self.agg_method.is_some()
+            || self.ndcg_threshold.is_some()
+            || self.attributions_path.is_some()
+            || self.feature_headers.is_some()
+            || self.attribution_label.is_some()
+    }
+
+    /// The spec and source for `--kind feature-attribution`; `None` for the other kinds.
+    fn spec(self, kind: Kind) -> Result<Option<(AttributionSpec, Arc<AttributionSource>)>> {
+        if kind != Kind::FeatureAttribution {
+            if self.given() {
+                bail!(
+                    "--agg-method, --ndcg-threshold and the attribution flags need --kind feature-attribution"
+                );
+            }
+            return Ok(None);
+        }
+        let spec = AttributionSpec {
+            aggregation: self.agg_method.unwrap_or_default(),
+            threshold: self.ndcg_threshold.unwrap_or(DEFAULT_THRESHOLD),
+            ..AttributionSpec::default()
+        };
+        spec.validate().map_err(anyhow::Error::msg)?;
+        let source = AttributionSource::new(
+            self.attributions_path.as_deref(),
+            self.feature_headers,
+            self.attribution_label,
+        );
+        Ok(Some((spec, Arc::new(source))))
+    }
 }
 
 /// Model Monitor's model-quality settings (`--kind model-quality`). Attributes name columns,
@@ -220,7 +288,7 @@ impl ModelQualityArgs {
     /// The spec for `--kind model-quality`; `None` for data quality (whose run must not be
     /// given model-quality flags).
     fn spec(self, kind: Kind) -> Result<Option<ModelQualitySpec>> {
-        if kind == Kind::DataQuality {
+        if kind != Kind::ModelQuality {
             if self.given() {
                 bail!("--problem-type and the attribute flags need --kind model-quality");
             }
@@ -318,10 +386,20 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Baseline {
             kind,
             model_quality,
+            attribution,
             input,
             output,
         } => {
-            if let Some(spec) = model_quality.spec(kind)? {
+            let model_quality = model_quality.spec(kind)?;
+            if let Some((spec, source)) = attribution.spec(kind)? {
+                let scope = MetricScope {
+                    endpoint: None,
+                    monitoring_schedule: String::new(),
+                    timestamp: Utc::now(),
+                };
+                return run_attribution(&spec, &source, None, &input, &output, &scope);
+            }
+            if let Some(spec) = model_quality {
                 let scope = MetricScope {
                     endpoint: None,
                     monitoring_schedule: String::new(),
@@ -343,6 +421,7 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Check {
             kind,
             model_quality,
+            attribution,
             baseline,
             input,
             output,
@@ -350,7 +429,16 @@ fn execute(command: Command) -> Result<ExitCode> {
             monitoring_schedule,
             non_negative_check,
         } => {
-            if let Some(spec) = model_quality.spec(kind)? {
+            let model_quality = model_quality.spec(kind)?;
+            if let Some((spec, source)) = attribution.spec(kind)? {
+                let scope = MetricScope {
+                    endpoint,
+                    monitoring_schedule,
+                    timestamp: Utc::now(),
+                };
+                return run_attribution(&spec, &source, Some(&baseline), &input, &output, &scope);
+            }
+            if let Some(spec) = model_quality {
                 let scope = MetricScope {
                     endpoint,
                     monitoring_schedule,
@@ -508,6 +596,62 @@ fn run_model_quality(
     let violations = run.violations.map_or(0, |v| {
         for violation in &v.violations {
             stdout::print(&format!("  {}\n", violation.description));
+        }
+        v.violations.len()
+    });
+    Ok(if violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATIONS)
+    })
+}
+
+/// `baseline` / `check` with `--kind feature-attribution`: the files, a summary, the exit code.
+fn run_attribution(
+    spec: &AttributionSpec,
+    source: &Arc<AttributionSource>,
+    baseline: Option<&Path>,
+    input: &InputArgs,
+    output: &Path,
+    scope: &MetricScope,
+) -> Result<ExitCode> {
+    let run = pipeline::run_attribution(
+        spec,
+        source,
+        baseline,
+        &input.input,
+        &input.decode_options(),
+        input.quarantine.clone(),
+        output,
+        scope,
+    )?;
+    for error in &run.report.failed {
+        eprintln!("skipped object: {error}");
+    }
+    stdout::print(&format!(
+        "feature attribution of {} records ({} objects, {} malformed records skipped, {} values past the feature limit, {} unreadable values) → {}\n",
+        run.records,
+        run.report.objects_read,
+        run.rejected_records,
+        run.refused_values,
+        run.bad_values,
+        output.display()
+    ));
+    for drift in &run.drift {
+        match drift.ndcg {
+            Some(ndcg) => stdout::print(&format!("  {}: NDCG {ndcg}\n", drift.label)),
+            None => stdout::print(&format!(
+                "  {}: no NDCG (the window has no ranking for this label)\n",
+                drift.label
+            )),
+        }
+    }
+    let violations = run.violations.map_or(0, |v| {
+        for violation in &v.violations {
+            stdout::print(&format!(
+                "  {}: {}\n",
+                violation.label, violation.description
+            ));
         }
         v.violations.len()
     });

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::analyze::metrics::MetricScope;
+use crate::attribution::{
+    self, AttributionAnalysis, AttributionSource, AttributionSpec, AttributionState,
+    AttributionViolations,
+};
 use crate::bias::{self, ANALYSIS_FILE, Analysis, BiasSpec, BiasState};
 use crate::decode::{self, Chunk, DecodeError, DecodeOptions, Quarantine, RejectReason};
 use crate::model_quality::{
@@ -401,6 +405,131 @@ pub fn run_model_quality(
             .get(&RejectReason::BadValue)
             .copied()
             .unwrap_or(0),
+    })
+}
+
+/// What `driftd baseline|check --kind feature-attribution` did.
+#[derive(Debug)]
+pub struct AttributionRun {
+    pub analysis: AttributionAnalysis,
+    /// With a baseline: NDCG per baseline label.
+    pub drift: Vec<attribution::LabelDrift>,
+    pub violations: Option<AttributionViolations>,
+    pub report: ReadReport,
+    /// Records with attributions, and values refused (past the feature limit) or unreadable.
+    pub records: u64,
+    pub refused_values: u64,
+    pub bad_values: u64,
+    pub rejected_records: u64,
+}
+
+/// Reads every file into one attribution state (one window). Capture files give their
+/// responses' attributions (`source`); other formats are tables of attribution columns.
+pub fn read_attribution_files(
+    spec: &AttributionSpec,
+    source: &Arc<AttributionSource>,
+    files: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: &mut Quarantine,
+) -> (AttributionState, ReadReport) {
+    let options = DecodeOptions {
+        attributions: Some(source.clone()),
+        ..options.clone()
+    };
+    let mut state = AttributionState::new(spec);
+    let report = read_each(files, |_, file| {
+        let mut object = AttributionState::new(spec);
+        let rows = decode_object(file, &options, quarantine, |chunk| {
+            object.add_batch(&chunk.features)
+        })?;
+        state.merge(&object);
+        Ok(rows)
+    });
+    (state, report)
+}
+
+/// A Clarify explainability analysis.json given as the window itself: one input file named
+/// `*.json` that reads as one.
+fn window_analysis(files: &[PathBuf]) -> Option<AttributionAnalysis> {
+    match files {
+        [file] if file.extension().is_some_and(|e| e == "json") => {
+            AttributionAnalysis::load(file).ok()
+        }
+        _ => None,
+    }
+}
+
+/// `driftd baseline --kind feature-attribution` (no `baseline`: writes the inputs' global
+/// attributions as `{output}/analysis.json`) and `driftd check --kind feature-attribution` (a
+/// baseline analysis.json: also NDCG per label, `constraint_violations.json` and the
+/// explainability metrics file). The input is capture with attributions, a table of attribution
+/// columns, or a Clarify explainability analysis.json of the window.
+#[allow(clippy::too_many_arguments)]
+pub fn run_attribution(
+    spec: &AttributionSpec,
+    source: &Arc<AttributionSource>,
+    baseline: Option<&Path>,
+    inputs: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: Option<PathBuf>,
+    output: &Path,
+    scope: &MetricScope,
+) -> Result<AttributionRun> {
+    spec.validate().map_err(anyhow::Error::msg)?;
+    let reference = baseline
+        .map(AttributionAnalysis::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mut run = RunInputs::open(inputs, output, quarantine)?;
+    let (analysis, counts, report) = match window_analysis(&run.files) {
+        Some(analysis) => {
+            let report = ReadReport {
+                objects_read: 1,
+                ..ReadReport::default()
+            };
+            (analysis, (0, 0, 0), report)
+        }
+        None => {
+            let (state, report) =
+                read_attribution_files(spec, source, &run.files, options, &mut run.quarantine);
+            let analysis = AttributionAnalysis::new(state.explanations());
+            (
+                analysis,
+                (state.records, state.refused_values, state.bad_values),
+                report,
+            )
+        }
+    };
+    let quarantine = run.finish(&report)?;
+    if analysis.explanations.kernel_shap.is_empty() {
+        bail!(
+            "no record had attributions ({} records rejected, see the quarantine file)",
+            quarantine.total()
+        );
+    }
+    crate::json_file::write_json(&output.join(attribution::ANALYSIS_FILE), &analysis)?;
+    let (drift, violations) = match &reference {
+        Some(reference) => {
+            let drift = attribution::compare(&reference.explanations, &analysis.explanations);
+            let violations = attribution::violations(&drift, spec.threshold);
+            crate::json_file::write_json(&output.join(VIOLATIONS_FILE), &violations)?;
+            write_metrics(
+                &output.join(METRICS_FILE),
+                &attribution::metrics(&analysis.explanations, &drift, scope),
+            )?;
+            (drift, Some(violations))
+        }
+        None => (Vec::new(), None),
+    };
+    Ok(AttributionRun {
+        analysis,
+        drift,
+        violations,
+        report,
+        records: counts.0,
+        refused_values: counts.1,
+        bad_values: counts.2,
+        rejected_records: quarantine.total(),
     })
 }
 

@@ -47,6 +47,16 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
             statistics,
             violations,
         ),
+        Outcome::FeatureAttribution {
+            drift, violations, ..
+        } => WindowFacts::from_attribution(
+            &report.monitor,
+            endpoint,
+            (start, end),
+            report.rows,
+            drift,
+            violations,
+        ),
     }
 }
 

@@ -9,6 +9,7 @@
 //! [`Quarantine`] with its source and line. Only a malformed *object* (bad compression, a
 //! Parquet file without a footer, an I/O error) is an error.
 
+pub mod attribution;
 pub mod capture;
 pub mod compression;
 pub mod csv;
@@ -212,6 +213,10 @@ pub struct DecodeOptions {
     pub array_element_name: String,
     pub chunk_rows: usize,
     pub limits: Limits,
+    /// Capture only: read the records' attributions out of the response instead of its columns
+    /// (feature-attribution monitors; set from the monitor's config, not a config key itself).
+    #[serde(skip)]
+    pub attributions: Option<std::sync::Arc<crate::attribution::AttributionSource>>,
 }
 
 impl Default for DecodeOptions {
@@ -223,6 +228,7 @@ impl Default for DecodeOptions {
             array_element_name: "{key}_{index}".to_string(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
             limits: Limits::default(),
+            attributions: None,
         }
     }
 }
@@ -356,14 +362,24 @@ pub fn open_reader(
     source_name: String,
     options: &DecodeOptions,
 ) -> Box<dyn Decoder> {
-    match options.format {
-        InputFormat::Capture => {
+    match (options.format, &options.attributions) {
+        (InputFormat::Capture, Some(attributions)) => {
+            Box::new(attribution::AttributionDecoder::new(
+                reader,
+                source_name,
+                options,
+                attributions.clone(),
+            ))
+        }
+        (InputFormat::Capture, None) => {
             Box::new(capture::CaptureDecoder::new(reader, source_name, options))
         }
-        InputFormat::Csv => Box::new(csv::CsvDecoder::new(reader, source_name, options)),
-        InputFormat::Jsonl => Box::new(jsonl::JsonlDecoder::new(reader, source_name, options)),
-        InputFormat::GroundTruth => Box::new(ground_truth::decoder(reader, source_name, options)),
-        InputFormat::Parquet => unreachable!("Parquet needs random access; use open_path"),
+        (InputFormat::Csv, _) => Box::new(csv::CsvDecoder::new(reader, source_name, options)),
+        (InputFormat::Jsonl, _) => Box::new(jsonl::JsonlDecoder::new(reader, source_name, options)),
+        (InputFormat::GroundTruth, _) => {
+            Box::new(ground_truth::decoder(reader, source_name, options))
+        }
+        (InputFormat::Parquet, _) => unreachable!("Parquet needs random access; use open_path"),
     }
 }
 

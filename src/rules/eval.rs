@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::file::{Condition, DriftStatistic, Rule, RuleSet, Severity, glob_match};
 use crate::analyze::drift::FeatureDrift;
 use crate::analyze::{CheckType, Findings};
+use crate::attribution::{AttributionViolations, LabelDrift};
 use crate::bias::Analysis;
 use crate::bias::drift::BiasViolations;
 use crate::model_quality::{ModelQualityStatistics, ModelQualityViolations};
@@ -43,6 +44,8 @@ pub struct WindowFacts {
     pub bias: Vec<BiasFact>,
     /// Model-quality metrics (`statistics.json` keys) with a finite value.
     pub model_quality: Vec<(String, f64)>,
+    /// Feature attribution: each baseline label's NDCG, where the window has one.
+    pub attribution_ndcg: Vec<(String, f64)>,
     /// Rows of the series counted late (they arrived after their window closed) since the
     /// rules' previous window.
     pub late_rows: u64,
@@ -179,6 +182,36 @@ impl WindowFacts {
                 })
                 .collect(),
             model_quality: statistics.cloudwatch_metrics(),
+            ..WindowFacts::empty(monitor, endpoint, start, end)
+        }
+    }
+}
+
+impl WindowFacts {
+    /// A feature-attribution window: NDCG per label, and the violations (the label stands for
+    /// the feature).
+    pub fn from_attribution(
+        monitor: &str,
+        endpoint: Option<&str>,
+        (start, end): (i64, i64),
+        rows: u64,
+        drift: &[LabelDrift],
+        violations: &AttributionViolations,
+    ) -> Self {
+        WindowFacts {
+            rows,
+            violations: violations
+                .violations
+                .iter()
+                .map(|v| ViolationFact {
+                    feature: v.label.clone(),
+                    check_type: v.constraint_check_type.clone(),
+                })
+                .collect(),
+            attribution_ndcg: drift
+                .iter()
+                .filter_map(|d| d.ndcg.map(|n| (d.label.clone(), n)))
+                .collect(),
             ..WindowFacts::empty(monitor, endpoint, start, end)
         }
     }
@@ -347,6 +380,16 @@ fn matches(condition: &Condition, facts: &WindowFacts) -> Vec<Match> {
                 value: Some(facts.late_rows as f64),
             })
             .into_iter()
+            .collect(),
+        Condition::FeatureAttribution { labels, below } => facts
+            .attribution_ndcg
+            .iter()
+            .filter(|(label, ndcg)| *ndcg < *below && any(labels, label))
+            .map(|(label, ndcg)| Match {
+                subject: Some(label.clone()),
+                what: "ndcg".into(),
+                value: Some(*ndcg),
+            })
             .collect(),
         Condition::NoData {} => (facts.rows == 0)
             .then(|| Match {
@@ -753,6 +796,32 @@ mod tests {
         };
         assert_eq!(evidence.matches[0].subject.as_deref(), Some("sex=0"));
         assert_eq!(evidence.matches[0].value, Some(-0.2));
+    }
+
+    #[test]
+    fn attribution_ndcg_below_a_bound_fires_for_matching_labels() {
+        let set = rules(
+            "[rule.condition.feature_attribution]\nlabels = [\"label0\"]\nbelow = 0.9\n[rule.alert]\n",
+        );
+        let ndcg = |i, label: &str, value| WindowFacts {
+            attribution_ndcg: vec![(label.into(), value)],
+            ..window(i)
+        };
+        let windows = [
+            ndcg(0, "label0", 0.95),
+            ndcg(1, "label1", 0.5),
+            ndcg(2, "label0", 0.6875),
+            ndcg(3, "label0", 0.9),
+        ];
+        assert_eq!(run(&set, &windows), ["firing@2", "resolved@3"]);
+        let mut state = RulesState::default();
+        let actions = evaluate(&set, &mut state, &windows[2]);
+        let Action::Alert { evidence, .. } = &actions[0] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(evidence.matches[0].subject.as_deref(), Some("label0"));
+        assert_eq!(evidence.matches[0].what, "ndcg");
+        assert_eq!(evidence.matches[0].value, Some(0.6875));
     }
 
     #[test]

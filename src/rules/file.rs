@@ -109,6 +109,13 @@ pub enum Condition {
         above: Option<f64>,
         below: Option<f64>,
     },
+    /// Feature attribution: the NDCG of a matching label's ranking below `below` (Model
+    /// Monitor's own threshold is 0.9).
+    FeatureAttribution {
+        #[serde(default = "match_all")]
+        labels: Vec<String>,
+        below: f64,
+    },
     /// At least this many features drifted (by the baseline's method).
     DriftedFeatures { at_least: usize },
     /// The window had no records (windows missing between two that arrive count too).
@@ -354,6 +361,10 @@ impl Rule {
                     return Err(("at_least", "must be at least 1".into()));
                 }
                 Ok(())
+            }
+            Condition::FeatureAttribution { labels, below } => {
+                globs("labels", labels)?;
+                finite("below", *below)
             }
             Condition::NoData {} => Ok(()),
         }

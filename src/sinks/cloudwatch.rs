@@ -28,6 +28,8 @@ pub enum Family {
     DataQuality,
     Bias,
     ModelQuality,
+    /// Feature attribution drift (FORMATS.md §5.6).
+    FeatureAttribution,
 }
 
 /// PutMetricData takes at most 1,000 datums and 1 MB per request.
@@ -52,6 +54,8 @@ pub fn namespace(prefix: &str, family: Family, endpoint: Option<&str>) -> String
         (Family::Bias, false) => BIAS_BATCH_NAMESPACE,
         (Family::ModelQuality, true) => MODEL_ENDPOINT_NAMESPACE,
         (Family::ModelQuality, false) => MODEL_BATCH_NAMESPACE,
+        (Family::FeatureAttribution, true) => crate::attribution::ENDPOINT_NAMESPACE,
+        (Family::FeatureAttribution, false) => crate::attribution::BATCH_NAMESPACE,
     };
     format!("{prefix}{base}")
 }
@@ -203,6 +207,14 @@ mod tests {
         assert_eq!(
             namespace("", Family::Bias, None),
             "aws/sagemaker/ModelMonitoring/bias-metrics"
+        );
+        assert_eq!(
+            namespace("", Family::FeatureAttribution, Some("ep")),
+            "aws/sagemaker/Endpoints/explainability-metrics"
+        );
+        assert_eq!(
+            namespace("", Family::FeatureAttribution, None),
+            "aws/sagemaker/ModelMonitoring/explainability-metrics"
         );
     }
 

@@ -52,6 +52,19 @@ pub fn write_bias(
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
+/// A feature-attribution window: Clarify's explainability `analysis.json`,
+/// `constraint_violations.json` and the metrics file.
+pub fn write_attribution(
+    dir: &Path,
+    analysis: &crate::attribution::AttributionAnalysis,
+    violations: &crate::attribution::AttributionViolations,
+    metrics: &[MetricDatum],
+) -> Result<(), FileError> {
+    write_json(&dir.join(crate::attribution::ANALYSIS_FILE), analysis)?;
+    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
+    write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
 /// A model-quality window: `statistics.json` (evaluated at `evaluation_time`), the window's own
 /// suggested `constraints.json`, `constraint_violations.json` and the metrics file.
 pub fn write_model_quality(

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
+use crate::attribution::{AttributionAnalysis, AttributionViolations, LabelDrift};
 use crate::baseline::Constraints;
 use crate::bias::Analysis;
 use crate::bias::drift::BiasViolations;
@@ -63,6 +64,15 @@ pub enum Outcome {
         /// A label-joined window: what the join made of its predictions and the labels.
         join: Option<crate::model_quality::JoinCounts>,
     },
+    FeatureAttribution {
+        /// The window's global attributions, in Clarify's explainability layout.
+        analysis: AttributionAnalysis,
+        /// NDCG per baseline label.
+        drift: Vec<LabelDrift>,
+        violations: AttributionViolations,
+        /// Values refused (past the feature limit) or unreadable.
+        refused_values: u64,
+    },
 }
 
 impl WindowReport {
@@ -82,6 +92,7 @@ impl WindowReport {
             Outcome::DataQuality { .. } => cloudwatch::Family::DataQuality,
             Outcome::Bias { .. } => cloudwatch::Family::Bias,
             Outcome::ModelQuality { .. } => cloudwatch::Family::ModelQuality,
+            Outcome::FeatureAttribution { .. } => cloudwatch::Family::FeatureAttribution,
         }
     }
 
@@ -90,6 +101,7 @@ impl WindowReport {
             Outcome::DataQuality { findings, .. } => findings.violations.violations.len(),
             Outcome::Bias { violations, .. } => violations.violations.len(),
             Outcome::ModelQuality { violations, .. } => violations.violations.len(),
+            Outcome::FeatureAttribution { violations, .. } => violations.violations.len(),
         }
     }
 }

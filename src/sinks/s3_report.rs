@@ -79,6 +79,14 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             }
             out
         }
+        Outcome::FeatureAttribution {
+            analysis,
+            violations,
+            ..
+        } => vec![
+            (crate::attribution::ANALYSIS_FILE, pretty(analysis)),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
     };
     files.push((METRICS_FILE, metrics));
     files

@@ -153,7 +153,10 @@ pub fn alert(action: &Action, window: &WindowContext) -> Option<Alert> {
 
 /// The window's files under its S3 report directory.
 fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
-    let bias = matches!(report.outcome, Outcome::Bias { .. });
+    let bias = matches!(
+        report.outcome,
+        Outcome::Bias { .. } | Outcome::FeatureAttribution { .. }
+    );
     let data_quality = matches!(report.outcome, Outcome::DataQuality { .. });
     ReportLinks {
         directory: dir.to_string(),
@@ -190,6 +193,24 @@ fn findings(report: &WindowReport) -> Vec<AlertFinding> {
                 statistic: Some(v.metric_name.clone()),
                 value: statistics.metric(&v.metric_name).map(|m| m.value),
                 // The baseline's threshold is in the description.
+                threshold: None,
+                description: v.description.clone(),
+            })
+            .collect(),
+        Outcome::FeatureAttribution {
+            drift, violations, ..
+        } => violations
+            .violations
+            .iter()
+            .map(|v| AlertFinding {
+                feature: v.label.clone(),
+                facet_value: None,
+                check: v.constraint_check_type.clone(),
+                statistic: Some("ndcg".into()),
+                value: drift
+                    .iter()
+                    .find(|d| d.label == v.label)
+                    .and_then(|d| d.ndcg),
                 threshold: None,
                 description: v.description.clone(),
             })

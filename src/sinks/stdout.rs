@@ -83,6 +83,35 @@ pub fn summarize_bias(title: &str, rows: u64, violations: &BiasViolations) -> St
     out
 }
 
+pub fn summarize_attribution(
+    title: &str,
+    records: u64,
+    refused_values: u64,
+    drift: &[crate::attribution::LabelDrift],
+    violations: &crate::attribution::AttributionViolations,
+) -> String {
+    let violations = &violations.violations;
+    let refused = if refused_values > 0 {
+        format!(" ({refused_values} values past the feature limit or unreadable)")
+    } else {
+        String::new()
+    };
+    let mut out = format!(
+        "{title}: {records} records with attributions{refused}, {} feature attribution violation{}\n",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for d in drift.iter().take(LIST_LIMIT) {
+        let ndcg = d.ndcg.map_or("none".to_string(), |n| n.to_string());
+        let _ = writeln!(out, "  ndcg   {}: {ndcg}", d.label);
+    }
+    for v in violations.iter().take(LIST_LIMIT) {
+        let _ = writeln!(out, "  shap   {}: {}", v.label, v.description);
+    }
+    push_more(&mut out, violations.len(), "violations");
+    out
+}
+
 pub fn summarize_model_quality(
     title: &str,
     labelled: u64,

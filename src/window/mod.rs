@@ -14,6 +14,7 @@ use arrow::array::{Array, BooleanArray, Int64Array};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
+use crate::attribution::{AttributionSpec, AttributionState};
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME};
 use crate::model_quality::{
@@ -27,6 +28,7 @@ pub enum StateKind {
     DataQuality,
     Bias(Arc<BiasSpec>),
     ModelQuality(Arc<ModelQualitySpec>),
+    FeatureAttribution(Arc<AttributionSpec>),
     /// A model-quality monitor fed by the label join: windows hold predictions until their
     /// labels arrive.
     Predictions(Arc<ModelQualitySpec>),
@@ -41,6 +43,9 @@ impl StateKind {
             StateKind::Bias(spec) => WindowState::Bias(Box::new(BiasState::new(spec.clone()))),
             StateKind::ModelQuality(spec) => {
                 WindowState::ModelQuality(Box::new(ModelQualityWindow::new(spec.clone())))
+            }
+            StateKind::FeatureAttribution(spec) => {
+                WindowState::FeatureAttribution(Box::new(AttributionState::new(spec)))
             }
             StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
@@ -61,6 +66,7 @@ pub enum WindowState {
     /// Boxed: a bias state is several times a profile's size.
     Bias(Box<BiasState>),
     ModelQuality(Box<ModelQualityWindow>),
+    FeatureAttribution(Box<AttributionState>),
     Predictions(PredictionWindow),
     BiasRows(BiasRowsWindow),
 }
@@ -73,6 +79,7 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.add_batch(rows),
             WindowState::Bias(state) => state.add_batch(rows),
             WindowState::ModelQuality(window) => window.add_batch(rows, keys),
+            WindowState::FeatureAttribution(state) => state.add_batch(rows),
             WindowState::Predictions(window) => window.add_batch(rows, keys),
             WindowState::BiasRows(window) => window.runs.push(BiasRows::of(rows, keys)),
         }
@@ -84,6 +91,7 @@ impl WindowState {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
+            (WindowState::FeatureAttribution(a), WindowState::FeatureAttribution(b)) => a.merge(&b),
             (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
             (WindowState::BiasRows(a), WindowState::BiasRows(b)) => a.runs.extend(b.runs),
             _ => unreachable!("one monitor's windows hold one kind of state"),
@@ -95,6 +103,7 @@ impl WindowState {
             WindowState::DataQuality(profile) => profile.row_count,
             WindowState::Bias(state) => state.rows(),
             WindowState::ModelQuality(window) => window.state.rows() + window.skipped_rows,
+            WindowState::FeatureAttribution(state) => state.records,
             WindowState::Predictions(window) => (window.runs.iter())
                 .map(|run| run.len() as u64 + run.duplicates + run.skipped)
                 .sum(),

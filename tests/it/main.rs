@@ -4,6 +4,8 @@
 
 mod common;
 
+mod attribution;
+mod aws_attribution;
 mod aws_durability;
 mod aws_e2e;
 mod aws_label_join;
@@ -18,6 +20,7 @@ mod observability;
 mod oracle_smoke;
 mod quickstart;
 mod report_bias;
+mod run_attribution;
 mod run_bias;
 mod run_embedded;
 mod run_model_quality;
