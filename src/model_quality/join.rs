@@ -433,8 +433,6 @@ struct PendingWindow {
     /// Event time after which its predictions are unlabelled for good.
     expires: i64,
     keys: Vec<JoinKey>,
-    /// Late labels found for it.
-    late: u64,
 }
 
 /// A window's joined result, kept until the window is committed, so that a finaliser that
@@ -473,8 +471,6 @@ pub struct JoinState {
     pub staged: Vec<JoinedWindow>,
     /// Counts since the last joined window, reported with the next one.
     since_last: JoinCounts,
-    /// Labels refused because `max_pending_labels` were waiting.
-    pub refused_labels: u64,
 }
 
 /// How long labels wait for their predictions (`orphan`) and used keys and unlabelled
@@ -507,12 +503,7 @@ impl JoinState {
             absorbed: Vec::new(),
             staged: Vec::new(),
             since_last: JoinCounts::default(),
-            refused_labels: 0,
         }
-    }
-
-    pub fn problem_type(&self) -> ProblemType {
-        self.problem_type
     }
 
     /// Labels waiting for their prediction.
@@ -552,7 +543,6 @@ impl JoinState {
             {
                 let at = window.keys.binary_search(&key).expect("found");
                 window.keys.remove(at);
-                window.late += 1;
                 outcome.late += 1;
                 matched.push((key, arrived));
                 continue;
@@ -572,7 +562,6 @@ impl JoinState {
         merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
         self.since_last.late_labels += outcome.late;
         self.since_last.duplicate_labels += outcome.duplicates;
-        self.refused_labels += outcome.refused;
         self.since_last.skipped_rows += outcome.refused;
         outcome
     }
@@ -636,7 +625,6 @@ impl JoinState {
                 start,
                 expires,
                 keys: unmatched,
-                late: 0,
             });
         }
         self.expire(closes, ttl);
@@ -1048,7 +1036,7 @@ mod tests {
         let mut join = JoinState::new(ProblemType::BinaryClassification);
         let absorbed = join.absorb(labels(&["a", "b", "c"], &["1", "1", "0"]), 0, 2);
         assert_eq!((absorbed.waiting, absorbed.refused), (2, 1));
-        assert_eq!(join.refused_labels, 1);
+        assert_eq!(join.waiting_labels(), 2);
     }
 
     #[test]

@@ -52,27 +52,7 @@ async fn captures_then_labels_through_sqs_become_model_quality_metrics_and_an_al
     let stack = Stack::new("labels", 30, Delivery::Direct).await;
     let dir = stack.dir.path();
     // A baseline that was always right: accuracy 1.
-    let mut csv = String::from("prediction,label\n");
-    for i in 0..20 {
-        csv.push_str(&format!("{},{}\n", i % 2, i % 2));
-    }
-    std::fs::write(dir.join("baseline.csv"), csv).unwrap();
-    let flags = [
-        "--problem-type",
-        "BinaryClassification",
-        "--inference-attribute",
-        "prediction",
-        "--ground-truth-attribute",
-        "label",
-    ];
-    let code = common::model_quality(
-        "baseline",
-        &flags,
-        &dir.join("baseline.csv"),
-        None,
-        &dir.join("mq-baseline"),
-    );
-    assert_eq!(code, 0);
+    common::always_right_baseline(dir, "mq-baseline");
     let config = stack.config_with_monitor(
         30,
         2,

@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use common::aws::{
@@ -107,14 +107,6 @@ fn start(dir: &Path, config: &Path, log: &str) -> Child {
         .unwrap()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn window_dir(out: &Path, k: i64) -> PathBuf {
     out.join(ENDPOINT)
         .join(MONITOR)
@@ -136,7 +128,7 @@ fn run(kills: usize) -> BTreeMap<String, String> {
         child.wait().unwrap();
         child = start(dir.path(), &config, &format!("driftd-{i}.log"));
     }
-    wait_for("every file in the ledger", Duration::from_secs(180), || {
+    common::wait_for("every file in the ledger", Duration::from_secs(180), || {
         walk(&state.join("ledger")).len() == GOOD + POISON
     });
     // A later file moves the watermark past every window; then all are written.
@@ -148,7 +140,7 @@ fn run(kills: usize) -> BTreeMap<String, String> {
         capture_lines(1, later, 0, "later").as_bytes(),
     );
     let out = dir.path().join("out");
-    wait_for("every window written", Duration::from_secs(60), || {
+    common::wait_for("every window written", Duration::from_secs(60), || {
         (0..WINDOWS).all(|k| window_dir(&out, k).join("statistics.json").exists())
             && walk(&state.join("outbox")).is_empty()
     });

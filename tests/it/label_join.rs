@@ -77,26 +77,7 @@ orphan_ttl = "3h5m"
 
 /// Writes the baseline (every prediction right: accuracy 1) and the config.
 fn setup(root: &Path) {
-    let mut csv = String::from("prediction,label\n");
-    for i in 0..20 {
-        csv.push_str(&format!("{},{}\n", i % 2, i % 2));
-    }
-    std::fs::write(root.join("baseline.csv"), csv).unwrap();
-    let code = common::model_quality(
-        "baseline",
-        &[
-            "--problem-type",
-            "BinaryClassification",
-            "--inference-attribute",
-            "prediction",
-            "--ground-truth-attribute",
-            "label",
-        ],
-        &root.join("baseline.csv"),
-        None,
-        &root.join("baseline"),
-    );
-    assert_eq!(code, 0);
+    common::always_right_baseline(root, "baseline");
     std::fs::write(root.join("driftd.toml"), CONFIG).unwrap();
 }
 
@@ -278,7 +259,7 @@ mod durability {
 
     use std::collections::BTreeMap;
     use std::process::Child;
-    use std::time::{Duration, Instant, SystemTime};
+    use std::time::{Duration, SystemTime};
 
     use common::aws::{signal, walk};
 
@@ -422,14 +403,6 @@ orphan_ttl = "20m"
             .unwrap()
     }
 
-    fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting: {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Window `w` (the 03:00 window for `w == WINDOWS`).
     fn window_dir(out: &Path, w: u32) -> std::path::PathBuf {
         if w == WINDOWS {
@@ -465,7 +438,7 @@ orphan_ttl = "20m"
         for _ in 0..kills {
             kill_and_restart(&mut child, 100..800);
         }
-        wait_for("every file in the ledger", Duration::from_secs(120), || {
+        common::wait_for("every file in the ledger", Duration::from_secs(120), || {
             walk(&state.join("ledger")).len() == files
         });
         // Later predictions move the watermark past every window, and past the 03:00 one,
@@ -484,12 +457,12 @@ orphan_ttl = "20m"
             kill_and_restart(&mut child, 50..400);
         }
         let out = root.join("out");
-        wait_for("every window written", Duration::from_secs(120), || {
+        common::wait_for("every window written", Duration::from_secs(120), || {
             (0..=WINDOWS).all(|w| window_dir(&out, w).join("label_join.json").exists())
                 && walk(&state.join("outbox")).is_empty()
         });
         // A daemon just restarted is stopped only once it serves (its signal handlers are set).
-        wait_for("the daemon to serve", Duration::from_secs(30), || {
+        common::wait_for("the daemon to serve", Duration::from_secs(30), || {
             common::http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
         });
         signal("-TERM", &child.id().to_string());

@@ -471,3 +471,38 @@ impl Drop for MotoServer {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `done` every 100 ms until it holds; fails the test naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A model-quality baseline directory `dir/name` for binary predictions that were always
+/// right (accuracy 1), made by `driftd baseline --kind model-quality`.
+pub fn always_right_baseline(dir: &Path, name: &str) {
+    let mut csv = String::from("prediction,label\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{},{}\n", i % 2, i % 2));
+    }
+    let input = dir.join(format!("{name}.csv"));
+    std::fs::write(&input, csv).unwrap();
+    let flags = [
+        "--problem-type",
+        "BinaryClassification",
+        "--inference-attribute",
+        "prediction",
+        "--ground-truth-attribute",
+        "label",
+    ];
+    assert_eq!(
+        model_quality("baseline", &flags, &input, None, &dir.join(name)),
+        0
+    );
+}
