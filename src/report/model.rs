@@ -777,7 +777,8 @@ fn performance(pooled: Option<&BiasGroups>, labels: bool, z: f64) -> Performance
         return Performance {
             available: false,
             note: "The windows' rows carry no usable labels and predictions: per-group \
-                   performance waits for the join of ground truth to live traffic."
+                   performance waits for the join of ground truth to live traffic \
+                   (ground_truth_path on the bias monitor)."
                 .into(),
             rows: Vec::new(),
         };
@@ -808,7 +809,9 @@ fn performance(pooled: Option<&BiasGroups>, labels: bool, z: f64) -> Performance
         .collect();
     Performance {
         available: true,
-        note: "Labels are in the windows' rows (batch output with ground truth).".into(),
+        note: "Labels are in the windows' rows (batch output with ground truth, or ground \
+               truth joined to live traffic)."
+            .into(),
         rows,
     }
 }

@@ -639,6 +639,71 @@ baseline = "baseline/analysis.json"
         (&json!(400), &json!(360), &json!(40)),
         "{counts}"
     );
+    // The compliance report over the window has its per-group performance section now: the
+    // confusion counts of each sex are those of the joined rows.
+    let report_dir = root.join("report");
+    let output = common::driftd()
+        .args([
+            "report",
+            "bias",
+            "--monitor",
+            "loans-bias",
+            "--format",
+            "json",
+        ])
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ])
+        .arg("--config")
+        .arg(root.join("driftd.toml"))
+        .arg("--output")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json_file(&report_dir.join("report.json"));
+    let performance = &report["performance"];
+    assert_eq!(performance["available"], true, "{performance}");
+    for (sex, group) in [("0", "sex = 0"), ("1", "sex ≠ 0")] {
+        let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
+        for row in rows[..360].iter().filter(|r| r[0] == sex) {
+            match (row[1].as_str(), row[2].as_str()) {
+                ("1", "1") => tp += 1,
+                ("0", "1") => fp += 1,
+                ("1", "0") => fn_ += 1,
+                _ => tn += 1,
+            }
+        }
+        let group = performance["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["attribute"] == "sex" && r["group"] == group)
+            .unwrap_or_else(|| panic!("no {group} in {performance}"));
+        assert_eq!(
+            group["cells"],
+            json!({"true_positive": tp, "false_positive": fp, "false_negative": fn_, "true_negative": tn}),
+            "sex = {sex}"
+        );
+        let accuracy = group["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "accuracy")
+            .unwrap();
+        assert_eq!(
+            accuracy["value"].as_f64().unwrap(),
+            f64::from(tp + tn) / f64::from(tp + fp + fn_ + tn)
+        );
+    }
+
     // The model approves sex 0 far less than the fair baseline: DPPL is flagged.
     let violations = json_file(&hour.join("constraint_violations.json"));
     let dppl = common::analysis_metric(&expected, "post_training_bias_metrics", "sex", "DPPL");
