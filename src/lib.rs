@@ -18,6 +18,8 @@ pub mod format;
 pub mod fuzz;
 pub mod ingest;
 pub mod json_file;
+#[cfg(test)]
+mod laws;
 pub mod model_quality;
 pub mod pipeline;
 pub mod profile;
