@@ -124,8 +124,15 @@ pub fn window_codec(data: &[u8]) {
     let rows = state.row_count();
     state.merge(other);
     assert!(state.row_count() >= rows);
-    let again = codec::decode(&codec::encode(&state), &kind).expect("a re-encoded state decodes");
-    assert_eq!(again.row_count(), state.row_count());
+    match codec::decode(&codec::encode(&state), &kind) {
+        Ok(again) => assert_eq!(again.row_count(), state.row_count()),
+        // A merge may pass the rows a decoded model-quality state may hold; below, it reads back.
+        Err(error) => assert!(
+            matches!(kind, StateKind::ModelQuality(_))
+                && state.row_count() > crate::model_quality::MAX_STATE_ROWS,
+            "a re-encoded state does not decode: {error}"
+        ),
+    }
 }
 
 /// Persisted model-quality state. Bit 0 of the first byte set: the rest is a body, given a valid
@@ -147,9 +154,14 @@ pub fn model_quality_codec(data: &[u8]) {
     // Both halves are of one problem type, so merging cannot fail.
     state.merge(&other).expect("a state merges with itself");
     assert_eq!(state.rows(), 2 * rows);
-    let again = crate::model_quality::decode(&crate::model_quality::encode(&state))
-        .expect("a re-encoded state decodes");
-    assert_eq!(again.rows(), state.rows());
+    match crate::model_quality::decode(&crate::model_quality::encode(&state)) {
+        Ok(again) => assert_eq!(again.rows(), state.rows()),
+        // A merge may pass the rows a decoded state may hold; below that, it reads back.
+        Err(error) => assert!(
+            state.rows() > crate::model_quality::MAX_STATE_ROWS,
+            "a re-encoded state does not decode: {error}"
+        ),
+    }
 }
 
 /// The window-state kinds, by number (taken modulo 5), with their codec tag (window/codec.rs's
