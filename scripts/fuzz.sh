@@ -10,8 +10,12 @@
 # Needs a nightly toolchain (`cargo +nightly`); installs cargo-fuzz (pinned) into .tools/cargo,
 # which git ignores. Without either it says so and exits 0: fuzzing is a check on top of the
 # tests, not a requirement to build driftd. Seeds are the test fixtures, the real SageMaker
-# files in ../shared/sagemaker-real (when present) and fuzz/seeds/. A crash fails the run;
-# libFuzzer writes the input to fuzz/artifacts/TARGET/.
+# files in ../shared/sagemaker-real (when present), fuzz/seeds/ and fuzz/regressions/. A crash
+# fails the run; libFuzzer writes the input to fuzz/artifacts/TARGET/. Keep it as a regression:
+# copy it to fuzz/regressions/TARGET/ (named after what it broke) and fix the bug; the stable
+# tests (src/fuzz.rs) then replay it on every run, nightly or not.
+#
+# fuzz/ builds driftd without its `aws` feature, so the AWS SDK is not compiled for it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,13 +60,18 @@ seeds() {
     if [[ -n "$pattern" ]]; then
         find "${roots[@]}" -type f -name "$pattern" -size -64k
     fi
-    if [[ -d "$repo/fuzz/seeds/$1" ]]; then
-        find "$repo/fuzz/seeds/$1" -type f
-    fi
+    local folder
+    for folder in "$repo/fuzz/seeds/$1" "$repo/fuzz/regressions/$1"; do
+        if [[ -d "$folder" ]]; then
+            find "$folder" -type f
+        fi
+    done
 }
 
 echo "==> fuzz: building targets (cargo +nightly fuzz build -O)"
+build_start=$SECONDS
 cargo +nightly fuzz build -O
+echo "==> fuzz: built in $((SECONDS - build_start)) s"
 
 for target in "${targets[@]}"; do
     if [[ "$mode" == long && -n "${3:-}" && "$3" != "$target" ]]; then
@@ -81,8 +90,10 @@ for target in "${targets[@]}"; do
     echo "==> fuzz: $target ($mode)"
     log="$repo/fuzz/corpus/$target.log"
     status=0
+    target_start=$SECONDS
     cargo +nightly fuzz run -O "$target" "$corpus" -- "${limits[@]}" "${run[@]}" >"$log" 2>&1 || status=$?
     grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
+    echo "==> fuzz: $target took $((SECONDS - target_start)) s"
     if [[ "$status" != 0 ]]; then
         tail -n 40 "$log" >&2
         echo "==> fuzz: $target failed (exit $status); the input is in fuzz/artifacts/$target/" >&2

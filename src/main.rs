@@ -749,6 +749,13 @@ fn read_inputs(input: &InputArgs, output: &Path) -> Result<(driftd::profile::Pro
     for error in &report.failed {
         eprintln!("skipped object: {error}");
     }
+    if report.columns_refused > 0 {
+        eprintln!(
+            "{} columns left out: the objects together have more than limits.max_columns ({})",
+            report.columns_refused,
+            input.decode_options().limits.max_columns
+        );
+    }
     if let Some(line) = stdout::summarize_quarantine(&run.quarantine.counts_by_name()) {
         stdout::print(&format!("{line} → {}\n", run.quarantine_path().display()));
     }

@@ -85,6 +85,9 @@ pub fn list_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 pub struct ReadReport {
     pub objects_read: usize,
     pub rows: u64,
+    /// Columns left out of the profile because it already had `limits.max_columns` (each
+    /// object was within the limit, their union was not).
+    pub columns_refused: u64,
     /// Objects that could not be decoded at all: the local dead-letter list.
     pub failed: Vec<DecodeError>,
 }
@@ -120,14 +123,23 @@ pub fn profile_files(
     quarantine: &mut Quarantine,
 ) -> (Profile, ReadReport) {
     let mut profile = Profile::new();
-    let report = read_each(files, |_, file| {
+    let mut columns_refused = 0;
+    let mut report = read_each(files, |_, file| {
         let mut object_profile = profile.empty_like();
         let rows = decode_object(file, options, quarantine, |chunk| {
             object_profile.add_batch(&chunk.features)
         })?;
-        profile.merge(object_profile);
+        columns_refused += profile.merge_within(object_profile, options.limits.max_columns);
         Ok(rows)
     });
+    report.columns_refused = columns_refused;
+    if columns_refused > 0 {
+        tracing::warn!(
+            columns_refused,
+            max_columns = options.limits.max_columns,
+            "columns past limits.max_columns across objects left out"
+        );
+    }
     (profile, report)
 }
 
@@ -537,6 +549,41 @@ pub fn run_attribution(
 mod tests {
     use super::*;
     use crate::decode::{InputFormat, Limits};
+
+    /// Each object within `limits.max_columns`, each with a column name of its own: the window
+    /// (here the one profile of `check`) stops at the limit and counts what it left out.
+    #[test]
+    fn a_new_column_per_object_stops_at_max_columns_across_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..20)
+            .map(|i| {
+                let path = dir.path().join(format!("{i:02}.csv"));
+                std::fs::write(&path, format!("id,c{i}\n{i},1\n")).unwrap();
+                path
+            })
+            .collect();
+        let options = DecodeOptions {
+            format: InputFormat::Csv,
+            header: true,
+            limits: Limits {
+                max_columns: 5,
+                ..Limits::default()
+            },
+            ..DecodeOptions::default()
+        };
+        let mut quarantine = Quarantine::in_memory();
+        let (profile, report) = profile_files(&files, &options, &mut quarantine);
+        assert_eq!((report.objects_read, report.rows), (20, 20));
+        let names: Vec<&str> = profile.columns.keys().map(String::as_str).collect();
+        assert_eq!(names, ["id", "c0", "c1", "c2", "c3"]);
+        // 21 names in all, 5 kept.
+        assert_eq!(report.columns_refused, 16);
+        // A kept column still sees every row: present in its object, missing in the others.
+        assert_eq!(profile.columns["id"].num_present, 20);
+        assert_eq!(profile.columns["c3"].num_present, 1);
+        assert_eq!(profile.columns["c3"].num_missing, 19);
+        assert_eq!(profile.row_count, 20);
+    }
 
     #[test]
     fn a_file_over_max_object_bytes_is_a_failed_object_naming_its_path() {

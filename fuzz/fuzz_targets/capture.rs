@@ -1,15 +1,6 @@
 #![no_main]
 //! The SageMaker capture line decoder, every payload encoding (CSV, JSON, BASE64).
+//! The body is `driftd::fuzz::capture`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-mod common;
-
-use driftd::decode::{InputFormat, open_reader};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let options = common::options(InputFormat::Capture, false);
-    common::drain(
-        open_reader(common::reader(data), "fuzz".into(), &options),
-        &options,
-    );
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::capture(data));

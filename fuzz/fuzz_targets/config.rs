@@ -1,16 +1,6 @@
 #![no_main]
-//! `driftd run` config files, loaded from a file as the CLI does (paths in them are relative
-//! to its folder).
+//! `driftd run` config files.
+//! The body is `driftd::fuzz::config`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-use std::sync::LazyLock;
-
-use driftd::config::Config;
-use libfuzzer_sys::fuzz_target;
-
-static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().unwrap());
-
-fuzz_target!(|data: &[u8]| {
-    let path = DIR.path().join("driftd.toml");
-    std::fs::write(&path, data).unwrap();
-    let _ = Config::load(&path);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::config(data));

@@ -1,16 +1,6 @@
 #![no_main]
 //! CSV objects, with a header when the first byte is odd and without one otherwise.
+//! The body is `driftd::fuzz::csv`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-mod common;
-
-use driftd::decode::{InputFormat, open_reader};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let header = data.first().is_some_and(|b| b % 2 == 1);
-    let options = common::options(InputFormat::Csv, header);
-    common::drain(
-        open_reader(common::reader(data), "fuzz".into(), &options),
-        &options,
-    );
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::csv(data));

@@ -1,13 +1,6 @@
 #![no_main]
 //! Ground-truth (label) JSON Lines.
+//! The body is `driftd::fuzz::ground_truth`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-mod common;
-
-use driftd::decode::{InputFormat, ground_truth};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let options = common::options(InputFormat::Jsonl, false);
-    let decoder = ground_truth::decoder(common::reader(data), "fuzz".into(), &options);
-    common::drain(Box::new(decoder), &options);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::ground_truth(data));

@@ -1,15 +1,6 @@
 #![no_main]
 //! Flat JSON Lines objects.
+//! The body is `driftd::fuzz::jsonl`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-mod common;
-
-use driftd::decode::{InputFormat, open_reader};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let options = common::options(InputFormat::Jsonl, false);
-    common::drain(
-        open_reader(common::reader(data), "fuzz".into(), &options),
-        &options,
-    );
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::jsonl(data));

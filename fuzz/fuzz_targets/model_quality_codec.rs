@@ -1,8 +1,6 @@
 #![no_main]
 //! Persisted model-quality state.
+//! The body is `driftd::fuzz::model_quality_codec`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = driftd::model_quality::decode(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::model_quality_codec(data));

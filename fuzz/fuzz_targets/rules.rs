@@ -1,11 +1,6 @@
 #![no_main]
 //! Rules files (TOML).
+//! The body is `driftd::fuzz::rules`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-use driftd::rules::RuleSet;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = RuleSet::from_toml(std::path::Path::new("rules.toml"), text);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::rules(data));

@@ -1,10 +1,6 @@
 #![no_main]
 //! SQS message bodies: S3 event notifications, raw or wrapped by SNS or EventBridge.
+//! The body is `driftd::fuzz::sqs_event`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = std::str::from_utf8(data) {
-        let _ = driftd::ingest::sqs::parse_message(body);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::sqs_event(data));

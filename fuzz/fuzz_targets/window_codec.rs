@@ -1,10 +1,6 @@
 #![no_main]
-//! Persisted window state: corrupt or truncated bytes must be an error, never a panic or a
-//! huge allocation.
+//! Persisted window state (data quality, bias, model quality).
+//! The body is `driftd::fuzz::window_codec`, which the stable tests also run on every seed and
+//! regression (src/fuzz.rs).
 
-use driftd::window::{StateKind, codec};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = codec::decode(data, &StateKind::DataQuality);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| driftd::fuzz::window_codec(data));

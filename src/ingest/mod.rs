@@ -2,5 +2,8 @@
 //! SQS queue (AWS mode).
 
 pub mod local;
+pub mod notice;
+#[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
 pub mod sqs;

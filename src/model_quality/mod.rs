@@ -53,7 +53,7 @@ pub use join::{
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};
 pub use sample::{Membership, SUBSAMPLES, key_hash};
 pub use scores::MAX_SCORE_ENTRIES;
-pub use state::{MAX_CLASSES, ModelQualityState, Observation, ObservationMismatch};
+pub use state::{MAX_CLASSES, MAX_STATE_ROWS, ModelQualityState, Observation, ObservationMismatch};
 
 use serde::{Deserialize, Serialize};
 

@@ -92,6 +92,11 @@ impl Confusion {
 /// States merged from several objects may hold up to this many classes each.
 pub const MAX_CLASSES: usize = 256;
 
+/// Rows a decoded state may hold: 2^40, about 10^12, past any window, yet small enough that
+/// counts summed over 65,536 class pairs and merged many times over stay within u64. A state
+/// with more is corrupt (fuzzing found one whose merge overflowed).
+pub const MAX_STATE_ROWS: u64 = 1 << 40;
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MulticlassState {
     /// actual class → predicted class → count per accumulator.
@@ -318,6 +323,29 @@ impl ModelQualityState {
         }
     }
 
+    /// [`Self::sample_rows`] with checked sums: `None` where a total passes u64 (only a
+    /// corrupt state's counts can).
+    fn checked_sample_rows(&self) -> Option<[u64; SAMPLES]> {
+        let mut rows = [0u64; SAMPLES];
+        for (s, total) in rows.iter_mut().enumerate() {
+            *total = match self {
+                Self::Binary(state) => {
+                    let c = &state.confusion[s];
+                    [c.false_positives, c.true_negatives, c.false_negatives]
+                        .into_iter()
+                        .try_fold(c.true_positives, u64::checked_add)?
+                }
+                Self::Multiclass(state) => state
+                    .counts
+                    .values()
+                    .flat_map(|row| row.values())
+                    .try_fold(0u64, |sum, c| sum.checked_add(c[s]))?,
+                Self::Regression(state) => state.sums[s].rows,
+            };
+        }
+        Some(rows)
+    }
+
     /// Rows per accumulator: the window's, then each subsample's.
     pub(crate) fn sample_rows(&self) -> [u64; SAMPLES] {
         match self {
@@ -334,9 +362,24 @@ impl ModelQualityState {
         }
     }
 
-    /// What a decoded state must satisfy: no subsample holds more than the whole window, and
-    /// the score table is consistent.
+    /// What a decoded state must satisfy: at most [`MAX_STATE_ROWS`] rows (so that sums and
+    /// merges of decoded states stay far from u64 overflow), no subsample holding more than the
+    /// whole window, and a consistent score table.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        let Some(rows) = self.checked_sample_rows() else {
+            return Err("its counts overflow a 64-bit total".into());
+        };
+        if rows[0] > MAX_STATE_ROWS {
+            return Err(format!(
+                "{} rows, more than a state may hold ({MAX_STATE_ROWS})",
+                rows[0]
+            ));
+        }
+        if let Self::Regression(state) = self
+            && state.sums.iter().any(|s| s.nonzero_truths > s.rows)
+        {
+            return Err("more nonzero ground truths than rows".into());
+        }
         if let Self::Binary(state) = self {
             state.scores.validate()?;
             if state.scores.rows() > state.confusion[0].rows() {

@@ -518,14 +518,26 @@ impl Profile {
 
     /// Merges `other` into `self`, with the same missing-column rule as [`Profile::add_batch`].
     pub fn merge(&mut self, other: Profile) {
+        self.merge_within(other, usize::MAX);
+    }
+
+    /// [`Profile::merge`] keeping at most `max_columns` columns (`limits.max_columns`, which
+    /// bounds each object, applied to the window too): a column of `other` new to `self` once
+    /// `self` has that many is left out, its values unprofiled. Otherwise many objects, each
+    /// within the limit but each with new names, would grow a window without bound. Returns the
+    /// number of columns left out.
+    pub fn merge_within(&mut self, other: Profile, max_columns: usize) -> u64 {
         for (name, column) in &mut self.columns {
             if !other.columns.contains_key(name) {
                 column.add_missing(other.row_count);
             }
         }
+        let mut refused = 0;
         for (name, mut column) in other.columns {
+            let full = self.columns.len() >= max_columns;
             match self.columns.get_mut(&name) {
                 Some(mine) => mine.merge(&column),
+                None if full => refused += 1,
                 None => {
                     column.add_missing(self.row_count);
                     self.columns.insert(name, column);
@@ -533,6 +545,7 @@ impl Profile {
             }
         }
         self.row_count += other.row_count;
+        refused
     }
 }
 

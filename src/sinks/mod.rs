@@ -2,11 +2,15 @@
 //! `/metrics` endpoint, and in AWS mode S3 reports, CloudWatch metrics, and rule actions on SNS
 //! or SQS.
 
+#[cfg(feature = "aws")]
 pub mod actions;
+#[cfg(feature = "aws")]
 pub mod cloudwatch;
 pub mod file;
 pub mod prometheus;
+#[cfg(feature = "aws")]
 pub mod retry;
+#[cfg(feature = "aws")]
 pub mod s3_report;
 pub mod sns;
 pub mod stdout;
@@ -87,6 +91,7 @@ impl WindowReport {
         });
     }
 
+    #[cfg(feature = "aws")]
     pub fn family(&self) -> cloudwatch::Family {
         match self.outcome {
             Outcome::DataQuality { .. } => cloudwatch::Family::DataQuality,
