@@ -798,7 +798,8 @@ fn unseal<T: for<'de> Deserialize<'de>>(
     if bytes[4] != SEAL_VERSION {
         return Err(format!("{what} version {} is not supported", bytes[4]));
     }
-    let body = zstd::stream::decode_all(&bytes[5..]).map_err(|e| format!("{what}: {e}"))?;
+    let body = crate::window::codec::decompress_bounded(&bytes[5..])
+        .map_err(|e| format!("{what}: {e}"))?;
     let (value, rest) = postcard::take_from_bytes(&body).map_err(|e| format!("{what}: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("{what}: {} bytes after the body", rest.len()));

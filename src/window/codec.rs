@@ -175,8 +175,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             found: kind_name(tag),
         });
     }
-    let mut body = zstd::stream::decode_all(&bytes[HEADER_LEN..])
-        .map_err(|e| CodecError::Corrupt(format!("decompressing the body: {e}")))?;
+    let mut body = decompress_bounded(&bytes[HEADER_LEN..]).map_err(CodecError::Corrupt)?;
     if version == FORMAT_VERSION_1 && tag == TAG_BIAS {
         // Version 1 had no pair counts: read its body as version 2's with `pairs: None`.
         body.push(0);
@@ -260,6 +259,34 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             Ok(WindowState::FeatureAttribution(Box::new(state)))
         }
     }
+}
+
+/// How many times its compressed size a stored body may grow when decompressed (and at least
+/// [`MIN_BODY_LIMIT`]): real states grow a few times; a damaged or forged one must not make a
+/// reader allocate without bound (32 KB of zstd can hold a gigabyte of zeros).
+const MAX_EXPANSION: u64 = 1000;
+const MIN_BODY_LIMIT: u64 = 64 << 20;
+
+/// Decompresses one zstd frame of stored state within [`MAX_EXPANSION`].
+pub(crate) fn decompress_bounded(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let limit = (compressed.len() as u64)
+        .saturating_mul(MAX_EXPANSION)
+        .max(MIN_BODY_LIMIT);
+    let decoder = zstd::stream::read::Decoder::new(compressed)
+        .map_err(|e| format!("decompressing the body: {e}"))?;
+    let mut body = Vec::new();
+    decoder
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("decompressing the body: {e}"))?;
+    if body.len() as u64 > limit {
+        return Err(format!(
+            "the body grows past {limit} bytes when decompressed ({} compressed): not a state driftd wrote",
+            compressed.len()
+        ));
+    }
+    Ok(body)
 }
 
 /// Checks magic and version; returns the version and the kind tag.
@@ -824,6 +851,21 @@ mod tests {
         let mut fewer_methods = (*spec).clone();
         fewer_methods.post_training.clear();
         assert!(decode(&bias_bytes, &StateKind::Bias(Arc::new(fewer_methods))).is_ok());
+    }
+
+    #[test]
+    fn a_state_that_decompresses_without_bound_is_refused_before_it_is_held() {
+        // 80 MiB of zeros compress to a few KiB: far past what a real state grows.
+        let zeros = vec![0u8; 80 << 20];
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.push(TAG_DATA_QUALITY);
+        bytes.extend(zstd::stream::encode_all(&zeros[..], 19).unwrap());
+        assert!(bytes.len() < 64 << 10, "{}", bytes.len());
+        let error = decode(&bytes, &StateKind::DataQuality)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("grows past 67108864 bytes"), "{error}");
     }
 
     #[test]
