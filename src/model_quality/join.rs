@@ -1095,6 +1095,41 @@ mod tests {
     }
 
     #[test]
+    fn a_regression_window_joins_numbers_in_key_order() {
+        let spec = ModelQualitySpec {
+            problem_type: ProblemType::Regression,
+            inference_attribute: Some("p".into()),
+            probability_attribute: None,
+            probability_threshold: None,
+            ground_truth_attribute: "y".into(),
+        };
+        let predictions = PredictionRun::from_batch(
+            &spec,
+            &batch(&[("p", &[Some("2.5"), Some("1"), Some("4")])]),
+            &keys(&["a", "b", "c"]),
+        )
+        .unwrap();
+        let truth = LabelRun::from_batch(
+            &spec,
+            &batch(&[("y", &[Some("3"), Some("0.5")])]),
+            &keys(&["a", "b"]),
+        )
+        .unwrap();
+        let mut join = JoinState::new(ProblemType::Regression);
+        join.absorb(truth, 0, 10);
+        let joined = join.join(0, predictions, 10, 100, LONG);
+        assert_eq!((joined.counts.labelled, joined.counts.unlabelled), (2, 1));
+        let Staged::ModelQuality(mut state) = joined.state else {
+            panic!()
+        };
+        // Errors 0.5 and 0.5: MAE 0.5, MSE 0.25.
+        let statistics = crate::model_quality::evaluate(&mut state);
+        // (Spark's sums agree with the exact values to rounding.)
+        assert!((statistics.metric("mae").unwrap().value - 0.5).abs() < 1e-15);
+        assert!((statistics.metric("mse").unwrap().value - 0.25).abs() < 1e-15);
+    }
+
+    #[test]
     fn states_and_runs_round_trip_and_damage_is_an_error() {
         let mut join = JoinState::new(ProblemType::BinaryClassification);
         join.absorb(labels(&["a", "b"], &["1", "0"]), 7, 10);
