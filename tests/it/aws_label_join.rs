@@ -165,3 +165,131 @@ label_lateness = "20m""#,
         expected_accuracy
     );
 }
+
+/// A bias monitor on capture traffic in AWS mode: facets and predictions from capture objects,
+/// labels from ground-truth objects, both through SQS; the window's DPPL in CloudWatch equals
+/// `driftd bias` on the joined rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bias_monitor_on_capture_gets_its_labels_through_sqs() {
+    let stack = Stack::new("labels-bias", 30, Delivery::Direct).await;
+    let dir = stack.dir.path();
+    let config_json = common::loan_analysis_config();
+    std::fs::write(dir.join("analysis_config.json"), config_json.to_string()).unwrap();
+    let mut capture_config = config_json.clone();
+    capture_config["headers"] = json!(["pred", "sex", "x"]);
+    std::fs::write(dir.join("capture_config.json"), capture_config.to_string()).unwrap();
+    let rows: Vec<Vec<String>> = common::loan_rows(8, 300, 0.2)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    std::fs::write(dir.join("fair.csv"), common::loan_rows(1, 2000, 0.5)).unwrap();
+    let mut joined = String::from("sex,label,pred,x\n");
+    for row in &rows[..250] {
+        joined.push_str(&format!("{}\n", row.join(",")));
+    }
+    std::fs::write(dir.join("joined.csv"), joined).unwrap();
+    for (input, out) in [("fair.csv", "baseline"), ("joined.csv", "expected")] {
+        let status = common::driftd()
+            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+            .arg(dir.join("analysis_config.json"))
+            .arg("--input")
+            .arg(dir.join(input))
+            .arg("--output")
+            .arg(dir.join(out))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected/analysis.json")).unwrap())
+            .unwrap();
+    let dppl = common::analysis_metric(&expected, "post_training_bias_metrics", "sex", "DPPL");
+    let config = stack.config_with_monitor(
+        30,
+        2,
+        r#"name = "loans-bias"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "capture/{endpoint}/groundtruth/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "bias"
+analysis_config = "capture_config.json"
+baseline = "baseline/analysis.json"
+label_lateness = "20m""#,
+    );
+    let driftd = stack.start_polling(&config, "driftd.log").await;
+    let start = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut capture = String::new();
+    let mut labels = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let time = start + chrono::Duration::seconds(i as i64 % WINDOW_S);
+        let record = common::capture_record(
+            &[row[0].clone(), row[3].clone()],
+            Some(&row[2]),
+            &format!("b{i}"),
+            time,
+        );
+        capture.push_str(&format!("{record}\n"));
+        if i < 250 {
+            let label = json!({
+                "groundTruthData": {"data": row[1], "encoding": "CSV"},
+                "eventMetadata": {"eventId": format!("b{i}")},
+                "eventVersion": "0"
+            });
+            labels.push_str(&format!("{label}\n"));
+        }
+    }
+    stack
+        .put(&stack.capture_key(start, "a.jsonl"), capture.into_bytes())
+        .await;
+    let collected = start + chrono::Duration::minutes(5);
+    stack
+        .put(
+            &stack
+                .key_under("capture", collected, "gt.jsonl")
+                .replace("/AllTraffic/", "/groundtruth/"),
+            labels.into_bytes(),
+        )
+        .await;
+    driftd
+        .wait_for_log("labels_absorbed", Duration::from_secs(60))
+        .await;
+    let later = start + chrono::Duration::hours(1);
+    let record = common::capture_record(
+        &["1".to_string(), "0.5".to_string()],
+        Some("1"),
+        "later",
+        later,
+    );
+    stack
+        .put(
+            &stack.capture_key(later, "later.jsonl"),
+            format!("{record}\n").into_bytes(),
+        )
+        .await;
+    let value = eventually("bias_metric_DPPL", Duration::from_secs(60), || async {
+        stack
+            .metric_points(
+                "aws/sagemaker/Endpoints/bias-metrics",
+                "bias_metric_DPPL",
+                &[
+                    ("MonitoringSchedule", "loans-bias"),
+                    ("BiasStage", "Post-Training"),
+                    ("Label", "label"),
+                    ("LabelValue", "1"),
+                    ("Facet", "sex"),
+                    ("FacetValue", "0"),
+                ],
+                "Average",
+                60,
+                (start, start + chrono::Duration::hours(1)),
+            )
+            .await
+            .first()
+            .map(|(_, v)| *v)
+    })
+    .await;
+    assert!((value - dppl).abs() < 1e-12, "{value} vs {dppl}");
+}
