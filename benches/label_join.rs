@@ -98,6 +98,7 @@ fn runs<V>(
 const TTL: Ttl = Ttl {
     orphan: 86_400,
     label: 7 * 86_400,
+    max_remembered: usize::MAX,
 };
 
 fn label_join(c: &mut Criterion) {

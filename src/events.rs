@@ -100,6 +100,13 @@ pub enum Event<'a> {
         monitor: &'a str,
         count: u64,
     },
+    /// A label file folded into its series' join: what became of its labels.
+    LabelsAbsorbed {
+        monitor: &'a str,
+        endpoint: Option<&'a str>,
+        name: &'a str,
+        absorbed: &'a crate::model_quality::Absorbed,
+    },
     /// A label-joined window's predictions and labels, as the join left them when the window
     /// closed for labels (late, orphan and duplicate labels: those since the last window).
     LabelJoin {
@@ -169,6 +176,7 @@ pub struct Telemetry {
     quarantined: IntCounterVec,
     late_rows: IntCounterVec,
     label_join: IntCounterVec,
+    labels_absorbed: IntCounterVec,
     windows: IntCounterVec,
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
@@ -262,6 +270,12 @@ impl Telemetry {
                 r,
                 "label_join_total",
                 "Predictions and labels of label-joined windows, by what the join made of them",
+                &["monitor", "outcome"],
+            ),
+            labels_absorbed: counters(
+                r,
+                "labels_absorbed_total",
+                "Labels of label files folded into a series' join, by what became of them",
                 &["monitor", "outcome"],
             ),
             windows: counters(
@@ -438,6 +452,34 @@ impl Telemetry {
                     "rows for a finalised window"
                 );
                 self.late_rows.with_label_values(&[monitor]).inc_by(count);
+            }
+            Event::LabelsAbsorbed {
+                monitor,
+                endpoint,
+                name,
+                absorbed,
+            } => {
+                tracing::info!(
+                    event = "labels_absorbed",
+                    monitor,
+                    endpoint,
+                    name,
+                    waiting = absorbed.waiting,
+                    late = absorbed.late,
+                    duplicates = absorbed.duplicates,
+                    refused = absorbed.refused,
+                    "label file folded into the join"
+                );
+                for (outcome, count) in [
+                    ("waiting", absorbed.waiting),
+                    ("late", absorbed.late),
+                    ("duplicate", absorbed.duplicates),
+                    ("refused", absorbed.refused),
+                ] {
+                    self.labels_absorbed
+                        .with_label_values(&[monitor, outcome])
+                        .inc_by(count);
+                }
             }
             Event::LabelJoin {
                 monitor,

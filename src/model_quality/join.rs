@@ -474,11 +474,13 @@ pub struct JoinState {
 }
 
 /// How long labels wait for their predictions (`orphan`) and used keys and unlabelled
-/// predictions are remembered (`label`), in seconds.
+/// predictions are remembered (`label`), in seconds; and how many of each are remembered at
+/// most (`max_remembered`), so that their memory is bounded whatever the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ttl {
     pub orphan: i64,
     pub label: i64,
+    pub max_remembered: usize,
 }
 
 /// What absorbing one label file did.
@@ -529,6 +531,9 @@ impl JoinState {
             .collect();
         let mut waiting = Vec::new();
         let mut matched = Vec::new();
+        // Keys of closed windows' pending predictions that got their (late) label, per window:
+        // removed together afterwards, not one Vec::remove each.
+        let mut labelled_late: Vec<Vec<JoinKey>> = vec![Vec::new(); self.pending.len()];
         for (key, truth) in labels.keys.into_iter().zip(labels.values) {
             if self.waiting_keys.binary_search(&key).is_ok()
                 || self.matched_keys.binary_search(&key).is_ok()
@@ -536,13 +541,10 @@ impl JoinState {
                 outcome.duplicates += 1;
                 continue;
             }
-            if let Some(window) = self
-                .pending
-                .iter_mut()
-                .find(|w| w.keys.binary_search(&key).is_ok())
+            if let Some(window) =
+                (self.pending.iter()).position(|w| w.keys.binary_search(&key).is_ok())
             {
-                let at = window.keys.binary_search(&key).expect("found");
-                window.keys.remove(at);
+                labelled_late[window].push(key);
                 outcome.late += 1;
                 matched.push((key, arrived));
                 continue;
@@ -556,6 +558,12 @@ impl JoinState {
                 continue;
             }
             waiting.push((key, (truth, arrived)));
+        }
+        for (window, mut keys) in self.pending.iter_mut().zip(labelled_late) {
+            if !keys.is_empty() {
+                keys.sort_unstable();
+                window.keys.retain(|k| keys.binary_search(k).is_err());
+            }
         }
         outcome.waiting = waiting.len() as u64;
         merge_sorted(&mut self.waiting_keys, &mut self.waiting, waiting);
@@ -611,14 +619,9 @@ impl JoinState {
             counts.labelled += 1;
         }
         counts.unlabelled = counts.predictions - counts.labelled;
-        retain_by(
-            &mut self.waiting_keys,
-            &used.iter().map(|u| !u).collect::<Vec<_>>(),
-        );
-        retain_by(
-            &mut self.waiting,
-            &used.iter().map(|u| !u).collect::<Vec<_>>(),
-        );
+        let keep: Vec<bool> = used.iter().map(|u| !u).collect();
+        retain_by(&mut self.waiting_keys, &keep);
+        retain_by(&mut self.waiting, &keep);
         merge_sorted(&mut self.matched_keys, &mut self.matched_at, matched);
         if !unmatched.is_empty() {
             self.pending.push(PendingWindow {
@@ -726,10 +729,13 @@ impl JoinState {
     /// Drops what is past its time at event time `now`: labels waiting longer than
     /// `orphan_ttl` (orphans, counted), used keys older than `label_ttl`, and closed windows'
     /// pending predictions past their expiry.
+    /// Past `ttl.max_remembered` used keys, the oldest are forgotten early (a repeat of one
+    /// is then taken for a new label); past as many pending predictions, the oldest windows'.
     pub fn expire(&mut self, now: i64, ttl: Ttl) {
         let Ttl {
             orphan: orphan_ttl,
             label: label_ttl,
+            max_remembered,
         } = ttl;
         let keep: Vec<bool> = (self.waiting.iter())
             .map(|(_, arrived)| arrived.saturating_add(orphan_ttl) >= now)
@@ -742,8 +748,22 @@ impl JoinState {
             .collect();
         retain_by(&mut self.matched_keys, &keep);
         retain_by(&mut self.matched_at, &keep);
+        if self.matched_at.len() > max_remembered {
+            let mut newest_first: Vec<usize> = (0..self.matched_at.len()).collect();
+            newest_first.sort_by_key(|&i| std::cmp::Reverse(self.matched_at[i]));
+            let mut keep = vec![false; self.matched_at.len()];
+            for &i in &newest_first[..max_remembered] {
+                keep[i] = true;
+            }
+            retain_by(&mut self.matched_keys, &keep);
+            retain_by(&mut self.matched_at, &keep);
+        }
         self.pending
             .retain(|w| w.expires >= now && !w.keys.is_empty());
+        // Windows are pushed as they close: the oldest come first.
+        while self.pending_predictions() > max_remembered {
+            self.pending.remove(0);
+        }
     }
 
     /// What a decoded state must satisfy.
@@ -907,12 +927,17 @@ mod tests {
     }
 
     fn ttl(orphan: i64, label: i64) -> Ttl {
-        Ttl { orphan, label }
+        Ttl {
+            orphan,
+            label,
+            max_remembered: 1_000,
+        }
     }
 
     const LONG: Ttl = Ttl {
         orphan: 1_000_000,
         label: 1_000_000,
+        max_remembered: 1_000,
     };
 
     fn confusion(state: &Staged) -> [u64; 4] {
@@ -1030,6 +1055,29 @@ mod tests {
             ),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn used_keys_and_pending_predictions_are_remembered_up_to_the_limit() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        let few = Ttl {
+            max_remembered: 2,
+            ..LONG
+        };
+        join.absorb(labels(&["a", "b", "c"], &["1", "1", "1"]), 0, 10);
+        // Window 0: a, b, c matched at 10, and d, e, f left pending.
+        let run = predictions(
+            &["a", "b", "c", "d", "e", "f"],
+            &["1", "1", "1", "1", "1", "1"],
+            &["0.9", "0.9", "0.9", "0.9", "0.9", "0.9"],
+        );
+        join.join(0, run, 10, 10_000, few);
+        assert_eq!(join.matched_keys.len(), 2);
+        // Three pending predictions in one window: past the limit, the window is dropped.
+        assert_eq!(join.pending_predictions(), 0);
+        // So a label for d is an orphan-to-be, not a late one.
+        let absorbed = join.absorb(labels(&["d"], &["1"]), 20, 10);
+        assert_eq!((absorbed.late, absorbed.waiting), (0, 1));
     }
 
     #[test]

@@ -95,16 +95,12 @@ pub(super) async fn absorb(
             },
             None => Default::default(),
         };
-        tracing::info!(
-            event = "labels_absorbed",
-            %series,
+        events::emit(Event::LabelsAbsorbed {
+            monitor: &series.monitor,
+            endpoint: series.endpoint.as_deref(),
             name,
-            waiting = absorbed.waiting,
-            late = absorbed.late,
-            duplicates = absorbed.duplicates,
-            refused = absorbed.refused,
-            "label file folded into the join"
-        );
+            absorbed: &absorbed,
+        });
         state.absorbed.push(name.clone());
     }
     let state = save(shared, series, state).await?;
@@ -135,6 +131,7 @@ pub(super) async fn with_labels(
     let ttl = Ttl {
         orphan: settings.orphan_ttl.as_secs() as i64,
         label: settings.label_ttl.as_secs() as i64,
+        max_remembered: shared.config.limits.max_pending_labels,
     };
     let expires = end.saturating_add(ttl.label);
     let staged = join.staged.iter().find(|w| w.start == start).cloned();

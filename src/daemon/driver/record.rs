@@ -39,6 +39,7 @@ pub(super) async fn read_object(
     let quarantine_path = shared.quarantine_path.clone();
     let object = crate::model_quality::key_hash(source.as_bytes());
     let series = SeriesKey::new(&shared.config.monitors[monitor].name, endpoint.as_deref());
+    let source_name = source.to_string();
     let (contents, rows, quarantine) =
         tokio::task::spawn_blocking(move || -> Result<_, DecodeError> {
             let mut quarantine =
@@ -75,7 +76,13 @@ pub(super) async fn read_object(
                             .unwrap_or_default();
                         runs.push(
                             LabelRun::from_batch(&spec, &chunk.features, &keys).unwrap_or_else(
-                                |_| {
+                                |error| {
+                                    // Every row of the batch is unusable: counted as skipped.
+                                    tracing::warn!(
+                                        source = source_name,
+                                        error,
+                                        "labels without their label column; counted as skipped"
+                                    );
                                     let mut none = LabelRun::empty();
                                     none.skipped = chunk.features.num_rows() as u64;
                                     none
