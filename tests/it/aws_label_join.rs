@@ -173,37 +173,17 @@ label_lateness = "20m""#,
 async fn a_bias_monitor_on_capture_gets_its_labels_through_sqs() {
     let stack = Stack::new("labels-bias", 30, Delivery::Direct).await;
     let dir = stack.dir.path();
-    let config_json = common::loan_analysis_config();
-    std::fs::write(dir.join("analysis_config.json"), config_json.to_string()).unwrap();
-    let mut capture_config = config_json.clone();
-    capture_config["headers"] = json!(["pred", "sex", "x"]);
-    std::fs::write(dir.join("capture_config.json"), capture_config.to_string()).unwrap();
-    let rows: Vec<Vec<String>> = common::loan_rows(8, 300, 0.2)
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
-    std::fs::write(dir.join("fair.csv"), common::loan_rows(1, 2000, 0.5)).unwrap();
-    let mut joined = String::from("sex,label,pred,x\n");
-    for row in &rows[..250] {
-        joined.push_str(&format!("{}\n", row.join(",")));
-    }
-    std::fs::write(dir.join("joined.csv"), joined).unwrap();
-    for (input, out) in [("fair.csv", "baseline"), ("joined.csv", "expected")] {
-        let status = common::driftd()
-            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
-            .arg(dir.join("analysis_config.json"))
-            .arg("--input")
-            .arg(dir.join(input))
-            .arg("--output")
-            .arg(dir.join(out))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected/analysis.json")).unwrap())
-            .unwrap();
+    let start = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let common::LiveLoans {
+        capture,
+        labels,
+        expected,
+        ..
+    } = common::live_loans(dir, 8, 300, 250, "b", |i| {
+        start + chrono::Duration::seconds(i as i64 % WINDOW_S)
+    });
     let dppl = common::analysis_metric(&expected, "post_training_bias_metrics", "sex", "DPPL");
     let config = stack.config_with_monitor(
         30,
@@ -218,29 +198,6 @@ baseline = "baseline/analysis.json"
 label_lateness = "20m""#,
     );
     let driftd = stack.start_polling(&config, "driftd.log").await;
-    let start = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let mut capture = String::new();
-    let mut labels = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let time = start + chrono::Duration::seconds(i as i64 % WINDOW_S);
-        let record = common::capture_record(
-            &[row[0].clone(), row[3].clone()],
-            Some(&row[2]),
-            &format!("b{i}"),
-            time,
-        );
-        capture.push_str(&format!("{record}\n"));
-        if i < 250 {
-            let label = json!({
-                "groundTruthData": {"data": row[1], "encoding": "CSV"},
-                "eventMetadata": {"eventId": format!("b{i}")},
-                "eventVersion": "0"
-            });
-            labels.push_str(&format!("{label}\n"));
-        }
-    }
     stack
         .put(&stack.capture_key(start, "a.jsonl"), capture.into_bytes())
         .await;

@@ -531,57 +531,16 @@ fn a_bias_monitor_on_capture_gets_its_labels_from_the_join() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     // 400 loan decisions (sex, label, pred, x); the model approves sex 0 a fifth of the time.
-    let rows: Vec<Vec<String>> = common::loan_rows(5, 400, 0.2)
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
-    let config = common::loan_analysis_config();
-    std::fs::write(root.join("analysis_config.json"), config.to_string()).unwrap();
-    // The capture's columns: the output (pred) first, then the inputs sex and x.
-    let mut capture_config = config.clone();
-    capture_config["headers"] = json!(["pred", "sex", "x"]);
-    std::fs::write(root.join("capture_config.json"), capture_config.to_string()).unwrap();
-    std::fs::write(root.join("fair.csv"), common::loan_rows(1, 2000, 0.5)).unwrap();
-    // The rows the join will label (all but the last 40), as one labelled file.
-    let mut joined = String::from("sex,label,pred,x\n");
-    for row in &rows[..360] {
-        joined.push_str(&row.join(","));
-        joined.push('\n');
-    }
-    std::fs::write(root.join("joined.csv"), joined).unwrap();
-    for (input, out) in [("fair.csv", "baseline"), ("joined.csv", "expected")] {
-        let status = common::driftd()
-            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
-            .arg(root.join("analysis_config.json"))
-            .arg("--input")
-            .arg(root.join(input))
-            .arg("--output")
-            .arg(root.join(out))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let mut capture = String::new();
-    let mut labels = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let time = common::utc("2026-11-01T00:00:00Z") + chrono::Duration::seconds(i as i64);
-        let record = common::capture_record(
-            &[row[0].clone(), row[3].clone()],
-            Some(&row[2]),
-            &format!("r{i}"),
-            time,
-        );
-        capture.push_str(&format!("{record}\n"));
-        if i < 360 {
-            let label = json!({
-                "groundTruthData": {"data": row[1], "encoding": "CSV"},
-                "eventMetadata": {"eventId": format!("r{i}")},
-                "eventVersion": "0"
-            });
-            labels.push_str(&format!("{label}\n"));
-        }
-    }
+    // The join will label all but the last 40.
+    let start = common::utc("2026-11-01T00:00:00Z");
+    let common::LiveLoans {
+        rows,
+        capture,
+        labels,
+        expected,
+    } = common::live_loans(root, 5, 400, 360, "r", |i| {
+        start + chrono::Duration::seconds(i as i64)
+    });
     let capture_dir = root.join("in/capture/ep/AllTraffic/2026/11/01/00");
     std::fs::create_dir_all(&capture_dir).unwrap();
     std::fs::write(capture_dir.join("a.jsonl"), capture).unwrap();
@@ -612,7 +571,6 @@ baseline = "baseline/analysis.json"
 
     let hour = root.join("out/ep/loans-bias/2026/11/01/00");
     let analysis = json_file(&hour.join("analysis.json"));
-    let expected = json_file(&root.join("expected/analysis.json"));
     for (stage, metrics) in [
         ("pre_training_bias_metrics", ["CI", "DPL"].as_slice()),
         (

@@ -506,3 +506,80 @@ pub fn always_right_baseline(dir: &Path, name: &str) {
         0
     );
 }
+
+/// A live bias case for the label join, written into `dir`: `n` loan decisions
+/// ([`loan_rows`] with `seed`, sex 0 approved a fifth of the time) as capture records — output
+/// `pred`, then inputs `sex` and `x`; event ids `{prefix}{i}` at `time(i)` — and the ground
+/// truth of the first `labelled` as SageMaker's ground-truth lines. Also writes
+/// `analysis_config.json`, `capture_config.json` (the same, with the capture's `headers`),
+/// `baseline/analysis.json` (`driftd bias` on fair rows) and `expected/analysis.json`
+/// (`driftd bias` on the labelled rows, as one file).
+pub struct LiveLoans {
+    /// sex, label, pred, x per decision.
+    pub rows: Vec<Vec<String>>,
+    pub capture: String,
+    pub labels: String,
+    pub expected: serde_json::Value,
+}
+
+pub fn live_loans(
+    dir: &Path,
+    seed: u64,
+    n: usize,
+    labelled: usize,
+    prefix: &str,
+    time: impl Fn(usize) -> DateTime<Utc>,
+) -> LiveLoans {
+    let rows: Vec<Vec<String>> = loan_rows(seed, n, 0.2)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let config = loan_analysis_config();
+    std::fs::write(dir.join("analysis_config.json"), config.to_string()).unwrap();
+    let mut capture_config = config.clone();
+    capture_config["headers"] = serde_json::json!(["pred", "sex", "x"]);
+    std::fs::write(dir.join("capture_config.json"), capture_config.to_string()).unwrap();
+    std::fs::write(dir.join("fair.csv"), loan_rows(1, 2000, 0.5)).unwrap();
+    let mut joined = String::from("sex,label,pred,x\n");
+    for row in &rows[..labelled] {
+        joined.push_str(&format!("{}\n", row.join(",")));
+    }
+    std::fs::write(dir.join("joined.csv"), joined).unwrap();
+    for (input, out) in [("fair.csv", "baseline"), ("joined.csv", "expected")] {
+        let status = driftd()
+            .args(["bias", "--format", "csv", "--header", "--analysis-config"])
+            .arg(dir.join("analysis_config.json"))
+            .arg("--input")
+            .arg(dir.join(input))
+            .arg("--output")
+            .arg(dir.join(out))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut capture = String::new();
+    let mut labels = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let inputs = [row[0].clone(), row[3].clone()];
+        let record = capture_record(&inputs, Some(&row[2]), &format!("{prefix}{i}"), time(i));
+        capture.push_str(&format!("{record}\n"));
+        if i < labelled {
+            let label = serde_json::json!({
+                "groundTruthData": {"data": row[1], "encoding": "CSV"},
+                "eventMetadata": {"eventId": format!("{prefix}{i}")},
+                "eventVersion": "0"
+            });
+            labels.push_str(&format!("{label}\n"));
+        }
+    }
+    let expected =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected/analysis.json")).unwrap())
+            .unwrap();
+    LiveLoans {
+        rows,
+        capture,
+        labels,
+        expected,
+    }
+}
