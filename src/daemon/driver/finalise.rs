@@ -146,7 +146,6 @@ async fn finalise(
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
         // Parts that landed after the window was fenced were counted as late.
-        join::unstage(shared, series, start).await?;
         durable.delete_parts(series, start, listed).await?;
         return Ok(None);
     }
@@ -270,9 +269,6 @@ async fn finalise(
         return Ok(None);
     }
     durable.forget_late(&late_notes).await?;
-    if join_counts.is_some() {
-        join::unstage(shared, series, start).await?;
-    }
     durable.delete_parts(series, start, parts).await?;
     report::note_window(shared, series, start).await?;
     Ok(Some(start))

@@ -5,7 +5,7 @@
 //! - label files folded in are named in the state (`absorbed`) before they are deleted, so a
 //!   restart does not fold them twice;
 //! - a joined window is staged in the state before the window is committed, so a restart
-//!   commits the same result.
+//!   commits the same result; it is forgotten when the series' next window is joined.
 
 use super::*;
 use crate::bias::BiasState;
@@ -134,6 +134,9 @@ pub(super) async fn with_labels(
         max_remembered: shared.config.limits.max_pending_labels,
     };
     let expires = end.saturating_add(ttl.label);
+    // A series' windows are committed in order: those staged before this one are committed
+    // (or were committed by another replica), so their results are no longer needed.
+    join.staged.retain(|w| w.start >= start);
     let staged = join.staged.iter().find(|w| w.start == start).cloned();
     let (joined, join) = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let joined = match state {
@@ -186,22 +189,4 @@ pub(super) async fn with_labels(
     })?;
     save(shared, series, join).await?;
     Ok((joined.0, Some(joined.1)))
-}
-
-/// Forgets the staged result of a window now committed.
-pub(super) async fn unstage(
-    shared: &Shared,
-    series: &SeriesKey,
-    start: i64,
-) -> Result<(), StoreError> {
-    let Some((_, problem_type)) = settings(shared, series) else {
-        return Ok(());
-    };
-    let mut state = load(shared, series, problem_type).await?;
-    let before = state.staged.len();
-    state.staged.retain(|w| w.start != start);
-    if state.staged.len() != before {
-        save(shared, series, state).await?;
-    }
-    Ok(())
 }
