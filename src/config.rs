@@ -378,6 +378,10 @@ pub struct MonitorConfig {
     /// labels: at least `window.size + window.allowed_lateness + label_lateness`).
     #[serde(default, with = "humantime_serde::option")]
     pub orphan_ttl: Option<Duration>,
+    /// With `ground_truth_path`: a label that comes after its window closed restates the
+    /// window — its files are written again, with the label, as the window's next revision.
+    #[serde(default)]
+    pub restate: bool,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
     #[serde(default)]
     pub non_negative_check: bool,
@@ -442,6 +446,7 @@ pub struct LabelJoin {
     pub label_lateness: Duration,
     pub label_ttl: Duration,
     pub orphan_ttl: Duration,
+    pub restate: bool,
 }
 
 impl MonitorConfig {
@@ -457,6 +462,7 @@ impl MonitorConfig {
                 Duration::from_secs(24 * 3600)
                     .max(window.size + window.allowed_lateness + label_lateness)
             }),
+            restate: self.restate,
         })
     }
 
@@ -878,6 +884,7 @@ impl Config {
                 ("label_lateness", monitor.label_lateness.is_some()),
                 ("label_ttl", monitor.label_ttl.is_some()),
                 ("orphan_ttl", monitor.orphan_ttl.is_some()),
+                ("restate", monitor.restate),
             ];
             if monitor.ground_truth_path.is_none()
                 && let Some((setting, _)) = join_settings.iter().find(|(_, set)| *set)
@@ -1296,6 +1303,10 @@ s3_report_uri = "s3://reports/monitoring"
             (
                 format!("{joined}label_lateness = \"1h\"\n"),
                 "monitor[0] (m).label_lateness: only used with ground_truth_path",
+            ),
+            (
+                format!("{joined}restate = true\n"),
+                "monitor[0] (m).restate: only used with ground_truth_path",
             ),
             (
                 format!("{joined}ground_truth_path = \"labels/*.jsonl\"\norphan_ttl = \"30m\""),

@@ -115,6 +115,17 @@ pub enum Event<'a> {
         window: &'a str,
         counts: &'a crate::model_quality::JoinCounts,
     },
+    /// A label-joined window's next revision (`restate = true`): its late labels folded in.
+    WindowRestated {
+        monitor: &'a str,
+        endpoint: Option<&'a str>,
+        /// The revision's folder (relative).
+        window: &'a str,
+        revision: u32,
+        /// Its labelled predictions now.
+        labelled: u64,
+        violations: usize,
+    },
     /// A window was closed and its results computed.
     WindowFinalised {
         monitor: &'a str,
@@ -177,6 +188,7 @@ pub struct Telemetry {
     late_rows: IntCounterVec,
     label_join: IntCounterVec,
     labels_absorbed: IntCounterVec,
+    windows_restated: IntCounterVec,
     windows: IntCounterVec,
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
@@ -277,6 +289,12 @@ impl Telemetry {
                 "labels_absorbed_total",
                 "Labels of label files folded into a series' join, by what became of them",
                 &["monitor", "outcome"],
+            ),
+            windows_restated: counters(
+                r,
+                "windows_restated_total",
+                "Revisions of label-joined windows restated with late labels",
+                &["monitor"],
             ),
             windows: counters(
                 r,
@@ -480,6 +498,26 @@ impl Telemetry {
                         .with_label_values(&[monitor, outcome])
                         .inc_by(count);
                 }
+            }
+            Event::WindowRestated {
+                monitor,
+                endpoint,
+                window,
+                revision,
+                labelled,
+                violations,
+            } => {
+                tracing::info!(
+                    event = "window_restated",
+                    monitor,
+                    endpoint,
+                    window,
+                    revision,
+                    labelled,
+                    violations,
+                    "window restated with late labels"
+                );
+                self.windows_restated.with_label_values(&[monitor]).inc();
             }
             Event::LabelJoin {
                 monitor,

@@ -407,6 +407,10 @@ pub struct JoinCounts {
     /// Rows without a usable prediction or label (missing, unreadable, class past the limit,
     /// or the pending-label limit reached) since the last window.
     pub skipped_rows: u64,
+    /// With `restate`: how many times the window was restated with late labels. Not in the
+    /// stored counts (kept in [`Restatable`]); in `label_join.json` from the first revision.
+    #[serde(skip)]
+    pub revision: u32,
 }
 
 impl JoinCounts {
@@ -419,6 +423,9 @@ impl JoinCounts {
     pub fn file(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("counts serialize");
         value["label_coverage"] = serde_json::json!(self.label_coverage());
+        if self.revision > 0 {
+            value["revision"] = serde_json::json!(self.revision);
+        }
         value
     }
 }
@@ -452,6 +459,23 @@ pub enum Staged {
     Window(Vec<u8>),
 }
 
+/// A joined window that late labels restate (`restate = true`), until its unlabelled
+/// predictions expire: its result as last committed, what its unlabelled predictions need to
+/// be folded in, and the late labels not folded in yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Restatable {
+    pub result: JoinedWindow,
+    /// The revision `result` is (0: the window's first result).
+    revision: u32,
+    /// A model-quality window's predictions without a label.
+    unlabelled: PredictionRun,
+    /// A bias window's rows without a label, in the window codec's bytes (the caller folds
+    /// them in, see [`JoinState::restated`]).
+    pub unlabelled_rows: Option<Vec<u8>>,
+    /// Late labels of its predictions, not folded in yet.
+    late: Vec<(JoinKey, Truth)>,
+}
+
 /// The join's durable state for one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JoinState {
@@ -471,6 +495,12 @@ pub struct JoinState {
     pub staged: Vec<JoinedWindow>,
     /// Counts since the last joined window, reported with the next one.
     since_last: JoinCounts,
+    /// Whether late labels restate their window (the monitor's `restate`; not stored).
+    #[serde(skip)]
+    pub restate: bool,
+    /// Joined windows late labels restate (with `restate`), oldest first. Last, so that a
+    /// state sealed before it existed reads as one without (see `JoinState::decode`).
+    restatable: Vec<Restatable>,
 }
 
 /// How long labels wait for their predictions (`orphan`) and used keys and unlabelled
@@ -492,6 +522,23 @@ pub struct Absorbed {
     pub refused: u64,
 }
 
+/// A bias window's late labels as text, its rows without a label (window codec bytes) and
+/// its result as last committed.
+pub struct LateRows<'a> {
+    pub labels: Vec<(JoinKey, String)>,
+    pub rows: &'a [u8],
+    pub result: &'a JoinedWindow,
+}
+
+/// A window's keys matched with the labels that arrived by its close.
+struct Matched {
+    /// Each key's label, if it came in time.
+    labels: Vec<Option<Truth>>,
+    counts: JoinCounts,
+    /// With `restate`: labels read before the window closed but collected after it.
+    late: Vec<(JoinKey, Truth)>,
+}
+
 impl JoinState {
     pub fn new(problem_type: ProblemType) -> Self {
         Self {
@@ -505,6 +552,8 @@ impl JoinState {
             absorbed: Vec::new(),
             staged: Vec::new(),
             since_last: JoinCounts::default(),
+            restate: false,
+            restatable: Vec::new(),
         }
     }
 
@@ -547,6 +596,12 @@ impl JoinState {
                 labelled_late[window].push(key);
                 outcome.late += 1;
                 matched.push((key, arrived));
+                let start = self.pending[window].start;
+                if let Some(truth) = truth.remap(&remap)
+                    && let Some(restatable) = self.restatable_mut(start)
+                {
+                    restatable.late.push((key, truth));
+                }
                 continue;
             }
             let Some(truth) = truth.remap(&remap) else {
@@ -587,7 +642,7 @@ impl JoinState {
         closes: i64,
         expires: i64,
         ttl: Ttl,
-    ) -> (Vec<Option<Truth>>, JoinCounts) {
+    ) -> Matched {
         let mut counts = JoinCounts {
             predictions: keys.len() as u64,
             ..JoinCounts::default()
@@ -596,6 +651,7 @@ impl JoinState {
         let mut unmatched = Vec::new();
         let mut used = vec![false; self.waiting_keys.len()];
         let mut matched = Vec::new();
+        let mut late = Vec::new();
         let mut cursor = 0;
         for &key in keys {
             // Both sides sorted: one walk.
@@ -613,6 +669,9 @@ impl JoinState {
                 // have been had the window closed on time.
                 counts.late_labels += 1;
                 labels.push(None);
+                if self.restate {
+                    late.push((key, truth));
+                }
                 continue;
             }
             labels.push(Some(truth));
@@ -636,7 +695,11 @@ impl JoinState {
         counts.orphan_labels += since.orphan_labels;
         counts.duplicate_labels += since.duplicate_labels;
         counts.skipped_rows += since.skipped_rows;
-        (labels, counts)
+        Matched {
+            labels,
+            counts,
+            late,
+        }
     }
 
     /// Joins a model-quality window's predictions (see `match_keys`: when it closes for labels
@@ -649,42 +712,26 @@ impl JoinState {
         expires: i64,
         ttl: Ttl,
     ) -> JoinedWindow {
-        let (labels, mut counts) = self.match_keys(start, &predictions.keys, closes, expires, ttl);
+        let Matched {
+            labels,
+            mut counts,
+            late,
+        } = self.match_keys(start, &predictions.keys, closes, expires, ttl);
         counts.duplicate_predictions = predictions.duplicates;
         counts.skipped_rows += predictions.skipped;
         let mut state = ModelQualityState::new(self.problem_type);
+        let mut unlabelled = Vec::new();
         let rows = predictions.keys.iter().zip(&predictions.values).zip(labels);
         for ((&key, &predicted), truth) in rows {
-            let Some(truth) = truth else { continue };
-            let observation = match (predicted, truth) {
-                (Predicted::Binary { label, score }, Truth::Binary(actual)) => {
-                    Observation::Binary {
-                        predicted: label,
-                        actual,
-                        score: (!score.is_nan()).then_some(score),
-                    }
-                }
-                (Predicted::Class(p), Truth::Class(a)) => {
-                    let (p, a) = (predictions.classes.name(p), self.classes.name(a));
-                    if !state.admits_class_pair(a, p) {
-                        counts.labelled -= 1;
-                        counts.unlabelled += 1;
-                        counts.skipped_rows += 1;
-                        continue;
-                    }
-                    Observation::Multiclass {
-                        predicted: p,
-                        actual: a,
-                    }
-                }
-                (Predicted::Number(predicted), Truth::Number(actual)) => {
-                    Observation::Regression { predicted, actual }
-                }
-                _ => unreachable!("one series joins one problem type"),
+            let Some(truth) = truth else {
+                unlabelled.push((key, predicted));
+                continue;
             };
-            state
-                .add(membership(key), observation)
-                .expect("the state was made for the series' problem type");
+            if !self.fold(&mut state, key, predicted, &predictions.classes, truth) {
+                counts.labelled -= 1;
+                counts.unlabelled += 1;
+                counts.skipped_rows += 1;
+            }
         }
         let joined = JoinedWindow {
             start,
@@ -692,7 +739,59 @@ impl JoinState {
             counts,
         };
         self.staged.push(joined.clone());
+        if self.restate {
+            self.restatable.push(Restatable {
+                result: joined.clone(),
+                revision: 0,
+                unlabelled: Run {
+                    classes: predictions.classes,
+                    keys: unlabelled.iter().map(|(key, _)| *key).collect(),
+                    values: unlabelled.into_iter().map(|(_, value)| value).collect(),
+                    duplicates: 0,
+                    skipped: 0,
+                },
+                unlabelled_rows: None,
+                late,
+            });
+        }
         joined
+    }
+
+    /// Adds a labelled prediction to `state`; `false` when the state refuses its class pair
+    /// (past [`super::state::MAX_CLASSES`]).
+    fn fold(
+        &self,
+        state: &mut ModelQualityState,
+        key: JoinKey,
+        predicted: Predicted,
+        predicted_classes: &Classes,
+        truth: Truth,
+    ) -> bool {
+        let observation = match (predicted, truth) {
+            (Predicted::Binary { label, score }, Truth::Binary(actual)) => Observation::Binary {
+                predicted: label,
+                actual,
+                score: (!score.is_nan()).then_some(score),
+            },
+            (Predicted::Class(p), Truth::Class(a)) => {
+                let (p, a) = (predicted_classes.name(p), self.classes.name(a));
+                if !state.admits_class_pair(a, p) {
+                    return false;
+                }
+                Observation::Multiclass {
+                    predicted: p,
+                    actual: a,
+                }
+            }
+            (Predicted::Number(predicted), Truth::Number(actual)) => {
+                Observation::Regression { predicted, actual }
+            }
+            _ => unreachable!("one series joins one problem type"),
+        };
+        state
+            .add(membership(key), observation)
+            .expect("the state was made for the series' problem type");
+        true
     }
 
     /// The labels (as text) of a window's keys, sorted and unique, joined as `join` does; a
@@ -705,25 +804,135 @@ impl JoinState {
         closes: i64,
         expires: i64,
         ttl: Ttl,
-    ) -> (Vec<Option<String>>, JoinCounts) {
-        let (labels, counts) = self.match_keys(start, keys, closes, expires, ttl);
+    ) -> (Vec<Option<String>>, JoinCounts, Vec<(JoinKey, Truth)>) {
+        let Matched {
+            labels,
+            counts,
+            late,
+        } = self.match_keys(start, keys, closes, expires, ttl);
         let labels = (labels.into_iter())
-            .map(|truth| match truth? {
-                Truth::Class(class) => Some(self.classes.name(class).to_string()),
-                Truth::Binary(b) => Some(u8::from(b).to_string()),
-                Truth::Number(x) => Some(x.to_string()),
-            })
+            .map(|truth| Some(self.text(truth?)))
             .collect();
-        (labels, counts)
+        (labels, counts, late)
     }
 
-    /// Stages a window's result built from [`JoinState::join_labels`].
-    pub fn stage(&mut self, start: i64, window: Vec<u8>, counts: JoinCounts) {
-        self.staged.push(JoinedWindow {
+    fn text(&self, truth: Truth) -> String {
+        match truth {
+            Truth::Class(class) => self.classes.name(class).to_string(),
+            Truth::Binary(b) => u8::from(b).to_string(),
+            Truth::Number(x) => x.to_string(),
+        }
+    }
+
+    /// Stages a window's result built from [`JoinState::join_labels`]. With `restate`, its
+    /// rows without a label (`unlabelled_rows`) and the labels `late` for them are kept too.
+    pub fn stage(
+        &mut self,
+        start: i64,
+        window: Vec<u8>,
+        counts: JoinCounts,
+        unlabelled_rows: Vec<u8>,
+        late: Vec<(JoinKey, Truth)>,
+    ) {
+        let joined = JoinedWindow {
             start,
             state: Staged::Window(window),
             counts,
-        });
+        };
+        if self.restate {
+            self.restatable.push(Restatable {
+                result: joined.clone(),
+                revision: 0,
+                unlabelled: Run::empty(),
+                unlabelled_rows: Some(unlabelled_rows),
+                late,
+            });
+        }
+        self.staged.push(joined);
+    }
+
+    fn restatable_mut(&mut self, start: i64) -> Option<&mut Restatable> {
+        self.restatable.iter_mut().find(|r| r.result.start == start)
+    }
+
+    /// Windows with late labels not folded in yet, oldest first.
+    pub fn restatements_due(&self) -> Vec<i64> {
+        (self.restatable.iter())
+            .filter(|r| !r.late.is_empty())
+            .map(|r| r.result.start)
+            .collect()
+    }
+
+    /// Folds the late labels of a model-quality window into its result: the window's next
+    /// revision. The state keeps it as the window's result; the caller commits it.
+    pub fn restate(&mut self, start: i64) -> Option<JoinedWindow> {
+        let mut restatable = self.restatable_mut(start)?.clone();
+        if restatable.late.is_empty() {
+            return None;
+        }
+        let Staged::ModelQuality(state) = &mut restatable.result.state else {
+            return None;
+        };
+        let counts = &mut restatable.result.counts;
+        let mut folded = Vec::new();
+        for (key, truth) in std::mem::take(&mut restatable.late) {
+            let unlabelled = &restatable.unlabelled;
+            let Ok(at) = unlabelled.keys.binary_search(&key) else {
+                continue;
+            };
+            if self.fold(
+                state,
+                key,
+                unlabelled.values[at],
+                &unlabelled.classes,
+                truth,
+            ) {
+                counts.labelled += 1;
+                counts.unlabelled -= 1;
+            }
+            folded.push(key);
+        }
+        folded.sort_unstable();
+        let unlabelled = &mut restatable.unlabelled;
+        let keep: Vec<bool> = (unlabelled.keys.iter())
+            .map(|k| folded.binary_search(k).is_err())
+            .collect();
+        retain_by(&mut unlabelled.keys, &keep);
+        retain_by(&mut unlabelled.values, &keep);
+        restatable.revision += 1;
+        let mut result = restatable.result.clone();
+        result.counts.revision = restatable.revision;
+        *self.restatable_mut(start)? = restatable;
+        Some(result)
+    }
+
+    /// A bias window's late labels as text, by key, and its rows without a label: what the
+    /// caller folds in before it hands the result to [`JoinState::restated`].
+    pub fn late_rows(&self, start: i64) -> Option<LateRows<'_>> {
+        let restatable = self.restatable.iter().find(|r| r.result.start == start)?;
+        Some(LateRows {
+            labels: (restatable.late.iter())
+                .map(|(key, truth)| (*key, self.text(*truth)))
+                .collect(),
+            rows: restatable.unlabelled_rows.as_deref()?,
+            result: &restatable.result,
+        })
+    }
+
+    /// Takes a bias window's next revision (its late labels folded in by the caller, `folded`
+    /// of them matched a row) as the window's result; returns its counts.
+    pub fn restated(&mut self, start: i64, window: Vec<u8>, folded: u64) -> Option<JoinCounts> {
+        let restatable = self.restatable_mut(start)?;
+        restatable.late.clear();
+        let counts = &mut restatable.result.counts;
+        counts.labelled += folded;
+        counts.unlabelled -= folded;
+        restatable.revision += 1;
+        restatable.result.state = Staged::Window(window);
+        Some(JoinCounts {
+            revision: restatable.revision,
+            ..restatable.result.counts
+        })
     }
 
     /// Drops what is past its time at event time `now`: labels waiting longer than
@@ -764,6 +973,11 @@ impl JoinState {
         while self.pending_predictions() > max_remembered {
             self.pending.remove(0);
         }
+        // A window is restated while its predictions may still get labels, and until the
+        // late labels it has are folded in.
+        let pending = &self.pending;
+        self.restatable
+            .retain(|r| !r.late.is_empty() || pending.iter().any(|w| w.start == r.result.start));
     }
 
     /// What a decoded state must satisfy.
@@ -780,47 +994,60 @@ impl JoinState {
         {
             return Err("keys out of order".into());
         }
-        for staged in &self.staged {
-            if let Staged::ModelQuality(state) = &staged.state {
+        let results = (self.staged.iter()).chain(self.restatable.iter().map(|r| &r.result));
+        for joined in results {
+            if let Staged::ModelQuality(state) = &joined.state {
                 state.validate()?;
             }
         }
-        self.classes
-            .validate(self.waiting.iter().filter_map(|(t, _)| t.class()))
+        for restatable in &self.restatable {
+            restatable.unlabelled.validate()?;
+        }
+        let late = (self.restatable.iter()).flat_map(|r| r.late.iter().map(|(_, t)| t));
+        let truths = self.waiting.iter().map(|(t, _)| t).chain(late);
+        self.classes.validate(truths.filter_map(|t| t.class()))
     }
 }
 
 /// Durable bytes of a label run or a join state: a 4-byte magic, a version byte, then one
 /// zstd frame (with its content checksum) of the postcard body. Bad bytes of any kind are an
 /// error, never a panic.
-const SEAL_VERSION: u8 = 1;
 const LABELS_MAGIC: [u8; 4] = *b"DRJL";
+const LABELS_VERSION: u8 = 1;
 const JOIN_STATE_MAGIC: [u8; 4] = *b"DRJS";
+/// Version 2 added `JoinState::restatable`, its last field.
+const JOIN_STATE_VERSION: u8 = 2;
 
-fn seal<T: Serialize>(magic: [u8; 4], value: &T) -> Vec<u8> {
+fn seal<T: Serialize>(magic: [u8; 4], version: u8, value: &T) -> Vec<u8> {
     let body = postcard::to_stdvec(value).expect("join state serializes");
     let mut out = magic.to_vec();
-    out.push(SEAL_VERSION);
+    out.push(version);
     let mut encoder = zstd::stream::Encoder::new(out, 3).expect("zstd encoder");
     encoder.include_checksum(true).expect("zstd checksum flag");
     std::io::Write::write_all(&mut encoder, &body).expect("zstd into a Vec");
     encoder.finish().expect("zstd into a Vec")
 }
 
-fn unseal<T: for<'de> Deserialize<'de>>(
+/// The body of sealed bytes and their version, one of `versions`.
+fn unseal_body(
     magic: [u8; 4],
+    versions: &[u8],
     what: &str,
     bytes: &[u8],
-) -> Result<T, String> {
+) -> Result<(u8, Vec<u8>), String> {
     if bytes.len() < 5 || bytes[..4] != magic {
         return Err(format!("not a driftd {what}"));
     }
-    if bytes[4] != SEAL_VERSION {
+    if !versions.contains(&bytes[4]) {
         return Err(format!("{what} version {} is not supported", bytes[4]));
     }
     let body = crate::window::codec::decompress_bounded(&bytes[5..])
         .map_err(|e| format!("{what}: {e}"))?;
-    let (value, rest) = postcard::take_from_bytes(&body).map_err(|e| format!("{what}: {e}"))?;
+    Ok((bytes[4], body))
+}
+
+fn from_body<T: for<'de> Deserialize<'de>>(what: &str, body: &[u8]) -> Result<T, String> {
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| format!("{what}: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("{what}: {} bytes after the body", rest.len()));
     }
@@ -829,11 +1056,12 @@ fn unseal<T: for<'de> Deserialize<'de>>(
 
 impl LabelRun {
     pub fn encode(&self) -> Vec<u8> {
-        seal(LABELS_MAGIC, self)
+        seal(LABELS_MAGIC, LABELS_VERSION, self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let run: Self = unseal(LABELS_MAGIC, "label run", bytes)?;
+        let (_, body) = unseal_body(LABELS_MAGIC, &[LABELS_VERSION], "label run", bytes)?;
+        let run: Self = from_body("label run", &body)?;
         run.validate().map_err(|e| format!("label run: {e}"))?;
         Ok(run)
     }
@@ -841,12 +1069,19 @@ impl LabelRun {
 
 impl JoinState {
     pub fn encode(&self) -> Vec<u8> {
-        seal(JOIN_STATE_MAGIC, self)
+        seal(JOIN_STATE_MAGIC, JOIN_STATE_VERSION, self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let state: Self = unseal(JOIN_STATE_MAGIC, "join state", bytes)?;
-        state.validate().map_err(|e| format!("join state: {e}"))?;
+        let what = "join state";
+        let (version, mut body) =
+            unseal_body(JOIN_STATE_MAGIC, &[1, JOIN_STATE_VERSION], what, bytes)?;
+        if version == 1 {
+            // Version 1 ends before `restatable`: an empty list is postcard's one zero byte.
+            body.push(0);
+        }
+        let state: Self = from_body(what, &body)?;
+        state.validate().map_err(|e| format!("{what}: {e}"))?;
         Ok(state)
     }
 }
@@ -954,6 +1189,83 @@ mod tests {
             c.true_negatives,
             c.false_negatives,
         ]
+    }
+
+    fn restating() -> JoinState {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        join.restate = true;
+        join
+    }
+
+    #[test]
+    fn a_late_label_restates_its_window_as_if_it_had_come_in_time() {
+        let run = || predictions(&["a", "b", "c"], &["1", "1", "0"], &["0.9", "0.6", "0.2"]);
+        // In time: a (1) and b (0). Late, after the window closed at 300: b's is read before
+        // (collected at 400) and c's after the join (collected at 500).
+        let mut join = restating();
+        join.absorb(labels(&["a"], &["1"]), 100, 10);
+        join.absorb(labels(&["b"], &["0"]), 400, 10);
+        let first = join.join(0, run(), 300, 10_000, LONG);
+        // a: TP; b's label came late.
+        assert_eq!(confusion(&first.state), [1, 0, 0, 0]);
+        assert_eq!(join.restatements_due(), vec![0]);
+        assert_eq!(join.absorb(labels(&["c"], &["1"]), 500, 10).late, 1);
+        let second = join.restate(0).unwrap();
+        // b: FP, c: FN, folded in; the window's counts move them to labelled.
+        assert_eq!(confusion(&second.state), [1, 1, 0, 1]);
+        assert_eq!(
+            (
+                second.counts.labelled,
+                second.counts.unlabelled,
+                second.counts.revision
+            ),
+            (3, 0, 1)
+        );
+        assert!(join.restatements_due().is_empty());
+        // The same as a join that had every label in time (same keys, same subsamples).
+        let mut calm = JoinState::new(ProblemType::BinaryClassification);
+        calm.absorb(labels(&["a", "b", "c"], &["1", "0", "1"]), 100, 10);
+        assert_eq!(calm.join(0, run(), 300, 10_000, LONG).state, second.state);
+        // Nothing new: no revision; a repeat of c's label is a duplicate, not a restatement.
+        assert!(join.restate(0).is_none());
+        assert_eq!(join.absorb(labels(&["c"], &["0"]), 600, 10).duplicates, 1);
+        assert!(join.restatements_due().is_empty());
+        // It survives a round trip through its bytes.
+        let decoded = JoinState::decode(&join.encode()).unwrap();
+        assert_eq!(decoded.restatable, join.restatable);
+        // Once its predictions are labelled or expired, the window is no longer kept.
+        join.expire(20_000, LONG);
+        assert!(join.restatable.is_empty());
+    }
+
+    #[test]
+    fn without_restate_a_late_label_is_only_counted() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        join.join(0, predictions(&["a"], &["1"], &["0.9"]), 300, 10_000, LONG);
+        assert_eq!(join.absorb(labels(&["a"], &["1"]), 500, 10).late, 1);
+        assert!(join.restatements_due().is_empty());
+        assert!(join.restate(0).is_none());
+    }
+
+    #[test]
+    fn a_join_state_sealed_before_restatements_existed_still_reads() {
+        let mut join = JoinState::new(ProblemType::BinaryClassification);
+        join.absorb(labels(&["a"], &["1"]), 100, 10);
+        join.join(0, predictions(&["b"], &["1"], &["0.9"]), 300, 10_000, LONG);
+        // Version 1's body: this one's without the empty list (one zero byte) at its end.
+        let mut body = postcard::to_stdvec(&join).unwrap();
+        assert_eq!(body.pop(), Some(0));
+        let mut sealed = JOIN_STATE_MAGIC.to_vec();
+        sealed.push(1);
+        sealed.extend(zstd::encode_all(&body[..], 3).unwrap());
+        let decoded = JoinState::decode(&sealed).unwrap();
+        assert_eq!(decoded, join);
+        sealed[4] = 3;
+        assert!(
+            JoinState::decode(&sealed)
+                .unwrap_err()
+                .contains("version 3")
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub use files::{
     metric_values, statistics_file, suggest_constraints,
 };
 pub use join::{
-    Absorbed, JoinCounts, JoinKey, JoinState, JoinedWindow, LABEL_JOIN_FILE, LabelRun,
+    Absorbed, JoinCounts, JoinKey, JoinState, JoinedWindow, LABEL_JOIN_FILE, LabelRun, LateRows,
     MAX_JOIN_CLASSES, PredictionRun, Staged, Ttl, join_key,
 };
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};

@@ -80,8 +80,28 @@ pub enum Outcome {
 }
 
 impl WindowReport {
-    /// The "window finalised" event of this window.
+    /// The label join's counts of a label-joined window.
+    pub fn join(&self) -> Option<&crate::model_quality::JoinCounts> {
+        match &self.outcome {
+            Outcome::Bias { join, .. } | Outcome::ModelQuality { join, .. } => join.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The "window finalised" event of this window; of a window's later revision (`restate`),
+    /// the "window restated" one.
     pub fn emit_finalised(&self) {
+        if let Some(counts) = self.join().filter(|c| c.revision > 0) {
+            crate::events::emit(crate::events::Event::WindowRestated {
+                monitor: &self.monitor,
+                endpoint: self.endpoint.as_deref(),
+                window: &self.relative_dir,
+                revision: counts.revision,
+                labelled: counts.labelled,
+                violations: self.violation_count(),
+            });
+            return;
+        }
         crate::events::emit(crate::events::Event::WindowFinalised {
             monitor: &self.monitor,
             endpoint: self.endpoint.as_deref(),

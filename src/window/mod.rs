@@ -205,6 +205,30 @@ impl BiasRowsWindow {
         (keys, picks, duplicates)
     }
 
+    /// The names of the window's columns, in order of appearance, but `except`.
+    fn column_names(&self, except: Option<&str>) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            for (name, _) in &run.columns {
+                if !names.contains(&name.as_str()) && Some(name.as_str()) != except {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Column `name`'s values of the rows `picks` (missing where a run lacks the column).
+    fn column<'a>(&'a self, name: &str, picks: &[&(usize, usize)]) -> Vec<Option<&'a str>> {
+        (picks.iter())
+            .map(|&&(run, row)| {
+                let columns = &self.runs[run].columns;
+                let (_, values) = columns.iter().find(|(n, _)| n == name)?;
+                values[row].as_deref()
+            })
+            .collect()
+    }
+
     /// The rows `picks` that have a label, with their label as the column `label_column`.
     pub fn labelled(
         &self,
@@ -212,33 +236,19 @@ impl BiasRowsWindow {
         labels: &[Option<String>],
         label_column: &str,
     ) -> RecordBatch {
-        let mut names: Vec<&str> = Vec::new();
-        for run in &self.runs {
-            for (name, _) in &run.columns {
-                if !names.contains(&name.as_str()) && name != label_column {
-                    names.push(name);
-                }
-            }
-        }
         let kept: Vec<&(usize, usize)> = (picks.iter().zip(labels))
             .filter(|(_, label)| label.is_some())
             .map(|(pick, _)| pick)
             .collect();
         let mut fields = Vec::new();
         let mut arrays: Vec<arrow::array::ArrayRef> = Vec::new();
-        for name in names {
-            let values: Vec<Option<&str>> = (kept.iter())
-                .map(|&&(run, row)| {
-                    let columns = &self.runs[run].columns;
-                    let (_, values) = columns.iter().find(|(n, _)| n == name)?;
-                    values[row].as_deref()
-                })
-                .collect();
+        for name in self.column_names(Some(label_column)) {
             fields.push(arrow::datatypes::Field::new(
                 name,
                 arrow::datatypes::DataType::Utf8,
                 true,
             ));
+            let values = self.column(name, &kept);
             arrays.push(Arc::new(arrow::array::StringArray::from(values)));
         }
         let label_values: Vec<Option<&str>> =
@@ -253,6 +263,35 @@ impl BiasRowsWindow {
         let options =
             arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len()));
         RecordBatch::try_new_with_options(schema, arrays, &options).expect("columns of one length")
+    }
+
+    /// The rows `picks` whose label is missing, with their keys, as a window of one run: what
+    /// a window restated by late labels keeps.
+    pub fn unlabelled(
+        &self,
+        keys: &[JoinKey],
+        picks: &[(usize, usize)],
+        labels: &[Option<String>],
+    ) -> Self {
+        let (keys, kept): (Vec<JoinKey>, Vec<&(usize, usize)>) = (keys.iter().zip(picks))
+            .zip(labels)
+            .filter(|(_, label)| label.is_none())
+            .map(|((key, pick), _)| (*key, pick))
+            .unzip();
+        let columns = (self.column_names(None))
+            .into_iter()
+            .map(|name| {
+                let values = self.column(name, &kept);
+                (
+                    name.to_string(),
+                    values.into_iter().map(|v| v.map(str::to_string)).collect(),
+                )
+            })
+            .collect();
+        Self {
+            spec: self.spec.clone(),
+            runs: vec![BiasRows { keys, columns }],
+        }
     }
 }
 

@@ -251,6 +251,90 @@ fn a_second_run_over_the_same_files_counts_nothing_twice() {
     assert_eq!(next["late_labels"], 0, "{next}");
 }
 
+#[test]
+fn with_restate_a_late_label_gives_the_window_a_revision_and_leaves_the_first_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    setup(root);
+    let config = format!("{CONFIG}restate = true\n");
+    std::fs::write(root.join("driftd.toml"), config).unwrap();
+    // p0..p3 predicted 1 with 0.9 (even) or 0 with 0.2 (odd).
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/00/a.jsonl"),
+        "00",
+        &[
+            ("p0", 0, 1, 0.9),
+            ("p1", 1, 0, 0.2),
+            ("p2", 2, 1, 0.9),
+            ("p3", 3, 0, 0.2),
+        ],
+    );
+    // In time (01:00): p0 1 (TP), p1 0 (TN). Collected at 04:00, after the window closed at
+    // 03:05: p2 0 (FP).
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/01/a.jsonl"),
+        &[("p0", 1), ("p1", 0)],
+    );
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/04/b.jsonl"),
+        &[("p2", 0)],
+    );
+    run_once(root);
+    let hour = root.join("out/ep/quality/2026/11/01/00");
+    let first = json_file(&hour.join("statistics.json"));
+    assert_eq!(first["dataset"]["item_count"], 2, "{first}");
+    let counts = json_file(&hour.join("label_join.json"));
+    assert_eq!(
+        (&counts["labelled"], &counts["late_labels"]),
+        (&json!(2), &json!(1))
+    );
+    assert!(counts.get("revision").is_none(), "{counts}");
+
+    // Revision 1: p2's late label folded in. Accuracy 2/3, one FP.
+    let revision = hour.join("revision-1");
+    let statistics = json_file(&revision.join("statistics.json"));
+    let metrics = &statistics["binary_classification_metrics"];
+    assert_eq!(statistics["dataset"]["item_count"], 3, "{statistics}");
+    assert_eq!(metrics["confusion_matrix"]["0"]["1"], 1, "{metrics}");
+    assert_eq!(metrics["accuracy"]["value"], 2.0 / 3.0);
+    let counts = json_file(&revision.join("label_join.json"));
+    assert_eq!(
+        (
+            &counts["labelled"],
+            &counts["unlabelled"],
+            &counts["revision"]
+        ),
+        (&json!(3), &json!(1), &json!(1)),
+        "{counts}"
+    );
+    assert!(revision.join("constraint_violations.json").exists());
+
+    // A later run: p3's label (0, TN), collected at 05:00, gives revision 2; the first
+    // result and revision 1 stay as they were.
+    let before = std::fs::read(revision.join("statistics.json")).unwrap();
+    write_labels(
+        &root.join("in/labels/ep/2026/11/01/05/c.jsonl"),
+        &[("p3", 0)],
+    );
+    run_once(root);
+    let second = json_file(&hour.join("revision-2/statistics.json"));
+    assert_eq!(second["dataset"]["item_count"], 4, "{second}");
+    assert_eq!(
+        second["binary_classification_metrics"]["accuracy"]["value"],
+        0.75
+    );
+    let counts = json_file(&hour.join("revision-2/label_join.json"));
+    assert_eq!(
+        (&counts["labelled"], &counts["revision"]),
+        (&json!(4), &json!(2))
+    );
+    assert_eq!(
+        std::fs::read(revision.join("statistics.json")).unwrap(),
+        before
+    );
+    assert_eq!(json_file(&hour.join("statistics.json")), first);
+}
+
 mod durability {
     //! SIGKILL at random moments — while files are read, label files folded in and windows
     //! joined — then a restart: the windows equal a calm run's, file for file.
@@ -676,5 +760,88 @@ baseline = "baseline/analysis.json"
                     .unwrap()
                     .starts_with(&format!("Metric value {dppl} "))),
         "{violations}"
+    );
+}
+
+#[test]
+fn with_restate_a_bias_windows_revision_equals_driftd_bias_on_all_its_joined_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // 400 loan decisions, all labelled in the end: the first 300 labels in time, the last
+    // 100 collected at 05:00, after the 00:00 window closed for labels (02:00 by default).
+    let start = common::utc("2026-11-01T00:00:00Z");
+    let common::LiveLoans {
+        capture,
+        labels,
+        expected,
+        ..
+    } = common::live_loans(root, 7, 400, 400, "r", |i| {
+        start + chrono::Duration::seconds(i as i64)
+    });
+    let capture_dir = root.join("in/capture/ep/AllTraffic/2026/11/01/00");
+    std::fs::create_dir_all(&capture_dir).unwrap();
+    std::fs::write(capture_dir.join("a.jsonl"), capture).unwrap();
+    let lines: Vec<&str> = labels.lines().collect();
+    for (hour, part) in [("01", &lines[..300]), ("05", &lines[300..])] {
+        let labels_dir = root.join(format!("in/labels/ep/2026/11/01/{hour}"));
+        std::fs::create_dir_all(&labels_dir).unwrap();
+        std::fs::write(labels_dir.join("a.jsonl"), part.join("\n") + "\n").unwrap();
+    }
+    std::fs::write(
+        root.join("driftd.toml"),
+        r#"
+[input]
+directory = "in"
+
+[output]
+directory = "out"
+
+[[monitor]]
+name = "loans-bias"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "bias"
+analysis_config = "capture_config.json"
+baseline = "baseline/analysis.json"
+restate = true
+"#,
+    )
+    .unwrap();
+    run_once(root);
+
+    let hour = root.join("out/ep/loans-bias/2026/11/01/00");
+    let first = json_file(&hour.join("label_join.json"));
+    assert_eq!(
+        (&first["labelled"], &first["late_labels"]),
+        (&json!(300), &json!(100))
+    );
+    let revision = hour.join("revision-1");
+    let analysis = json_file(&revision.join("analysis.json"));
+    for (stage, metrics) in [
+        ("pre_training_bias_metrics", ["CI", "DPL"].as_slice()),
+        (
+            "post_training_bias_metrics",
+            ["DPPL", "DI", "AD"].as_slice(),
+        ),
+    ] {
+        for metric in metrics {
+            let live = common::analysis_metric(&analysis, stage, "sex", metric);
+            let offline = common::analysis_metric(&expected, stage, "sex", metric);
+            assert!(
+                (live - offline).abs() < 1e-12,
+                "{metric}: {live} vs {offline}"
+            );
+        }
+    }
+    let counts = json_file(&revision.join("label_join.json"));
+    assert_eq!(
+        (
+            &counts["labelled"],
+            &counts["unlabelled"],
+            &counts["revision"]
+        ),
+        (&json!(400), &json!(0), &json!(1)),
+        "{counts}"
     );
 }

@@ -110,6 +110,9 @@ pub(super) async fn finalise_ready(
             {
                 deliver(shared, sinks, &series, start, &mut blocked).await?;
             }
+            for start in join::restate(shared, sinks, &series).await? {
+                deliver(shared, sinks, &series, start, &mut blocked).await?;
+            }
             report::write_due(shared, sinks, &series, watermark, newest_event).await?;
             Ok::<(), RunError>(())
         }
@@ -240,13 +243,31 @@ async fn finalise(
         ..facts_of(&report)
     };
     let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, false);
-    let outbox = WindowOutbox {
-        end,
-        parts: used,
+    let outbox = window_outbox(sinks, &report, used, messages, rules_after);
+    if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
+        return Ok(None);
+    }
+    durable.forget_late(&late_notes).await?;
+    durable.delete_parts(series, start, parts).await?;
+    report::note_window(shared, series, start).await?;
+    Ok(Some(start))
+}
+
+/// What a window's report gives each sink, to be committed.
+pub(super) fn window_outbox(
+    sinks: &Sinks,
+    report: &crate::sinks::WindowReport,
+    parts: Vec<String>,
+    messages: Vec<crate::sinks::actions::Delivery>,
+    rules_after: SeriesRules,
+) -> WindowOutbox {
+    WindowOutbox {
+        end: report.end.timestamp(),
+        parts,
         rows: report.rows,
         relative_dir: report.relative_dir.clone(),
         report_files: if sinks.s3_report.is_some() {
-            report_files(&report)
+            report_files(report)
         } else {
             Vec::new()
         },
@@ -264,14 +285,7 @@ async fn finalise(
         messages,
         messages_sent: 0,
         rules_after,
-    };
-    if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
-        return Ok(None);
     }
-    durable.forget_late(&late_notes).await?;
-    durable.delete_parts(series, start, parts).await?;
-    report::note_window(shared, series, start).await?;
-    Ok(Some(start))
 }
 
 /// The rules' verdict on a window of a series (`silent`: one in which nothing arrived), and
@@ -351,7 +365,7 @@ async fn finalise_silence(
 /// Commits a finalised window (`false`: another replica committed it first). Then, on this
 /// replica only, writes its local files (when it had data), records its actions and saves
 /// the rules' state after it.
-async fn commit(
+pub(super) async fn commit(
     shared: &Shared,
     series: &SeriesKey,
     start: i64,

@@ -5,25 +5,32 @@
 //! - label files folded in are named in the state (`absorbed`) before they are deleted, so a
 //!   restart does not fold them twice;
 //! - a joined window is staged in the state before the window is committed, so a restart
-//!   commits the same result; it is forgotten when the series' next window is joined.
+//!   commits the same result; it is forgotten when the series' next window is joined;
+//! - with `restate`, a window with late labels gets its next revision ([`restate`]).
 
 use super::*;
 use crate::bias::BiasState;
 use crate::config::LabelJoin;
-use crate::model_quality::{JoinCounts, JoinState, LabelRun, ProblemType, Staged, Ttl};
+use crate::model_quality::{JoinCounts, JoinState, LabelRun, LateRows, ProblemType, Staged, Ttl};
 use crate::window::{ModelQualityWindow, StateKind};
 
 async fn load(
     shared: &Shared,
     series: &SeriesKey,
-    problem_type: ProblemType,
+    (settings, problem_type): (LabelJoin, ProblemType),
 ) -> Result<JoinState, StoreError> {
     let Some(bytes) = shared.durable.join_state(series).await? else {
-        return Ok(JoinState::new(problem_type));
+        let mut state = JoinState::new(problem_type);
+        state.restate = settings.restate;
+        return Ok(state);
     };
     let decoded = tokio::task::spawn_blocking(move || JoinState::decode(&bytes))
         .await
         .expect("decoding does not panic");
+    let decoded = decoded.map(|mut state| {
+        state.restate = settings.restate;
+        state
+    });
     decoded.map_err(|message| StoreError::Failed {
         store: shared.durable.store.describe(),
         op: "read",
@@ -73,11 +80,11 @@ pub(super) async fn absorb(
     series: &SeriesKey,
     names: &[String],
 ) -> Result<(), StoreError> {
-    let Some((_, problem_type)) = settings(shared, series) else {
+    let Some(settings) = settings(shared, series) else {
         tracing::warn!(%series, "label files of a monitor that joins no labels; left as they are");
         return Ok(());
     };
-    let mut state = load(shared, series, problem_type).await?;
+    let mut state = load(shared, series, settings).await?;
     // Names no longer listed were deleted after being folded in: forget them.
     state.absorbed.retain(|name| names.contains(name));
     let max_waiting = shared.config.limits.max_pending_labels;
@@ -124,7 +131,7 @@ pub(super) async fn with_labels(
         return Ok((state, None));
     }
     let (settings, problem_type) = settings(shared, series).expect("a label-joined series");
-    let mut join = load(shared, series, problem_type).await?;
+    let mut join = load(shared, series, (settings, problem_type)).await?;
     let window = &shared.config.window;
     let end = start + window.size.as_secs() as i64;
     let closes = end + (window.allowed_lateness + settings.label_lateness).as_secs() as i64;
@@ -165,12 +172,19 @@ pub(super) async fn with_labels(
                     (state, staged.counts)
                 } else {
                     let (keys, picks, duplicates) = window.first_rows();
-                    let (labels, mut counts) = join.join_labels(start, &keys, closes, expires, ttl);
+                    let (labels, mut counts, late) =
+                        join.join_labels(start, &keys, closes, expires, ttl);
                     counts.duplicate_predictions = duplicates;
                     let mut bias = BiasState::new(window.spec.clone());
                     bias.add_batch(&window.labelled(&picks, &labels, &window.spec.label));
                     let state = WindowState::Bias(Box::new(bias));
-                    join.stage(start, codec::encode(&state), counts);
+                    let unlabelled = if join.restate {
+                        let rows = window.unlabelled(&keys, &picks, &labels);
+                        codec::encode(&WindowState::BiasRows(rows))
+                    } else {
+                        Vec::new()
+                    };
+                    join.stage(start, codec::encode(&state), counts, unlabelled, late);
                     (state, counts)
                 }
             }
@@ -189,4 +203,142 @@ pub(super) async fn with_labels(
     })?;
     save(shared, series, join).await?;
     Ok((joined.0, Some(joined.1)))
+}
+
+/// With `restate`: each window of the series with late labels not folded in yet gets its next
+/// revision, once the window's earlier delivery is done; returns the windows committed, to be
+/// delivered. A revision's files go to `revision-{n}/` in the window's folder (the first
+/// result stays as it was delivered); the rules do not see it and no metrics are published
+/// again (CloudWatch would keep both data points of the window's time). The revision is
+/// committed before the join state that records it is saved: a crash in between commits it
+/// again, with the same number and content (at least once).
+pub(super) async fn restate(
+    shared: &Arc<Shared>,
+    sinks: &Sinks,
+    series: &SeriesKey,
+) -> Result<Vec<i64>, RunError> {
+    let Some(settings) = settings(shared, series).filter(|(join, _)| join.restate) else {
+        return Ok(Vec::new());
+    };
+    let durable = &shared.durable;
+    let monitor = (shared.config.monitors.iter())
+        .position(|m| m.name == series.monitor)
+        .expect("a label-joined series");
+    let mut committed = Vec::new();
+    let mut join = load(shared, series, settings).await?;
+    for start in join.restatements_due() {
+        if durable.outbox(series, start).await?.is_some() {
+            // Its earlier result is still being delivered: restated after it.
+            continue;
+        }
+        let restated = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let kind = &shared.monitors[monitor].kind;
+                let next = next_revision(&mut join, start, kind);
+                (join, next)
+            })
+            .await
+            .expect("restating does not panic")
+        };
+        join = restated.0;
+        let (state, counts) = match restated.1 {
+            Ok(Some(next)) => next,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::error!(%series, start, %error, "a window's stored result cannot be read; not restated");
+                continue;
+            }
+        };
+        let key = WindowKey {
+            monitor,
+            endpoint: series.endpoint.clone(),
+            start,
+        };
+        let end = start + shared.config.window.size.as_secs() as i64;
+        let mut report = {
+            let shared = shared.clone();
+            let window = ClosedWindow { key, end, state };
+            tokio::task::spawn_blocking(move || {
+                crate::daemon::window_report(&shared.config, &shared.monitors, window, Some(counts))
+            })
+            .await
+            .expect("analysis does not panic")
+        };
+        report.relative_dir = format!("{}/revision-{}", report.relative_dir, counts.revision);
+        let parts = durable
+            .finalised_parts(series, start)
+            .await?
+            .unwrap_or_default();
+        let rules = durable.rules(series).await?;
+        let mut outbox = finalise::window_outbox(sinks, &report, parts, Vec::new(), rules);
+        outbox.metrics = Vec::new();
+        outbox.metrics_done = true;
+        if finalise::commit(shared, series, start, &outbox, Some(&report), &[]).await? {
+            join = save(shared, series, join).await?;
+            committed.push(start);
+        } else {
+            // Committed meanwhile (a crash after an earlier commit): the saved state is
+            // the one to go on from.
+            join = load(shared, series, settings).await?;
+        }
+    }
+    Ok(committed)
+}
+
+/// The next revision of a window with late labels: its state and counts, from the join state
+/// (which keeps it as the window's result). `None`: nothing to restate.
+fn next_revision(
+    join: &mut JoinState,
+    start: i64,
+    kind: &StateKind,
+) -> Result<Option<(WindowState, JoinCounts)>, String> {
+    match kind {
+        StateKind::Predictions(spec) => {
+            let Some(joined) = join.restate(start) else {
+                return Ok(None);
+            };
+            let Staged::ModelQuality(state) = joined.state else {
+                return Err("a restated model-quality window holds another kind".into());
+            };
+            let window = ModelQualityWindow {
+                spec: spec.clone(),
+                state: *state,
+                skipped_rows: joined.counts.skipped_rows,
+            };
+            Ok(Some((
+                WindowState::ModelQuality(Box::new(window)),
+                joined.counts,
+            )))
+        }
+        StateKind::BiasRows(spec) => {
+            let Some(LateRows {
+                labels: late,
+                rows,
+                result,
+            }) = join.late_rows(start)
+            else {
+                return Ok(None);
+            };
+            let rows = codec::decode(rows, kind).map_err(|e| e.to_string())?;
+            let Staged::Window(bytes) = &result.state else {
+                return Err("a restated bias window holds another kind".into());
+            };
+            let bias = codec::decode(bytes, &StateKind::Bias(spec.clone()));
+            let (WindowState::BiasRows(rows), Ok(WindowState::Bias(mut bias))) = (rows, bias)
+            else {
+                return Err("a restated bias window holds another kind".into());
+            };
+            let late: BTreeMap<_, _> = late.into_iter().collect();
+            let (keys, picks, _) = rows.first_rows();
+            let labels: Vec<Option<String>> = keys.iter().map(|k| late.get(k).cloned()).collect();
+            let folded = labels.iter().flatten().count() as u64;
+            bias.add_batch(&rows.labelled(&picks, &labels, &spec.label));
+            let state = WindowState::Bias(bias);
+            let counts = (join.restated(start, codec::encode(&state), folded))
+                .expect("the window was just found");
+            Ok(Some((state, counts)))
+        }
+        _ => Ok(None),
+    }
 }
