@@ -453,6 +453,50 @@ proptest! {
     }
 }
 
+/// Join keys for `rows` rows drawn from a few ids, so that keys repeat within and across runs.
+fn repeating_keys(rows: usize) -> impl Strategy<Value = Vec<model_quality::JoinKey>> {
+    prop::collection::vec(0u8..24, rows).prop_map(|ids| {
+        (ids.iter())
+            .map(|id| model_quality::join_key(&[*id]))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    // The finaliser makes a window's prediction runs (one per object) one run: on a repeated
+    // key the earliest row wins, exactly as in one run of all the rows in arrival order.
+    #[test]
+    fn concatenated_prediction_runs_give_the_run_of_the_concatenation(
+        (problem_type, parts) in prop::sample::select(vec![
+            ProblemType::BinaryClassification,
+            ProblemType::MulticlassClassification,
+            ProblemType::Regression,
+        ])
+        .prop_flat_map(|p| (
+            Just(p),
+            prop::collection::vec(
+                model_quality_rows(p, 0..40).prop_flat_map(|rows| {
+                    let n = height(&rows);
+                    (Just(rows), repeating_keys(n))
+                }),
+                1..6,
+            ),
+        )),
+    ) {
+        let spec = model_quality_spec(problem_type);
+        let runs: Vec<_> = (parts.iter())
+            .map(|(rows, keys)| model_quality::PredictionRun::from_batch(&spec, &batch(rows), keys).unwrap())
+            .collect();
+        let whole = (parts[1..].iter()).fold(parts[0].0.clone(), |all, (rows, _)| concatenate(&all, rows));
+        let keys: Vec<_> = parts.iter().flat_map(|(_, keys)| keys.clone()).collect();
+        let expected = model_quality::PredictionRun::from_batch(&spec, &batch(&whole), &keys).unwrap();
+        let merged = model_quality::PredictionRun::concat(&runs);
+        prop_assert_eq!(merged, expected);
+    }
+}
+
 // ---- rules ----
 
 const HOUR: i64 = 3600;

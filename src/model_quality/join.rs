@@ -20,7 +20,8 @@
 //! allowed); only labels that arrived by then count as its labels, and expiries are judged at
 //! that time too, so a replay of the same files gives the same result however fast it runs.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
@@ -172,29 +173,45 @@ impl<V: Copy + ClassRef> Run<V> {
         }
     }
 
-    /// The rows of `runs` as one run; on a key in several, the earliest run's row wins. One
-    /// stable sort of all rows, so merging many runs costs O(n log n), not a pass per run.
+    /// The rows of `runs` as one run; on a key in several, the earliest run's row wins. A
+    /// k-way merge of the sorted runs: O(n log k), and no memory beyond the result.
     pub fn concat(runs: &[Self]) -> Self {
         let mut classes = Classes::default();
+        let remaps: Vec<Vec<Option<u16>>> = (runs.iter())
+            .map(|run| {
+                (run.classes.names.iter())
+                    .map(|name| classes.id(name))
+                    .collect()
+            })
+            .collect();
         let total = runs.iter().map(|r| r.keys.len()).sum();
-        let mut rows = Vec::with_capacity(total);
-        let (mut duplicates, mut skipped) = (0, 0);
-        for run in runs {
-            duplicates += run.duplicates;
-            skipped += run.skipped;
-            let remap: Vec<Option<u16>> = (run.classes.names.iter())
-                .map(|name| classes.id(name))
-                .collect();
-            for (key, value) in run.keys.iter().zip(&run.values) {
-                match value.remap(&remap) {
-                    Some(value) => rows.push((*key, value)),
-                    None => skipped += 1,
+        let mut merged = Self {
+            classes: Classes::default(),
+            keys: Vec::with_capacity(total),
+            values: Vec::with_capacity(total),
+            duplicates: runs.iter().map(|r| r.duplicates).sum(),
+            skipped: runs.iter().map(|r| r.skipped).sum(),
+        };
+        // Each run's next row, smallest key first and, on equal keys, the earliest run first.
+        let mut next: BinaryHeap<Reverse<(JoinKey, usize, usize)>> = (runs.iter().enumerate())
+            .filter(|(_, run)| !run.keys.is_empty())
+            .map(|(r, run)| Reverse((run.keys[0], r, 0)))
+            .collect();
+        while let Some(Reverse((key, r, row))) = next.pop() {
+            if let Some(&following) = runs[r].keys.get(row + 1) {
+                next.push(Reverse((following, r, row + 1)));
+            }
+            match runs[r].values[row].remap(&remaps[r]) {
+                None => merged.skipped += 1,
+                Some(_) if merged.keys.last() == Some(&key) => merged.duplicates += 1,
+                Some(value) => {
+                    merged.keys.push(key);
+                    merged.values.push(value);
                 }
             }
         }
-        let mut run = Self::from_rows(classes, rows, skipped);
-        run.duplicates += duplicates;
-        run
+        merged.classes = classes;
+        merged
     }
 
     /// What a decoded run must satisfy: keys strictly increasing, classes in range.

@@ -619,7 +619,18 @@ fn trends(h: &mut String, r: &Report) -> Result<()> {
         "<section id=\"trends\"><h2>8. Trends</h2><p>One chart per series across the period's \
          windows, its numbers in the table beside it. Squares mark windows in breach, bars the \
          95 % interval; dashed: baseline, dotted: ideal, dash-dot: the 0.8 floor.</p>\
-         <h3>Rows per window</h3><table><tr><th>window start</th><th>end</th><th>rows</th>\
+         <h3>Rows per window</h3>"
+    )?;
+    if r.windows.iter().any(|w| w.revision.is_some()) {
+        writeln!(
+            h,
+            "<p>A folder ending in <code>revision-n</code> holds its window restated with \
+             labels that came after it closed; the report reads each window's latest.</p>"
+        )?;
+    }
+    writeln!(
+        h,
+        "<table><tr><th>window start</th><th>end</th><th>rows</th>\
          <th>base rate (positive labels)</th><th>bias drift violations</th><th>folder</th></tr>"
     )?;
     for w in &r.windows {

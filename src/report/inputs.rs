@@ -47,8 +47,8 @@ pub fn is_window_file(path: &str, monitor: &str, from: DateTime<Utc>, to: DateTi
     let start = dirs
         .iter()
         .position(|p| p == monitor)
-        .and_then(|at| parse_start(&dirs[at + 1..]));
-    WINDOW_FILES.contains(&name.as_str()) && start.is_some_and(|s| s >= from && s < to)
+        .and_then(|at| window_start(&dirs[at + 1..]));
+    WINDOW_FILES.contains(&name.as_str()) && start.is_some_and(|(s, _)| s >= from && s < to)
 }
 
 /// One window's files as read.
@@ -58,6 +58,9 @@ pub struct WindowInput {
     pub end: String,
     /// Relative to the output directory, `/`-separated.
     pub dir: String,
+    /// The window's revision read: its highest `revision-{n}/` folder (late labels restated
+    /// it, `monitor.restate`), else 0, the window's first result.
+    pub revision: u32,
     pub analysis: Analysis,
     pub violations: BiasViolations,
     pub groups: Option<BiasGroups>,
@@ -65,7 +68,8 @@ pub struct WindowInput {
     pub files: Vec<PathBuf>,
 }
 
-/// The windows of `monitor` whose start is in [from, to), oldest first.
+/// The windows of `monitor` whose start is in [from, to), oldest first; of a restated window
+/// its latest revision.
 pub fn find_windows(
     out: &Path,
     monitor: &str,
@@ -74,7 +78,7 @@ pub fn find_windows(
     to: DateTime<Utc>,
     size: chrono::Duration,
 ) -> Result<Vec<WindowInput>> {
-    let mut found: Vec<(DateTime<Utc>, Option<String>, PathBuf)> = Vec::new();
+    let mut found: Vec<(DateTime<Utc>, Option<String>, u32, PathBuf)> = Vec::new();
     walk(out, &mut |dir| {
         if !dir.join(ANALYSIS_FILE).is_file() {
             return;
@@ -89,7 +93,7 @@ pub fn find_windows(
         let Some(at) = parts.iter().position(|p| p == monitor) else {
             return;
         };
-        let Some(start) = parse_start(&parts[at + 1..]) else {
+        let Some((start, revision)) = window_start(&parts[at + 1..]) else {
             return;
         };
         let window_endpoint = at.checked_sub(1).map(|i| parts[i].clone());
@@ -97,11 +101,15 @@ pub fn find_windows(
             && start < to
             && (endpoint.is_none() || window_endpoint.as_deref() == endpoint)
         {
-            found.push((start, window_endpoint, dir.to_path_buf()));
+            found.push((start, window_endpoint, revision, dir.to_path_buf()));
         }
     })
     .with_context(|| format!("cannot list the windows under {}", out.display()))?;
     found.sort();
+    // Sorted by revision within a window: the last of each window is its latest.
+    found.reverse();
+    found.dedup_by_key(|(start, endpoint, _, _)| (*start, endpoint.clone()));
+    found.reverse();
     let endpoints: std::collections::BTreeSet<_> = found.iter().map(|f| f.1.clone()).collect();
     if endpoints.len() > 1 {
         bail!(
@@ -112,7 +120,7 @@ pub fn find_windows(
     }
     found
         .into_iter()
-        .map(|(start, _, dir)| read_window(out, &dir, start, size))
+        .map(|(start, _, revision, dir)| read_window(out, &dir, start, revision, size))
         .collect()
 }
 
@@ -129,6 +137,18 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
 }
 
 /// yyyy/mm/dd/hh[/mm[/ss]] → the window's start.
+/// The start of the window a folder below the monitor's is, and its revision: `yyyy/mm/dd/hh`
+/// (or finer), then optionally `revision-{n}`.
+fn window_start(parts: &[String]) -> Option<(DateTime<Utc>, u32)> {
+    let revision = (parts.last())
+        .and_then(|last| last.strip_prefix("revision-"))
+        .map(|n| n.parse::<u32>().ok().filter(|&n| n > 0));
+    match revision {
+        Some(n) => Some((parse_start(&parts[..parts.len() - 1])?, n?)),
+        None => Some((parse_start(parts)?, 0)),
+    }
+}
+
 fn parse_start(parts: &[String]) -> Option<DateTime<Utc>> {
     if !(4..=6).contains(&parts.len())
         || !parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
@@ -148,6 +168,7 @@ fn read_window(
     out: &Path,
     dir: &Path,
     start: DateTime<Utc>,
+    revision: u32,
     size: chrono::Duration,
 ) -> Result<WindowInput> {
     let analysis: Analysis = read_json(&dir.join(ANALYSIS_FILE))?;
@@ -168,6 +189,7 @@ fn read_window(
         start: timestamp(start),
         end: timestamp(start + size),
         dir: slash_path(relative),
+        revision,
         analysis,
         violations,
         groups,
@@ -211,5 +233,13 @@ mod tests {
             "not a bias window file"
         );
         assert!(!wanted("loans/analysis.json"), "not in a window directory");
+        assert!(
+            wanted("loans/2026/11/01/00/revision-2/analysis.json"),
+            "a restated window's revision"
+        );
+        assert!(
+            !wanted("loans/2026/11/01/00/revision-x/analysis.json"),
+            "not a revision folder"
+        );
     }
 }

@@ -83,6 +83,10 @@ pub struct WindowRow {
     pub start: String,
     pub end: String,
     pub dir: String,
+    /// The window's revision the report read (`None`: its first result); a later one restated
+    /// the window with late labels (`monitor.restate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
     /// From `bias_groups.json`; `None` when the window has none (written before driftd kept it).
     pub rows: Option<u64>,
     /// Share of rows with a positive label.
@@ -368,6 +372,7 @@ pub fn build(meta: Meta, windows: &[WindowInput]) -> Report {
             start: w.start.clone(),
             end: w.end.clone(),
             dir: w.dir.clone(),
+            revision: (w.revision > 0).then_some(w.revision),
             rows: w.groups.as_ref().map(|g| g.rows),
             base_rate: w.groups.as_ref().and_then(base_rate),
             violations: w.violations.violations.len(),

@@ -844,4 +844,48 @@ restate = true
         (&json!(400), &json!(0), &json!(1)),
         "{counts}"
     );
+
+    // The compliance report reads the window's latest revision: its per-group performance
+    // counts every one of the 400 labelled rows.
+    let report_dir = root.join("report");
+    let output = common::driftd()
+        .args([
+            "report",
+            "bias",
+            "--monitor",
+            "loans-bias",
+            "--format",
+            "json",
+        ])
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ])
+        .arg("--config")
+        .arg(root.join("driftd.toml"))
+        .arg("--output")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json_file(&report_dir.join("report.json"));
+    let windows = report["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert_eq!(
+        (&windows[0]["dir"], &windows[0]["revision"]),
+        (&json!("ep/loans-bias/2026/11/01/00/revision-1"), &json!(1))
+    );
+    let performance = &report["performance"];
+    let labelled: u64 = (performance["rows"].as_array().unwrap().iter())
+        .filter(|r| r["attribute"] == "sex")
+        .flat_map(|r| r["cells"].as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(labelled, 400, "{performance}");
 }
