@@ -214,6 +214,13 @@ impl<V: Copy + ClassRef> Run<V> {
         merged
     }
 
+    /// Gives back the spare capacity a decoded run's vectors grew into (a deserializer cannot
+    /// trust a stored length, so it grows them by doubling: up to twice the memory).
+    pub fn shrink_to_fit(&mut self) {
+        self.keys.shrink_to_fit();
+        self.values.shrink_to_fit();
+    }
+
     /// What a decoded run must satisfy: keys strictly increasing, classes in range.
     pub fn validate(&self) -> Result<(), String> {
         if self.keys.len() != self.values.len() {
@@ -549,8 +556,9 @@ pub struct LateRows<'a> {
 
 /// A window's keys matched with the labels that arrived by its close.
 struct Matched {
-    /// Each key's label, if it came in time.
-    labels: Vec<Option<Truth>>,
+    /// The keys whose label came in time: their position among the window's keys (ascending)
+    /// and their label. Sparse, so that a window of unlabelled predictions costs nothing here.
+    labels: Vec<(usize, Truth)>,
     counts: JoinCounts,
     /// With `restate`: labels read before the window closed but collected after it.
     late: Vec<(JoinKey, Truth)>,
@@ -664,18 +672,17 @@ impl JoinState {
             predictions: keys.len() as u64,
             ..JoinCounts::default()
         };
-        let mut labels = Vec::with_capacity(keys.len());
+        let mut labels = Vec::new();
         let mut unmatched = Vec::new();
         let mut used = vec![false; self.waiting_keys.len()];
         let mut matched = Vec::new();
         let mut late = Vec::new();
         let mut cursor = 0;
-        for &key in keys {
+        for (row, &key) in keys.iter().enumerate() {
             // Both sides sorted: one walk.
             cursor += self.waiting_keys[cursor..].partition_point(|k| *k < key);
             if self.waiting_keys.get(cursor) != Some(&key) {
                 unmatched.push(key);
-                labels.push(None);
                 continue;
             }
             let (truth, arrived) = self.waiting[cursor];
@@ -685,13 +692,12 @@ impl JoinState {
                 // Read before this window closed, but collected after: late, as it would
                 // have been had the window closed on time.
                 counts.late_labels += 1;
-                labels.push(None);
                 if self.restate {
                     late.push((key, truth));
                 }
                 continue;
             }
-            labels.push(Some(truth));
+            labels.push((row, truth));
             counts.labelled += 1;
         }
         counts.unlabelled = counts.predictions - counts.labelled;
@@ -737,11 +743,15 @@ impl JoinState {
         counts.duplicate_predictions = predictions.duplicates;
         counts.skipped_rows += predictions.skipped;
         let mut state = ModelQualityState::new(self.problem_type);
+        // The unlabelled predictions' values are kept only to restate the window later.
         let mut unlabelled = Vec::new();
-        let rows = predictions.keys.iter().zip(&predictions.values).zip(labels);
-        for ((&key, &predicted), truth) in rows {
-            let Some(truth) = truth else {
-                unlabelled.push((key, predicted));
+        let mut labels = labels.into_iter().peekable();
+        let rows = predictions.keys.iter().zip(&predictions.values).enumerate();
+        for (row, (&key, &predicted)) in rows {
+            let Some((_, truth)) = labels.next_if(|(labelled, _)| *labelled == row) else {
+                if self.restate {
+                    unlabelled.push((key, predicted));
+                }
                 continue;
             };
             if !self.fold(&mut state, key, predicted, &predictions.classes, truth) {
@@ -827,10 +837,11 @@ impl JoinState {
             counts,
             late,
         } = self.match_keys(start, keys, closes, expires, ttl);
-        let labels = (labels.into_iter())
-            .map(|truth| Some(self.text(truth?)))
-            .collect();
-        (labels, counts, late)
+        let mut text = vec![None; keys.len()];
+        for (row, truth) in labels {
+            text[row] = Some(self.text(truth));
+        }
+        (text, counts, late)
     }
 
     fn text(&self, truth: Truth) -> String {
@@ -1078,13 +1089,28 @@ impl LabelRun {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let (_, body) = unseal_body(LABELS_MAGIC, &[LABELS_VERSION], "label run", bytes)?;
-        let run: Self = from_body("label run", &body)?;
+        let mut run: Self = from_body("label run", &body)?;
         run.validate().map_err(|e| format!("label run: {e}"))?;
+        run.shrink_to_fit();
         Ok(run)
     }
 }
 
 impl JoinState {
+    /// See [`Run::shrink_to_fit`]; the pending keys are most of a join state.
+    fn shrink_to_fit(&mut self) {
+        self.waiting_keys.shrink_to_fit();
+        self.waiting.shrink_to_fit();
+        self.matched_keys.shrink_to_fit();
+        self.matched_at.shrink_to_fit();
+        for window in &mut self.pending {
+            window.keys.shrink_to_fit();
+        }
+        for window in &mut self.restatable {
+            window.unlabelled.shrink_to_fit();
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         seal(JOIN_STATE_MAGIC, JOIN_STATE_VERSION, self)
     }
@@ -1097,8 +1123,9 @@ impl JoinState {
             // Version 1 ends before `restatable`: an empty list is postcard's one zero byte.
             body.push(0);
         }
-        let state: Self = from_body(what, &body)?;
+        let mut state: Self = from_body(what, &body)?;
         state.validate().map_err(|e| format!("{what}: {e}"))?;
+        state.shrink_to_fit();
         Ok(state)
     }
 }

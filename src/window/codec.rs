@@ -218,7 +218,8 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             })))
         }
         StateKind::Predictions(spec) => {
-            let body: PredictionsBody = from_body(&body)?;
+            let mut body: PredictionsBody = from_body(&body)?;
+            body.run.shrink_to_fit();
             if body.problem_type != spec.problem_type {
                 return Err(CodecError::SpecMismatch {
                     differences: format!(
