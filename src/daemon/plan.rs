@@ -83,6 +83,24 @@ pub(super) fn plan(
         .collect()
 }
 
+/// The watermark at which the next window of `work` closes, if one is waiting: the earliest
+/// end (plus its label lateness) of a window with parts that `watermark` has not passed. The
+/// finaliser wakes when the clock brings the watermark there, instead of at its next tick.
+pub(super) fn next_close(
+    work: &BTreeMap<SeriesKey, SeriesWork>,
+    watermark: i64,
+    size: i64,
+    label_lateness: impl Fn(&SeriesKey) -> i64,
+) -> Option<i64> {
+    (work.iter())
+        .flat_map(|(series, work)| {
+            let wait = size.saturating_add(label_lateness(series));
+            (work.parts.keys()).map(move |start| start.saturating_add(wait))
+        })
+        .filter(|close| *close > watermark)
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +121,27 @@ mod tests {
                 .map(|(start, objects)| (*start, objects.iter().map(|o| o.to_string()).collect()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_next_close_is_the_earliest_window_end_the_watermark_has_not_passed() {
+        let listing = BTreeMap::from([
+            (series("m/a"), work(&[], &[(0, &["a"]), (HOUR, &["b"])])),
+            (series("labelled/b"), work(&[], &[(0, &["c"])])),
+            (series("m/idle"), work(&[0], &[])),
+        ]);
+        let label_lateness = |s: &SeriesKey| if s.monitor == "labelled" { 2 * HOUR } else { 0 };
+        // At HOUR the first window of m/a closes now; next, its second one at 2 h (before the
+        // labelled window, which waits for labels until 3 h).
+        assert_eq!(
+            next_close(&listing, HOUR, HOUR, label_lateness),
+            Some(2 * HOUR)
+        );
+        assert_eq!(
+            next_close(&listing, 2 * HOUR, HOUR, label_lateness),
+            Some(3 * HOUR)
+        );
+        assert_eq!(next_close(&listing, 3 * HOUR, HOUR, label_lateness), None);
     }
 
     #[test]

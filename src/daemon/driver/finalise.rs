@@ -10,15 +10,17 @@ use crate::daemon::plan::{self, SeriesPlan};
 /// One finaliser pass: for every series with work — outboxes to deliver, windows the
 /// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
 /// replica gets, in window order. `drain` (`--once`): every window is finalised, whatever the
-/// watermark, and none is silent.
+/// watermark, and none is silent. Returns the wall-clock second (Unix time) at which the
+/// next window with data closes, when the clock decides it.
 pub(super) async fn finalise_ready(
     shared: &Arc<Shared>,
     sinks: &Sinks,
     drain: bool,
-) -> Result<(), RunError> {
+) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
+    let lateness = config.window.allowed_lateness.as_secs() as i64;
     let newest_event = durable.newest_event_time().await?;
     let watermark = if drain {
         i64::MAX
@@ -27,10 +29,18 @@ pub(super) async fn finalise_ready(
             newest_event,
             now_seconds(),
             shared.input_read_through.load(Ordering::Relaxed),
-            config.window.allowed_lateness.as_secs() as i64,
+            lateness,
         )
     };
+    let label_lateness = |series: &SeriesKey| {
+        (config.monitors.iter())
+            .find(|m| m.name == series.monitor)
+            .and_then(|m| m.label_join(&config.window))
+            .map_or(0, |join| join.label_lateness.as_secs() as i64)
+    };
     let mut work = durable.pending_work().await?;
+    let next_close = plan::next_close(&work, watermark, size, label_lateness)
+        .map(|close| close.saturating_add(lateness));
     let undelivered = work.values().map(|w| w.outboxes.len()).sum();
     shared.undelivered.store(undelivered, Ordering::Relaxed);
     events::emit(Event::OutboxDepth {
@@ -58,12 +68,6 @@ pub(super) async fn finalise_ready(
             evaluated_through.insert(series, rules.evaluated_through);
         }
     }
-    let label_lateness = |series: &SeriesKey| {
-        (config.monitors.iter())
-            .find(|m| m.name == series.monitor)
-            .and_then(|m| m.label_join(&config.window))
-            .map_or(0, |join| join.label_lateness.as_secs() as i64)
-    };
     let plans = plan::plan(work, &evaluated_through, watermark, size, label_lateness);
     let planned: Vec<SeriesKey> = plans.iter().map(|p| p.series.clone()).collect();
     for SeriesPlan {
@@ -132,7 +136,7 @@ pub(super) async fn finalise_ready(
         durable.release(held).await;
         result?;
     }
-    Ok(())
+    Ok(next_close)
 }
 
 /// Merges a window's parts (in object order, so any replica gets the same result), analyses

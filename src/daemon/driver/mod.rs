@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -291,8 +291,17 @@ async fn serve(
     }
 
     let mut tick = tokio::time::interval(TICK);
+    // The wall-clock second the next window closes at: the finaliser wakes then, so a window
+    // is delivered as soon as it closes, not up to a tick later.
+    let mut next_close: Option<i64> = None;
     let mut failure = None;
     loop {
+        let close = async move {
+            match next_close {
+                Some(second) => tokio::time::sleep(until_second(second)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
@@ -311,14 +320,19 @@ async fn serve(
                 break;
             }
             _ = tick.tick() => {}
+            () = close => {}
         }
         let finalised = finalise_ready(&shared, &sinks, false).await;
         note_store_health(&finalised);
-        if let Err(error) = finalised {
-            tracing::error!(
-                error = error.to_string(),
-                "finalising windows failed; retried on the next tick"
-            );
+        match finalised {
+            Ok(close) => next_close = close,
+            Err(error) => {
+                next_close = None;
+                tracing::error!(
+                    error = error.to_string(),
+                    "finalising windows failed; retried on the next tick"
+                );
+            }
         }
     }
 
@@ -406,7 +420,17 @@ async fn check_store(config: &Config, store: &StateStore) -> Result<(), RunError
     Ok(())
 }
 
-fn note_store_health(finalised: &Result<(), RunError>) {
+/// How long until the wall clock reaches `second` (Unix time), and a little more, so that the
+/// clock reads that second when the sleep ends.
+fn until_second(second: i64) -> Duration {
+    let target = Duration::from_secs(second.max(0) as u64) + Duration::from_millis(2);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    target.saturating_sub(now)
+}
+
+fn note_store_health<T>(finalised: &Result<T, RunError>) {
     let store = match finalised {
         Err(RunError::State(error)) => Err(error.to_string()),
         _ => Ok(()),
