@@ -371,6 +371,8 @@ pub struct EstimatedPerformance<'a> {
 #[derive(Debug)]
 pub struct EstimateRun {
     pub chunks: Vec<ChunkEstimate>,
+    /// Chunks of the reference the thresholds come from (NannyML warns below 6).
+    pub reference_chunks: usize,
     pub reference_rows: usize,
     pub input_rows: usize,
     pub rows_skipped: u64,
@@ -466,6 +468,7 @@ pub fn run_estimate(
     let mut failed = reference_rows.failed;
     failed.extend(input_rows.failed);
     Ok(EstimateRun {
+        reference_chunks: spec.chunking.ranges(reference_rows.rows.len()).len(),
         reference_rows: reference_rows.rows.len(),
         input_rows: input_rows.rows.len(),
         rows_skipped: reference_rows.skipped + input_rows.skipped,

@@ -646,6 +646,18 @@ fn run_estimate(
     for error in &run.failed {
         eprintln!("skipped object: {error}");
     }
+    if run.reference_chunks < 6 {
+        eprintln!(
+            "warning: the reference makes only {} chunks of this size; thresholds from so few values are unreliable (choose a smaller --chunk-size)",
+            run.reference_chunks
+        );
+    }
+    if run.unlabelled_input_rows > 0 && run.unlabelled_input_rows < run.input_rows as u64 {
+        eprintln!(
+            "note: {} input rows have no usable ground truth, so no realized values are given",
+            run.unlabelled_input_rows
+        );
+    }
     let calibrated: Vec<&str> = run
         .calibration
         .iter()

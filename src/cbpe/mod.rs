@@ -263,6 +263,15 @@ fn metric_names(kind: Kind, classes: &[String]) -> Vec<String> {
     names
 }
 
+/// `np.maximum`: NaN when either is NaN (an estimate that cannot be computed has no band).
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
 fn mean_small(values: &[f64]) -> f64 {
     numpy::mean(values)
 }
@@ -684,10 +693,14 @@ impl Cbpe {
                         let estimate = MetricEstimate {
                             value,
                             sampling_error,
-                            lower_confidence_boundary: (value - 3.0 * sampling_error)
-                                .max(metric.lower_limit),
-                            upper_confidence_boundary: (value + 3.0 * sampling_error)
-                                .min(metric.upper_limit.unwrap_or(f64::INFINITY)),
+                            lower_confidence_boundary: nan_max(
+                                value - 3.0 * sampling_error,
+                                metric.lower_limit,
+                            ),
+                            upper_confidence_boundary: -nan_max(
+                                -(value + 3.0 * sampling_error),
+                                -metric.upper_limit.unwrap_or(f64::INFINITY),
+                            ),
                             lower_threshold: metric.lower_threshold,
                             upper_threshold: metric.upper_threshold,
                             alert: value < metric.lower_threshold || value > metric.upper_threshold,
