@@ -356,6 +356,24 @@ mod tests {
     }
 
     #[test]
+    fn stratified_splits_are_scikit_learns_row_for_row() {
+        // Three classes of 7, 11 and 13 rows: the test rows' remainders tie, so
+        // _approximate_mode draws (rng.choice) between them. Expected from scikit-learn 1.9.1:
+        //   y = [0]*7 + [1]*11 + [2]*13, shuffled by np.random.RandomState(5).permutation;
+        //   StratifiedShuffleSplit(n_splits=3, test_size=0.1, random_state=42).split(X, y)
+        let classes = [
+            1, 2, 2, 2, 1, 1, 0, 2, 2, 2, 2, 1, 0, 2, 0, 0, 2, 1, 2, 2, 2, 1, 0, 1, 1, 1, 2, 0, 1,
+            1, 0,
+        ];
+        assert_eq!(
+            stratified_test_splits(&classes, 3, 42).unwrap(),
+            vec![vec![30, 8, 2, 17], vec![2, 30, 0, 18], vec![15, 3, 8, 23]]
+        );
+        // A class of one row: scikit-learn refuses to split.
+        assert_eq!(stratified_test_splits(&[0, 0, 0, 1], 10, 42), None);
+    }
+
+    #[test]
     fn stratified_split_test_sizes_are_stratified() {
         // 30 of class 0, 70 of class 1: 10 test rows, 3 and 7.
         let classes: Vec<usize> = (0..100).map(|i| usize::from(i >= 30)).collect();
