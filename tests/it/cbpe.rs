@@ -576,3 +576,36 @@ fn a_reference_without_the_ground_truth_column_is_refused_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("\"label\""), "{stderr}");
 }
+
+#[test]
+fn unreadable_rows_are_quarantined_and_partial_labels_give_no_realized_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.csv");
+    binary_csv(&reference, 3_000, 50, 0.0, 2.0);
+    // Input: generated rows, then one with a score that is not a number, one with an unknown
+    // predicted class, and one without a label.
+    let input = dir.path().join("input.csv");
+    binary_csv(&input, 2_000, 51, 0.5, 2.0);
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("high,1,1\n0.4,7,0\n0.3,0,\n");
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    let (result, _) = estimate(&reference, &input, &BINARY_FLAGS, &out);
+    assert_eq!(result["input_rows"], json!(2_001));
+    assert_eq!(result["rows_skipped"], json!(2));
+    assert_eq!(result["realized"], json!(false));
+    let quarantine = std::fs::read_to_string(out.join("quarantine.jsonl")).unwrap();
+    let lines: Vec<&str> = quarantine.lines().collect();
+    assert_eq!(lines.len(), 2, "{quarantine}");
+    assert!(
+        lines[0].contains("record 2001: score") && lines[0].contains("not a finite number"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("record 2002: prediction") && lines[1].contains("not one of the classes"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[0].contains("input.csv"), "{}", lines[0]);
+}
