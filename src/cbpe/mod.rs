@@ -55,8 +55,9 @@ use metrics::{Component, Counts, Expected, Reference, Spread};
 use serde::Serialize;
 pub use sums::{ExpectedSums, SumEstimates};
 
-/// Rows one dataset may hold: the estimate keeps every row's scores in memory (8 bytes per
-/// class and row), so 20 million rows of a binary model are 160 MB of scores.
+/// Rows one dataset may hold: the estimate keeps every row in memory — its score and
+/// calibrated probability per class (16 bytes per class), predicted class and label (16
+/// bytes) — so 20 million rows of a binary model take about 640 MB.
 pub const MAX_ROWS: usize = 20_000_000;
 
 /// Classes of a multiclass model (each adds a score column, a calibrator and K confusion
