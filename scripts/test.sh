@@ -62,6 +62,38 @@ else
     echo "==> test oracles up to date (scripts/requirements-test.txt unchanged)"
 fi
 
+# NannyML's synthetic datasets, on which tests/it/cbpe_nannyml.rs checks driftd estimate against
+# the expected values of NannyML's own test suite. They ship inside the nannyml 0.13.1 wheel (a
+# zip); the wheel is downloaded pinned by version and sha256 (without installing nannyml, whose
+# dependencies are 2 GB) and the four CSV files extracted to .tools/nannyml-data, only when missing.
+nannyml_data="$repo/.tools/nannyml-data"
+nannyml_wheel_sha256="cf5f4a33489834ae6773cb1baa33a0f98c0a3ee6ed9b43049478b25ce22fe869"
+if [[ ! -f "$nannyml_data/.complete" ]]; then
+    echo "==> fetching NannyML 0.13.1's synthetic datasets into $nannyml_data"
+    wheel_dir="$repo/.tools/nannyml-wheel"
+    mkdir -p "$wheel_dir" "$nannyml_data"
+    wheel="$wheel_dir/nannyml-0.13.1-py3-none-any.whl"
+    if [[ ! -f "$wheel" ]]; then
+        "$venv/bin/python" -m pip download --disable-pip-version-check --no-deps --progress-bar off \
+            --only-binary=:all: -d "$wheel_dir" "nannyml==0.13.1" >/dev/null
+    fi
+    "$venv/bin/python" - "$wheel" "$nannyml_wheel_sha256" "$nannyml_data" <<'PYTHON'
+import hashlib, sys, zipfile
+wheel, want, out = sys.argv[1:]
+have = hashlib.sha256(open(wheel, "rb").read()).hexdigest()
+if have != want:
+    sys.exit(f"{wheel}: sha256 {have}, expected {want}")
+names = ["synthetic_sample_reference.csv", "synthetic_sample_analysis.csv",
+         "synthetic_sample_analysis_gt.csv", "mc_reference.csv", "mc_analysis.csv",
+         "mc_analysis_gt.csv"]
+with zipfile.ZipFile(wheel) as archive:
+    for name in names:
+        with open(f"{out}/{name}", "wb") as f:
+            f.write(archive.read(f"nannyml/datasets/data/{name}"))
+PYTHON
+    touch "$nannyml_data/.complete"
+fi
+
 # promtool (Debian's `prometheus` package, pinned) validates the /metrics exposition in
 # tests/it/observability.rs. Installed when missing and this is root with apt-get; otherwise that
 # one check says it was skipped.

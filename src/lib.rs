@@ -10,10 +10,12 @@ pub mod attribution;
 pub mod aws;
 pub mod baseline;
 pub mod bias;
+pub mod cbpe;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod daemon;
 pub mod decode;
+pub mod estimate;
 pub mod events;
 pub mod format;
 pub mod fuzz;

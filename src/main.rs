@@ -15,6 +15,7 @@ use driftd::attribution::{Aggregation, AttributionSource, AttributionSpec, DEFAU
 use driftd::baseline::Baseline;
 use driftd::config::Config;
 use driftd::decode::{DecodeOptions, InputFormat, OutputColumnsPosition};
+use driftd::estimate::EstimateSpec;
 use driftd::model_quality::{ModelQualitySpec, ProblemType};
 use driftd::pipeline::{self, ReadReport};
 use driftd::sinks::{file, stdout};
@@ -119,6 +120,40 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         /// Directory to write analysis.json to.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Estimate a classifier's performance from its scores alone (CBPE, as NannyML): fit on a
+    /// labelled reference, estimate ROC AUC, F1, precision, recall, specificity, accuracy and the
+    /// confusion matrix per chunk of input rows → estimated_performance.json (exit code 3 when
+    /// an estimate is outside the reference's thresholds).
+    Estimate {
+        /// Files or directories of the labelled reference data (same format flags as --input).
+        #[arg(long, required = true, num_args = 1..)]
+        reference: Vec<PathBuf>,
+        #[arg(long, value_enum)]
+        problem_type: ProblemType,
+        /// The column of the model's predicted class.
+        #[arg(long)]
+        inference_attribute: String,
+        /// Binary: the column of the score of class 1. Multiclass: one per class,
+        /// comma-separated, as CLASS=COLUMN (or bare columns with --classes).
+        #[arg(long, value_delimiter = ',', required = true)]
+        probability_attribute: Vec<String>,
+        /// Multiclass: the classes of bare --probability-attribute columns, in their order.
+        #[arg(long, value_delimiter = ',')]
+        classes: Option<Vec<String>>,
+        /// The column of the ground truth: required in the reference; when the input has it,
+        /// the realized metrics are written beside the estimates.
+        #[arg(long)]
+        ground_truth_attribute: String,
+        /// Rows per chunk (a last incomplete chunk joins the one before); default: ten chunks
+        /// per dataset.
+        #[arg(long)]
+        chunk_size: Option<usize>,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Directory to write estimated_performance.json to.
         #[arg(long)]
         output: PathBuf,
     },
@@ -418,6 +453,40 @@ fn execute(command: Command) -> Result<ExitCode> {
             ));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Estimate {
+            reference,
+            problem_type,
+            inference_attribute,
+            probability_attribute,
+            classes,
+            ground_truth_attribute,
+            chunk_size,
+            input,
+            output,
+        } => {
+            let kind = match problem_type {
+                ProblemType::BinaryClassification => driftd::cbpe::Kind::Binary,
+                ProblemType::MulticlassClassification => driftd::cbpe::Kind::Multiclass,
+                ProblemType::Regression => {
+                    bail!(
+                        "driftd estimate handles BinaryClassification and MulticlassClassification"
+                    )
+                }
+            };
+            let chunking = chunk_size.map_or(driftd::cbpe::Chunking::Count(10), |size| {
+                driftd::cbpe::Chunking::Size(size)
+            });
+            let spec = EstimateSpec::new(
+                kind,
+                inference_attribute,
+                probability_attribute,
+                classes,
+                ground_truth_attribute,
+                chunking,
+            )
+            .map_err(anyhow::Error::msg)?;
+            run_estimate(&spec, &reference, &input, &output)
+        }
         Command::Check {
             kind,
             model_quality,
@@ -557,6 +626,67 @@ fn execute(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `driftd estimate`: the file, a summary, exit code 3 when an estimate alerts.
+fn run_estimate(
+    spec: &EstimateSpec,
+    reference: &[PathBuf],
+    input: &InputArgs,
+    output: &Path,
+) -> Result<ExitCode> {
+    let run = driftd::estimate::run_estimate(
+        spec,
+        reference,
+        &input.input,
+        &input.decode_options(),
+        input.quarantine.clone(),
+        output,
+    )?;
+    for error in &run.failed {
+        eprintln!("skipped object: {error}");
+    }
+    if run.reference_chunks < 6 {
+        eprintln!(
+            "warning: the reference makes only {} chunks of this size; thresholds from so few values are unreliable (choose a smaller --chunk-size)",
+            run.reference_chunks
+        );
+    }
+    if run.unlabelled_input_rows > 0 && run.unlabelled_input_rows < run.input_rows as u64 {
+        eprintln!(
+            "note: {} input rows have no usable ground truth, so no realized values are given",
+            run.unlabelled_input_rows
+        );
+    }
+    let calibrated: Vec<&str> = run
+        .calibration
+        .iter()
+        .filter(|c| c.decision.calibrated)
+        .map(|c| c.class.as_str())
+        .collect();
+    stdout::print(&format!(
+        "estimated performance of {} input rows in {} chunks (reference {} rows; calibrated classes {:?}; {} rows skipped) → {}\n",
+        run.input_rows,
+        run.chunks.len(),
+        run.reference_rows,
+        calibrated,
+        run.rows_skipped,
+        output.display()
+    ));
+    let alerts = run.alerts();
+    for (chunk, metric) in &alerts {
+        let c = &run.chunks[*chunk];
+        let m = &c.metrics[*metric];
+        stdout::print(&format!(
+            "  chunk {} [{}:{}] {metric} {:.4} outside [{:.4}, {:.4}]\n",
+            c.index, c.start_row, c.end_row, m.value, m.lower_threshold, m.upper_threshold
+        ));
+    }
+    Ok(if alerts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATIONS)
+    })
 }
 
 /// `baseline` / `check` with `--kind model-quality`: the files, a summary, the exit code.

@@ -12,6 +12,7 @@ mod aws_label_join;
 mod aws_outage;
 mod bias_drift;
 mod bias_oracle;
+mod cbpe;
 mod check_oracle;
 mod embedded_durability;
 mod label_join;

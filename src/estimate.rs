@@ -1,0 +1,480 @@
+//! `driftd estimate`: a labelled reference and unlabelled (or labelled) input files →
+//! CBPE ([`crate::cbpe`]) per chunk of input rows → `estimated_performance.json`.
+//!
+//! Files are read with the same decoders as `baseline`/`check` (any format, gzip/zstd);
+//! columns are found by name (`_c0`, `_c1`, … for headerless CSV). A row without a readable
+//! prediction or score (or, in the reference, label) is skipped and written to the
+//! quarantine file with its record number. Rows are kept in memory (the estimate sorts
+//! them), up to [`cbpe::MAX_ROWS`] per dataset; past that the run stops with an error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use serde::Serialize;
+
+use crate::cbpe::{self, Cbpe, ChunkEstimate, Chunking, ClassCalibration, Kind, Rows};
+use crate::decode::{DecodeError, DecodeOptions, Quarantine, RejectReason, as_text};
+use crate::pipeline::{self, RunInputs};
+
+/// The file `driftd estimate` writes.
+pub const ESTIMATED_PERFORMANCE_FILE: &str = "estimated_performance.json";
+
+/// What to estimate and from which columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstimateSpec {
+    pub kind: Kind,
+    /// The column of the model's predicted class.
+    pub inference_attribute: String,
+    /// Class names, sorted (binary: `0`, `1`), and per class the column of its score
+    /// (binary: one column, the score of class 1).
+    pub classes: Vec<String>,
+    pub probability_attributes: Vec<String>,
+    pub ground_truth_attribute: String,
+    pub chunking: Chunking,
+}
+
+/// A class name as compared: numbers by value (`1.0` is class `1`), other text trimmed.
+fn canonical_class(text: &str) -> String {
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => {
+            format!("{}", x as i64)
+        }
+        Ok(x) if x.is_finite() => format!("{x}"),
+        _ => text.to_string(),
+    }
+}
+
+impl EstimateSpec {
+    /// `probability`: binary, one column; multiclass, one `CLASS=COLUMN` per class, or bare
+    /// columns with `classes` naming their classes in the same order. Classes are sorted, as
+    /// NannyML sorts them.
+    pub fn new(
+        kind: Kind,
+        inference_attribute: String,
+        probability: Vec<String>,
+        classes: Option<Vec<String>>,
+        ground_truth_attribute: String,
+        chunking: Chunking,
+    ) -> Result<Self, String> {
+        if let Chunking::Size(0) | Chunking::Count(0) = chunking {
+            return Err("--chunk-size must be at least 1".into());
+        }
+        let (classes, probability_attributes) = match kind {
+            Kind::Binary => {
+                if probability.len() != 1 || classes.is_some() {
+                    return Err(
+                        "BinaryClassification takes one --probability-attribute (the score of class 1) and no --classes"
+                            .into(),
+                    );
+                }
+                (vec!["0".to_string(), "1".to_string()], probability)
+            }
+            Kind::Multiclass => {
+                let pairs: Vec<(String, String)> = match classes {
+                    Some(classes) => {
+                        if classes.len() != probability.len() {
+                            return Err(format!(
+                                "{} --classes but {} --probability-attribute columns; give one class per column",
+                                classes.len(),
+                                probability.len()
+                            ));
+                        }
+                        classes
+                            .iter()
+                            .map(|c| canonical_class(c))
+                            .zip(probability)
+                            .collect()
+                    }
+                    None => probability
+                        .iter()
+                        .map(|item| {
+                            item.split_once('=')
+                                .map(|(c, col)| (canonical_class(c), col.trim().to_string()))
+                                .ok_or_else(|| {
+                                    format!(
+                                        "--probability-attribute {item:?}: multiclass needs CLASS=COLUMN, or --classes"
+                                    )
+                                })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                if pairs.len() < 2 {
+                    return Err("MulticlassClassification needs a probability column per class (at least 2)".into());
+                }
+                if pairs.len() > cbpe::MAX_CLASSES {
+                    return Err(format!(
+                        "{} classes, more than the {} driftd handles",
+                        pairs.len(),
+                        cbpe::MAX_CLASSES
+                    ));
+                }
+                let mut pairs = pairs;
+                pairs.sort();
+                if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(
+                        "a class is named twice in --probability-attribute/--classes".into(),
+                    );
+                }
+                pairs.into_iter().unzip()
+            }
+        };
+        Ok(Self {
+            kind,
+            inference_attribute,
+            classes,
+            probability_attributes,
+            ground_truth_attribute,
+            chunking,
+        })
+    }
+}
+
+/// A batch column as trimmed text.
+struct Column(StringArray);
+
+impl Column {
+    fn find(batch: &RecordBatch, name: &str) -> Option<Self> {
+        let array = batch.column_by_name(name)?;
+        let text = as_text(array)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("as_text gives Utf8")
+            .clone();
+        Some(Self(text))
+    }
+
+    fn value(&self, row: usize) -> Option<&str> {
+        (self.0.is_valid(row))
+            .then(|| self.0.value(row).trim())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// The rows read from a dataset's files, and what was left out.
+#[derive(Debug, Default)]
+pub struct ReadRows {
+    pub rows: Rows,
+    pub objects_read: usize,
+    pub failed: Vec<DecodeError>,
+    /// Rows skipped for an unreadable prediction, score or (reference) label.
+    pub skipped: u64,
+    /// Input rows without a usable label (then no realized values are reported).
+    pub unlabelled: u64,
+}
+
+/// Reads `files` into rows. `reference`: labels are required (a row without one is
+/// skipped). Otherwise labels are read when the column exists.
+fn read_rows(
+    spec: &EstimateSpec,
+    files: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: &mut Quarantine,
+    reference: bool,
+) -> Result<ReadRows> {
+    let class_index: HashMap<&str, usize> = spec
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let columns = spec.probability_attributes.len();
+    let mut out = ReadRows {
+        rows: Rows {
+            scores: vec![Vec::new(); columns],
+            predicted: Vec::new(),
+            labels: Some(Vec::new()),
+        },
+        ..ReadRows::default()
+    };
+    let mut all_labelled = true;
+    for file in files {
+        let source = file.display().to_string();
+        let mut object = Rows {
+            scores: vec![Vec::new(); columns],
+            predicted: Vec::new(),
+            labels: Some(Vec::new()),
+        };
+        let mut object_all_labelled = true;
+        let mut fault: Option<String> = None;
+        let mut skips: Vec<(u64, String, String)> = Vec::new();
+        let mut record = 0u64;
+        let decoded = pipeline::decode_object(file, options, quarantine, |chunk| {
+            let batch = &chunk.features;
+            if fault.is_some() {
+                return;
+            }
+            let find = |name: &str, setting: &str| {
+                Column::find(batch, name).ok_or_else(|| {
+                    let names: Vec<String> = batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| format!("{:?}", f.name()))
+                        .collect();
+                    format!(
+                        "no column {name:?} (the {setting}); the columns are {}",
+                        names.join(", ")
+                    )
+                })
+            };
+            let inference = match find(&spec.inference_attribute, "inference attribute") {
+                Ok(c) => c,
+                Err(e) => return fault = Some(e),
+            };
+            let mut scores = Vec::with_capacity(columns);
+            for name in &spec.probability_attributes {
+                match find(name, "probability attribute") {
+                    Ok(c) => scores.push(c),
+                    Err(e) => return fault = Some(e),
+                }
+            }
+            let truth = Column::find(batch, &spec.ground_truth_attribute);
+            if truth.is_none() {
+                if reference {
+                    return fault = Some(
+                        find(&spec.ground_truth_attribute, "ground truth attribute")
+                            .err()
+                            .expect("missing"),
+                    );
+                }
+                object_all_labelled = false;
+            }
+            for row in 0..batch.num_rows() {
+                record += 1;
+                let class_of = |column: &Column, field: &str| -> Result<usize, (String, String)> {
+                    let text = column
+                        .value(row)
+                        .ok_or_else(|| (field.to_string(), "missing value".to_string()))?;
+                    class_index
+                        .get(canonical_class(text).as_str())
+                        .copied()
+                        .ok_or_else(|| {
+                            (
+                                field.to_string(),
+                                format!("{text:?} is not one of the classes {:?}", spec.classes),
+                            )
+                        })
+                };
+                let parsed = (|| {
+                    let predicted = class_of(&inference, &spec.inference_attribute)?;
+                    let mut values = Vec::with_capacity(columns);
+                    for (column, name) in scores.iter().zip(&spec.probability_attributes) {
+                        let text = column
+                            .value(row)
+                            .ok_or_else(|| (name.clone(), "missing value".to_string()))?;
+                        let value = text
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|x| x.is_finite())
+                            .ok_or_else(|| {
+                                (name.clone(), format!("{text:?} is not a finite number"))
+                            })?;
+                        values.push(value);
+                    }
+                    let label = match &truth {
+                        Some(column) => match class_of(column, &spec.ground_truth_attribute) {
+                            Ok(label) => Some(label),
+                            Err(skip) if reference => return Err(skip),
+                            Err(_) => None,
+                        },
+                        None => None,
+                    };
+                    Ok((predicted, values, label))
+                })();
+                match parsed {
+                    Ok((predicted, values, label)) => {
+                        object.predicted.push(predicted);
+                        for (column, value) in object.scores.iter_mut().zip(values) {
+                            column.push(value);
+                        }
+                        match label {
+                            Some(label) => object.labels.as_mut().expect("kept").push(label),
+                            None => object_all_labelled = false,
+                        }
+                    }
+                    Err((field, message)) => skips.push((record, field, message)),
+                }
+            }
+        });
+        let outcome = match (decoded, fault) {
+            (Err(error), _) => Err(error),
+            (Ok(_), Some(message)) => Err(DecodeError::Malformed {
+                source_name: source.clone(),
+                message,
+            }),
+            (Ok(_), None) => Ok(()),
+        };
+        match outcome {
+            Err(error) => {
+                tracing::error!(%error, "object skipped");
+                out.failed.push(error);
+                continue;
+            }
+            Ok(()) => out.objects_read += 1,
+        }
+        for (record, field, message) in &skips {
+            quarantine.reject(
+                &source,
+                0,
+                RejectReason::BadValue,
+                &format!("record {record}: {field}: {message}"),
+                b"",
+            );
+        }
+        out.skipped += skips.len() as u64;
+        let labelled = object.labels.as_ref().map_or(0, Vec::len);
+        out.unlabelled += (object.predicted.len() - labelled) as u64;
+        all_labelled &= object_all_labelled;
+        out.rows.predicted.extend(object.predicted);
+        for (all, part) in out.rows.scores.iter_mut().zip(object.scores) {
+            all.extend(part);
+        }
+        if let (Some(all), Some(part)) = (out.rows.labels.as_mut(), object.labels) {
+            all.extend(part);
+        }
+        if out.rows.len() > cbpe::MAX_ROWS {
+            bail!(
+                "more than {} rows in {}; driftd estimate keeps every row in memory",
+                cbpe::MAX_ROWS,
+                source
+            );
+        }
+    }
+    if !all_labelled {
+        out.rows.labels = None;
+    }
+    Ok(out)
+}
+
+/// `estimated_performance.json`.
+#[derive(Debug, Serialize)]
+pub struct EstimatedPerformance<'a> {
+    pub problem_type: &'static str,
+    pub classes: &'a [String],
+    /// Rows per chunk (the last chunk also holds the rest); `null` with the default of ten
+    /// chunks per dataset.
+    pub chunk_size: Option<usize>,
+    pub reference_rows: usize,
+    pub input_rows: usize,
+    pub rows_skipped: u64,
+    /// Whether realized values (from the input's labels) are given.
+    pub realized: bool,
+    pub calibration: Vec<ClassCalibration>,
+    pub chunks: &'a [ChunkEstimate],
+}
+
+/// What `driftd estimate` did.
+#[derive(Debug)]
+pub struct EstimateRun {
+    pub chunks: Vec<ChunkEstimate>,
+    /// Chunks of the reference the thresholds come from (NannyML warns below 6).
+    pub reference_chunks: usize,
+    pub reference_rows: usize,
+    pub input_rows: usize,
+    pub rows_skipped: u64,
+    pub unlabelled_input_rows: u64,
+    pub failed: Vec<DecodeError>,
+    pub calibration: Vec<ClassCalibration>,
+}
+
+impl EstimateRun {
+    /// (chunk index, metric) of every alert.
+    pub fn alerts(&self) -> Vec<(usize, &str)> {
+        self.chunks
+            .iter()
+            .flat_map(|c| {
+                c.metrics
+                    .iter()
+                    .filter(|(_, m)| m.alert)
+                    .map(move |(name, _)| (c.index, name.as_str()))
+            })
+            .collect()
+    }
+}
+
+/// Fits CBPE on `reference`, estimates `inputs` chunk by chunk, writes
+/// `{output}/estimated_performance.json`. Rows with unreadable values go to `quarantine`
+/// (default `{output}/quarantine.jsonl`, removed when empty).
+pub fn run_estimate(
+    spec: &EstimateSpec,
+    reference: &[PathBuf],
+    inputs: &[PathBuf],
+    options: &DecodeOptions,
+    quarantine: Option<PathBuf>,
+    output: &Path,
+) -> Result<EstimateRun> {
+    let reference_files =
+        pipeline::list_files(reference).context("cannot list the reference files")?;
+    if reference_files.is_empty() {
+        bail!("no reference files found in {reference:?}");
+    }
+    let mut run = RunInputs::open(inputs, output, quarantine)?;
+    let reference_rows = read_rows(spec, &reference_files, options, &mut run.quarantine, true)?;
+    if reference_rows.objects_read == 0 {
+        let reasons: Vec<String> = reference_rows
+            .failed
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        bail!(
+            "none of the {} reference files could be read: {}",
+            reference_files.len(),
+            reasons.join("; ")
+        );
+    }
+    let input_rows = read_rows(spec, &run.files, options, &mut run.quarantine, false)?;
+    let report = pipeline::ReadReport {
+        objects_read: input_rows.objects_read,
+        rows: input_rows.rows.len() as u64,
+        ..pipeline::ReadReport::default()
+    };
+    let files = run.files.clone();
+    run.finish(&report)
+        .with_context(|| format!("reading {files:?}"))?;
+    if input_rows.rows.is_empty() {
+        bail!("no input row had a usable prediction and scores (see the quarantine file)");
+    }
+    let cbpe = Cbpe::fit(
+        spec.kind,
+        spec.classes.clone(),
+        &reference_rows.rows,
+        spec.chunking,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot fit CBPE on the reference: {e}"))?;
+    let chunks = cbpe.estimate(&input_rows.rows);
+    let calibration = cbpe.calibration();
+    let file = EstimatedPerformance {
+        problem_type: match spec.kind {
+            Kind::Binary => "BinaryClassification",
+            Kind::Multiclass => "MulticlassClassification",
+        },
+        classes: &spec.classes,
+        chunk_size: match spec.chunking {
+            Chunking::Size(size) => Some(size),
+            Chunking::Count(_) => None,
+        },
+        reference_rows: reference_rows.rows.len(),
+        input_rows: input_rows.rows.len(),
+        rows_skipped: reference_rows.skipped + input_rows.skipped,
+        realized: input_rows.rows.labels.is_some(),
+        calibration: calibration.clone(),
+        chunks: &chunks,
+    };
+    crate::json_file::write_json(&output.join(ESTIMATED_PERFORMANCE_FILE), &file)?;
+    let mut failed = reference_rows.failed;
+    failed.extend(input_rows.failed);
+    Ok(EstimateRun {
+        reference_chunks: spec.chunking.ranges(reference_rows.rows.len()).len(),
+        reference_rows: reference_rows.rows.len(),
+        input_rows: input_rows.rows.len(),
+        rows_skipped: reference_rows.skipped + input_rows.skipped,
+        unlabelled_input_rows: input_rows.unlabelled,
+        failed,
+        calibration,
+        chunks,
+    })
+}
