@@ -62,10 +62,10 @@ else
     echo "==> test oracles up to date (scripts/requirements-test.txt unchanged)"
 fi
 
-# NannyML's synthetic datasets, on which tests/it/cbpe_nannyml.rs checks driftd estimate against
+# NannyML's synthetic datasets, on which tests/it/cbpe.rs checks driftd estimate against
 # the expected values of NannyML's own test suite. They ship inside the nannyml 0.13.1 wheel (a
 # zip); the wheel is downloaded pinned by version and sha256 (without installing nannyml, whose
-# dependencies are 2 GB) and the four CSV files extracted to .tools/nannyml-data, only when missing.
+# dependencies are 2 GB) and the six CSV files extracted to .tools/nannyml-data, only when missing.
 nannyml_data="$repo/.tools/nannyml-data"
 nannyml_wheel_sha256="cf5f4a33489834ae6773cb1baa33a0f98c0a3ee6ed9b43049478b25ce22fe869"
 if [[ ! -f "$nannyml_data/.complete" ]]; then
