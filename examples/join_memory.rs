@@ -1,11 +1,18 @@
-//! Peak memory of the label join's finalisation with many pending predictions: what the
-//! finaliser does with a window whose predictions wait for labels. `parts` stored parts (one
-//! per capture object, as the readers store them) are decoded and merged, made one run, joined
-//! with no label yet (so every prediction stays pending), and the join state sealed and
-//! read back, as the store keeps it. Prints the peak resident set (VmHWM) after each step.
+//! Peak memory of the label join with many pending predictions, in two phases (run each in a
+//! process of its own: the peak resident set, VmHWM, only grows):
 //!
-//! `cargo run --release --example join_memory -- [predictions] [parts]` (default 10,000,000
-//! in 100 parts). Linux only (reads /proc/self/status).
+//! - `finalise`: what the finaliser does with one window whose predictions all wait for
+//!   labels. `parts` stored parts (one per capture object, as the readers store them) are
+//!   decoded and merged, made one run, joined with no label yet (so every prediction stays
+//!   pending), and the join state sealed (written to `state`) and read back.
+//! - `hold`: a daemon whose join state holds those pending predictions finalises its next
+//!   window: reads the sealed state (from `state`), joins 100,000 new predictions, seals it.
+//!
+//! Prints the peak resident set after each step.
+//!
+//! `cargo run --release --example join_memory -- finalise|hold [predictions] [parts] [state]`
+//! (defaults: 10,000,000 in 100 parts, `/tmp/driftd-join-state`). Linux only (reads
+//! /proc/self/status).
 
 use std::sync::Arc;
 
@@ -26,8 +33,12 @@ fn peak_mb() -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
+    let phase = args.next().unwrap_or_else(|| "finalise".into());
     let n: usize = args.next().map_or(10_000_000, |a| a.parse().unwrap());
     let parts: usize = args.next().map_or(100, |a| a.parse().unwrap());
+    let state_path = args
+        .next()
+        .unwrap_or_else(|| "/tmp/driftd-join-state".into());
     let spec = Arc::new(ModelQualitySpec {
         problem_type: ProblemType::BinaryClassification,
         inference_attribute: Some("_c0".into()),
@@ -36,10 +47,74 @@ fn main() {
         ground_truth_attribute: "label".into(),
     });
     let kind = StateKind::Predictions(spec);
-    let per_part = n.div_ceil(parts);
+    let ttl = Ttl {
+        orphan: 86_400,
+        label: 7 * 86_400,
+        max_remembered: usize::MAX,
+    };
+    if phase == "hold" {
+        let sealed = std::fs::read(&state_path).expect("run the finalise phase first");
+        let mut join = JoinState::decode(&sealed).unwrap();
+        drop(sealed);
+        println!(
+            "peak after reading a join state of {} pending predictions: {:.0} MB",
+            join.pending_predictions(),
+            peak_mb()
+        );
+        let next = window(&kind, n..n + 100_000, 1);
+        let Some(WindowState::Predictions(next)) = merge(&kind, next) else {
+            unreachable!()
+        };
+        let joined = join.join(3600, next.run(), 7200, 7200 + ttl.label, ttl);
+        assert_eq!(joined.counts.unlabelled, 100_000);
+        let sealed = join.encode();
+        println!(
+            "peak after joining the next window of 100,000 and sealing ({:.0} MB): {:.0} MB",
+            sealed.len() as f64 / 1e6,
+            peak_mb()
+        );
+        return;
+    }
+    let stored = window(&kind, 0..n, parts);
+    let stored_mb = stored.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    println!("{n} predictions in {parts} parts: {stored_mb:.0} MB stored");
+    println!("peak after making the parts: {:.0} MB", peak_mb());
+    let Some(WindowState::Predictions(window)) = merge(&kind, stored) else {
+        unreachable!()
+    };
+    println!("peak after decoding and merging: {:.0} MB", peak_mb());
+    let run = window.run();
+    drop(window);
+    println!("peak after one run: {:.0} MB", peak_mb());
+    let mut join = JoinState::new(ProblemType::BinaryClassification);
+    let joined = join.join(0, run, 3600, 3600 + ttl.label, ttl);
+    assert_eq!(joined.counts.unlabelled, n as u64);
+    drop(joined);
+    println!(
+        "peak after the join: {:.0} MB ({} pending)",
+        peak_mb(),
+        join.pending_predictions()
+    );
+    let sealed = join.encode();
+    drop(join);
+    println!(
+        "peak after sealing: {:.0} MB ({:.0} MB sealed)",
+        peak_mb(),
+        sealed.len() as f64 / 1e6
+    );
+    let read = JoinState::decode(&sealed).unwrap();
+    assert_eq!(read.pending_predictions(), n);
+    println!("peak after reading it back: {:.0} MB", peak_mb());
+    std::fs::write(&state_path, &sealed).unwrap();
+}
+
+/// The stored parts of a window holding predictions `rows`, in `parts` parts.
+fn window(kind: &StateKind, rows: std::ops::Range<usize>, parts: usize) -> Vec<Vec<u8>> {
+    let per_part = rows.len().div_ceil(parts);
     let mut stored = Vec::new();
     for part in 0..parts {
-        let rows = (part * per_part)..((part + 1) * per_part).min(n);
+        let rows =
+            (rows.start + part * per_part)..(rows.start + (part + 1) * per_part).min(rows.end);
         let keys: Vec<_> = (rows.clone())
             .map(|i| join_key(format!("00000000-0000-4000-8000-{i:012}").as_bytes()))
             .collect();
@@ -62,48 +137,19 @@ fn main() {
         state.add_batch(&batch, &keys);
         stored.push(codec::encode(&state));
     }
-    let stored_mb = stored.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
-    println!("{n} predictions in {parts} parts: {stored_mb:.0} MB stored");
-    println!("peak after making the parts: {:.0} MB", peak_mb());
+    stored
+}
 
-    // One part read and decoded at a time, as the finaliser reads them from the store.
+/// The parts decoded and merged, one part read and decoded at a time, as the finaliser reads
+/// them from the store.
+fn merge(kind: &StateKind, stored: Vec<Vec<u8>>) -> Option<WindowState> {
     let mut merged: Option<WindowState> = None;
     for bytes in stored {
-        let state = codec::decode(&bytes, &kind).unwrap();
+        let state = codec::decode(&bytes, kind).unwrap();
         match &mut merged {
             Some(window) => window.merge(state),
             None => merged = Some(state),
         }
     }
-    let Some(WindowState::Predictions(window)) = merged else {
-        unreachable!()
-    };
-    println!("peak after decoding and merging: {:.0} MB", peak_mb());
-    let run = window.run();
-    drop(window);
-    println!("peak after one run: {:.0} MB", peak_mb());
-    let ttl = Ttl {
-        orphan: 86_400,
-        label: 7 * 86_400,
-        max_remembered: usize::MAX,
-    };
-    let mut join = JoinState::new(ProblemType::BinaryClassification);
-    let joined = join.join(0, run, 3600, 3600 + ttl.label, ttl);
-    assert_eq!(joined.counts.unlabelled, n as u64);
-    drop(joined);
-    println!(
-        "peak after the join: {:.0} MB ({} pending)",
-        peak_mb(),
-        join.pending_predictions()
-    );
-    let sealed = join.encode();
-    drop(join);
-    println!(
-        "peak after sealing: {:.0} MB ({:.0} MB sealed)",
-        peak_mb(),
-        sealed.len() as f64 / 1e6
-    );
-    let read = JoinState::decode(&sealed).unwrap();
-    assert_eq!(read.pending_predictions(), n);
-    println!("peak after reading it back: {:.0} MB", peak_mb());
+    merged
 }
