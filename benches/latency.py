@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Window close -> delivery latency of a running driftd against the AWS emulator (issue 15).
+
+Starts moto (from the test venv) on a free port, creates a capture bucket whose S3 events go to
+an SQS queue, an SNS topic and a reports bucket, runs driftd in AWS mode with short windows,
+and uploads one capture object a second (the quickstart's drifted records, so every window is
+in violation and alerts) with its event times set to now. From driftd's JSON log it then
+prints, per sink, the time from a window's close (its end plus the allowed lateness) to the
+window's delivery, and from the PutObject of the window's last object to its CloudWatch
+delivery: p50, p99 and max over the windows.
+
+    .tools/venv/bin/python benches/latency.py [--windows 100] [--size 10] [--lateness 2]
+        [--driftd target/release/driftd]
+
+Build driftd first (`cargo build --release`); the venv is the one `scripts/test.sh` makes.
+Run it on an otherwise idle machine: it measures wall-clock time.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+RECORDS = REPO / "examples/quickstart/data/capture/driftd-demo/AllTraffic/2026/11/01/01"
+BASELINE = REPO / "baselines/driftd-demo-data-quality"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"moto did not listen on {port}")
+
+
+def create_resources(endpoint):
+    client = lambda name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1")
+    s3, sqs, sns = client("s3"), client("sqs"), client("sns")
+    for bucket in ("capture", "reports"):
+        s3.create_bucket(Bucket=bucket)
+    queue = sqs.create_queue(QueueName="capture-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    s3.put_bucket_notification_configuration(
+        Bucket="capture",
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    return s3, queue, topic
+
+
+def config(endpoint, queue, topic, size, lateness):
+    return f"""
+[aws]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[input]
+sqs_queue_url = "{queue}"
+allowed_buckets = ["capture"]
+wait_time = "1s"
+
+[output]
+directory = "out"
+
+[window]
+size = "{size}s"
+allowed_lateness = "{lateness}s"
+
+[sinks]
+cloudwatch = true
+sns_topic_arn = "{topic}"
+s3_report_uri = "s3://reports/monitoring"
+
+[[monitor]]
+name = "latency"
+path = "capture/{{endpoint}}/{{variant}}/{{yyyy}}/{{mm}}/{{dd}}/{{hh}}/*.jsonl"
+format = "capture"
+baseline = "{BASELINE}"
+"""
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=100)
+    parser.add_argument("--size", type=int, default=10, help="window size, seconds")
+    parser.add_argument("--lateness", type=int, default=2, help="allowed lateness, seconds")
+    parser.add_argument("--driftd", default=str(REPO / "target/release/driftd"))
+    args = parser.parse_args()
+
+    lines = [
+        json.loads(line)
+        for path in sorted(RECORDS.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ][:20]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="driftd-latency-"))
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    venv_bin = pathlib.Path(sys.executable).parent
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PATH": "/usr/bin:/bin",
+    }
+    moto = subprocess.Popen(
+        [str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    driftd = None
+    try:
+        wait_for_port(port)
+        os.environ.update({k: v for k, v in env.items() if k != "PATH"})
+        s3, queue, topic = create_resources(endpoint)
+        (work / "driftd.toml").write_text(config(endpoint, queue, topic, args.size, args.lateness))
+        log = open(work / "driftd.log", "w")
+        driftd = subprocess.Popen(
+            [args.driftd, "run", "--config", "driftd.toml"],
+            cwd=work,
+            env={**env, "DRIFTD_LOG_FORMAT": "json", "DRIFTD_LOG": "info"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(2)
+        # Start at a window boundary, then one object a second for the given number of windows.
+        now = time.time()
+        first = (int(now) // args.size + 1) * args.size
+        time.sleep(first - now)
+        last_put = {}
+        until = first + args.windows * args.size
+        sent = 0
+        while time.time() < until:
+            at = datetime.datetime.now(datetime.timezone.utc)
+            for record in lines:
+                record["eventMetadata"]["inferenceTime"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            body = "\n".join(json.dumps(r) for r in lines).encode() + b"\n"
+            key = at.strftime(f"capture/ep/AllTraffic/%Y/%m/%d/%H/{sent:06d}.jsonl")
+            s3.put_object(Bucket="capture", Key=key, Body=body)
+            window = int(at.timestamp()) // args.size * args.size
+            last_put[window] = time.time()
+            sent += 1
+            time.sleep(max(0.0, 1.0 - (time.time() - at.timestamp())))
+        time.sleep(args.lateness + 5)
+    finally:
+        if driftd is not None:
+            driftd.terminate()
+            driftd.wait(timeout=60)
+        moto.terminate()
+
+    delivered = {}
+    for line in (work / "driftd.log").read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") != "delivered":
+            continue
+        stamp = datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+        # The window's folder ends in its start: …/yyyy/mm/dd/hh/mm/ss for short windows.
+        parts = event["window"].rstrip("/").split("/")[-6:]
+        start = datetime.datetime(*map(int, parts), tzinfo=datetime.timezone.utc).timestamp()
+        delivered.setdefault(event["sink"], {}).setdefault(start, stamp.timestamp())
+
+    print(f"{args.windows} windows of {args.size} s, allowed lateness {args.lateness} s; "
+          f"{sent} objects; log {work / 'driftd.log'}")
+    print(f"{'from':<28} {'to':<12} {'windows':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    rows = []
+    for sink, times in sorted(delivered.items()):
+        closes = [t - (start + args.size + args.lateness) for start, t in times.items()
+                  if first <= start < until]
+        rows.append(("window close", sink, closes))
+    cloudwatch = delivered.get("cloudwatch", {})
+    puts = [cloudwatch[w] - last_put[w] for w in last_put if w in cloudwatch]
+    rows.append(("last PutObject of window", "cloudwatch", puts))
+    for origin, sink, values in rows:
+        if values:
+            print(f"{origin:<28} {sink:<12} {len(values):>7} "
+                  f"{1000 * statistics.median(values):>8.0f} "
+                  f"{1000 * percentile(values, 0.99):>8.0f} {1000 * max(values):>8.0f}")
+    shutil.rmtree(work / "out", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
