@@ -101,13 +101,16 @@ pub fn config(data: &[u8]) {
 }
 
 /// Persisted window state: corrupt or truncated bytes must be an error, never a panic or a
-/// huge allocation; a state that decodes must merge with another.
+/// huge allocation; a state that decodes must merge with another (or refuse to, when the
+/// merged counts would pass [`crate::window::MAX_STATE_ROWS`]), read back after the merge, and
+/// merge within small limits as the finaliser merges a window's parts.
 ///
 /// The first byte chooses. Bits 1.. pick the monitor's kind ([`codec_kind`]). Bit 0 clear: the
 /// rest is a stored state as it is. Bit 0 set: the rest is a state's body, framed here with a
 /// valid header and zstd checksum ([`frame_window_body`]) so that mutations reach the body's
 /// decoder instead of stopping at the checksum.
 pub fn window_codec(data: &[u8]) {
+    use crate::window::{MAX_STATE_ROWS, MergeLimits, WindowMerger};
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -117,21 +120,68 @@ pub fn window_codec(data: &[u8]) {
     } else {
         rest.to_vec()
     };
-    let (Ok(mut state), Ok(other)) = (codec::decode(&bytes, &kind), codec::decode(&bytes, &kind))
-    else {
+    let (Ok(mut state), Ok(other), Ok(third)) = (
+        codec::decode(&bytes, &kind),
+        codec::decode(&bytes, &kind),
+        codec::decode(&bytes, &kind),
+    ) else {
         return;
     };
+    let bound = state.count_bound();
+    assert!(bound <= MAX_STATE_ROWS, "a decoded state past the bound");
     let rows = state.row_count();
-    state.merge(other);
+    if state.merge(other).is_err() {
+        assert!(
+            2 * bound > MAX_STATE_ROWS,
+            "a merge within the bound refused"
+        );
+        assert_eq!(
+            state.row_count(),
+            rows,
+            "a refused merge changed the window"
+        );
+        return;
+    }
     assert!(state.row_count() >= rows);
     match codec::decode(&codec::encode(&state), &kind) {
         Ok(again) => assert_eq!(again.row_count(), state.row_count()),
-        // A merge may pass the rows a decoded model-quality state may hold; below, it reads back.
-        Err(error) => assert!(
-            matches!(kind, StateKind::ModelQuality(_))
-                && state.row_count() > crate::model_quality::MAX_STATE_ROWS,
-            "a re-encoded state does not decode: {error}"
-        ),
+        Err(error) => panic!("a merged state does not read back: {error}"),
+    }
+    // The finaliser's merge, with limits small enough for a fuzzer's states to reach.
+    let limits = MergeLimits {
+        rows: crate::decode::WindowRows {
+            predictions: 300,
+            bias_rows: 300,
+        },
+        max_columns: 4,
+    };
+    let mut merger = WindowMerger::new(&kind, limits);
+    let (first, second) = (merger.add(state), merger.add(third));
+    assert!(first.is_ok(), "the first part is within the bound");
+    let (window, refused) = merger.finish().expect("a part was merged");
+    if second.is_ok() {
+        assert!(refused.rows <= 3 * rows);
+    }
+    let bytes = codec::encode(&window);
+    if let Err(error) = codec::decode(&bytes, &kind) {
+        panic!("a window merged within limits does not read back: {error}");
+    }
+    match &window {
+        crate::window::WindowState::Predictions(window) => {
+            let held: usize = window.runs.iter().map(|run| run.len()).sum();
+            assert!(held as u64 <= limits.rows.predictions);
+        }
+        crate::window::WindowState::BiasRows(window) => {
+            let held: usize = window.runs.iter().map(|run| run.keys.len()).sum();
+            assert!(held as u64 <= limits.rows.bias_rows);
+            let mut names: Vec<&str> = (window.runs.iter())
+                .flat_map(|run| run.columns.iter().map(|(name, _)| name.as_str()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            assert!(names.len() <= limits.max_columns);
+        }
+        _ => {}
     }
 }
 

@@ -35,6 +35,7 @@ use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts, FlipCounts, FlipRow, GroupKey, flip_test};
 use crate::decode::as_text;
 use crate::format::{python_float, python_str};
+use crate::profile::counts_within;
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
 pub const SAMPLE_ROWS: usize = 10_000;
@@ -668,6 +669,33 @@ impl BiasState {
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// What a decoded state's counts must satisfy, so that merging it cannot overflow (release
+    /// builds would wrap silently): at most `max_rows` rows, and no histogram, facet, pair or
+    /// column counting more than the state's rows. Merges keep this: a merged count is at most
+    /// the merged rows, which the caller keeps within `max_rows`
+    /// ([`crate::window::WindowState::merge`]).
+    pub fn validate_counts(&self, max_rows: u64) -> Result<(), String> {
+        let rows = self.rows;
+        if rows > max_rows {
+            return Err(format!(
+                "{rows} rows, more than a bias state may hold ({max_rows})"
+            ));
+        }
+        let within = |counts: &mut dyn Iterator<Item = &u64>| counts_within(counts.copied(), rows);
+        let histograms =
+            within(&mut self.label_codes.iter()) && within(&mut self.prediction_codes.iter());
+        let facets = (self.facets.iter()).all(|facet| within(&mut facet.counts.values()));
+        let columns = self.columns.values().all(|column| column.present <= rows);
+        let pairs = self.pairs.as_ref().is_none_or(|pairs| {
+            pairs.refused.iter().all(|&refused| refused <= rows)
+                && (pairs.counts.iter()).all(|counts| within(&mut counts.values()))
+        });
+        if !(histograms && facets && columns && pairs) {
+            return Err(format!("its counts pass the state's {rows} rows"));
+        }
+        Ok(())
     }
 
     fn is_role_column(&self, name: &str) -> bool {
@@ -1610,5 +1638,41 @@ mod tests {
             total - added,
             total
         );
+    }
+
+    /// A decoded bias state's counts: past its rows, or wrapping u64, refused on reading; two
+    /// states whose rows together pass what a window may hold refuse to merge (an error, the
+    /// window unchanged), never wrap.
+    #[test]
+    fn forged_counts_are_refused_and_a_merge_past_the_bound_is_an_error() {
+        use crate::window::{MAX_STATE_ROWS, StateKind, WindowState, codec};
+        let spec = spec();
+        let kind = StateKind::Bias(spec.clone());
+        let mut state = BiasState::new(spec.clone());
+        state.add_batch(&batch(&mut StdRng::seed_from_u64(3), 50));
+        assert_eq!(state.validate_counts(MAX_STATE_ROWS), Ok(()));
+
+        let mut wrapping = state.clone();
+        wrapping.label_codes[0] = u64::MAX;
+        let bytes = codec::encode(&WindowState::Bias(Box::new(wrapping)));
+        let error = codec::decode(&bytes, &kind).unwrap_err().to_string();
+        assert!(
+            error.contains("its counts pass the state's 50 rows"),
+            "{error}"
+        );
+        let mut facet = state.clone();
+        let (_, count) = facet.facets[0].counts.iter_mut().next().unwrap();
+        *count = 51;
+        assert!(facet.validate_counts(MAX_STATE_ROWS).is_err());
+
+        // Rows scaled up with the sample's count, every other count within them.
+        let mut big = state;
+        big.rows = MAX_STATE_ROWS / 2 + 1;
+        big.sample.seen = big.rows;
+        let bytes = codec::encode(&WindowState::Bias(Box::new(big)));
+        let mut window = codec::decode(&bytes, &kind).unwrap();
+        let part = codec::decode(&bytes, &kind).unwrap();
+        assert!(window.merge(part).is_err());
+        assert_eq!(window.row_count(), MAX_STATE_ROWS / 2 + 1);
     }
 }
