@@ -810,19 +810,32 @@ impl BiasState {
     /// Adds `other`'s rows after this state's rows (first appearances keep that order). Both
     /// must come from the same spec.
     pub fn merge(&mut self, other: BiasState) {
+        self.merge_within(other, usize::MAX);
+    }
+
+    /// [`BiasState::merge`] keeping at most `max_columns` columns (`limits.max_columns`, which
+    /// bounds each object, applied to the window): a column of `other` new to `self` once
+    /// `self` has that many is left out (its sampled values with it), unless the analysis
+    /// names it ([`BiasSpec::names_column`]). Returns the number of columns left out.
+    pub fn merge_within(&mut self, other: BiasState, max_columns: usize) -> u64 {
         debug_assert_eq!(
             self.spec, other.spec,
             "merging states of different analyses"
         );
-        let column_map: Vec<usize> = other
+        let mut refused = 0;
+        let column_map: Vec<Option<usize>> = other
             .columns
             .iter()
             .map(|(name, kind)| match self.columns.get_index_of(name) {
                 Some(i) => {
                     self.columns[i].merge(kind);
-                    i
+                    Some(i)
                 }
-                None => self.columns.insert_full(name.clone(), kind.clone()).0,
+                None if self.columns.len() >= max_columns && !self.spec.names_column(name) => {
+                    refused += 1;
+                    None
+                }
+                None => Some(self.columns.insert_full(name.clone(), kind.clone()).0),
             })
             .collect();
         for (mine, theirs) in self.label_codes.iter_mut().zip(&other.label_codes) {
@@ -898,7 +911,9 @@ impl BiasState {
             .map(|row| {
                 let mut features = vec![f64::NAN; width];
                 for (i, x) in row.features.into_iter().enumerate() {
-                    features[column_map[i]] = x;
+                    if let Some(column) = column_map[i] {
+                        features[column] = x;
+                    }
                 }
                 let facet_keys = row
                     .facet_keys
@@ -915,6 +930,7 @@ impl BiasState {
             .collect();
         self.sample.merge(rows, other.sample.seen);
         self.rows += other.rows;
+        refused
     }
 
     /// Makes Clarify's decisions (column types, value matching, thresholds) and collapses the

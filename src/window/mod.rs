@@ -176,8 +176,8 @@ fn checked_bound(window: u64, part: u64) -> Result<u64, MergeOverflow> {
 pub struct MergeLimits {
     /// `limits.max_window_rows`: rows a label-joined window holds until its labels.
     pub rows: WindowRows,
-    /// `limits.max_columns`: columns of a data-quality window or of a label-joined bias
-    /// window. Each object is within it; this stops objects that each bring new names.
+    /// `limits.max_columns`: columns of a data-quality or bias window (label-joined or not).
+    /// Each object is within it; this stops objects that each bring new names.
     pub max_columns: usize,
 }
 
@@ -205,8 +205,8 @@ pub struct Refused {
 /// - a label-joined window's part (one object's rows of it) that would take it past
 ///   `limits.max_window_rows` is refused whole; its rows are counted in [`Refused::rows`] and
 ///   with the window's skipped rows (`label_join.json`'s `skipped_rows`);
-/// - a column first seen once a data-quality or label-joined bias window has
-///   `limits.max_columns` is left out and counted in [`Refused::columns`];
+/// - a column first seen once a data-quality or bias window has `limits.max_columns` is left
+///   out and counted in [`Refused::columns`] (a bias analysis's own columns are always kept);
 /// - a part whose counts would overflow the window's ([`MergeOverflow`]) is left out whole.
 #[derive(Debug)]
 pub struct WindowMerger {
@@ -241,8 +241,9 @@ impl WindowMerger {
         self.bound = checked_bound(self.bound, part.count_bound())?;
         let window = match (&mut self.window, &part) {
             (Some(window), _) => window,
-            // Kinds with nothing to limit start from their first part as it is (a bias
-            // state's sample would be drawn again if merged into an empty one).
+            // Kinds without a per-part limit start from their first part as it is (a bias
+            // state's sample would be drawn again if merged into an empty one; its columns
+            // are each object's, within the limit).
             (
                 None,
                 WindowState::Bias(_)
@@ -257,6 +258,9 @@ impl WindowMerger {
         match (window, part) {
             (WindowState::DataQuality(window), WindowState::DataQuality(part)) => {
                 self.refused.columns += window.merge_within(part, self.limits.max_columns);
+            }
+            (WindowState::Bias(window), WindowState::Bias(part)) => {
+                self.refused.columns += window.merge_within(*part, self.limits.max_columns);
             }
             (WindowState::Predictions(window), WindowState::Predictions(part)) => {
                 for run in part.runs {
@@ -288,7 +292,8 @@ impl WindowMerger {
                     let before = run.columns.len();
                     run.columns.retain(|(name, _)| {
                         columns.contains(name)
-                            || (columns.len() < max && columns.insert(name.clone()))
+                            || ((columns.len() < max || window.spec.names_column(name))
+                                && columns.insert(name.clone()))
                     });
                     self.refused.columns += (before - run.columns.len()) as u64;
                     window.runs.push(run);
@@ -928,12 +933,12 @@ mod tests {
     }
 
     /// A label-joined bias window: rows past `bias_rows` refused whole per part, and columns
-    /// past `max_columns` left out of the parts that bring them.
+    /// past `max_columns` left out of the parts that bring them, except the analysis's own.
     #[test]
     fn a_joined_bias_window_stops_at_its_row_and_column_limits() {
         let spec = crate::fuzz::fuzz_bias_spec();
         let kind = StateKind::BiasRows(spec);
-        let mut merger = WindowMerger::new(&kind, limits(1, 25, 3));
+        let mut merger = WindowMerger::new(&kind, limits(1, 26, 3));
         merger
             .add(part(&kind, 0, 10, &["sex", "label", "pred"]))
             .unwrap();
@@ -942,21 +947,52 @@ mod tests {
         // Would make 30 rows: refused whole.
         merger.add(part(&kind, 200, 10, &["sex", "c2"])).unwrap();
         merger.add(part(&kind, 300, 5, &["label", "c3"])).unwrap();
+        // A facet of the analysis is kept past the limit.
+        merger.add(part(&kind, 400, 1, &["race", "c4"])).unwrap();
         let (window, refused) = merger.finish().unwrap();
         assert_eq!(
             refused,
             Refused {
                 rows: 10,
-                columns: 2
+                columns: 3
             }
         );
         let WindowState::BiasRows(window) = window else {
             panic!("expected bias rows")
         };
         assert_eq!(window.refused_rows, 10);
-        assert_eq!(window.column_names(None), ["sex", "label", "pred"]);
+        assert_eq!(window.column_names(None), ["sex", "label", "pred", "race"]);
         let (keys, _, _) = window.first_rows();
-        assert_eq!(keys.len(), 25);
+        assert_eq!(keys.len(), 26);
+    }
+
+    /// A plain bias window: columns past `max_columns` left out, the analysis's own kept.
+    #[test]
+    fn a_bias_window_stops_at_max_columns_but_keeps_the_analysis_columns() {
+        let kind = StateKind::Bias(crate::fuzz::fuzz_bias_spec());
+        let mut merger = WindowMerger::new(&kind, limits(1, 1, 7));
+        let roles = ["sex", "race", "zone", "label", "pred"];
+        merger
+            .add(part(&kind, 0, 4, &[&roles[..], &["x1"]].concat()))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["sex", "label", "x2"]))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["sex", "label", "x3"]))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["pred", "x4", "x5"]))
+            .unwrap();
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(
+            refused,
+            Refused {
+                rows: 0,
+                columns: 3
+            }
+        );
+        assert_eq!(window.row_count(), 16);
     }
 
     /// Objects each within `max_columns` but each with a new name: the data-quality window
