@@ -265,7 +265,7 @@ impl WindowMerger {
             (WindowState::Predictions(window), WindowState::Predictions(part)) => {
                 for run in part.runs {
                     let rows = run.len() as u64;
-                    if self.held_rows + rows <= self.limits.rows.predictions {
+                    if self.held_rows.saturating_add(rows) <= self.limits.rows.predictions {
                         self.held_rows += rows;
                         window.runs.push(run);
                     } else {
@@ -282,7 +282,7 @@ impl WindowMerger {
                 window.refused_rows += part.refused_rows;
                 for mut run in part.runs {
                     let rows = run.keys.len() as u64;
-                    if self.held_rows + rows > self.limits.rows.bias_rows {
+                    if self.held_rows.saturating_add(rows) > self.limits.rows.bias_rows {
                         self.refused.rows += rows;
                         window.refused_rows += rows;
                         continue;
