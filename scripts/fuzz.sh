@@ -27,7 +27,7 @@ cargo_fuzz_version="0.13.1"
 smoke_runs="${FUZZ_SMOKE_RUNS:-2000}"
 # Per-input bounds: a hang or a huge allocation is a finding, as a crash is.
 limits=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536)
-targets=(capture csv jsonl ground_truth sqs_event json_files rules config window_codec model_quality_codec)
+targets=(capture csv jsonl ground_truth sqs_event json_files rules config window_codec model_quality_codec attribution)
 
 skip() {
     echo "==> fuzz: skipped: $*"
@@ -50,7 +50,7 @@ seeds() {
     [[ -d "$shared" ]] && roots+=("$shared")
     local pattern
     case "$1" in
-        capture | jsonl) pattern='*.jsonl' ;;
+        capture | jsonl | attribution) pattern='*.jsonl' ;;
         ground_truth) pattern='*.jsonl' ;;
         csv) pattern='*.csv' ;;
         json_files) pattern='*.json' ;;

@@ -115,6 +115,15 @@ pub enum Event<'a> {
         window: &'a str,
         counts: &'a crate::model_quality::JoinCounts,
     },
+    /// A window's merge left out what would have taken it past its limits:
+    /// `limits.max_window_rows` (rows of a label-joined window) or `limits.max_columns`.
+    WindowLimited {
+        monitor: &'a str,
+        endpoint: Option<&'a str>,
+        /// The window's start, in seconds since the epoch.
+        start: i64,
+        refused: &'a crate::window::Refused,
+    },
     /// A label-joined window's next revision (`restate = true`): its late labels folded in.
     WindowRestated {
         monitor: &'a str,
@@ -189,6 +198,8 @@ pub struct Telemetry {
     label_join: IntCounterVec,
     labels_absorbed: IntCounterVec,
     windows_restated: IntCounterVec,
+    window_rows_refused: IntCounterVec,
+    window_columns_refused: IntCounterVec,
     windows: IntCounterVec,
     windows_with_violations: IntCounterVec,
     deliveries: IntCounterVec,
@@ -294,6 +305,18 @@ impl Telemetry {
                 r,
                 "windows_restated_total",
                 "Revisions of label-joined windows restated with late labels",
+                &["monitor"],
+            ),
+            window_rows_refused: counters(
+                r,
+                "window_rows_refused_total",
+                "Rows of label-joined windows refused past limits.max_window_rows",
+                &["monitor"],
+            ),
+            window_columns_refused: counters(
+                r,
+                "window_columns_refused_total",
+                "Columns left out of windows past limits.max_columns",
                 &["monitor"],
             ),
             windows: counters(
@@ -498,6 +521,28 @@ impl Telemetry {
                         .with_label_values(&[monitor, outcome])
                         .inc_by(count);
                 }
+            }
+            Event::WindowLimited {
+                monitor,
+                endpoint,
+                start,
+                refused,
+            } => {
+                tracing::warn!(
+                    event = "window_limited",
+                    monitor,
+                    endpoint,
+                    start,
+                    rows_refused = refused.rows,
+                    columns_refused = refused.columns,
+                    "a window's merge refused what would take it past limits.max_window_rows (rows) or limits.max_columns (columns)"
+                );
+                self.window_rows_refused
+                    .with_label_values(&[monitor])
+                    .inc_by(refused.rows);
+                self.window_columns_refused
+                    .with_label_values(&[monitor])
+                    .inc_by(refused.columns);
             }
             Event::WindowRestated {
                 monitor,
@@ -829,8 +874,21 @@ mod tests {
             error: Some("connection refused"),
         });
         t.emit(Event::OutboxDepth { windows: 7 });
+        for refused in [(5, 0), (2, 3)] {
+            t.emit(Event::WindowLimited {
+                monitor: "m",
+                endpoint: None,
+                start: 0,
+                refused: &crate::window::Refused {
+                    rows: refused.0,
+                    columns: refused.1,
+                },
+            });
+        }
         let text = t.render();
         for expected in [
+            "driftd_window_rows_refused_total{monitor=\"m\"} 7",
+            "driftd_window_columns_refused_total{monitor=\"m\"} 3",
             "driftd_objects_total{event=\"read\"} 2",
             "driftd_rows_total{monitor=\"m\"} 42",
             "driftd_records_quarantined_total{reason=\"bad_json\"} 3",

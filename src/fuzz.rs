@@ -33,6 +33,7 @@ pub const TARGETS: &[Target] = &[
     ("config", config),
     ("window_codec", window_codec),
     ("model_quality_codec", model_quality_codec),
+    ("attribution", attribution),
 ];
 
 /// The SageMaker capture line decoder, every payload encoding (CSV, JSON, BASE64).
@@ -61,6 +62,50 @@ pub fn ground_truth(data: &[u8]) {
     drain(Box::new(decoder), &options);
 }
 
+/// Capture of a feature-attribution monitor: the records' attributions out of the response,
+/// both as Clarify's online explainability writes them and as a model's own contributions at a
+/// JSON path (with headers), into a window's attribution state, then its explanations and
+/// their NDCG against themselves.
+pub fn attribution(data: &[u8]) {
+    use crate::attribution::{
+        Aggregation, AttributionAnalysis, AttributionSource, AttributionSpec, AttributionState,
+    };
+    let sources = [
+        AttributionSource::new(None, None, None),
+        AttributionSource::new(
+            Some("contributions"),
+            Some(vec!["a".into(), "b".into()]),
+            None,
+        ),
+    ];
+    for source in sources {
+        let options = DecodeOptions {
+            attributions: Some(Arc::new(source)),
+            ..options(InputFormat::Capture, false)
+        };
+        let spec = AttributionSpec {
+            aggregation: Aggregation::Median,
+            max_features: 16,
+            ..AttributionSpec::default()
+        };
+        let mut state = AttributionState::new(&spec);
+        let mut decoder = open_reader(reader(data), "fuzz".into(), &options);
+        let mut quarantine = Quarantine::in_memory();
+        while let Ok(Some(chunk)) = decoder.next_chunk(&mut quarantine) {
+            assert!(chunk.features.num_columns() <= options.limits.max_columns);
+            state.add_batch(&chunk.features);
+        }
+        let window = crate::window::MAX_STATE_ROWS;
+        assert_eq!(
+            state.validate(window),
+            Ok(()),
+            "a state built from rows is sound"
+        );
+        let analysis = AttributionAnalysis::new(state.explanations());
+        let _ = crate::attribution::compare(&analysis.explanations, &analysis.explanations);
+    }
+}
+
 /// SQS message bodies: S3 event notifications, raw or wrapped by SNS or EventBridge.
 pub fn sqs_event(data: &[u8]) {
     if let Ok(body) = std::str::from_utf8(data) {
@@ -75,6 +120,11 @@ pub fn json_files(data: &[u8]) {
     let _ = serde_json::from_slice::<crate::baseline::Constraints>(data);
     let _ = serde_json::from_slice::<crate::model_quality::ModelQualityConstraints>(data);
     let _ = serde_json::from_slice::<crate::bias::Analysis>(data);
+    // An explainability analysis.json (a feature-attribution baseline), and the NDCG of its
+    // ranking against itself as the monitor computes it.
+    if let Ok(analysis) = serde_json::from_slice::<crate::attribution::AttributionAnalysis>(data) {
+        let _ = crate::attribution::compare(&analysis.explanations, &analysis.explanations);
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = BiasSpec::from_json(text, "analysis_config.json");
     }
@@ -101,13 +151,16 @@ pub fn config(data: &[u8]) {
 }
 
 /// Persisted window state: corrupt or truncated bytes must be an error, never a panic or a
-/// huge allocation; a state that decodes must merge with another.
+/// huge allocation; a state that decodes must merge with another (or refuse to, when the
+/// merged counts would pass [`crate::window::MAX_STATE_ROWS`]), read back after the merge, and
+/// merge within small limits as the finaliser merges a window's parts.
 ///
 /// The first byte chooses. Bits 1.. pick the monitor's kind ([`codec_kind`]). Bit 0 clear: the
 /// rest is a stored state as it is. Bit 0 set: the rest is a state's body, framed here with a
 /// valid header and zstd checksum ([`frame_window_body`]) so that mutations reach the body's
 /// decoder instead of stopping at the checksum.
 pub fn window_codec(data: &[u8]) {
+    use crate::window::{MAX_STATE_ROWS, MergeLimits, WindowMerger};
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -117,21 +170,70 @@ pub fn window_codec(data: &[u8]) {
     } else {
         rest.to_vec()
     };
-    let (Ok(mut state), Ok(other)) = (codec::decode(&bytes, &kind), codec::decode(&bytes, &kind))
-    else {
+    let (Ok(mut state), Ok(other), Ok(third)) = (
+        codec::decode(&bytes, &kind),
+        codec::decode(&bytes, &kind),
+        codec::decode(&bytes, &kind),
+    ) else {
         return;
     };
+    let bound = state.count_bound();
+    assert!(bound <= MAX_STATE_ROWS, "a decoded state past the bound");
     let rows = state.row_count();
-    state.merge(other);
+    if state.merge(other).is_err() {
+        assert!(
+            2 * bound > MAX_STATE_ROWS,
+            "a merge within the bound refused"
+        );
+        assert_eq!(
+            state.row_count(),
+            rows,
+            "a refused merge changed the window"
+        );
+        return;
+    }
     assert!(state.row_count() >= rows);
     match codec::decode(&codec::encode(&state), &kind) {
         Ok(again) => assert_eq!(again.row_count(), state.row_count()),
-        // A merge may pass the rows a decoded model-quality state may hold; below, it reads back.
-        Err(error) => assert!(
-            matches!(kind, StateKind::ModelQuality(_))
-                && state.row_count() > crate::model_quality::MAX_STATE_ROWS,
-            "a re-encoded state does not decode: {error}"
-        ),
+        Err(error) => panic!("a merged state does not read back: {error}"),
+    }
+    // The finaliser's merge, with limits small enough for a fuzzer's states to reach.
+    let limits = MergeLimits {
+        rows: crate::decode::WindowRows {
+            predictions: 300,
+            bias_rows: 300,
+        },
+        max_columns: 4,
+    };
+    let mut merger = WindowMerger::new(&kind, limits);
+    let (first, second) = (merger.add(state), merger.add(third));
+    assert!(first.is_ok(), "the first part is within the bound");
+    let (window, refused) = merger.finish().expect("a part was merged");
+    if second.is_ok() {
+        assert!(refused.rows <= 3 * rows);
+    }
+    let bytes = codec::encode(&window);
+    if let Err(error) = codec::decode(&bytes, &kind) {
+        panic!("a window merged within limits does not read back: {error}");
+    }
+    match &window {
+        crate::window::WindowState::Predictions(window) => {
+            let held: usize = window.runs.iter().map(|run| run.len()).sum();
+            assert!(held as u64 <= limits.rows.predictions);
+        }
+        crate::window::WindowState::BiasRows(window) => {
+            let held: usize = window.runs.iter().map(|run| run.keys.len()).sum();
+            assert!(held as u64 <= limits.rows.bias_rows);
+            let mut names: Vec<&str> = (window.runs.iter())
+                .flat_map(|run| run.columns.iter().map(|(name, _)| name.as_str()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            // The analysis's own columns are kept past the limit.
+            names.retain(|name| !window.spec.names_column(name));
+            assert!(names.len() <= limits.max_columns);
+        }
+        _ => {}
     }
 }
 
@@ -164,18 +266,43 @@ pub fn model_quality_codec(data: &[u8]) {
     }
 }
 
-/// The window-state kinds, by number (taken modulo 5), with their codec tag (window/codec.rs's
-/// format table): data quality, bias under [`fuzz_bias_spec`], and model quality of each
-/// problem type.
+/// The window-state kinds, by number (taken modulo 8), with their codec tag (window/codec.rs's
+/// format table): data quality, bias under [`fuzz_bias_spec`], model quality of each problem
+/// type, predictions waiting for labels (multiclass, so with class names), feature attribution
+/// (median, so with sketches) and bias rows waiting for labels.
 pub fn codec_kind(number: u8) -> (u8, StateKind) {
-    match number % 5 {
+    match number % 8 {
         0 => (1, StateKind::DataQuality),
         1 => (2, StateKind::Bias(fuzz_bias_spec())),
         2 => (3, model_quality_kind(ProblemType::BinaryClassification)),
         3 => (3, model_quality_kind(ProblemType::MulticlassClassification)),
-        _ => (3, model_quality_kind(ProblemType::Regression)),
+        4 => (3, model_quality_kind(ProblemType::Regression)),
+        5 => (
+            4,
+            StateKind::Predictions(model_quality_spec(ProblemType::MulticlassClassification)),
+        ),
+        6 => (
+            5,
+            StateKind::FeatureAttribution(Arc::new(crate::attribution::AttributionSpec {
+                aggregation: crate::attribution::Aggregation::Median,
+                ..Default::default()
+            })),
+        ),
+        _ => (6, StateKind::BiasRows(fuzz_bias_spec())),
     }
 }
+
+/// The names of [`codec_kind`]'s kinds, for the seeds' file names.
+const CODEC_KIND_NAMES: [&str; 8] = [
+    "data_quality",
+    "bias",
+    "binary",
+    "multiclass",
+    "regression",
+    "predictions",
+    "feature_attribution",
+    "bias_rows",
+];
 
 /// The bias analysis the window-codec target reads states for: one facet with a value, one
 /// one-vs-rest, a group variable, every metric.
@@ -192,13 +319,17 @@ pub fn fuzz_bias_spec() -> Arc<BiasSpec> {
 }
 
 fn model_quality_kind(problem_type: ProblemType) -> StateKind {
-    StateKind::ModelQuality(Arc::new(ModelQualitySpec {
+    StateKind::ModelQuality(model_quality_spec(problem_type))
+}
+
+fn model_quality_spec(problem_type: ProblemType) -> Arc<ModelQualitySpec> {
+    Arc::new(ModelQualitySpec {
         problem_type,
         inference_attribute: Some("pred".into()),
         probability_attribute: None,
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
-    }))
+    })
 }
 
 /// A window-state body behind a valid header (current version, `tag`) and in a zstd frame with
@@ -232,13 +363,12 @@ pub fn codec_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let batch = seed_batch();
     let keys: Vec<u128> = (0..batch.num_rows() as u128).collect();
     let mut seeds = Vec::new();
-    for number in 0..5u8 {
+    for (number, name) in (0u8..).zip(CODEC_KIND_NAMES) {
         let (_, kind) = codec_kind(number);
         let mut state = kind.empty();
         state.add_batch(&batch, &keys);
         let stored = codec::encode(&state);
         let body = zstd::stream::decode_all(&stored[7..]).expect("a body just compressed");
-        let name = ["data_quality", "bias", "binary", "multiclass", "regression"][number as usize];
         seeds.push((
             "window_codec",
             format!("valid-{name}"),
@@ -338,7 +468,7 @@ mod tests {
     fn inputs(target: &str) -> Vec<PathBuf> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let extension = match target {
-            "capture" | "jsonl" | "ground_truth" => Some("jsonl"),
+            "capture" | "jsonl" | "ground_truth" | "attribution" => Some("jsonl"),
             "csv" => Some("csv"),
             "json_files" => Some("json"),
             "rules" | "config" => Some("toml"),
@@ -420,7 +550,8 @@ mod tests {
             rules,
             config,
             window_codec,
-            model_quality_codec
+            model_quality_codec,
+            attribution
         );
     }
 
@@ -437,6 +568,7 @@ mod tests {
             "config",
             "window_codec",
             "model_quality_codec",
+            "attribution",
         ];
         let targets: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
         assert_eq!(targets, tested);
@@ -458,7 +590,8 @@ mod tests {
     fn codec_seeds_decode_fresh_and_checked_in() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let seeds = codec_seeds();
-        assert_eq!(seeds.len(), 16);
+        // Two per window kind, two per model-quality problem type.
+        assert_eq!(seeds.len(), 2 * CODEC_KIND_NAMES.len() + 6);
         for (target, name, fresh) in seeds {
             let checked_in = std::fs::read(repo.join("fuzz/seeds").join(target).join(&name))
                 .unwrap_or_else(|e| panic!("fuzz/seeds/{target}/{name}: {e}"));

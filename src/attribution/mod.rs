@@ -334,6 +334,45 @@ impl AttributionState {
         }
     }
 
+    /// All the state's counts summed (saturating): records, refused and bad values, and each
+    /// label's values and expected values. A merge adds them up or moves values to the refused
+    /// ones, so a merged state's is at most the sum of its parts'; no single count passes it.
+    pub fn count_bound(&self) -> u64 {
+        let labels = self.labels.values().flat_map(|sums| {
+            std::iter::once(sums.expected_count).chain(sums.features.values().map(|f| f.count))
+        });
+        [self.records, self.refused_values, self.bad_values]
+            .into_iter()
+            .chain(labels)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// What a decoded state must satisfy, so that merging it cannot overflow and reading it
+    /// cannot panic: its counts sum to at most `max_counts`, it keeps at most [`MAX_LABELS`]
+    /// labels and `max_features` features each, and each median sketch is sound and weighs no
+    /// more than its feature's values.
+    pub fn validate(&self, max_counts: u64) -> Result<(), String> {
+        // Saturating, so a sum past u64 is past any limit too.
+        if self.count_bound() > max_counts {
+            return Err(format!(
+                "its counts sum past what a state may hold ({max_counts})"
+            ));
+        }
+        if self.labels.len() > MAX_LABELS
+            || (self.labels.values()).any(|sums| sums.features.len() > self.max_features)
+        {
+            return Err("more labels or features than the limits allow".into());
+        }
+        let features = self.labels.values().flat_map(|sums| sums.features.iter());
+        for (feature, sums) in features {
+            if let Some(sketch) = &sums.sketch {
+                (sketch.validate(MEDIAN_SKETCH_K, sums.count))
+                    .map_err(|e| format!("feature {feature:?}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The window's global attributions, as analysis.json holds them.
     pub fn explanations(&self) -> Explanations {
         let kernel_shap = self

@@ -233,6 +233,16 @@ impl BiasSpec {
         })
     }
 
+    /// Whether the analysis names `column` (as a batch names it): the label, the predicted
+    /// label, a facet or the group variable. Limits never leave these out.
+    pub fn names_column(&self, column: &str) -> bool {
+        let name = self.display_name(column);
+        name == self.label
+            || self.predicted_label.as_deref() == Some(name)
+            || self.group_variable.as_deref() == Some(name)
+            || self.facets.iter().any(|f| f.name == name)
+    }
+
     /// The name a data column goes by: a positional `_c{i}` takes `headers[i]` when there is one.
     pub fn display_name<'a>(&'a self, column: &'a str) -> &'a str {
         column

@@ -35,6 +35,7 @@ use super::config::BiasSpec;
 use super::metrics::{Confusion, FacetCounts, FlipCounts, FlipRow, GroupKey, flip_test};
 use crate::decode::as_text;
 use crate::format::{python_float, python_str};
+use crate::profile::counts_within;
 
 /// Rows the Flip Test sample keeps. Brute-force k-NN over it takes well under a second.
 pub const SAMPLE_ROWS: usize = 10_000;
@@ -670,6 +671,33 @@ impl BiasState {
         self.rows
     }
 
+    /// What a decoded state's counts must satisfy, so that merging it cannot overflow (release
+    /// builds would wrap silently): at most `max_rows` rows, and no histogram, facet, pair or
+    /// column counting more than the state's rows. Merges keep this: a merged count is at most
+    /// the merged rows, which the caller keeps within `max_rows`
+    /// ([`crate::window::WindowState::merge`]).
+    pub fn validate_counts(&self, max_rows: u64) -> Result<(), String> {
+        let rows = self.rows;
+        if rows > max_rows {
+            return Err(format!(
+                "{rows} rows, more than a bias state may hold ({max_rows})"
+            ));
+        }
+        let within = |counts: &mut dyn Iterator<Item = &u64>| counts_within(counts.copied(), rows);
+        let histograms =
+            within(&mut self.label_codes.iter()) && within(&mut self.prediction_codes.iter());
+        let facets = (self.facets.iter()).all(|facet| within(&mut facet.counts.values()));
+        let columns = self.columns.values().all(|column| column.present <= rows);
+        let pairs = self.pairs.as_ref().is_none_or(|pairs| {
+            pairs.refused.iter().all(|&refused| refused <= rows)
+                && (pairs.counts.iter()).all(|counts| within(&mut counts.values()))
+        });
+        if !(histograms && facets && columns && pairs) {
+            return Err(format!("its counts pass the state's {rows} rows"));
+        }
+        Ok(())
+    }
+
     fn is_role_column(&self, name: &str) -> bool {
         let spec = &self.spec;
         name == spec.label
@@ -782,19 +810,32 @@ impl BiasState {
     /// Adds `other`'s rows after this state's rows (first appearances keep that order). Both
     /// must come from the same spec.
     pub fn merge(&mut self, other: BiasState) {
+        self.merge_within(other, usize::MAX);
+    }
+
+    /// [`BiasState::merge`] keeping at most `max_columns` columns (`limits.max_columns`, which
+    /// bounds each object, applied to the window): a column of `other` new to `self` once
+    /// `self` has that many is left out (its sampled values with it), unless the analysis
+    /// names it ([`BiasSpec::names_column`]). Returns the number of columns left out.
+    pub fn merge_within(&mut self, other: BiasState, max_columns: usize) -> u64 {
         debug_assert_eq!(
             self.spec, other.spec,
             "merging states of different analyses"
         );
-        let column_map: Vec<usize> = other
+        let mut refused = 0;
+        let column_map: Vec<Option<usize>> = other
             .columns
             .iter()
             .map(|(name, kind)| match self.columns.get_index_of(name) {
                 Some(i) => {
                     self.columns[i].merge(kind);
-                    i
+                    Some(i)
                 }
-                None => self.columns.insert_full(name.clone(), kind.clone()).0,
+                None if self.columns.len() >= max_columns && !self.spec.names_column(name) => {
+                    refused += 1;
+                    None
+                }
+                None => Some(self.columns.insert_full(name.clone(), kind.clone()).0),
             })
             .collect();
         for (mine, theirs) in self.label_codes.iter_mut().zip(&other.label_codes) {
@@ -870,7 +911,9 @@ impl BiasState {
             .map(|row| {
                 let mut features = vec![f64::NAN; width];
                 for (i, x) in row.features.into_iter().enumerate() {
-                    features[column_map[i]] = x;
+                    if let Some(column) = column_map[i] {
+                        features[column] = x;
+                    }
                 }
                 let facet_keys = row
                     .facet_keys
@@ -887,6 +930,7 @@ impl BiasState {
             .collect();
         self.sample.merge(rows, other.sample.seen);
         self.rows += other.rows;
+        refused
     }
 
     /// Makes Clarify's decisions (column types, value matching, thresholds) and collapses the
@@ -1610,5 +1654,41 @@ mod tests {
             total - added,
             total
         );
+    }
+
+    /// A decoded bias state's counts: past its rows, or wrapping u64, refused on reading; two
+    /// states whose rows together pass what a window may hold refuse to merge (an error, the
+    /// window unchanged), never wrap.
+    #[test]
+    fn forged_counts_are_refused_and_a_merge_past_the_bound_is_an_error() {
+        use crate::window::{MAX_STATE_ROWS, StateKind, WindowState, codec};
+        let spec = spec();
+        let kind = StateKind::Bias(spec.clone());
+        let mut state = BiasState::new(spec.clone());
+        state.add_batch(&batch(&mut StdRng::seed_from_u64(3), 50));
+        assert_eq!(state.validate_counts(MAX_STATE_ROWS), Ok(()));
+
+        let mut wrapping = state.clone();
+        wrapping.label_codes[0] = u64::MAX;
+        let bytes = codec::encode(&WindowState::Bias(Box::new(wrapping)));
+        let error = codec::decode(&bytes, &kind).unwrap_err().to_string();
+        assert!(
+            error.contains("its counts pass the state's 50 rows"),
+            "{error}"
+        );
+        let mut facet = state.clone();
+        let (_, count) = facet.facets[0].counts.iter_mut().next().unwrap();
+        *count = 51;
+        assert!(facet.validate_counts(MAX_STATE_ROWS).is_err());
+
+        // Rows scaled up with the sample's count, every other count within them.
+        let mut big = state;
+        big.rows = MAX_STATE_ROWS / 2 + 1;
+        big.sample.seen = big.rows;
+        let bytes = codec::encode(&WindowState::Bias(Box::new(big)));
+        let mut window = codec::decode(&bytes, &kind).unwrap();
+        let part = codec::decode(&bytes, &kind).unwrap();
+        assert!(window.merge(part).is_err());
+        assert_eq!(window.row_count(), MAX_STATE_ROWS / 2 + 1);
     }
 }

@@ -111,6 +111,37 @@ pub struct Limits {
     /// prediction at once; default 10,000,000 (~0.3 GB of state). Past it a label is refused
     /// and counted (`label_join.json`'s `skipped_rows`, the `labels_refused` metric).
     pub max_pending_labels: usize,
+    /// The most rows one window of a label-joined monitor holds while it waits for its labels
+    /// (`[limits.max_window_rows]`, by kind). A part (one object's rows of the window) that
+    /// would take the window past it is refused whole when the finaliser merges the window.
+    pub max_window_rows: WindowRows,
+}
+
+/// `limits.max_window_rows`: a label-joined window's rows are held, all of them, until the
+/// window closes for labels, and the finaliser holds the whole window in memory to join it.
+/// Other windows are mergeable states whose size does not grow with their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowRows {
+    /// A label-joined model-quality window's predictions; default 20,000,000. Each is 32 bytes
+    /// (a 16-byte key and a 16-byte value), and the join sorts a copy of them: about 1.3 GB at
+    /// the limit. 20 million in a 1-hour window is 5,500 captured predictions a second for the
+    /// whole hour.
+    pub predictions: u64,
+    /// A label-joined bias window's rows; default 2,000,000. A row keeps its 16-byte key and
+    /// every column as text: about 50 bytes a value (a 24-byte `Option<String>` and its heap
+    /// block), so 0.6 KB for a 10-column row and about 1.2 GB at the limit. A proportion over 2
+    /// million rows has a standard error under 0.04 percentage points.
+    pub bias_rows: u64,
+}
+
+impl Default for WindowRows {
+    fn default() -> Self {
+        Self {
+            predictions: 20_000_000,
+            bias_rows: 2_000_000,
+        }
+    }
 }
 
 /// Decompressed bytes that may come out of an object before [`Limits::max_decompression_ratio`]
@@ -128,6 +159,7 @@ impl Default for Limits {
             max_json_depth: 32,
             max_key_bytes: 1024,
             max_pending_labels: 10_000_000,
+            max_window_rows: WindowRows::default(),
         }
     }
 }
@@ -151,6 +183,20 @@ impl Limits {
             ("limits.max_columns", self.max_columns),
             ("limits.max_json_depth", self.max_json_depth),
             ("limits.max_key_bytes", self.max_key_bytes),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        for (key, value) in [
+            (
+                "limits.max_window_rows.predictions",
+                self.max_window_rows.predictions,
+            ),
+            (
+                "limits.max_window_rows.bias_rows",
+                self.max_window_rows.bias_rows,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));

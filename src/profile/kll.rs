@@ -123,6 +123,47 @@ impl KllSketch {
         }
     }
 
+    /// What a decoded sketch must satisfy to be merged and read without a panic or a hang:
+    /// the parameters `k` and Deequ's `c` that driftd builds it with, at most 64 levels (an item
+    /// of level h weighs 2^h), a total weight of at most `max_weight` (its values), its item
+    /// count and capacity as its levels make them (merging compacts until the items fit the
+    /// capacity) and compaction offsets of 0 or 1.
+    pub fn validate(&self, k: usize, max_weight: u64) -> Result<(), String> {
+        if self.k != k || self.c.to_bits() != Self::DEFAULT_C.to_bits() {
+            return Err(format!(
+                "sketch parameters k = {}, c = {}, not {k} and {}",
+                self.k,
+                self.c,
+                Self::DEFAULT_C
+            ));
+        }
+        if self.compactors.is_empty() || self.compactors.len() > 64 {
+            return Err(format!("a sketch of {} levels", self.compactors.len()));
+        }
+        if self.compactors.iter().any(|level| level.offset > 1) {
+            return Err("a sketch level with a compaction offset past 1".into());
+        }
+        let weight = (self.compactors.iter().enumerate())
+            .try_fold(0u64, |sum, (h, level)| {
+                (level.buffer.len() as u64)
+                    .checked_mul(1 << h)
+                    .and_then(|w| sum.checked_add(w))
+            })
+            .filter(|&weight| weight <= max_weight);
+        if weight.is_none() {
+            return Err(format!(
+                "a sketch weighing more than its {max_weight} values"
+            ));
+        }
+        let capacity: usize = (0..self.compactors.len())
+            .map(|h| self.level_capacity(h))
+            .sum();
+        if self.size != self.count_items() || self.capacity != capacity {
+            return Err("a sketch whose sizes disagree with its levels".into());
+        }
+        Ok(())
+    }
+
     /// The buffer of every level, lowest first; items of level h weigh 2^h.
     pub fn levels(&self) -> Vec<Vec<f64>> {
         self.compactors.iter().map(|l| l.buffer.clone()).collect()
@@ -529,5 +570,43 @@ mod tests {
             KllSketch::from_levels(Vec::new(), 8, 0.5).levels(),
             vec![Vec::<f64>::new()]
         );
+    }
+
+    /// Forged sketches that would hang a merge (sizes that disagree with the levels), overflow
+    /// a weight (more than 64 levels, or more weight than values) or underflow a compaction
+    /// offset are refused; a real one passes.
+    #[test]
+    fn forged_sketches_are_refused_and_real_ones_pass() {
+        let mut sketch = KllSketch::new();
+        (0..5000).for_each(|i| sketch.update(f64::from(i)));
+        assert_eq!(sketch.validate(KllSketch::DEFAULT_K, 5000), Ok(()));
+        let error = sketch.validate(KllSketch::DEFAULT_K, 4999).unwrap_err();
+        assert!(
+            error.contains("weighing more than its 4999 values"),
+            "{error}"
+        );
+        assert!(sketch.validate(256, 5000).unwrap_err().contains("k = 2048"));
+
+        let mut sizes = sketch.clone();
+        sizes.capacity = 0;
+        assert!(sizes.validate(KllSketch::DEFAULT_K, 5000).is_err());
+        let mut offset = sketch.clone();
+        offset.compactors[0].offset = 2;
+        assert!(offset.validate(KllSketch::DEFAULT_K, 5000).is_err());
+        let mut tall = KllSketch::from_levels(vec![Vec::new(); 65], KllSketch::DEFAULT_K, 0.64);
+        assert!(
+            tall.validate(KllSketch::DEFAULT_K, 0)
+                .unwrap_err()
+                .contains("65 levels")
+        );
+        tall.compactors.truncate(64);
+        tall.compactors[63].buffer.push(1.0);
+        tall.size = 1;
+        tall.capacity = (0..64).map(|h| tall.level_capacity(h)).sum();
+        // One item of weight 2^63: more than u64::MAX / 2 values.
+        let error = tall
+            .validate(KllSketch::DEFAULT_K, u64::MAX / 2)
+            .unwrap_err();
+        assert!(error.contains("weighing more"), "{error}");
     }
 }

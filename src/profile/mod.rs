@@ -516,6 +516,44 @@ impl Profile {
         self.row_count += rows;
     }
 
+    /// What a decoded profile must satisfy, so that merging it cannot overflow (release
+    /// builds would wrap silently) and reading it cannot panic: at most `max_rows` rows, and no
+    /// column counting more values than the profile has rows. Merges keep this: a merged count
+    /// is at most the merged rows, which the caller keeps within `max_rows`
+    /// ([`crate::window::WindowState::merge`]).
+    pub fn validate(&self, max_rows: u64) -> Result<(), String> {
+        let rows = self.row_count;
+        if rows > max_rows {
+            return Err(format!(
+                "{rows} rows, more than a profile may hold ({max_rows})"
+            ));
+        }
+        let within = |counts: &[u64]| counts_within(counts.iter().copied(), rows);
+        for (name, column) in &self.columns {
+            let types = &column.types;
+            let ok = within(&[column.num_present, column.num_missing])
+                && within(&[
+                    types.unknown,
+                    types.integral,
+                    types.fractional,
+                    types.boolean,
+                    types.string,
+                ])
+                && column.moments.count <= rows
+                && counts_within(column.frequencies.counts.values().copied(), rows)
+                && column.frequencies.counts.len() <= Frequencies::CAP;
+            if !ok {
+                return Err(format!(
+                    "column {name:?} counts more values than the profile's {rows} rows"
+                ));
+            }
+            (column.kll)
+                .validate(KllSketch::DEFAULT_K, rows)
+                .map_err(|e| format!("column {name:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Merges `other` into `self`, with the same missing-column rule as [`Profile::add_batch`].
     pub fn merge(&mut self, other: Profile) {
         self.merge_within(other, usize::MAX);
@@ -547,6 +585,14 @@ impl Profile {
         self.row_count += other.row_count;
         refused
     }
+}
+
+/// Whether `counts` sum to at most `limit` (false when the sum passes u64): what a decoded
+/// state's counts must satisfy so that merging it cannot overflow.
+pub(crate) fn counts_within(counts: impl IntoIterator<Item = u64>, limit: u64) -> bool {
+    (counts.into_iter())
+        .try_fold(0u64, u64::checked_add)
+        .is_some_and(|sum| sum <= limit)
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    BiasRows, BiasRowsWindow, ModelQualityWindow, PredictionWindow, StateKind, WindowState,
+    BiasRows, BiasRowsWindow, MAX_STATE_ROWS, ModelQualityWindow, PredictionWindow, StateKind,
+    WindowState,
 };
 use crate::attribution::AttributionState;
 use crate::bias::BiasState;
@@ -181,7 +182,12 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
         body.push(0);
     }
     match kind {
-        StateKind::DataQuality => Ok(WindowState::DataQuality(from_body::<Profile>(&body)?)),
+        StateKind::DataQuality => {
+            let profile: Profile = from_body(&body)?;
+            (profile.validate(MAX_STATE_ROWS))
+                .map_err(|e| CodecError::Corrupt(format!("profile: {e}")))?;
+            Ok(WindowState::DataQuality(profile))
+        }
         StateKind::Bias(spec) => {
             let stored: BiasBodyIn = from_body(&body)?;
             let theirs: Value = serde_json::from_str(&stored.spec_shape)
@@ -195,6 +201,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             let state = stored
                 .state
                 .into_state(spec.clone())
+                .and_then(|state| state.validate_counts(MAX_STATE_ROWS).map(|()| state))
                 .map_err(|e| CodecError::Corrupt(format!("bias state: {e}")))?;
             Ok(WindowState::Bias(Box::new(state)))
         }
@@ -210,6 +217,12 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                         spec.problem_type
                     ),
                 });
+            }
+            if body.skipped_rows > MAX_STATE_ROWS {
+                return Err(CodecError::Corrupt(format!(
+                    "{} rows skipped, more than a window may hold ({MAX_STATE_ROWS})",
+                    body.skipped_rows
+                )));
             }
             Ok(WindowState::ModelQuality(Box::new(ModelQualityWindow {
                 spec: spec.clone(),
@@ -231,6 +244,13 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             body.run
                 .validate()
                 .map_err(|e| CodecError::Corrupt(format!("predictions: {e}")))?;
+            let counts = [body.run.len() as u64, body.run.duplicates, body.run.skipped];
+            let total = counts.into_iter().try_fold(0u64, u64::checked_add);
+            if total.is_none_or(|n| n > MAX_STATE_ROWS) {
+                return Err(CodecError::Corrupt(format!(
+                    "predictions: {counts:?} rows, more than a window may hold ({MAX_STATE_ROWS})"
+                )));
+            }
             Ok(WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
                 runs: vec![body.run],
@@ -245,10 +265,13 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             Ok(WindowState::BiasRows(BiasRowsWindow {
                 spec: spec.clone(),
                 runs,
+                refused_rows: 0,
             }))
         }
         StateKind::FeatureAttribution(spec) => {
             let state: AttributionState = from_body(&body)?;
+            (state.validate(MAX_STATE_ROWS))
+                .map_err(|e| CodecError::Corrupt(format!("feature attribution: {e}")))?;
             if state.aggregation != spec.aggregation || state.max_features != spec.max_features {
                 return Err(CodecError::SpecMismatch {
                     differences: format!(
@@ -867,6 +890,89 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("grows past 67108864 bytes"), "{error}");
+    }
+
+    /// Forged states whose counts would overflow a merge, or pass what a window may hold, are
+    /// refused on reading, naming what is wrong: release builds would otherwise wrap them
+    /// silently on the next merge.
+    #[test]
+    fn states_with_counts_past_their_rows_or_the_bound_are_refused() {
+        use crate::attribution::{AttributionSpec, AttributionState};
+        let refused = |state: WindowState, kind: &StateKind| {
+            decode(&encode(&state), kind).unwrap_err().to_string()
+        };
+        let mut profile = Profile::default();
+        let batch = RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(StringArray::from(vec!["1", "x"])) as ArrayRef,
+        )])
+        .unwrap();
+        profile.add_batch(&batch);
+        let fine = WindowState::DataQuality(profile.clone());
+        assert!(decode(&encode(&fine), &StateKind::DataQuality).is_ok());
+
+        let mut more_present = profile.clone();
+        more_present.columns["v"].num_present = 3;
+        let error = refused(
+            WindowState::DataQuality(more_present),
+            &StateKind::DataQuality,
+        );
+        assert!(error.contains("column \"v\" counts more values"), "{error}");
+        // Two type counts that wrap u64 when summed.
+        let mut wrapping = profile.clone();
+        wrapping.columns["v"].types.string = u64::MAX;
+        let error = refused(WindowState::DataQuality(wrapping), &StateKind::DataQuality);
+        assert!(error.contains("counts more values"), "{error}");
+        let mut too_many = profile;
+        too_many.row_count = MAX_STATE_ROWS + 1;
+        let error = refused(WindowState::DataQuality(too_many), &StateKind::DataQuality);
+        assert!(error.contains("more than a profile may hold"), "{error}");
+
+        let spec = AttributionSpec::default();
+        let kind = StateKind::FeatureAttribution(Arc::new(spec.clone()));
+        let mut attribution = AttributionState::new(&spec);
+        attribution.add_value("label0", "age", 0.5);
+        attribution.bad_values = u64::MAX;
+        let error = refused(
+            WindowState::FeatureAttribution(Box::new(attribution)),
+            &kind,
+        );
+        assert!(
+            error.contains("feature attribution: its counts sum past"),
+            "{error}"
+        );
+
+        let spec = Arc::new(crate::model_quality::ModelQualitySpec {
+            problem_type: crate::model_quality::ProblemType::Regression,
+            inference_attribute: Some("pred".into()),
+            probability_attribute: None,
+            probability_threshold: None,
+            ground_truth_attribute: "label".into(),
+        });
+        let mut quality = ModelQualityWindow::new(spec.clone());
+        quality.skipped_rows = u64::MAX;
+        let kind = StateKind::ModelQuality(spec.clone());
+        let error = refused(WindowState::ModelQuality(Box::new(quality)), &kind);
+        assert!(
+            error.contains("rows skipped, more than a window may hold"),
+            "{error}"
+        );
+
+        let mut run = crate::model_quality::PredictionRun::empty();
+        run.duplicates = u64::MAX;
+        run.skipped = 2;
+        let predictions = PredictionWindow {
+            spec: spec.clone(),
+            runs: vec![run],
+        };
+        let error = refused(
+            WindowState::Predictions(predictions),
+            &StateKind::Predictions(spec),
+        );
+        assert!(
+            error.contains("predictions: [0, 18446744073709551615, 2] rows"),
+            "{error}"
+        );
     }
 
     #[test]

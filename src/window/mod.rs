@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::attribution::{AttributionSpec, AttributionState};
 use crate::bias::{BiasSpec, BiasState};
-use crate::decode::{Chunk, INFERENCE_TIME};
+use crate::decode::{Chunk, INFERENCE_TIME, WindowRows};
 use crate::model_quality::{
     JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
 };
@@ -54,6 +54,7 @@ impl StateKind {
             StateKind::BiasRows(spec) => WindowState::BiasRows(BiasRowsWindow {
                 spec: spec.clone(),
                 runs: Vec::new(),
+                refused_rows: 0,
             }),
         }
     }
@@ -85,15 +86,50 @@ impl WindowState {
         }
     }
 
-    /// Both states belong to the same window key, so to the same monitor and kind.
-    pub fn merge(&mut self, other: WindowState) {
+    /// Both states belong to the same window key, so to the same monitor and kind. `Err`
+    /// (and `self` unchanged) when the merged counts would pass [`MAX_STATE_ROWS`], which only
+    /// a damaged or forged stored state can make happen (see [`WindowState::count_bound`]).
+    pub fn merge(&mut self, other: WindowState) -> Result<(), MergeOverflow> {
+        checked_bound(self.count_bound(), other.count_bound())?;
+        self.merge_unchecked(other);
+        Ok(())
+    }
+
+    /// An upper bound of every count the state holds, which a merge adds up: a merged state's
+    /// is at most the sum of its parts'. It is the state's rows (an attribution state: all its
+    /// counts summed, as one record holds many values). Decoding refuses a state with a count
+    /// past its bound or a bound past [`MAX_STATE_ROWS`]; so while merges keep the sum of the
+    /// bounds within it, no count can overflow (release builds would wrap silently).
+    pub fn count_bound(&self) -> u64 {
+        match self {
+            WindowState::DataQuality(profile) => profile.row_count,
+            WindowState::Bias(state) => state.rows(),
+            WindowState::ModelQuality(window) => {
+                window.state.rows().saturating_add(window.skipped_rows)
+            }
+            WindowState::FeatureAttribution(state) => state.count_bound(),
+            WindowState::Predictions(window) => (window.runs.iter())
+                .map(|run| {
+                    (run.len() as u64).saturating_add(run.duplicates.saturating_add(run.skipped))
+                })
+                .fold(0, u64::saturating_add),
+            WindowState::BiasRows(window) => {
+                window.runs.iter().map(|run| run.keys.len() as u64).sum()
+            }
+        }
+    }
+
+    fn merge_unchecked(&mut self, other: WindowState) {
         match (self, other) {
             (WindowState::DataQuality(a), WindowState::DataQuality(b)) => a.merge(b),
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
             (WindowState::FeatureAttribution(a), WindowState::FeatureAttribution(b)) => a.merge(&b),
             (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
-            (WindowState::BiasRows(a), WindowState::BiasRows(b)) => a.runs.extend(b.runs),
+            (WindowState::BiasRows(a), WindowState::BiasRows(b)) => {
+                a.runs.extend(b.runs);
+                a.refused_rows += b.refused_rows;
+            }
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -111,6 +147,166 @@ impl WindowState {
                 window.runs.iter().map(|run| run.keys.len() as u64).sum()
             }
         }
+    }
+}
+
+/// The most a window's counts may add up to ([`WindowState::count_bound`]): 2^40, about 10^12
+/// rows, past any window, yet far enough below u64's range that nothing a merge sums can wrap.
+pub const MAX_STATE_ROWS: u64 = crate::model_quality::MAX_STATE_ROWS;
+
+/// A merge that would take a window's counts past [`MAX_STATE_ROWS`]. Only a damaged or forged
+/// stored state can: the part is left out and the window stays as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "merging would make {window} + {part} counts, more than a window may hold ({MAX_STATE_ROWS}): a damaged or forged state"
+)]
+pub struct MergeOverflow {
+    pub window: u64,
+    pub part: u64,
+}
+
+fn checked_bound(window: u64, part: u64) -> Result<u64, MergeOverflow> {
+    (window.checked_add(part))
+        .filter(|&sum| sum <= MAX_STATE_ROWS)
+        .ok_or(MergeOverflow { window, part })
+}
+
+/// What a window may hold when the finaliser merges its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeLimits {
+    /// `limits.max_window_rows`: rows a label-joined window holds until its labels.
+    pub rows: WindowRows,
+    /// `limits.max_columns`: columns of a data-quality or bias window (label-joined or not).
+    /// Each object is within it; this stops objects that each bring new names.
+    pub max_columns: usize,
+}
+
+impl MergeLimits {
+    pub fn of(limits: &crate::decode::Limits) -> Self {
+        Self {
+            rows: limits.max_window_rows,
+            max_columns: limits.max_columns,
+        }
+    }
+}
+
+/// What a window's merge left out to stay within its [`MergeLimits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// Rows of parts that would have taken a label-joined window past
+    /// `limits.max_window_rows`.
+    pub rows: u64,
+    /// Columns first seen in a part once the window had `limits.max_columns` (counted once
+    /// per part that brought them).
+    pub columns: u64,
+}
+
+/// Merges a window's parts, in the order given, within [`MergeLimits`]:
+/// - a label-joined window's part (one object's rows of it) that would take it past
+///   `limits.max_window_rows` is refused whole; its rows are counted in [`Refused::rows`] and
+///   with the window's skipped rows (`label_join.json`'s `skipped_rows`);
+/// - a column first seen once a data-quality or bias window has `limits.max_columns` is left
+///   out and counted in [`Refused::columns`] (a bias analysis's own columns are always kept);
+/// - a part whose counts would overflow the window's ([`MergeOverflow`]) is left out whole.
+#[derive(Debug)]
+pub struct WindowMerger {
+    limits: MergeLimits,
+    kind: StateKind,
+    /// `None` until the first part.
+    window: Option<WindowState>,
+    /// The sum of the merged parts' [`WindowState::count_bound`].
+    bound: u64,
+    /// Rows a label-joined window holds (predictions, or bias rows).
+    held_rows: u64,
+    /// A label-joined bias window's columns so far.
+    columns: std::collections::HashSet<String>,
+    refused: Refused,
+}
+
+impl WindowMerger {
+    pub fn new(kind: &StateKind, limits: MergeLimits) -> Self {
+        Self {
+            limits,
+            kind: kind.clone(),
+            window: None,
+            bound: 0,
+            held_rows: 0,
+            columns: Default::default(),
+            refused: Refused::default(),
+        }
+    }
+
+    /// Adds one part (of the window's kind). `Err`: it was left out, the window unchanged.
+    pub fn add(&mut self, part: WindowState) -> Result<(), MergeOverflow> {
+        self.bound = checked_bound(self.bound, part.count_bound())?;
+        let window = match (&mut self.window, &part) {
+            (Some(window), _) => window,
+            // Kinds without a per-part limit start from their first part as it is (a bias
+            // state's sample would be drawn again if merged into an empty one; its columns
+            // are each object's, within the limit).
+            (
+                None,
+                WindowState::Bias(_)
+                | WindowState::ModelQuality(_)
+                | WindowState::FeatureAttribution(_),
+            ) => {
+                self.window = Some(part);
+                return Ok(());
+            }
+            (None, _) => self.window.insert(self.kind.empty()),
+        };
+        match (window, part) {
+            (WindowState::DataQuality(window), WindowState::DataQuality(part)) => {
+                self.refused.columns += window.merge_within(part, self.limits.max_columns);
+            }
+            (WindowState::Bias(window), WindowState::Bias(part)) => {
+                self.refused.columns += window.merge_within(*part, self.limits.max_columns);
+            }
+            (WindowState::Predictions(window), WindowState::Predictions(part)) => {
+                for run in part.runs {
+                    let rows = run.len() as u64;
+                    if self.held_rows.saturating_add(rows) <= self.limits.rows.predictions {
+                        self.held_rows += rows;
+                        window.runs.push(run);
+                    } else {
+                        // Kept as a count: the join adds a run's skipped rows to the window's.
+                        self.refused.rows += rows;
+                        let mut refused = PredictionRun::empty();
+                        refused.duplicates = run.duplicates;
+                        refused.skipped = run.skipped + rows;
+                        window.runs.push(refused);
+                    }
+                }
+            }
+            (WindowState::BiasRows(window), WindowState::BiasRows(part)) => {
+                window.refused_rows += part.refused_rows;
+                for mut run in part.runs {
+                    let rows = run.keys.len() as u64;
+                    if self.held_rows.saturating_add(rows) > self.limits.rows.bias_rows {
+                        self.refused.rows += rows;
+                        window.refused_rows += rows;
+                        continue;
+                    }
+                    self.held_rows += rows;
+                    let (columns, max) = (&mut self.columns, self.limits.max_columns);
+                    let before = run.columns.len();
+                    run.columns.retain(|(name, _)| {
+                        columns.contains(name)
+                            || ((columns.len() < max || window.spec.names_column(name))
+                                && columns.insert(name.clone()))
+                    });
+                    self.refused.columns += (before - run.columns.len()) as u64;
+                    window.runs.push(run);
+                }
+            }
+            (window, part) => window.merge_unchecked(part),
+        }
+        Ok(())
+    }
+
+    /// The merged window and what it left out; `None` when no part was merged.
+    pub fn finish(self) -> Option<(WindowState, Refused)> {
+        Some((self.window?, self.refused))
     }
 }
 
@@ -187,6 +383,9 @@ impl BiasRows {
 pub struct BiasRowsWindow {
     pub spec: Arc<BiasSpec>,
     pub runs: Vec<BiasRows>,
+    /// Rows refused by the finaliser's merge (`limits.max_window_rows.bias_rows`); not stored,
+    /// as stored parts never hold refusals.
+    pub refused_rows: u64,
 }
 
 impl BiasRowsWindow {
@@ -291,6 +490,7 @@ impl BiasRowsWindow {
         Self {
             spec: self.spec.clone(),
             runs: vec![BiasRows { keys, columns }],
+            refused_rows: 0,
         }
     }
 }
@@ -527,7 +727,8 @@ impl Windows {
                 continue;
             }
             match self.open.get_mut(&key) {
-                Some(existing) => existing.merge(state),
+                // States built here from rows, not decoded: their counts are far from u64's.
+                Some(existing) => existing.merge_unchecked(state),
                 None => {
                     self.open.insert(key, state);
                 }
@@ -585,6 +786,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+    use crate::profile::Profile;
 
     const NO_KEYS: RowKeys = RowKeys {
         object: 0,
@@ -656,5 +858,234 @@ mod tests {
             }
         );
         assert_eq!(closed[0].state.row_count(), 2);
+    }
+
+    // ---- the finaliser's merge: limits and overflow ----
+
+    fn text_batch(columns: &[(&str, Vec<String>)]) -> RecordBatch {
+        RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
+            (
+                *name,
+                Arc::new(StringArray::from(values.clone())) as arrow::array::ArrayRef,
+            )
+        }))
+        .unwrap()
+    }
+
+    fn predictions_kind() -> StateKind {
+        StateKind::Predictions(Arc::new(ModelQualitySpec {
+            problem_type: crate::model_quality::ProblemType::BinaryClassification,
+            inference_attribute: Some("pred".into()),
+            probability_attribute: None,
+            probability_threshold: None,
+            ground_truth_attribute: "label".into(),
+        }))
+    }
+
+    /// A stored part of `kind` holding `rows` rows keyed from `first_key`, each with the columns
+    /// `names` (values "1"), as the finaliser reads it back.
+    fn part(kind: &StateKind, first_key: u128, rows: usize, names: &[&str]) -> WindowState {
+        let columns: Vec<(&str, Vec<String>)> = names
+            .iter()
+            .map(|n| (*n, vec!["1".to_string(); rows]))
+            .collect();
+        let keys: Vec<JoinKey> = (first_key..first_key + rows as u128).collect();
+        let mut state = kind.empty();
+        state.add_batch(&text_batch(&columns), &keys);
+        codec::decode(&codec::encode(&state), kind).unwrap()
+    }
+
+    fn limits(predictions: u64, bias_rows: u64, max_columns: usize) -> MergeLimits {
+        MergeLimits {
+            rows: WindowRows {
+                predictions,
+                bias_rows,
+            },
+            max_columns,
+        }
+    }
+
+    /// Parts of 100, 150 and 20 predictions under a limit of 220: the second would pass it and
+    /// is refused whole; the third still fits. Refused rows are the window's skipped rows, so
+    /// the join counts them in `label_join.json`'s `skipped_rows`.
+    #[test]
+    fn a_joined_window_refuses_parts_past_max_window_rows_and_counts_them() {
+        let kind = predictions_kind();
+        let mut merger = WindowMerger::new(&kind, limits(220, 1, 1));
+        for (first, rows) in [(0, 100), (1000, 150), (2000, 20)] {
+            merger.add(part(&kind, first, rows, &["pred"])).unwrap();
+        }
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(
+            refused,
+            Refused {
+                rows: 150,
+                columns: 0
+            }
+        );
+        let WindowState::Predictions(window) = window else {
+            panic!("expected predictions")
+        };
+        let run = window.run();
+        assert_eq!((run.len(), run.skipped, run.duplicates), (120, 150, 0));
+        // Every row is still counted, held or refused.
+        assert_eq!(WindowState::Predictions(window).row_count(), 270);
+    }
+
+    /// A label-joined bias window: rows past `bias_rows` refused whole per part, and columns
+    /// past `max_columns` left out of the parts that bring them, except the analysis's own.
+    #[test]
+    fn a_joined_bias_window_stops_at_its_row_and_column_limits() {
+        let spec = crate::fuzz::fuzz_bias_spec();
+        let kind = StateKind::BiasRows(spec);
+        let mut merger = WindowMerger::new(&kind, limits(1, 26, 3));
+        merger
+            .add(part(&kind, 0, 10, &["sex", "label", "pred"]))
+            .unwrap();
+        // A new column each: refused, the rows kept.
+        merger.add(part(&kind, 100, 10, &["sex", "c1"])).unwrap();
+        // Would make 30 rows: refused whole.
+        merger.add(part(&kind, 200, 10, &["sex", "c2"])).unwrap();
+        merger.add(part(&kind, 300, 5, &["label", "c3"])).unwrap();
+        // A facet of the analysis is kept past the limit.
+        merger.add(part(&kind, 400, 1, &["race", "c4"])).unwrap();
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(
+            refused,
+            Refused {
+                rows: 10,
+                columns: 3
+            }
+        );
+        let WindowState::BiasRows(window) = window else {
+            panic!("expected bias rows")
+        };
+        assert_eq!(window.refused_rows, 10);
+        assert_eq!(window.column_names(None), ["sex", "label", "pred", "race"]);
+        let (keys, _, _) = window.first_rows();
+        assert_eq!(keys.len(), 26);
+    }
+
+    /// A plain bias window: columns past `max_columns` left out, the analysis's own kept.
+    #[test]
+    fn a_bias_window_stops_at_max_columns_but_keeps_the_analysis_columns() {
+        let kind = StateKind::Bias(crate::fuzz::fuzz_bias_spec());
+        let mut merger = WindowMerger::new(&kind, limits(1, 1, 7));
+        let roles = ["sex", "race", "zone", "label", "pred"];
+        merger
+            .add(part(&kind, 0, 4, &[&roles[..], &["x1"]].concat()))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["sex", "label", "x2"]))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["sex", "label", "x3"]))
+            .unwrap();
+        merger
+            .add(part(&kind, 0, 4, &["pred", "x4", "x5"]))
+            .unwrap();
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(
+            refused,
+            Refused {
+                rows: 0,
+                columns: 3
+            }
+        );
+        assert_eq!(window.row_count(), 16);
+    }
+
+    /// Objects each within `max_columns` but each with a new name: the data-quality window
+    /// stops at the limit, and a kept column still counts every row.
+    #[test]
+    fn a_new_column_per_part_stops_a_data_quality_window_at_max_columns() {
+        let mut merger = WindowMerger::new(&DQ, limits(1, 1, 3));
+        for i in 0..6 {
+            let name = format!("c{i}");
+            merger.add(part(&DQ, 0, 2, &["id", &name])).unwrap();
+        }
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(
+            refused,
+            Refused {
+                rows: 0,
+                columns: 4
+            }
+        );
+        let WindowState::DataQuality(profile) = window else {
+            panic!("expected a profile")
+        };
+        let names: Vec<&str> = profile.columns.keys().map(String::as_str).collect();
+        assert_eq!(names, ["id", "c0", "c1"]);
+        assert_eq!(profile.row_count, 12);
+        assert_eq!(profile.columns["c1"].num_missing, 10);
+    }
+
+    /// Two decoded profiles whose rows together pass [`MAX_STATE_ROWS`]: the merge is an error
+    /// and leaves the window as it was, instead of wrapping (release) or panicking (debug).
+    #[test]
+    fn a_merge_past_max_state_rows_is_an_error_and_changes_nothing() {
+        let mut big = Profile::default();
+        big.add_batch(&text_batch(&[("v", vec!["1".into(), "2".into()])]));
+        // Scaled so every count stays within the rows, as a decoded state must.
+        big.row_count = MAX_STATE_ROWS / 2 + 1;
+        let column = big.columns.get_mut("v").unwrap();
+        column.num_present = big.row_count;
+        let stored = codec::encode(&WindowState::DataQuality(big));
+        let decoded = || codec::decode(&stored, &DQ).unwrap();
+        let mut window = decoded();
+        let error = window.merge(decoded()).unwrap_err();
+        assert_eq!(
+            error,
+            MergeOverflow {
+                window: MAX_STATE_ROWS / 2 + 1,
+                part: MAX_STATE_ROWS / 2 + 1
+            }
+        );
+        assert!(error.to_string().contains("damaged or forged"), "{error}");
+        assert_eq!(window.row_count(), MAX_STATE_ROWS / 2 + 1);
+        // The finaliser's merge leaves such a part out and goes on with the rest.
+        let mut merger = WindowMerger::new(&DQ, limits(1, 1, 10));
+        merger.add(decoded()).unwrap();
+        assert!(merger.add(decoded()).is_err());
+        merger.add(part(&DQ, 0, 3, &["v"])).unwrap();
+        let (window, _) = merger.finish().unwrap();
+        assert_eq!(window.row_count(), MAX_STATE_ROWS / 2 + 4);
+    }
+
+    /// The other kinds' counts: attribution values, model-quality skipped rows, predictions'
+    /// duplicates. Each merge past the bound is an error, never a wrap.
+    #[test]
+    fn merges_of_every_kind_past_max_state_rows_are_errors() {
+        use crate::attribution::{AttributionSpec, AttributionState};
+        let half = MAX_STATE_ROWS / 2 + 1;
+        let mut attribution = AttributionState::new(&AttributionSpec::default());
+        attribution.refused_values = half;
+        let mut window = WindowState::FeatureAttribution(Box::new(attribution.clone()));
+        let other = WindowState::FeatureAttribution(Box::new(attribution));
+        assert!(window.merge(other).is_err());
+
+        let WindowState::Predictions(mut predictions) = predictions_kind().empty() else {
+            unreachable!()
+        };
+        let mut run = PredictionRun::empty();
+        run.duplicates = half;
+        predictions.runs.push(run);
+        let mut window = WindowState::Predictions(predictions.clone());
+        assert!(window.merge(WindowState::Predictions(predictions)).is_err());
+        assert_eq!(window.row_count(), half);
+
+        let spec = match predictions_kind() {
+            StateKind::Predictions(spec) => spec,
+            _ => unreachable!(),
+        };
+        let mut quality = ModelQualityWindow::new(spec);
+        quality.skipped_rows = half;
+        let mut window = WindowState::ModelQuality(Box::new(quality.clone()));
+        assert!(
+            window
+                .merge(WindowState::ModelQuality(Box::new(quality)))
+                .is_err()
+        );
     }
 }

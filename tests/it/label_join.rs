@@ -889,3 +889,63 @@ restate = true
         .sum();
     assert_eq!(labelled, 400, "{performance}");
 }
+
+/// `limits.max_window_rows.predictions`: a window's objects of 4 predictions each under a limit
+/// of 5. Whichever object comes first in the merge is held; the other would pass the limit and
+/// is refused whole, its rows counted in `skipped_rows` and by the `window_limited` event.
+#[test]
+fn predictions_past_max_window_rows_are_refused_whole_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::always_right_baseline(root, "baseline");
+    let config = format!("{CONFIG}\n[limits.max_window_rows]\npredictions = 5\n");
+    std::fs::write(root.join("driftd.toml"), config).unwrap();
+    let ids: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    for (object, ids) in ["a", "b"].iter().zip(ids.chunks(4)) {
+        // Every prediction 1 (score 0.9), every label 1: whichever object is held, 4 TP.
+        let records: Vec<(&str, u32, u8, f64)> =
+            ids.iter().map(|id| (id.as_str(), 1, 1, 0.9)).collect();
+        write_capture(
+            &root.join(format!(
+                "in/capture/ep/AllTraffic/2026/11/01/00/{object}.jsonl"
+            )),
+            "00",
+            &records,
+        );
+    }
+    let labels: Vec<(&str, u8)> = ids.iter().map(|id| (id.as_str(), 1)).collect();
+    write_labels(&root.join("in/labels/ep/2026/11/01/01/a.jsonl"), &labels);
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .env("DRIFTD_LOG", "info")
+        .env("DRIFTD_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{log}");
+
+    let hour = root.join("out/ep/quality/2026/11/01/00");
+    let counts = json_file(&hour.join("label_join.json"));
+    assert_eq!(
+        (
+            &counts["predictions"],
+            &counts["labelled"],
+            &counts["skipped_rows"]
+        ),
+        (&json!(4), &json!(4), &json!(4)),
+        "{counts}"
+    );
+    let statistics = json_file(&hour.join("statistics.json"));
+    let confusion = &statistics["binary_classification_metrics"]["confusion_matrix"];
+    assert_eq!(confusion["1"]["1"], 4, "{confusion}");
+    let event: Value = (log.lines())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["event"] == "window_limited")
+        .unwrap_or_else(|| panic!("no window_limited event in\n{log}"));
+    assert_eq!(
+        (&event["rows_refused"], &event["columns_refused"]),
+        (&json!(4), &json!(0)),
+        "{event}"
+    );
+}

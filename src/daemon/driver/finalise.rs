@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::daemon::plan::{self, SeriesPlan};
+use crate::window::{MergeLimits, Refused, WindowMerger};
 
 /// One finaliser pass: for every series with work — outboxes to deliver, windows the
 /// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
@@ -186,36 +187,42 @@ async fn finalise(
         start,
     };
     let end = start + config.window.size.as_secs() as i64;
-    let merged = {
-        let shared = shared.clone();
-        tokio::task::spawn_blocking(move || {
+    let merged =
+        {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
             let kind = &shared.monitors[monitor].kind;
-            let mut merged: Option<WindowState> = None;
+            let mut merger = WindowMerger::new(kind, MergeLimits::of(&shared.config.limits));
             let mut used = Vec::new();
             for (object, bytes) in stored {
-                match codec::decode(&bytes, kind) {
-                    Ok(state) => {
-                        match &mut merged {
-                            Some(window) => window.merge(state),
-                            None => merged = Some(state),
-                        }
-                        used.push(object);
-                    }
+                let merged = codec::decode(&bytes, kind)
+                    .map_err(|e| e.to_string())
+                    .and_then(|state| merger.add(state).map_err(|e| e.to_string()));
+                match merged {
+                    Ok(()) => used.push(object),
                     Err(error) => tracing::error!(
                         object,
                         %error,
-                        "a stored partial window cannot be read; left out of the window"
+                        "a stored partial window cannot be read or merged; left out of the window"
                     ),
                 }
             }
-            merged.map(|state| (state, used))
+            merger.finish().map(|(state, refused)| (state, refused, used))
         })
         .await
         .expect("merging does not panic")
-    };
-    let Some((state, used)) = merged else {
+        };
+    let Some((state, refused, used)) = merged else {
         return Ok(None);
     };
+    if refused != Refused::default() {
+        events::emit(Event::WindowLimited {
+            monitor: &series.monitor,
+            endpoint: series.endpoint.as_deref(),
+            start,
+            refused: &refused,
+        });
+    }
     // A label-joined window: its predictions meet their labels now.
     let (state, join_counts) = join::with_labels(shared, series, start, state).await?;
     let report = {

@@ -175,6 +175,8 @@ pub(super) async fn with_labels(
                     let (labels, mut counts, late) =
                         join.join_labels(start, &keys, closes, expires, ttl);
                     counts.duplicate_predictions = duplicates;
+                    // Rows past limits.max_window_rows.bias_rows, refused by the merge.
+                    counts.skipped_rows += window.refused_rows;
                     let mut bias = BiasState::new(window.spec.clone());
                     bias.add_batch(&window.labelled(&picks, &labels, &window.spec.label));
                     let state = WindowState::Bias(Box::new(bias));
