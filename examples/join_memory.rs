@@ -147,7 +147,7 @@ fn merge(kind: &StateKind, stored: Vec<Vec<u8>>) -> Option<WindowState> {
     for bytes in stored {
         let state = codec::decode(&bytes, kind).unwrap();
         match &mut merged {
-            Some(window) => window.merge(state),
+            Some(window) => window.merge(state).unwrap(),
             None => merged = Some(state),
         }
     }
