@@ -54,8 +54,7 @@ fn main() {
     };
     if phase == "hold" {
         let sealed = std::fs::read(&state_path).expect("run the finalise phase first");
-        let mut join = JoinState::decode(&sealed).unwrap();
-        drop(sealed);
+        let mut join = JoinState::decode(sealed).unwrap();
         println!(
             "peak after reading a join state of {} pending predictions: {:.0} MB",
             join.pending_predictions(),
@@ -102,10 +101,10 @@ fn main() {
         peak_mb(),
         sealed.len() as f64 / 1e6
     );
-    let read = JoinState::decode(&sealed).unwrap();
+    std::fs::write(&state_path, &sealed).unwrap();
+    let read = JoinState::decode(sealed).unwrap();
     assert_eq!(read.pending_predictions(), n);
     println!("peak after reading it back: {:.0} MB", peak_mb());
-    std::fs::write(&state_path, &sealed).unwrap();
 }
 
 /// The stored parts of a window holding predictions `rows`, in `parts` parts.

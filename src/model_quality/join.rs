@@ -1046,13 +1046,19 @@ const JOIN_STATE_MAGIC: [u8; 4] = *b"DRJS";
 /// Version 2 added `JoinState::restatable`, its last field.
 const JOIN_STATE_VERSION: u8 = 2;
 
+/// The body is written straight into the compressor: a join state is the largest object a
+/// series keeps, and its uncompressed body would be as large again in memory.
 fn seal<T: Serialize>(magic: [u8; 4], version: u8, value: &T) -> Vec<u8> {
-    let body = postcard::to_stdvec(value).expect("join state serializes");
     let mut out = magic.to_vec();
     out.push(version);
     let mut encoder = zstd::stream::Encoder::new(out, 3).expect("zstd encoder");
     encoder.include_checksum(true).expect("zstd checksum flag");
-    std::io::Write::write_all(&mut encoder, &body).expect("zstd into a Vec");
+    // Buffered: postcard writes a byte at a time.
+    let buffered = std::io::BufWriter::with_capacity(1 << 16, encoder);
+    let buffered = postcard::to_io(value, buffered).expect("join state serializes into a Vec");
+    let Ok(encoder) = buffered.into_inner() else {
+        unreachable!("writing into a Vec cannot fail")
+    };
     encoder.finish().expect("zstd into a Vec")
 }
 
@@ -1115,10 +1121,13 @@ impl JoinState {
         seal(JOIN_STATE_MAGIC, JOIN_STATE_VERSION, self)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    /// Takes the sealed bytes so that they are freed before the body is read: the state is
+    /// the largest object a series keeps.
+    pub fn decode(bytes: Vec<u8>) -> Result<Self, String> {
         let what = "join state";
         let (version, mut body) =
-            unseal_body(JOIN_STATE_MAGIC, &[1, JOIN_STATE_VERSION], what, bytes)?;
+            unseal_body(JOIN_STATE_MAGIC, &[1, JOIN_STATE_VERSION], what, &bytes)?;
+        drop(bytes);
         if version == 1 {
             // Version 1 ends before `restatable`: an empty list is postcard's one zero byte.
             body.push(0);
@@ -1275,7 +1284,7 @@ mod tests {
         assert_eq!(join.absorb(labels(&["c"], &["0"]), 600, 10).duplicates, 1);
         assert!(join.restatements_due().is_empty());
         // It survives a round trip through its bytes.
-        let decoded = JoinState::decode(&join.encode()).unwrap();
+        let decoded = JoinState::decode(join.encode()).unwrap();
         assert_eq!(decoded.restatable, join.restatable);
         // Once its predictions are labelled or expired, the window is no longer kept.
         join.expire(20_000, LONG);
@@ -1302,11 +1311,11 @@ mod tests {
         let mut sealed = JOIN_STATE_MAGIC.to_vec();
         sealed.push(1);
         sealed.extend(zstd::encode_all(&body[..], 3).unwrap());
-        let decoded = JoinState::decode(&sealed).unwrap();
+        let decoded = JoinState::decode(sealed.clone()).unwrap();
         assert_eq!(decoded, join);
         sealed[4] = 3;
         assert!(
-            JoinState::decode(&sealed)
+            JoinState::decode(sealed.clone())
                 .unwrap_err()
                 .contains("version 3")
         );
@@ -1545,16 +1554,19 @@ mod tests {
             LONG,
         );
         let bytes = join.encode();
-        assert_eq!(JoinState::decode(&bytes).unwrap(), join);
+        assert_eq!(JoinState::decode(bytes.clone()).unwrap(), join);
         let run = labels(&["x"], &["1"]);
         assert_eq!(LabelRun::decode(&run.encode()).unwrap(), run);
         for cut in [0, 4, 5, bytes.len() / 2, bytes.len() - 1] {
-            assert!(JoinState::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                JoinState::decode(bytes[..cut].to_vec()).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut flipped = bytes.clone();
         let last = flipped.len() - 6;
         flipped[last] ^= 0x40;
-        assert!(JoinState::decode(&flipped).is_err());
+        assert!(JoinState::decode(flipped.clone()).is_err());
         assert!(
             LabelRun::decode(&bytes).is_err(),
             "a join state is not a label run"

@@ -24,7 +24,7 @@ async fn load(
         state.restate = settings.restate;
         return Ok(state);
     };
-    let decoded = tokio::task::spawn_blocking(move || JoinState::decode(&bytes))
+    let decoded = tokio::task::spawn_blocking(move || JoinState::decode(bytes))
         .await
         .expect("decoding does not panic");
     let decoded = decoded.map(|mut state| {
