@@ -25,6 +25,7 @@ pub mod json_file;
 mod laws;
 pub mod model_quality;
 pub mod multivariate;
+pub mod multivariate_run;
 pub mod pipeline;
 pub mod profile;
 #[cfg(feature = "aws")]

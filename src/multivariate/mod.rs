@@ -181,6 +181,14 @@ impl ReferenceBuilder {
         })
     }
 
+    /// The same columns under other names (when the names are known only after the first
+    /// row).
+    pub fn renamed(mut self, names: Vec<String>) -> Self {
+        assert_eq!(names.len(), self.names.len(), "one name per column");
+        self.names = names;
+        self
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
