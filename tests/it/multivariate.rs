@@ -271,3 +271,49 @@ fn a_broken_correlation_is_flagged_here_and_not_by_the_per_feature_check() {
         }
     }
 }
+
+#[test]
+fn unreadable_rows_are_quarantined_and_another_chunk_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let header = "a,b,c";
+    let reference = dir.path().join("reference.csv");
+    write_csv(&reference, header, &correlated_rows(&mut rng, 1000, 0.9));
+    let base = dir.path().join("baseline");
+    baseline(&reference, &base, 100);
+    let mut rows = correlated_rows(&mut rng, 300, 0.9);
+    rows[7][1] = "abc".into();
+    rows[250][2] = String::new(); // missing: imputed, not refused
+    let input = dir.path().join("input.csv");
+    write_csv(&input, header, &rows);
+    let out = dir.path().join("check");
+    let (result, _) = check(&base, &input, &out);
+    assert_eq!(result["rows_refused"], 1);
+    assert_eq!(result["input_rows"], 299);
+    let quarantine = std::fs::read_to_string(out.join("quarantine.jsonl")).unwrap();
+    assert!(
+        quarantine.contains("record 8") && quarantine.contains("\\\"abc\\\""),
+        "{quarantine}"
+    );
+
+    let output = common::driftd()
+        .args([
+            "check",
+            "--kind",
+            "multivariate-drift",
+            "--format",
+            "csv",
+            "--header",
+        ])
+        .args(["--chunk-size", "50", "--baseline"])
+        .arg(&base)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chunks of 100 rows"), "{stderr}");
+}
