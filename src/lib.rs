@@ -24,6 +24,8 @@ pub mod json_file;
 #[cfg(test)]
 mod laws;
 pub mod model_quality;
+pub mod multivariate;
+pub mod multivariate_run;
 pub mod pipeline;
 pub mod profile;
 #[cfg(feature = "aws")]

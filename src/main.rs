@@ -48,9 +48,11 @@ enum Command {
         #[command(flatten)]
         attribution: AttributionArgs,
         #[command(flatten)]
+        multivariate: MultivariateArgs,
+        #[command(flatten)]
         input: InputArgs,
         /// Directory to write statistics.json and constraints.json to (feature attribution:
-        /// analysis.json).
+        /// analysis.json; multivariate drift: multivariate_baseline.json).
         #[arg(long)]
         output: PathBuf,
     },
@@ -63,6 +65,8 @@ enum Command {
         model_quality: ModelQualityArgs,
         #[command(flatten)]
         attribution: AttributionArgs,
+        #[command(flatten)]
+        multivariate: MultivariateArgs,
         /// Directory with the baseline's statistics.json and constraints.json (feature
         /// attribution: the baseline analysis.json file, Clarify's or driftd's).
         #[arg(long)]
@@ -232,6 +236,31 @@ enum Kind {
     /// Global SHAP values and their ranking's NDCG against a baseline (Model Monitor's feature
     /// attribution drift).
     FeatureAttribution,
+    /// Drift of the joint distribution: PCA reconstruction error per chunk of rows against
+    /// thresholds from the reference's chunks (NannyML's data reconstruction drift).
+    MultivariateDrift,
+}
+
+/// Multivariate-drift settings (`--kind multivariate-drift`).
+#[derive(Args)]
+struct MultivariateArgs {
+    /// The features (columns), comma-separated; default: every column of the reference.
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Rows per chunk (a last incomplete chunk joins the one before). Baseline: default a
+    /// tenth of the reference; check: the baseline's (thresholds hold for that size only).
+    #[arg(long)]
+    chunk_size: Option<usize>,
+}
+
+impl MultivariateArgs {
+    fn check_kind(&self, kind: Kind) -> Result<()> {
+        if kind != Kind::MultivariateDrift && (self.features.is_some() || self.chunk_size.is_some())
+        {
+            bail!("--features and --chunk-size need --kind multivariate-drift");
+        }
+        Ok(())
+    }
 }
 
 /// Feature-attribution settings (`--kind feature-attribution`).
@@ -422,9 +451,17 @@ fn execute(command: Command) -> Result<ExitCode> {
             kind,
             model_quality,
             attribution,
+            multivariate,
             input,
             output,
         } => {
+            multivariate.check_kind(kind)?;
+            if kind == Kind::MultivariateDrift {
+                if model_quality.given() || attribution.given() {
+                    bail!("--kind multivariate-drift takes no model-quality or attribution flags");
+                }
+                return run_multivariate_baseline(multivariate, &input, &output);
+            }
             let model_quality = model_quality.spec(kind)?;
             if let Some((spec, source)) = attribution.spec(kind)? {
                 let scope = MetricScope {
@@ -491,6 +528,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             kind,
             model_quality,
             attribution,
+            multivariate,
             baseline,
             input,
             output,
@@ -498,6 +536,15 @@ fn execute(command: Command) -> Result<ExitCode> {
             monitoring_schedule,
             non_negative_check,
         } => {
+            multivariate.check_kind(kind)?;
+            if kind == Kind::MultivariateDrift {
+                if model_quality.given() || attribution.given() || multivariate.features.is_some() {
+                    bail!(
+                        "--kind multivariate-drift check takes the features from the baseline and no model-quality or attribution flags"
+                    );
+                }
+                return run_multivariate_check(&baseline, multivariate.chunk_size, &input, &output);
+            }
             let model_quality = model_quality.spec(kind)?;
             if let Some((spec, source)) = attribution.spec(kind)? {
                 let scope = MetricScope {
@@ -626,6 +673,95 @@ fn execute(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `driftd baseline --kind multivariate-drift`.
+fn run_multivariate_baseline(
+    args: MultivariateArgs,
+    input: &InputArgs,
+    output: &Path,
+) -> Result<ExitCode> {
+    let run = driftd::multivariate_run::run_baseline(
+        args.features,
+        args.chunk_size,
+        &input.input,
+        &input.decode_options(),
+        input.quarantine.clone(),
+        output,
+    )?;
+    let b = &run.baseline;
+    if b.reference_chunk_errors.len() < 6 {
+        eprintln!(
+            "warning: the reference makes only {} chunks of this size; thresholds from so few values are unreliable (choose a smaller --chunk-size)",
+            b.reference_chunk_errors.len()
+        );
+    }
+    stdout::print(&format!(
+        "multivariate baseline of {} rows and {} features ({} components, {} chunks of {} rows, {} rows refused) → {}\n",
+        b.reference_rows,
+        b.features.len(),
+        b.component_count(),
+        b.reference_chunk_errors.len(),
+        b.chunk_size,
+        b.reference_rows_refused,
+        output.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `driftd check --kind multivariate-drift`: exit code 3 when a chunk alerts.
+fn run_multivariate_check(
+    baseline: &Path,
+    chunk_size: Option<usize>,
+    input: &InputArgs,
+    output: &Path,
+) -> Result<ExitCode> {
+    let run = driftd::multivariate_run::run_check(
+        baseline,
+        chunk_size,
+        &input.input,
+        &input.decode_options(),
+        input.quarantine.clone(),
+        output,
+    )?;
+    stdout::print(&format!(
+        "multivariate drift of {} rows in {} chunks ({} rows refused) → {}\n",
+        run.input_rows,
+        run.chunks.len(),
+        run.rows_refused,
+        output.display()
+    ));
+    let mut alerts = 0;
+    for chunk in run.chunks.iter().filter(|c| c.result.alert) {
+        alerts += 1;
+        let top: Vec<String> = chunk
+            .result
+            .top_features
+            .iter()
+            .map(|f| format!("{} {:.0}%", f.feature, 100.0 * f.share))
+            .collect();
+        stdout::print(&format!(
+            "  chunk {} [{}:{}] reconstruction error {:.4} outside ({}, {}); most: {}\n",
+            chunk.index,
+            chunk.start_row,
+            chunk.end_row,
+            chunk.result.reconstruction_error.unwrap_or(f64::NAN),
+            chunk
+                .result
+                .lower_threshold
+                .map_or("-".into(), |x| format!("{x:.4}")),
+            chunk
+                .result
+                .upper_threshold
+                .map_or("-".into(), |x| format!("{x:.4}")),
+            top.join(", ")
+        ));
+    }
+    Ok(if alerts == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATIONS)
+    })
 }
 
 /// `driftd estimate`: the file, a summary, exit code 3 when an estimate alerts.

@@ -17,6 +17,7 @@ mod check_oracle;
 mod embedded_durability;
 mod label_join;
 mod model_quality_oracle;
+mod multivariate;
 mod observability;
 mod oracle_smoke;
 mod quickstart;
