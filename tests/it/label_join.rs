@@ -96,6 +96,38 @@ fn run_once(root: &Path) -> String {
     stdout
 }
 
+/// `report.json` of the compliance report over loans-bias's windows of 2026-11-01.
+fn loans_bias_report(root: &Path) -> Value {
+    let report_dir = root.join("report");
+    let output = common::driftd()
+        .args([
+            "report",
+            "bias",
+            "--monitor",
+            "loans-bias",
+            "--format",
+            "json",
+        ])
+        .args([
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-02T00:00:00Z",
+        ])
+        .arg("--config")
+        .arg(root.join("driftd.toml"))
+        .arg("--output")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_file(&report_dir.join("report.json"))
+}
+
 #[test]
 fn capture_and_ground_truth_join_into_model_quality_windows_with_their_counts() {
     let dir = tempfile::tempdir().unwrap();
@@ -683,34 +715,7 @@ baseline = "baseline/analysis.json"
     );
     // The compliance report over the window has its per-group performance section now: the
     // confusion counts of each sex are those of the joined rows.
-    let report_dir = root.join("report");
-    let output = common::driftd()
-        .args([
-            "report",
-            "bias",
-            "--monitor",
-            "loans-bias",
-            "--format",
-            "json",
-        ])
-        .args([
-            "--from",
-            "2026-11-01T00:00:00Z",
-            "--to",
-            "2026-11-02T00:00:00Z",
-        ])
-        .arg("--config")
-        .arg(root.join("driftd.toml"))
-        .arg("--output")
-        .arg(&report_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = json_file(&report_dir.join("report.json"));
+    let report = loans_bias_report(root);
     let performance = &report["performance"];
     assert_eq!(performance["available"], true, "{performance}");
     for (sex, group) in [("0", "sex = 0"), ("1", "sex ≠ 0")] {
@@ -847,34 +852,7 @@ restate = true
 
     // The compliance report reads the window's latest revision: its per-group performance
     // counts every one of the 400 labelled rows.
-    let report_dir = root.join("report");
-    let output = common::driftd()
-        .args([
-            "report",
-            "bias",
-            "--monitor",
-            "loans-bias",
-            "--format",
-            "json",
-        ])
-        .args([
-            "--from",
-            "2026-11-01T00:00:00Z",
-            "--to",
-            "2026-11-02T00:00:00Z",
-        ])
-        .arg("--config")
-        .arg(root.join("driftd.toml"))
-        .arg("--output")
-        .arg(&report_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = json_file(&report_dir.join("report.json"));
+    let report = loans_bias_report(root);
     let windows = report["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 1, "{windows:?}");
     assert_eq!(
