@@ -417,6 +417,58 @@ impl DistinctCount {
         // `count` takes `&mut` (the trait allows caching); a copy keeps this `&self`.
         self.hll.clone().count()
     }
+
+    /// What a decoded sketch must be to merge and count without panicking: our precision, its
+    /// number of registers and words, and the zero-register count its registers give. The
+    /// crate keeps these private, so they are read back through its serde form
+    /// ([`SketchShape`], the same fields in the same order).
+    pub fn validate(&self) -> Result<(), String> {
+        let stored = postcard::to_stdvec(&self.hll).map_err(|e| e.to_string())?;
+        let shape: SketchShape =
+            postcard::from_bytes(&stored).map_err(|e| format!("distinct count: {e}"))?;
+        let registers = 1usize << HLL_PRECISION;
+        // Five-bit registers, six to a 32-bit word.
+        let words = registers.div_ceil(6);
+        let zeros = (0..registers)
+            .filter(|i| {
+                let word = shape.registers.buf.get(i / 6).copied().unwrap_or(0);
+                (word >> (5 * (i % 6))) & 0x1f == 0
+            })
+            .count();
+        let sound = shape.precision == HLL_PRECISION
+            && shape.count == registers
+            && shape.registers.count == registers
+            && shape.registers.buf.len() == words
+            && shape.registers.zeros == zeros;
+        if sound {
+            Ok(())
+        } else {
+            Err(format!(
+                "distinct count: not a precision-{HLL_PRECISION} HyperLogLog as driftd writes it"
+            ))
+        }
+    }
+}
+
+/// The serde form of `hyperloglogplus::HyperLogLogPF` (0.4) and its registers: the fields
+/// [`DistinctCount::validate`] checks. A test reads a real sketch through it, so a crate
+/// whose form changed fails there.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize, Clone))]
+struct SketchShape {
+    _builder: PreHashed,
+    count: usize,
+    precision: u8,
+    registers: RegisterShape,
+    _phantom: (),
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize, Clone))]
+struct RegisterShape {
+    buf: Vec<u32>,
+    count: usize,
+    zeros: usize,
 }
 
 /// The HyperLogLog is fed finished 64-bit hashes; its hasher passes them through.
@@ -550,6 +602,9 @@ impl Profile {
             (column.kll)
                 .validate(KllSketch::DEFAULT_K, rows)
                 .map_err(|e| format!("column {name:?}: {e}"))?;
+            (column.distinct)
+                .validate()
+                .map_err(|e| format!("column {name:?}: {e}"))?;
         }
         Ok(())
     }
@@ -597,6 +652,44 @@ pub(crate) fn counts_within(counts: impl IntoIterator<Item = u64>, limit: u64) -
 
 #[cfg(test)]
 mod tests {
+    // A forged sketch (another precision, too few registers, a wrong zero count) could panic
+    // in the crate's merge or count; decoding refuses it.
+    #[test]
+    fn forged_distinct_sketches_are_refused_and_real_ones_pass() {
+        let mut real = DistinctCount::new();
+        for word in ["a", "b", "c", "a"] {
+            real.add(word);
+        }
+        real.validate().unwrap();
+        DistinctCount::new().validate().unwrap();
+        let stored = postcard::to_stdvec(&real.hll).unwrap();
+        let shape: SketchShape = postcard::from_bytes(&stored).unwrap();
+        let forge = |change: &dyn Fn(&mut SketchShape)| {
+            let mut forged = shape.clone();
+            change(&mut forged);
+            let bytes = postcard::to_stdvec(&forged).unwrap();
+            DistinctCount {
+                hll: postcard::from_bytes(&bytes).unwrap(),
+            }
+        };
+        // The shape is the crate's: unchanged, it reads back as the same sketch.
+        let same = forge(&|_| {});
+        assert_eq!(same.estimate(), real.estimate());
+        same.validate().unwrap();
+        type Forgery<'a> = (&'a str, &'a dyn Fn(&mut SketchShape));
+        let forged: [Forgery; 4] = [
+            ("precision", &|s| s.precision = 12),
+            ("registers", &|s| s.registers.count = 1 << 16),
+            ("words", &|s| {
+                s.registers.buf.pop();
+            }),
+            ("zeros", &|s| s.registers.zeros = 0),
+        ];
+        for (what, change) in forged {
+            assert!(forge(change).validate().is_err(), "{what}");
+        }
+    }
+
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
     use std::sync::Arc;
