@@ -300,21 +300,13 @@ fn read_rows(
                 }
             }
         });
-        let outcome = match (decoded, fault) {
-            (Err(error), _) => Err(error),
-            (Ok(_), Some(message)) => Err(DecodeError::Malformed {
-                source_name: source.clone(),
-                message,
-            }),
-            (Ok(_), None) => Ok(()),
-        };
-        match outcome {
+        match pipeline::object_outcome(decoded, fault, &source) {
             Err(error) => {
                 tracing::error!(%error, "object skipped");
                 out.failed.push(error);
                 continue;
             }
-            Ok(()) => out.objects_read += 1,
+            Ok(_) => out.objects_read += 1,
         }
         for (record, field, message) in &skips {
             quarantine.reject(

@@ -82,20 +82,12 @@ fn read_rows(
                 }
             }
         });
-        let outcome = match (decoded, fault) {
-            (Err(error), _) => Err(error),
-            (Ok(_), Some(message)) => Err(DecodeError::Malformed {
-                source_name: source.clone(),
-                message,
-            }),
-            (Ok(_), None) => Ok(()),
-        };
-        match outcome {
+        match pipeline::object_outcome(decoded, fault, &source) {
             Err(error) => {
                 tracing::error!(%error, "object skipped");
                 failed.push(error);
             }
-            Ok(()) => objects_read += 1,
+            Ok(_) => objects_read += 1,
         }
         for (record, message) in &skips {
             quarantine.reject(

@@ -27,6 +27,23 @@ use crate::sinks::file::{METRICS_FILE, VIOLATIONS_FILE, write_metrics};
 /// profiles) and bound memory to a few chunks.
 const CHUNKS_IN_FLIGHT: usize = 2;
 
+/// An object's decoding together with what its consumer found wrong (`fault`, e.g. a column
+/// it needs is missing): the object was read, or it is skipped whole with this error.
+pub fn object_outcome(
+    decoded: Result<u64, DecodeError>,
+    fault: Option<String>,
+    source: &str,
+) -> Result<u64, DecodeError> {
+    match (decoded, fault) {
+        (Err(error), _) => Err(error),
+        (Ok(_), Some(message)) => Err(DecodeError::Malformed {
+            source_name: source.to_string(),
+            message,
+        }),
+        (Ok(records), None) => Ok(records),
+    }
+}
+
 /// Decodes the object at `path` on a thread of its own and hands each chunk to `consume` in
 /// order, so decoding the next chunk overlaps with consuming this one. Returns the number of
 /// rows decoded. `options.limits` apply: a file over `max_object_bytes` (by its metadata) is
