@@ -298,8 +298,13 @@ async fn serve(
     loop {
         let close = async move {
             match next_close {
-                Some(second) => tokio::time::sleep(until_second(second)).await,
-                None => std::future::pending().await,
+                // A close already due did not happen in the last pass (the input has not been
+                // read that far yet): the tick retries it, rather than a pass at once, again
+                // and again.
+                Some(second) if second > now_seconds() => {
+                    tokio::time::sleep(until_second(second)).await;
+                }
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
