@@ -16,7 +16,9 @@ use arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
 use crate::cbpe::{self, Cbpe, ChunkEstimate, Chunking, ClassCalibration, Kind, Rows};
-use crate::decode::{DecodeError, DecodeOptions, Quarantine, RejectReason, as_text};
+use crate::decode::{
+    DecodeError, DecodeOptions, Quarantine, RejectReason, as_text, missing_column,
+};
 use crate::pipeline::{self, RunInputs};
 
 /// The file `driftd estimate` writes.
@@ -208,18 +210,7 @@ fn read_rows(
                 return;
             }
             let find = |name: &str, setting: &str| {
-                Column::find(batch, name).ok_or_else(|| {
-                    let names: Vec<String> = batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| format!("{:?}", f.name()))
-                        .collect();
-                    format!(
-                        "no column {name:?} (the {setting}); the columns are {}",
-                        names.join(", ")
-                    )
-                })
+                Column::find(batch, name).ok_or_else(|| missing_column(setting, name, batch))
             };
             let inference = match find(&spec.inference_attribute, "inference attribute") {
                 Ok(c) => c,

@@ -332,6 +332,21 @@ impl DecodeError {
     }
 }
 
+/// That `batch` has no column `name`, which the setting `setting` names, and the columns it has.
+pub fn missing_column(
+    setting: &str,
+    name: &str,
+    batch: &arrow::record_batch::RecordBatch,
+) -> String {
+    let names: Vec<String> = (batch.schema().fields().iter())
+        .map(|f| format!("{:?}", f.name()))
+        .collect();
+    format!(
+        "no column {name:?} (the {setting}); the columns are {}",
+        names.join(", ")
+    )
+}
+
 /// Any Arrow column as Utf8 text (text formats already are; Parquet numbers print as numbers).
 /// A type with no text form (a nested column) reads as missing values.
 pub fn as_text(array: &arrow::array::ArrayRef) -> arrow::array::ArrayRef {

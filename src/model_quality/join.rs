@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::sample::{Membership, key_hash};
 use super::state::{ModelQualityState, Observation};
 use super::{ModelQualitySpec, ProblemType};
-use crate::decode::as_text;
+use crate::decode::{as_text, missing_column};
 
 /// A record's join key, hashed to 128 bits (collisions are out of reach). Its low 64 bits are
 /// [`key_hash`] of the key, so a joined row lands in the same subsamples as the same row read
@@ -308,17 +308,6 @@ fn class(column: &StringArray, row: usize) -> Option<String> {
     value(column, row).map(super::batch::canonical_class)
 }
 
-/// The columns a batch lacks, in words, or the rows.
-fn missing(setting: &str, name: &str, batch: &RecordBatch) -> String {
-    let names: Vec<String> = (batch.schema().fields().iter())
-        .map(|f| format!("{:?}", f.name()))
-        .collect();
-    format!(
-        "no column {name:?} (the {setting}); the columns are {}",
-        names.join(", ")
-    )
-}
-
 impl PredictionRun {
     /// The predictions of a capture batch; `keys[i]` is row `i`'s join key. `Err`: the batch
     /// lacks a column the spec names.
@@ -329,7 +318,7 @@ impl PredictionRun {
     ) -> Result<Self, String> {
         let find = |setting: &str, name: &Option<String>| -> Result<Option<StringArray>, String> {
             name.as_deref()
-                .map(|n| text_column(batch, n).ok_or_else(|| missing(setting, n, batch)))
+                .map(|n| text_column(batch, n).ok_or_else(|| missing_column(setting, n, batch)))
                 .transpose()
         };
         let inference = find("inference_attribute", &spec.inference_attribute)?;
@@ -390,7 +379,7 @@ impl LabelRun {
         let name = &spec.ground_truth_attribute;
         let truth = text_column(batch, name)
             .or_else(|| text_column(batch, "_c0"))
-            .ok_or_else(|| missing("ground_truth_attribute", name, batch))?;
+            .ok_or_else(|| missing_column("ground_truth_attribute", name, batch))?;
         let mut classes = Classes::default();
         let mut rows = Vec::with_capacity(batch.num_rows());
         let mut skipped = 0;
