@@ -140,6 +140,34 @@ pub(super) async fn finalise_ready(
     Ok(next_close)
 }
 
+/// A window's stored parts (object, bytes) merged within the configured limits: the state,
+/// what the limits refused, and the objects merged. `None` when no part could be read.
+fn merge_parts(
+    shared: &Shared,
+    monitor: usize,
+    stored: Vec<(String, Vec<u8>)>,
+) -> Option<(WindowState, Refused, Vec<String>)> {
+    let kind = &shared.monitors[monitor].kind;
+    let mut merger = WindowMerger::new(kind, MergeLimits::of(&shared.config.limits));
+    let mut used = Vec::new();
+    for (object, bytes) in stored {
+        let merged = codec::decode(&bytes, kind)
+            .map_err(|e| e.to_string())
+            .and_then(|state| merger.add(state).map_err(|e| e.to_string()));
+        match merged {
+            Ok(()) => used.push(object),
+            Err(error) => tracing::error!(
+                object,
+                %error,
+                "a stored part cannot be read or merged; left out of the window"
+            ),
+        }
+    }
+    merger
+        .finish()
+        .map(|(state, refused)| (state, refused, used))
+}
+
 /// Merges a window's parts (in object order, so any replica gets the same result), analyses
 /// it, writes its local files, runs the rules, and commits its deliveries. `None` when there
 /// was nothing to commit (already finalised, or no readable part).
@@ -187,31 +215,12 @@ async fn finalise(
         start,
     };
     let end = start + config.window.size.as_secs() as i64;
-    let merged =
-        {
-            let shared = shared.clone();
-            tokio::task::spawn_blocking(move || {
-            let kind = &shared.monitors[monitor].kind;
-            let mut merger = WindowMerger::new(kind, MergeLimits::of(&shared.config.limits));
-            let mut used = Vec::new();
-            for (object, bytes) in stored {
-                let merged = codec::decode(&bytes, kind)
-                    .map_err(|e| e.to_string())
-                    .and_then(|state| merger.add(state).map_err(|e| e.to_string()));
-                match merged {
-                    Ok(()) => used.push(object),
-                    Err(error) => tracing::error!(
-                        object,
-                        %error,
-                        "a stored partial window cannot be read or merged; left out of the window"
-                    ),
-                }
-            }
-            merger.finish().map(|(state, refused)| (state, refused, used))
-        })
-        .await
-        .expect("merging does not panic")
-        };
+    let merged = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || merge_parts(&shared, monitor, stored))
+            .await
+            .expect("merging does not panic")
+    };
     let Some((state, refused, used)) = merged else {
         return Ok(None);
     };
