@@ -382,6 +382,9 @@ pub struct MonitorConfig {
     /// window — its files are written again, with the label, as the window's next revision.
     #[serde(default)]
     pub restate: bool,
+    /// driftd's addition for a label-joined binary model-quality monitor: each window's
+    /// performance estimated from its scores before the labels come (CBPE).
+    pub estimate: Option<EstimateConfig>,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
     #[serde(default)]
     pub non_negative_check: bool,
@@ -399,6 +402,32 @@ pub struct MonitorConfig {
     /// copied into retrain triggers so the retraining pipeline knows what to retrain.
     #[serde(default)]
     pub model: std::collections::BTreeMap<String, String>,
+}
+
+/// `[monitor.estimate]`: what CBPE learns its calibration, sampling errors and thresholds
+/// from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateConfig {
+    /// A labelled reference: the monitor's prediction columns (`inference_attribute`,
+    /// `probability_attribute`) and `ground_truth_attribute`, by those names, one row each.
+    pub reference: PathBuf,
+    /// The thresholds are mean ± 3 std of each metric over the reference's chunks of this
+    /// many rows: a window should hold about as many predictions.
+    pub chunk_size: usize,
+    #[serde(default = "default_reference_format")]
+    pub format: InputFormat,
+    /// CSV: the reference's first line names its columns.
+    #[serde(default = "default_true")]
+    pub header: bool,
+}
+
+fn default_reference_format() -> InputFormat {
+    InputFormat::Csv
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -433,6 +462,8 @@ pub enum MonitorBaseline {
     ModelQuality {
         spec: Arc<ModelQualitySpec>,
         constraints: ModelQualityConstraints,
+        /// With `[monitor.estimate]`: CBPE fitted on its reference.
+        estimator: Option<Arc<crate::estimate::WindowEstimator>>,
     },
     FeatureAttribution {
         spec: Arc<AttributionSpec>,
@@ -466,7 +497,7 @@ impl MonitorConfig {
         })
     }
 
-    fn load_baseline(&self, key: &str) -> Result<MonitorBaseline, String> {
+    fn load_baseline(&self, key: &str, limits: Limits) -> Result<MonitorBaseline, String> {
         let baseline = &self.baseline;
         match self.kind {
             MonitorKind::DataQuality => Baseline::load(baseline)
@@ -506,9 +537,17 @@ impl MonitorConfig {
                         .map_err(|e| format!(
                             "{key}.baseline: {e}; point it at a directory holding a model-quality constraints.json (make one with `driftd baseline --kind model-quality`)"
                         ))?;
+                let estimator = (self.estimate.as_ref())
+                    .map(|settings| {
+                        crate::estimate::WindowEstimator::fit(&spec, settings, limits)
+                            .map(Arc::new)
+                            .map_err(|e| format!("{key}.estimate.reference: {e}"))
+                    })
+                    .transpose()?;
                 Ok(MonitorBaseline::ModelQuality {
                     spec: Arc::new(spec),
                     constraints,
+                    estimator,
                 })
             }
             MonitorKind::FeatureAttribution => {
@@ -565,6 +604,25 @@ impl MonitorConfig {
         };
         spec.validate().map_err(|e| format!("{key}: {e}"))?;
         Ok(spec)
+    }
+
+    /// `[monitor.estimate]` needs what CBPE works on: a binary model's scores, with labels
+    /// that come later.
+    fn validate_estimate(&self, key: &str, estimate: &EstimateConfig) -> Result<(), String> {
+        let problem = if self.kind != MonitorKind::ModelQuality {
+            "only model-quality monitors estimate their performance; add kind = \"model_quality\" or remove it"
+        } else if self.problem_type != Some(ProblemType::BinaryClassification) {
+            "driftd run estimates BinaryClassification monitors only (driftd estimate also does multiclass, from a score column per class); remove [monitor.estimate]"
+        } else if self.probability_attribute.is_none() {
+            "CBPE works on the model's score: set probability_attribute"
+        } else if self.ground_truth_path.is_none() {
+            "the estimate stands in for labels that come later: set ground_truth_path (the label join), or remove [monitor.estimate] (rows with labels give the realized metrics)"
+        } else if estimate.chunk_size == 0 {
+            "chunk_size must be at least 1 (rows per reference chunk; about a window's predictions)"
+        } else {
+            return Ok(());
+        };
+        Err(format!("{key}.estimate: {problem}"))
     }
 
     /// How to decode this monitor's objects; `limits` from the config's `[limits]`.
@@ -753,7 +811,7 @@ impl Config {
             .map(|(i, monitor)| {
                 let key = format!("monitor[{i}] ({})", monitor.name);
                 monitor
-                    .load_baseline(&key)
+                    .load_baseline(&key, self.limits)
                     .map_err(|message| ConfigError::Invalid {
                         path: path.to_path_buf(),
                         message,
@@ -788,6 +846,9 @@ impl Config {
             resolve(&mut monitor.baseline);
             if let Some(a) = &mut monitor.analysis_config {
                 resolve(a);
+            }
+            if let Some(estimate) = &mut monitor.estimate {
+                resolve(&mut estimate.reference);
             }
         }
     }
@@ -906,6 +967,9 @@ impl Config {
                 return Err(format!(
                     "{key}.{setting}: only used by model-quality monitors; add kind = \"model_quality\" or remove it"
                 ));
+            }
+            if let Some(estimate) = &monitor.estimate {
+                monitor.validate_estimate(&key, estimate)?;
             }
             if let Some(labels) = &monitor.ground_truth_path {
                 let pattern = crate::ingest::local::PathPattern::new(labels)

@@ -151,12 +151,13 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
 }
 
 /// A closed window against its monitor's baseline: findings, metrics and where they go.
-/// `join`: a label-joined window's counts.
+/// `join`: a label-joined window's counts; `estimate`: its estimated performance.
 fn window_report(
     config: &Config,
     monitors: &[Monitor],
     window: ClosedWindow,
     join: Option<model_quality::JoinCounts>,
+    estimate: Option<crate::estimate::EstimatedPerformance>,
 ) -> WindowReport {
     let monitor_config = &config.monitors[window.key.monitor];
     let rows = window.state.row_count();
@@ -197,7 +198,10 @@ fn window_report(
             let mut window = *window;
             let statistics = model_quality::evaluate(&mut window.state);
             let violations = model_quality::check(constraints, &statistics.metrics);
-            let metrics = analyze::metrics::model_quality_metrics(&statistics, &scope);
+            let mut metrics = analyze::metrics::model_quality_metrics(&statistics, &scope);
+            if let Some(estimate) = &estimate {
+                metrics.extend(analyze::metrics::data(estimate.metric_values(), &scope));
+            }
             (
                 Outcome::ModelQuality {
                     constraints: model_quality::suggest_constraints(&statistics),
@@ -205,6 +209,7 @@ fn window_report(
                     violations,
                     skipped_rows: window.skipped_rows,
                     join,
+                    estimate: estimate.map(Box::new),
                 },
                 metrics,
             )
@@ -299,12 +304,14 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
             violations,
             skipped_rows,
             join,
+            estimate,
         } => {
             let files = file::ModelQualityFiles::of(
                 statistics,
                 constraints,
                 violations,
                 join.as_ref(),
+                estimate.as_deref(),
                 report.end,
             );
             file::write_model_quality(&dir, &files, &report.metrics)?;

@@ -15,9 +15,15 @@ use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
-use crate::cbpe::{self, Cbpe, ChunkEstimate, Chunking, ClassCalibration, Kind, Rows};
+use crate::cbpe::{
+    self, Cbpe, ChunkEstimate, Chunking, ClassCalibration, Kind, MetricEstimate, Rows,
+};
+use crate::config::EstimateConfig;
 use crate::decode::{
     DecodeError, DecodeOptions, Quarantine, RejectReason, as_text, missing_column,
+};
+use crate::model_quality::{
+    JoinKey, LabelRun, ModelQualitySpec, PredictionRun, ProblemType, ScoredRows,
 };
 use crate::pipeline::{self, RunInputs};
 
@@ -333,11 +339,12 @@ fn read_rows(
     Ok(out)
 }
 
-/// `estimated_performance.json`.
-#[derive(Debug, Serialize)]
-pub struct EstimatedPerformance<'a> {
+/// `estimated_performance.json`: of `driftd estimate`'s chunks, or of a daemon's window (one
+/// chunk: the window's scored predictions).
+#[derive(Debug, Clone, Serialize)]
+pub struct EstimatedPerformance {
     pub problem_type: &'static str,
-    pub classes: &'a [String],
+    pub classes: Vec<String>,
     /// Rows per chunk (the last chunk also holds the rest); `null` with the default of ten
     /// chunks per dataset.
     pub chunk_size: Option<usize>,
@@ -347,7 +354,33 @@ pub struct EstimatedPerformance<'a> {
     /// Whether realized values (from the input's labels) are given.
     pub realized: bool,
     pub calibration: Vec<ClassCalibration>,
-    pub chunks: &'a [ChunkEstimate],
+    pub chunks: Vec<ChunkEstimate>,
+}
+
+impl EstimatedPerformance {
+    /// `estimated_<metric>` per estimate that could be computed (a window's are published to
+    /// CloudWatch beside the realized metrics).
+    pub fn metric_values(&self) -> Vec<(String, f64)> {
+        (self.chunks.iter().flat_map(|chunk| &chunk.metrics))
+            .filter(|(_, m)| m.value.is_finite())
+            .map(|(name, m)| (format!("estimated_{name}"), m.value))
+            .collect()
+    }
+
+    /// The estimates outside their thresholds, by metric name.
+    pub fn alerts(&self) -> Vec<(&str, &MetricEstimate)> {
+        (self.chunks.iter().flat_map(|chunk| &chunk.metrics))
+            .filter(|(_, m)| m.alert)
+            .map(|(name, m)| (name.as_str(), m))
+            .collect()
+    }
+}
+
+fn problem_type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Binary => "BinaryClassification",
+        Kind::Multiclass => "MulticlassClassification",
+    }
 }
 
 /// What `driftd estimate` did.
@@ -431,11 +464,8 @@ pub fn run_estimate(
     let chunks = cbpe.estimate(&input_rows.rows);
     let calibration = cbpe.calibration();
     let file = EstimatedPerformance {
-        problem_type: match spec.kind {
-            Kind::Binary => "BinaryClassification",
-            Kind::Multiclass => "MulticlassClassification",
-        },
-        classes: &spec.classes,
+        problem_type: problem_type_name(spec.kind),
+        classes: spec.classes.clone(),
         chunk_size: match spec.chunking {
             Chunking::Size(size) => Some(size),
             Chunking::Count(_) => None,
@@ -445,7 +475,7 @@ pub fn run_estimate(
         rows_skipped: reference_rows.skipped + input_rows.skipped,
         realized: input_rows.rows.labels.is_some(),
         calibration: calibration.clone(),
-        chunks: &chunks,
+        chunks: chunks.clone(),
     };
     crate::json_file::write_json(&output.join(ESTIMATED_PERFORMANCE_FILE), &file)?;
     let mut failed = reference_rows.failed;
@@ -460,4 +490,141 @@ pub fn run_estimate(
         calibration,
         chunks,
     })
+}
+
+/// Reference chunks a daemon's estimator needs at least: its thresholds are the spread of the
+/// realized metrics over them (NannyML warns below 6).
+pub const MIN_REFERENCE_CHUNKS: usize = 2;
+
+/// CBPE for a label-joined binary model-quality monitor (`[monitor.estimate]`): fitted once at
+/// start-up, then each window's scored predictions are estimated as one chunk, when it closes
+/// and before its labels come.
+#[derive(Debug)]
+pub struct WindowEstimator {
+    cbpe: Cbpe,
+    reference_rows: usize,
+    chunk_size: usize,
+}
+
+impl WindowEstimator {
+    /// Reads the labelled reference with the monitor's columns and fits CBPE on it. A row
+    /// without a readable score, prediction or label is left out; the count is logged.
+    pub fn fit(
+        spec: &ModelQualitySpec,
+        settings: &EstimateConfig,
+        limits: crate::decode::Limits,
+    ) -> Result<Self, String> {
+        if spec.problem_type != ProblemType::BinaryClassification {
+            return Err("CBPE in driftd run is for BinaryClassification monitors".into());
+        }
+        let files = pipeline::list_files(std::slice::from_ref(&settings.reference))
+            .map_err(|e| format!("{}: {e}", settings.reference.display()))?;
+        if files.is_empty() {
+            return Err(format!("no file in {}", settings.reference.display()));
+        }
+        let options = DecodeOptions {
+            format: settings.format,
+            header: settings.header,
+            limits,
+            ..DecodeOptions::default()
+        };
+        let mut quarantine = Quarantine::in_memory();
+        let (mut predictions, mut labels) = (Vec::new(), Vec::new());
+        // Row numbers are the join keys, so the rows stay in the files' order (the reference's
+        // chunks follow it).
+        let mut next_row: JoinKey = 0;
+        for file in &files {
+            let mut fault = None;
+            let decoded = pipeline::decode_object(file, &options, &mut quarantine, |chunk| {
+                let batch = &chunk.features;
+                let keys: Vec<JoinKey> = (next_row..).take(batch.num_rows()).collect();
+                next_row += batch.num_rows() as JoinKey;
+                if fault.is_some() {
+                    return;
+                }
+                match (
+                    PredictionRun::from_batch(spec, batch, &keys),
+                    LabelRun::from_batch(spec, batch, &keys),
+                ) {
+                    (Ok(p), Ok(l)) => {
+                        predictions.push(p);
+                        labels.push(l);
+                    }
+                    (Err(e), _) | (_, Err(e)) => fault = Some(e),
+                }
+            });
+            pipeline::object_outcome(decoded, fault, &file.display().to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        let ScoredRows {
+            scores,
+            predicted,
+            labels,
+            unscored,
+        } = PredictionRun::concat(&predictions).scored_with(&LabelRun::concat(&labels));
+        let left_out = next_row as u64 - scores.len() as u64;
+        if left_out > 0 {
+            tracing::warn!(
+                reference = %settings.reference.display(),
+                rows = left_out,
+                without_score = unscored,
+                "reference rows without a readable score, prediction or label are left out of CBPE"
+            );
+        }
+        let chunks = Chunking::Size(settings.chunk_size)
+            .ranges(scores.len())
+            .len();
+        if chunks < MIN_REFERENCE_CHUNKS {
+            return Err(format!(
+                "{} usable rows make {chunks} chunk(s) of chunk_size {}; the thresholds need at least {MIN_REFERENCE_CHUNKS} (NannyML advises 6): lower chunk_size or give a longer reference",
+                scores.len(),
+                settings.chunk_size
+            ));
+        }
+        let rows = Rows {
+            scores: vec![scores],
+            predicted,
+            labels: Some(labels),
+        };
+        let classes = vec!["0".to_string(), "1".to_string()];
+        let cbpe = Cbpe::fit(
+            Kind::Binary,
+            classes,
+            &rows,
+            Chunking::Size(settings.chunk_size),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            cbpe,
+            reference_rows: rows.len(),
+            chunk_size: settings.chunk_size,
+        })
+    }
+
+    /// A window's estimate from its predictions (labels or not); `None` when none has a score.
+    pub fn estimate(&self, predictions: &PredictionRun) -> Option<EstimatedPerformance> {
+        let ScoredRows {
+            scores,
+            predicted,
+            unscored,
+            ..
+        } = predictions.scored();
+        let rows = Rows {
+            scores: vec![scores],
+            predicted,
+            labels: None,
+        };
+        let chunk = self.cbpe.estimate_all(&rows)?;
+        Some(EstimatedPerformance {
+            problem_type: problem_type_name(Kind::Binary),
+            classes: self.cbpe.classes().to_vec(),
+            chunk_size: Some(self.chunk_size),
+            reference_rows: self.reference_rows,
+            input_rows: rows.len(),
+            rows_skipped: unscored,
+            realized: false,
+            calibration: self.cbpe.calibration(),
+            chunks: vec![chunk],
+        })
+    }
 }

@@ -135,8 +135,12 @@ pub fn model_quality_metrics(
     statistics: &ModelQualityStatistics,
     scope: &MetricScope,
 ) -> Vec<MetricDatum> {
-    statistics
-        .cloudwatch_metrics()
+    data(statistics.cloudwatch_metrics(), scope)
+}
+
+/// One datum per (name, value), at the window's time with its dimensions.
+pub fn data(values: Vec<(String, f64)>, scope: &MetricScope) -> Vec<MetricDatum> {
+    values
         .into_iter()
         .map(|(metric_name, value)| MetricDatum {
             metric_name,

@@ -232,35 +232,28 @@ pub struct Cbpe {
     metrics: Vec<FittedMetric>,
 }
 
+/// A binary estimator's metrics, in output order.
+pub const BINARY_METRICS: [&str; 10] = [
+    "roc_auc",
+    "f1",
+    "precision",
+    "recall",
+    "specificity",
+    "accuracy",
+    "true_positive",
+    "false_positive",
+    "true_negative",
+    "false_negative",
+];
+
 /// Per-metric values of one chunk (estimates or realized), in metric order.
 fn metric_names(kind: Kind, classes: &[String]) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "roc_auc",
-        "f1",
-        "precision",
-        "recall",
-        "specificity",
-        "accuracy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match kind {
-        Kind::Binary => names.extend(
-            [
-                "true_positive",
-                "false_positive",
-                "true_negative",
-                "false_negative",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        ),
-        Kind::Multiclass => {
-            for actual in classes {
-                for predicted in classes {
-                    names.push(format!("true_{actual}_pred_{predicted}"));
-                }
+    let mut names: Vec<String> = BINARY_METRICS.iter().map(|s| s.to_string()).collect();
+    if kind == Kind::Multiclass {
+        names.truncate(6);
+        for actual in classes {
+            for predicted in classes {
+                names.push(format!("true_{actual}_pred_{predicted}"));
             }
         }
     }
@@ -695,48 +688,66 @@ impl Cbpe {
             .ranges(rows.len())
             .into_iter()
             .enumerate()
-            .map(|(index, range)| {
-                let values = self.estimates(rows, &calibrated, range);
-                let realized = rows
-                    .labels
-                    .as_ref()
-                    .map(|labels| self.realized(rows, labels, range));
-                let size = range.1 - range.0;
-                let metrics = self
-                    .metrics
-                    .iter()
-                    .enumerate()
-                    .map(|(m, metric)| {
-                        let value = values[m];
-                        let sampling_error = metric.sampling.error(size);
-                        let estimate = MetricEstimate {
-                            value,
-                            sampling_error,
-                            lower_confidence_boundary: nan_max(
-                                value - 3.0 * sampling_error,
-                                metric.lower_limit,
-                            ),
-                            upper_confidence_boundary: -nan_max(
-                                -(value + 3.0 * sampling_error),
-                                -metric.upper_limit.unwrap_or(f64::INFINITY),
-                            ),
-                            lower_threshold: metric.lower_threshold,
-                            upper_threshold: metric.upper_threshold,
-                            alert: value < metric.lower_threshold || value > metric.upper_threshold,
-                            realized: realized.as_ref().map(|r| r[m]),
-                        };
-                        (metric.name.clone(), estimate)
-                    })
-                    .collect();
-                ChunkEstimate {
-                    index,
-                    start_row: range.0,
-                    end_row: range.1 - 1,
-                    rows: size,
-                    metrics,
-                }
-            })
+            .map(|(index, range)| self.chunk_estimate(rows, &calibrated, index, range))
             .collect()
+    }
+
+    /// Estimates of all of `rows` as one chunk (a daemon's window); `None` without rows. The
+    /// thresholds are still those of the reference's chunks.
+    pub fn estimate_all(&self, rows: &Rows) -> Option<ChunkEstimate> {
+        if rows.is_empty() {
+            return None;
+        }
+        let calibrated = self.calibrate(rows);
+        Some(self.chunk_estimate(rows, &calibrated, 0, (0, rows.len())))
+    }
+
+    fn chunk_estimate(
+        &self,
+        rows: &Rows,
+        calibrated: &[Vec<f64>],
+        index: usize,
+        range: (usize, usize),
+    ) -> ChunkEstimate {
+        let values = self.estimates(rows, calibrated, range);
+        let realized = rows
+            .labels
+            .as_ref()
+            .map(|labels| self.realized(rows, labels, range));
+        let size = range.1 - range.0;
+        let metrics = self
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(m, metric)| {
+                let value = values[m];
+                let sampling_error = metric.sampling.error(size);
+                let estimate = MetricEstimate {
+                    value,
+                    sampling_error,
+                    lower_confidence_boundary: nan_max(
+                        value - 3.0 * sampling_error,
+                        metric.lower_limit,
+                    ),
+                    upper_confidence_boundary: -nan_max(
+                        -(value + 3.0 * sampling_error),
+                        -metric.upper_limit.unwrap_or(f64::INFINITY),
+                    ),
+                    lower_threshold: metric.lower_threshold,
+                    upper_threshold: metric.upper_threshold,
+                    alert: value < metric.lower_threshold || value > metric.upper_threshold,
+                    realized: realized.as_ref().map(|r| r[m]),
+                };
+                (metric.name.clone(), estimate)
+            })
+            .collect();
+        ChunkEstimate {
+            index,
+            start_row: range.0,
+            end_row: range.1 - 1,
+            rows: size,
+            metrics,
+        }
     }
 }
 

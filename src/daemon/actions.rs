@@ -38,6 +38,7 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
         Outcome::ModelQuality {
             statistics,
             violations,
+            estimate,
             ..
         } => WindowFacts::from_model_quality(
             &report.monitor,
@@ -46,6 +47,7 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
             report.rows,
             statistics,
             violations,
+            estimate.as_deref(),
         ),
         Outcome::FeatureAttribution {
             drift, violations, ..

@@ -367,6 +367,61 @@ impl PredictionRun {
     }
 }
 
+/// A binary model's predictions as CBPE reads them: per row its score, its predicted label
+/// (0 or 1) and, when asked for, its true label.
+#[derive(Debug, Default)]
+pub struct ScoredRows {
+    pub scores: Vec<f64>,
+    pub predicted: Vec<usize>,
+    pub labels: Vec<usize>,
+    /// Rows left out: not binary, or without a score.
+    pub unscored: u64,
+}
+
+impl ScoredRows {
+    fn push(&mut self, predicted: Predicted) -> bool {
+        match predicted {
+            Predicted::Binary { label, score } if !score.is_nan() => {
+                self.scores.push(score);
+                self.predicted.push(usize::from(label));
+                true
+            }
+            _ => {
+                self.unscored += 1;
+                false
+            }
+        }
+    }
+}
+
+impl PredictionRun {
+    /// The run's scored binary predictions, in key order.
+    pub fn scored(&self) -> ScoredRows {
+        let mut rows = ScoredRows::default();
+        for &predicted in &self.values {
+            rows.push(predicted);
+        }
+        rows
+    }
+
+    /// The scored binary predictions with a binary label of the same key in `labels`, in key
+    /// order (a labelled reference read with its row numbers as keys keeps the file's order).
+    pub fn scored_with(&self, labels: &LabelRun) -> ScoredRows {
+        let mut rows = ScoredRows::default();
+        let mut truth = labels.keys.iter().zip(&labels.values).peekable();
+        for (key, &predicted) in self.keys.iter().zip(&self.values) {
+            while truth.next_if(|(k, _)| *k < key).is_some() {}
+            let Some((_, &Truth::Binary(label))) = truth.next_if(|(k, _)| *k == key) else {
+                continue;
+            };
+            if rows.push(predicted) {
+                rows.labels.push(usize::from(label));
+            }
+        }
+        rows
+    }
+}
+
 impl LabelRun {
     /// The labels of a ground-truth batch: the `ground_truth_attribute` column, or with a
     /// CSV-encoded label (columns `_c0, …`) the first column when the batch has no column of

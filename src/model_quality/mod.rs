@@ -48,7 +48,7 @@ pub use files::{
 };
 pub use join::{
     Absorbed, JoinCounts, JoinKey, JoinState, JoinedWindow, LABEL_JOIN_FILE, LabelRun, LateRows,
-    MAX_JOIN_CLASSES, PredictionRun, Staged, Ttl, join_key,
+    MAX_JOIN_CLASSES, PredictionRun, ScoredRows, Staged, Ttl, join_key,
 };
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};
 pub use sample::{Membership, SUBSAMPLES, key_hash};

@@ -28,6 +28,7 @@ use crate::analyze::{CheckType, Findings};
 use crate::attribution::{AttributionViolations, LabelDrift};
 use crate::bias::Analysis;
 use crate::bias::drift::BiasViolations;
+use crate::estimate::EstimatedPerformance;
 use crate::model_quality::{ModelQualityStatistics, ModelQualityViolations};
 
 /// What the rules see of one closed window.
@@ -42,8 +43,12 @@ pub struct WindowFacts {
     pub drift: Vec<DriftFact>,
     pub drifted_features: usize,
     pub bias: Vec<BiasFact>,
-    /// Model-quality metrics (`statistics.json` keys) with a finite value.
+    /// Model-quality metrics (`statistics.json` keys, and `estimated_<metric>` with
+    /// `[monitor.estimate]`) with a finite value.
     pub model_quality: Vec<(String, f64)>,
+    /// The estimated metrics (CBPE's names) outside their reference thresholds, with their
+    /// estimates.
+    pub estimated_alerts: Vec<(String, f64)>,
     /// Feature attribution: each baseline label's NDCG, where the window has one.
     pub attribution_ndcg: Vec<(String, f64)>,
     /// Rows of the series counted late (they arrived after their window closed) since the
@@ -170,7 +175,16 @@ impl WindowFacts {
         rows: u64,
         statistics: &ModelQualityStatistics,
         violations: &ModelQualityViolations,
+        estimate: Option<&EstimatedPerformance>,
     ) -> Self {
+        let mut model_quality = statistics.cloudwatch_metrics();
+        let mut estimated_alerts = Vec::new();
+        if let Some(estimate) = estimate {
+            model_quality.extend(estimate.metric_values());
+            estimated_alerts = (estimate.alerts().into_iter())
+                .map(|(name, m)| (name.to_string(), m.value))
+                .collect();
+        }
         WindowFacts {
             rows,
             violations: violations
@@ -181,7 +195,8 @@ impl WindowFacts {
                     check_type: v.constraint_check_type.clone(),
                 })
                 .collect(),
-            model_quality: statistics.cloudwatch_metrics(),
+            model_quality,
+            estimated_alerts,
             ..WindowFacts::empty(monitor, endpoint, start, end)
         }
     }
@@ -380,6 +395,16 @@ fn matches(condition: &Condition, facts: &WindowFacts) -> Vec<Match> {
                 value: Some(facts.late_rows as f64),
             })
             .into_iter()
+            .collect(),
+        Condition::EstimatedPerformance { metrics } => facts
+            .estimated_alerts
+            .iter()
+            .filter(|(name, _)| any(metrics, name))
+            .map(|(name, value)| Match {
+                subject: None,
+                what: format!("estimated_{name}"),
+                value: Some(*value),
+            })
             .collect(),
         Condition::FeatureAttribution { labels, below } => facts
             .attribution_ndcg

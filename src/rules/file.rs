@@ -109,6 +109,12 @@ pub enum Condition {
         above: Option<f64>,
         below: Option<f64>,
     },
+    /// `[monitor.estimate]`: a matching metric's estimate (CBPE, before labels: `f1`,
+    /// `roc_auc`, `accuracy`, …) outside the thresholds its reference learned.
+    EstimatedPerformance {
+        #[serde(default = "match_all")]
+        metrics: Vec<String>,
+    },
     /// Feature attribution: the NDCG of a matching label's ranking below `below` (Model
     /// Monitor's own threshold is 0.9).
     FeatureAttribution {
@@ -366,6 +372,7 @@ impl Rule {
                 globs("labels", labels)?;
                 finite("below", *below)
             }
+            Condition::EstimatedPerformance { metrics } => globs("metrics", metrics),
             Condition::NoData {} => Ok(()),
         }
     }
@@ -573,6 +580,9 @@ fn bounds(above: Option<f64>, below: Option<f64>) -> Result<(), (&'static str, S
 /// Whether `name` is a metric some model-quality `statistics.json` has.
 fn known_model_quality_metric(name: &str) -> bool {
     use crate::model_quality::{ModelQualityState, ProblemType, evaluate};
+    if let Some(estimated) = name.strip_prefix("estimated_") {
+        return crate::cbpe::BINARY_METRICS.contains(&estimated);
+    }
     name == "auc"
         || [
             ProblemType::BinaryClassification,

@@ -78,6 +78,12 @@ pub fn write_model_quality(
     if let Some(join) = &outcome.label_join {
         write_json(&dir.join(mq::LABEL_JOIN_FILE), join)?;
     }
+    if let Some(estimate) = &outcome.estimated_performance {
+        write_json(
+            &dir.join(crate::estimate::ESTIMATED_PERFORMANCE_FILE),
+            estimate,
+        )?;
+    }
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
@@ -88,6 +94,8 @@ pub struct ModelQualityFiles {
     pub violations: serde_json::Value,
     /// A label-joined window's `label_join.json`.
     pub label_join: Option<serde_json::Value>,
+    /// With `[monitor.estimate]`: `estimated_performance.json`.
+    pub estimated_performance: Option<serde_json::Value>,
 }
 
 impl ModelQualityFiles {
@@ -96,6 +104,7 @@ impl ModelQualityFiles {
         constraints: &mq::ModelQualityConstraints,
         violations: &mq::ModelQualityViolations,
         join: Option<&mq::JoinCounts>,
+        estimate: Option<&crate::estimate::EstimatedPerformance>,
         evaluation_time: chrono::DateTime<chrono::Utc>,
     ) -> Self {
         let json = |value: serde_json::Result<serde_json::Value>| {
@@ -109,6 +118,7 @@ impl ModelQualityFiles {
             constraints: json(serde_json::to_value(constraints)),
             violations: json(serde_json::to_value(violations)),
             label_join: join.map(mq::JoinCounts::file),
+            estimated_performance: estimate.map(|e| json(serde_json::to_value(e))),
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum Outcome {
         skipped_rows: u64,
         /// A label-joined window: what the join made of its predictions and the labels.
         join: Option<crate::model_quality::JoinCounts>,
+        /// With `[monitor.estimate]`: the window's performance estimated before its labels.
+        estimate: Option<Box<crate::estimate::EstimatedPerformance>>,
     },
     FeatureAttribution {
         /// The window's global attributions, in Clarify's explainability layout.

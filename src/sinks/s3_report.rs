@@ -60,6 +60,7 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             constraints,
             violations,
             join,
+            estimate,
             ..
         } => {
             let files = ModelQualityFiles::of(
@@ -67,6 +68,7 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
                 constraints,
                 violations,
                 join.as_ref(),
+                estimate.as_deref(),
                 report.end,
             );
             let mut out = vec![
@@ -76,6 +78,12 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             ];
             if let Some(join) = &files.label_join {
                 out.push((crate::model_quality::LABEL_JOIN_FILE, pretty(join)));
+            }
+            if let Some(estimate) = &files.estimated_performance {
+                out.push((
+                    crate::estimate::ESTIMATED_PERFORMANCE_FILE,
+                    pretty(estimate),
+                ));
             }
             out
         }

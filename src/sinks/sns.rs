@@ -182,21 +182,45 @@ fn findings(report: &WindowReport) -> Vec<AlertFinding> {
         Outcome::ModelQuality {
             statistics,
             violations,
+            estimate,
             ..
-        } => violations
-            .violations
-            .iter()
-            .map(|v| AlertFinding {
-                feature: v.metric_name.clone(),
-                facet_value: None,
-                check: v.constraint_check_type.clone(),
-                statistic: Some(v.metric_name.clone()),
-                value: statistics.metric(&v.metric_name).map(|m| m.value),
-                // The baseline's threshold is in the description.
-                threshold: None,
-                description: v.description.clone(),
-            })
-            .collect(),
+        } => {
+            let mut findings: Vec<AlertFinding> = (violations.violations.iter())
+                .map(|v| AlertFinding {
+                    feature: v.metric_name.clone(),
+                    facet_value: None,
+                    check: v.constraint_check_type.clone(),
+                    statistic: Some(v.metric_name.clone()),
+                    value: statistics.metric(&v.metric_name).map(|m| m.value),
+                    // The baseline's threshold is in the description.
+                    threshold: None,
+                    description: v.description.clone(),
+                })
+                .collect();
+            findings.extend(estimate.iter().flat_map(|e| e.alerts()).map(|(name, m)| {
+                let outside = if m.value < m.lower_threshold {
+                    ("below", m.lower_threshold)
+                } else {
+                    ("above", m.upper_threshold)
+                };
+                AlertFinding {
+                    feature: name.to_string(),
+                    facet_value: None,
+                    check: "estimated_performance".into(),
+                    statistic: Some(format!("estimated_{name}")),
+                    value: Some(m.value),
+                    threshold: Some(outside.1),
+                    description: format!(
+                        "estimated {name} {:.4} (±{:.4}) is {} the threshold {:.4} learned on the reference; estimated from the scores before the labels came (CBPE)",
+                        m.value,
+                        3.0 * m.sampling_error,
+                        outside.0,
+                        outside.1
+                    ),
+                }
+            }));
+            findings
+        }
         Outcome::FeatureAttribution {
             drift, violations, ..
         } => violations

@@ -377,7 +377,7 @@ fn multiclass_csv(path: &Path, n: usize, seed: u64, shift: f64, sharpness: f64) 
 
 /// Every field of every metric of every chunk agrees with the oracle (1e-9 relative, or
 /// absolute below 1); returns the number of alerts.
-fn compare_with_oracle(ours: &Value, oracle: &Value) -> usize {
+pub(crate) fn compare_with_oracle(ours: &Value, oracle: &Value) -> usize {
     assert_eq!(
         ours["calibration"].as_array().unwrap().len(),
         oracle["calibration"].as_array().unwrap().len()
@@ -434,7 +434,7 @@ fn compare_with_oracle(ours: &Value, oracle: &Value) -> usize {
     alerts
 }
 
-fn oracle(
+pub(crate) fn oracle(
     reference: &Path,
     input: &Path,
     kind: &str,

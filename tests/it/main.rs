@@ -25,6 +25,7 @@ mod report_bias;
 mod run_attribution;
 mod run_bias;
 mod run_embedded;
+mod run_estimate;
 mod run_model_quality;
 mod sagemaker_compat;
 mod sagemaker_real_bias;

@@ -233,12 +233,22 @@ async fn finalise(
         });
     }
     // A label-joined window: its predictions meet their labels now.
-    let (state, join_counts) = join::with_labels(shared, series, start, state).await?;
+    let join::Joined {
+        state,
+        counts: join_counts,
+        estimate,
+    } = join::with_labels(shared, series, start, state).await?;
     let report = {
         let shared = shared.clone();
         let window = ClosedWindow { key, end, state };
         tokio::task::spawn_blocking(move || {
-            crate::daemon::window_report(&shared.config, &shared.monitors, window, join_counts)
+            crate::daemon::window_report(
+                &shared.config,
+                &shared.monitors,
+                window,
+                join_counts,
+                estimate,
+            )
         })
         .await
         .expect("analysis does not panic")

@@ -10,7 +10,8 @@
 
 use super::*;
 use crate::bias::BiasState;
-use crate::config::LabelJoin;
+use crate::config::{LabelJoin, MonitorBaseline};
+use crate::estimate::{EstimatedPerformance, WindowEstimator};
 use crate::model_quality::{JoinCounts, JoinState, LabelRun, LateRows, ProblemType, Staged, Ttl};
 use crate::window::{ModelQualityWindow, StateKind};
 
@@ -114,8 +115,26 @@ pub(super) async fn absorb(
     shared.durable.delete_labels(series, &state.absorbed).await
 }
 
-/// A label-joined window's state with its labels, and the join's counts; any other state as
-/// it is. The result staged by an earlier attempt is used when there is one; else the window
+/// A closed window after the label join.
+pub(super) struct Joined {
+    pub state: WindowState,
+    /// A label-joined window's counts.
+    pub counts: Option<JoinCounts>,
+    /// With `[monitor.estimate]`: the window's performance estimated from its scores.
+    pub estimate: Option<EstimatedPerformance>,
+}
+
+/// The CBPE estimator of a series' monitor, if it has one.
+fn estimator(shared: &Shared, series: &SeriesKey) -> Option<Arc<WindowEstimator>> {
+    let monitor = (shared.config.monitors.iter()).position(|m| m.name == series.monitor)?;
+    match &shared.monitors[monitor].baseline {
+        MonitorBaseline::ModelQuality { estimator, .. } => estimator.clone(),
+        _ => None,
+    }
+}
+
+/// A label-joined window's state with its labels, the join's counts and its estimate; any
+/// other state as it is. The result staged by an earlier attempt is used when there is one; else the window
 /// is joined and its result staged before it is returned. The window closes for labels at its
 /// end plus the allowed lateness and `label_lateness`.
 pub(super) async fn with_labels(
@@ -123,13 +142,18 @@ pub(super) async fn with_labels(
     series: &SeriesKey,
     start: i64,
     state: WindowState,
-) -> Result<(WindowState, Option<JoinCounts>), StoreError> {
+) -> Result<Joined, StoreError> {
     if !matches!(
         state,
         WindowState::Predictions(_) | WindowState::BiasRows(_)
     ) {
-        return Ok((state, None));
+        return Ok(Joined {
+            state,
+            counts: None,
+            estimate: None,
+        });
     }
+    let estimator = estimator(shared, series);
     let (settings, problem_type) = settings(shared, series).expect("a label-joined series");
     let mut join = load(shared, series, (settings, problem_type)).await?;
     let window = &shared.config.window;
@@ -148,9 +172,16 @@ pub(super) async fn with_labels(
     let (joined, join) = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let joined = match state {
             WindowState::Predictions(window) => {
-                let staged = match staged {
-                    Some(staged) => staged,
-                    None => join.join(start, window.run(), closes, expires, ttl),
+                // The estimate is a function of the window's predictions alone, so a retry
+                // after a crash gives the same one.
+                let run = (staged.is_none() || estimator.is_some()).then(|| window.run());
+                let estimate = (estimator.as_deref())
+                    .zip(run.as_ref())
+                    .and_then(|(estimator, run)| estimator.estimate(run));
+                let staged = match (staged, run) {
+                    (Some(staged), _) => staged,
+                    (None, Some(run)) => join.join(start, run, closes, expires, ttl),
+                    (None, None) => unreachable!("the run is made when nothing is staged"),
                 };
                 let Staged::ModelQuality(state) = staged.state else {
                     return Err("a staged model-quality window holds another kind".into());
@@ -160,7 +191,8 @@ pub(super) async fn with_labels(
                     state: *state,
                     skipped_rows: staged.counts.skipped_rows,
                 };
-                (WindowState::ModelQuality(Box::new(window)), staged.counts)
+                let state = WindowState::ModelQuality(Box::new(window));
+                (state, staged.counts, estimate)
             }
             WindowState::BiasRows(window) => {
                 let kind = StateKind::Bias(window.spec.clone());
@@ -169,7 +201,7 @@ pub(super) async fn with_labels(
                         return Err("a staged bias window holds another kind".into());
                     };
                     let state = codec::decode(&bytes, &kind).map_err(|e| e.to_string())?;
-                    (state, staged.counts)
+                    (state, staged.counts, None)
                 } else {
                     let (keys, picks, duplicates) = window.first_rows();
                     let (labels, mut counts, late) =
@@ -187,7 +219,7 @@ pub(super) async fn with_labels(
                         Vec::new()
                     };
                     join.stage(start, codec::encode(&state), counts, unlabelled, late);
-                    (state, counts)
+                    (state, counts, None)
                 }
             }
             _ => unreachable!("checked above"),
@@ -204,7 +236,12 @@ pub(super) async fn with_labels(
         retryable: false,
     })?;
     save(shared, series, join).await?;
-    Ok((joined.0, Some(joined.1)))
+    let (state, counts, estimate) = joined;
+    Ok(Joined {
+        state,
+        counts: Some(counts),
+        estimate,
+    })
 }
 
 /// With `restate`: each window of the series with late labels not folded in yet gets its next
@@ -262,7 +299,13 @@ pub(super) async fn restate(
             let shared = shared.clone();
             let window = ClosedWindow { key, end, state };
             tokio::task::spawn_blocking(move || {
-                crate::daemon::window_report(&shared.config, &shared.monitors, window, Some(counts))
+                crate::daemon::window_report(
+                    &shared.config,
+                    &shared.monitors,
+                    window,
+                    Some(counts),
+                    None,
+                )
             })
             .await
             .expect("analysis does not panic")

@@ -1,0 +1,302 @@
+//! CBPE in `driftd run` (`[monitor.estimate]`): a label-joined binary model-quality monitor
+//! estimates each window's performance from its scores when the window closes, before its
+//! labels. Every estimate is checked against the numpy implementation of
+//! tests/it/cbpe_oracle.py, run on the window's rows as one chunk.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::cbpe::{compare_with_oracle, oracle};
+use crate::common;
+
+/// One prediction: its score, the predicted label (score above 0.5) and the true label drawn
+/// with the score's probability (a calibrated model).
+struct Row {
+    score: f64,
+    predicted: u8,
+    label: u8,
+}
+
+/// Rows whose logit is N(mean, spread²).
+fn rows(n: usize, seed: u64, mean: f64, spread: f64) -> Vec<Row> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let (u, v): (f64, f64) = (rng.random(), rng.random());
+            let z = (-2.0 * (1.0 - u).ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+            let score = 1.0 / (1.0 + (-(mean + spread * z)).exp());
+            Row {
+                score,
+                predicted: u8::from(score > 0.5),
+                label: u8::from(rng.random::<f64>() < score),
+            }
+        })
+        .collect()
+}
+
+/// `rows` as CSV with the given header: `score`, `prediction` and (with `labels`) `label`
+/// columns in that order.
+fn csv(path: &Path, header: &str, rows: &[Row], labels: bool) {
+    let mut text = format!("{header}\n");
+    for row in rows {
+        write!(text, "{},{}", row.score, row.predicted).unwrap();
+        if labels {
+            write!(text, ",{}", row.label).unwrap();
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Capture records of one hour (output `prediction,score`), event ids `{hour}-{i}`.
+fn capture(root: &Path, hour: &str, rows: &[Row]) {
+    let mut text = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let record = json!({
+            "captureData": {
+                "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": "1,2", "encoding": "CSV"},
+                "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": format!("{},{}", row.predicted, row.score), "encoding": "CSV"}
+            },
+            "eventMetadata": {"eventId": format!("{hour}-{i}"), "inferenceTime": format!("2026-11-01T{hour}:{:02}:{:02}Z", i / 60 % 60, i % 60)},
+            "eventVersion": "0"
+        });
+        writeln!(text, "{record}").unwrap();
+    }
+    let path = root.join(format!(
+        "in/capture/ep/AllTraffic/2026/11/01/{hour}/a.jsonl"
+    ));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Ground truth of one hour's records, collected in hour `collected`.
+fn labels(root: &Path, hour: &str, collected: &str, rows: &[Row]) {
+    let mut text = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let record = json!({
+            "groundTruthData": {"data": row.label.to_string(), "encoding": "CSV"},
+            "eventMetadata": {"eventId": format!("{hour}-{i}")},
+            "eventVersion": "0"
+        });
+        writeln!(text, "{record}").unwrap();
+    }
+    let path = root.join(format!("in/labels/ep/2026/11/01/{collected}/a.jsonl"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const CONFIG: &str = r#"
+[input]
+directory = "in"
+
+[output]
+directory = "out"
+
+[window]
+size = "1h"
+allowed_lateness = "5m"
+
+[[monitor]]
+name = "quality"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+ground_truth_path = "labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+kind = "model_quality"
+baseline = "baseline"
+problem_type = "BinaryClassification"
+inference_attribute = "_c0"
+probability_attribute = "_c1"
+ground_truth_attribute = "label"
+label_lateness = "2h"
+
+[monitor.estimate]
+reference = "reference.csv"
+chunk_size = 500
+
+[rules]
+directory = "rules"
+"#;
+
+const RULES: &str = r#"
+[[rule]]
+name = "estimated-accuracy-drop"
+severity = "warning"
+
+[rule.condition.estimated_performance]
+metrics = ["accuracy"]
+
+[rule.alert]
+"#;
+
+fn json_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn each_window_is_estimated_before_its_labels_as_the_numpy_implementation_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::always_right_baseline(root, "baseline");
+    std::fs::write(root.join("driftd.toml"), CONFIG).unwrap();
+    std::fs::create_dir_all(root.join("rules")).unwrap();
+    std::fs::write(root.join("rules/estimate.toml"), RULES).unwrap();
+
+    // The reference: 12 chunks of 500. Hour 00 is drawn from the same population and gets its
+    // labels in time; in hour 01 the model is unsure (scores near 0.5) and no label has come.
+    let reference = rows(6000, 1, -1.5, 1.5);
+    csv(
+        &root.join("reference.csv"),
+        "_c1,_c0,label",
+        &reference,
+        true,
+    );
+    csv(
+        &root.join("oracle_reference.csv"),
+        "score,prediction,label",
+        &reference,
+        true,
+    );
+    let hours = [
+        ("00", rows(500, 2, -1.5, 1.5)),
+        ("01", rows(500, 3, 0.0, 0.4)),
+    ];
+    for (hour, rows) in &hours {
+        capture(root, hour, rows);
+        csv(
+            &root.join(format!("window_{hour}.csv")),
+            "score,prediction",
+            rows,
+            false,
+        );
+    }
+    labels(root, "00", "01", &hours[0].1);
+
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut alerts = Vec::new();
+    for (hour, _) in &hours {
+        let window = root.join(format!("out/ep/quality/2026/11/01/{hour}"));
+        let ours = json_file(&window.join("estimated_performance.json"));
+        assert_eq!(ours["input_rows"], 500, "{ours}");
+        assert_eq!(ours["reference_rows"], 6000, "{ours}");
+        assert_eq!(ours["chunk_size"], 500, "{ours}");
+        // A window of one reference chunk's rows (the thresholds of the counts hold for
+        // that size).
+        let theirs = oracle(
+            &root.join("oracle_reference.csv"),
+            &root.join(format!("window_{hour}.csv")),
+            "binary",
+            &["0", "1"],
+            &["score"],
+            500,
+        );
+        alerts.push(compare_with_oracle(&ours, &theirs));
+
+        // Published beside the realized metrics, with the estimate's value.
+        let metrics = std::fs::read_to_string(window.join("cloudwatch_metrics.jsonl")).unwrap();
+        let accuracy: Vec<f64> = metrics
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|datum| datum["MetricName"] == "estimated_accuracy")
+            .map(|datum| datum["Value"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            accuracy,
+            [ours["chunks"][0]["metrics"]["accuracy"]["value"]
+                .as_f64()
+                .unwrap()],
+            "{metrics}"
+        );
+    }
+    assert_eq!(alerts[0], 0, "hour 00 is like the reference");
+    assert!(alerts[1] > 0, "hour 01's scores are unsure");
+    let unsure = json_file(&root.join("out/ep/quality/2026/11/01/01/estimated_performance.json"));
+    let accuracy = &unsure["chunks"][0]["metrics"]["accuracy"];
+    assert_eq!(accuracy["alert"], true, "{accuracy}");
+    assert!(
+        accuracy["value"].as_f64() < accuracy["lower_threshold"].as_f64(),
+        "{accuracy}"
+    );
+    // Hour 01 has no label: its realized metrics are empty, the estimate stands alone.
+    let statistics = json_file(&root.join("out/ep/quality/2026/11/01/01/statistics.json"));
+    assert_eq!(statistics["dataset"]["item_count"], 0, "{statistics}");
+    let labelled = json_file(&root.join("out/ep/quality/2026/11/01/00/statistics.json"));
+    assert_eq!(labelled["dataset"]["item_count"], 500, "{labelled}");
+
+    // The rule fires on hour 01's estimated accuracy only.
+    let actions: Vec<Value> = std::fs::read_to_string(root.join("out/actions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["rule"], "estimated-accuracy-drop");
+    let evidence = &actions[0]["evidence"];
+    assert_eq!(
+        evidence["window_start"],
+        common::utc("2026-11-01T01:00:00Z").timestamp()
+    );
+    assert_eq!(evidence["matches"][0]["what"], "estimated_accuracy");
+    assert_eq!(evidence["matches"][0]["value"], accuracy["value"]);
+}
+
+#[test]
+fn an_estimate_on_a_monitor_that_cannot_use_it_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::always_right_baseline(root, "baseline");
+    std::fs::create_dir_all(root.join("in")).unwrap();
+    // Without the label join there is nothing to estimate ahead of.
+    let config = CONFIG.replace(
+        "ground_truth_path = \"labels/{endpoint}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl\"\n",
+        "",
+    );
+    let config = config.replace("label_lateness = \"2h\"\n", "");
+    std::fs::write(root.join("driftd.toml"), config).unwrap();
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("monitor[0] (quality).estimate: the estimate stands in for labels"),
+        "{stderr}"
+    );
+
+    // A reference too short for its chunk size.
+    std::fs::write(root.join("driftd.toml"), CONFIG).unwrap();
+    csv(
+        &root.join("reference.csv"),
+        "_c1,_c0,label",
+        &rows(700, 1, -1.5, 1.5),
+        true,
+    );
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("monitor[0] (quality).estimate.reference: 700 usable rows make 1 chunk(s) of chunk_size 500"),
+        "{stderr}"
+    );
+}
