@@ -53,6 +53,24 @@ async fn captures_then_labels_through_sqs_become_model_quality_metrics_and_an_al
     let dir = stack.dir.path();
     // A baseline that was always right: accuracy 1.
     common::always_right_baseline(dir, "mq-baseline");
+    // CBPE's reference: the window's two scores, each right 9 times in 10 (so calibrated or
+    // not, a score of 0.9 means 0.9 and one of 0.1 means 0.1), in 4 chunks of 250.
+    let reference: String = (0..1000)
+        .map(|i| {
+            let (predicted, score) = if i % 2 == 0 { (1, 0.9) } else { (0, 0.1) };
+            let label = if (i / 2) % 10 == 0 {
+                1 - predicted
+            } else {
+                predicted
+            };
+            format!("{predicted},{score},{label}\n")
+        })
+        .collect();
+    std::fs::write(
+        dir.join("reference.csv"),
+        format!("_c0,_c1,label\n{reference}"),
+    )
+    .unwrap();
     let config = stack.config_with_monitor(
         30,
         2,
@@ -66,7 +84,11 @@ problem_type = "BinaryClassification"
 inference_attribute = "_c0"
 probability_attribute = "_c1"
 ground_truth_attribute = "label"
-label_lateness = "20m""#,
+label_lateness = "20m"
+
+[monitor.estimate]
+reference = "reference.csv"
+chunk_size = 250"#,
     );
     let driftd = stack.start_polling(&config, "driftd.log").await;
 
@@ -120,6 +142,19 @@ label_lateness = "20m""#,
     })
     .await;
     assert!((accuracy - expected_accuracy).abs() < 1e-12, "{accuracy}");
+    // Estimated from the 250 scores alone: (125 · 0.9 + 125 · (1 − 0.1)) / 250.
+    let estimated = stack
+        .metric_points(
+            "aws/sagemaker/Endpoints/model-metrics",
+            "estimated_accuracy",
+            &[("MonitoringSchedule", "quality")],
+            "Average",
+            60,
+            (start, start + chrono::Duration::hours(1)),
+        )
+        .await;
+    assert_eq!(estimated.len(), 1, "{estimated:?}");
+    assert!((estimated[0].1 - 0.9).abs() < 1e-12, "{estimated:?}");
 
     let alert = eventually("the alert", Duration::from_secs(30), || async {
         stack
@@ -163,6 +198,15 @@ label_lateness = "20m""#,
     assert_eq!(
         statistics["binary_classification_metrics"]["accuracy"]["value"],
         expected_accuracy
+    );
+    let estimate = stack
+        .read_report(&key.replace("label_join.json", "estimated_performance.json"))
+        .await;
+    assert_eq!(estimate["input_rows"], 250, "{estimate}");
+    let accuracy = &estimate["chunks"][0]["metrics"]["accuracy"];
+    assert!(
+        (accuracy["value"].as_f64().unwrap() - 0.9).abs() < 1e-12,
+        "{accuracy}"
     );
 }
 
