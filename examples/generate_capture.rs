@@ -62,6 +62,15 @@ struct Args {
     /// Write the rows as one headerless CSV (score, then features) instead of capture files.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// The score's logit at the features' undrifted means (the model's base rate).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    intercept: f64,
+    /// Also draw each record's true label, 1 with the score's probability (a calibrated
+    /// model): capture mode writes SageMaker ground-truth records under this directory
+    /// (`{endpoint}/yyyy/mm/dd/hh/labels.jsonl`, in the record's hour); with --csv a label
+    /// column is appended (any value here).
+    #[arg(long)]
+    ground_truth: Option<PathBuf>,
     /// Gzip every file written (driftd detects compression by magic bytes).
     #[arg(long)]
     gzip: bool,
@@ -106,10 +115,11 @@ const CATEGORY_WEIGHTS: [f64; 5] = [0.40, 0.25, 0.15, 0.12, 0.08];
 struct Population {
     numeric: Vec<(Normal<f64>, f64, bool)>, // (distribution, undrifted mean, rounded to an integer)
     categorical: Vec<WeightedIndex<f64>>,
+    intercept: f64,
 }
 
 impl Population {
-    fn new(numeric: usize, categorical: usize, drift: f64) -> Self {
+    fn new(numeric: usize, categorical: usize, drift: f64, intercept: f64) -> Self {
         let numeric = (0..numeric)
             .map(|j| {
                 let (mean, sd) = (10.0 * (j + 1) as f64, 1.0 + (j % 5) as f64);
@@ -139,13 +149,14 @@ impl Population {
         Self {
             numeric,
             categorical,
+            intercept,
         }
     }
 
     /// One record: the feature values as text and the model's score.
     fn sample(&self, rng: &mut StdRng) -> (Vec<String>, f64) {
         let mut values = Vec::with_capacity(self.numeric.len() + self.categorical.len());
-        let mut logit = -1.0;
+        let mut logit = self.intercept;
         for (j, (dist, base_mean, integral)) in self.numeric.iter().enumerate() {
             let x = dist.sample(rng);
             // The score follows the drifting features, as a real model's output would.
@@ -202,18 +213,25 @@ fn main() -> anyhow::Result<()> {
         args.records_per_file > 0 && args.hours > 0,
         "--records-per-file and --hours must be > 0"
     );
-    let population = Population::new(args.numeric, args.categorical, args.drift);
+    let population = Population::new(args.numeric, args.categorical, args.drift, args.intercept);
     // Separate streams for data and ids, so the rows do not depend on how they are split into
     // files: the same seed gives the same rows in --csv and capture mode.
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut id_rng = StdRng::seed_from_u64(args.seed ^ 0x9e37_79b9_7f4a_7c15);
+    // Labels from a stream of their own, so asking for them changes no row.
+    let mut label_rng = StdRng::seed_from_u64(args.seed ^ 0x6c61_6265_6c73);
+    let mut label = |score: f64| u8::from(label_rng.random::<f64>() < score);
     let gz = if args.gzip { ".gz" } else { "" };
 
     if let Some(path) = &args.csv {
         let mut w = create(path, args.gzip)?;
         for _ in 0..args.records {
             let (values, score) = population.sample(&mut rng);
-            writeln!(w, "{score:.6},{}", values.join(","))?;
+            write!(w, "{score:.6},{}", values.join(","))?;
+            if args.ground_truth.is_some() {
+                write!(w, ",{}", label(score))?;
+            }
+            writeln!(w)?;
         }
         w.flush()?;
         drop(w);
@@ -234,6 +252,7 @@ fn main() -> anyhow::Result<()> {
     let span_ms = i64::from(args.hours) * 3_600_000;
     let (mut files, mut in_file, mut hour) = (0u64, 0u64, None);
     let mut writer: Option<Box<dyn Write>> = None;
+    let mut labels: Option<(String, Box<dyn Write>)> = None;
     for i in 0..args.records {
         let t = args.start + Duration::milliseconds(span_ms * i as i64 / args.records as i64);
         let this_hour = t.format("%Y/%m/%d/%H").to_string();
@@ -248,6 +267,7 @@ fn main() -> anyhow::Result<()> {
             (files, in_file, hour) = (files + 1, 0, Some(this_hour));
         }
         let (values, score) = population.sample(&mut rng);
+        let truth = args.ground_truth.as_ref().map(|_| label(score));
         let (data, score) = (values.join(","), format!("{score:.6}"));
         let record = Record {
             capture_data: CaptureData {
@@ -274,8 +294,31 @@ fn main() -> anyhow::Result<()> {
         serde_json::to_writer(&mut *w, &record)?;
         w.write_all(b"\n")?;
         in_file += 1;
+        if let (Some(dir), Some(truth)) = (&args.ground_truth, truth) {
+            let this_hour = hour.clone().expect("a file is open");
+            if labels.as_ref().is_none_or(|(h, _)| *h != this_hour) {
+                if let Some((_, mut w)) = labels.take() {
+                    w.flush()?;
+                }
+                let path = dir
+                    .join(&args.endpoint)
+                    .join(&this_hour)
+                    .join("labels.jsonl");
+                labels = Some((this_hour, create(&path, false)?));
+            }
+            let ground_truth = serde_json::json!({
+                "groundTruthData": {"data": truth.to_string(), "encoding": "CSV"},
+                "eventMetadata": {"eventId": record.event_metadata.event_id},
+                "eventVersion": "0"
+            });
+            let (_, w) = labels.as_mut().expect("opened above");
+            writeln!(w, "{ground_truth}")?;
+        }
     }
     if let Some(mut w) = writer.take() {
+        w.flush()?;
+    }
+    if let Some((_, mut w)) = labels.take() {
         w.flush()?;
     }
     println!(

@@ -197,8 +197,17 @@ fn window_report(
         (MonitorBaseline::ModelQuality { constraints, .. }, WindowState::ModelQuality(window)) => {
             let mut window = *window;
             let statistics = model_quality::evaluate(&mut window.state);
-            let violations = model_quality::check(constraints, &statistics.metrics);
-            let mut metrics = analyze::metrics::model_quality_metrics(&statistics, &scope);
+            // A window without a labelled row (its labels have not come) measured nothing:
+            // its metrics would read 0, so neither they nor violations are reported.
+            let measured = statistics.item_count > 0;
+            let (violations, mut metrics) = if measured {
+                (
+                    model_quality::check(constraints, &statistics.metrics),
+                    analyze::metrics::model_quality_metrics(&statistics, &scope),
+                )
+            } else {
+                (Default::default(), Vec::new())
+            };
             if let Some(estimate) = &estimate {
                 metrics.extend(analyze::metrics::data(estimate.metric_values(), &scope));
             }
@@ -315,12 +324,16 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
                 report.end,
             );
             file::write_model_quality(&dir, &files, &report.metrics)?;
-            stdout::summarize_model_quality(
+            let summary = stdout::summarize_model_quality(
                 &title,
                 statistics.item_count,
                 *skipped_rows,
                 violations,
-            )
+            );
+            match estimate {
+                Some(estimate) => summary + &stdout::summarize_estimate(estimate),
+                None => summary,
+            }
         }
         Outcome::FeatureAttribution {
             analysis,

@@ -131,6 +131,23 @@ pub fn summarize_model_quality(
     out
 }
 
+/// A line per estimate outside its reference thresholds (`[monitor.estimate]`).
+pub fn summarize_estimate(estimate: &crate::estimate::EstimatedPerformance) -> String {
+    let mut out = String::new();
+    for (name, m) in estimate.alerts() {
+        let _ = writeln!(
+            out,
+            "  estimate  {name} {:.4} (±{:.4}) outside [{:.4}, {:.4}] learned on the reference (CBPE, from {} scores)",
+            m.value,
+            3.0 * m.sampling_error,
+            m.lower_threshold,
+            m.upper_threshold,
+            estimate.input_rows
+        );
+    }
+    out
+}
+
 /// One line on malformed records, or nothing when there were none.
 pub fn summarize_quarantine(counts: &BTreeMap<String, u64>) -> Option<String> {
     let total: u64 = counts.values().sum();

@@ -100,3 +100,40 @@ fn the_quickstart_rules_fire_once_and_resolve_across_a_restart() {
     assert_eq!(actions(&out, "driftd-demo-data-quality"), quality);
     assert_eq!(actions(&out, "loans-bias"), bias);
 }
+
+/// The churn model's hour 01 is estimated to drop below its reference before any of its labels
+/// exist; the clean hours 00 and 02 are not. Hour 00's labels give its realized metrics.
+#[test]
+fn the_quickstart_estimates_the_churn_models_drop_before_its_labels() {
+    let (_dir, quickstart) = common::copy_quickstart();
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(quickstart.join("driftd.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+
+    let out = quickstart.join("out");
+    let window =
+        |hour: &str| out.join(format!("churn-model/churn-model-quality/2026/11/01/{hour}"));
+    let read = |path: std::path::PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    for hour in ["00", "01", "02"] {
+        let estimate = read(window(hour).join("estimated_performance.json"));
+        let accuracy = &estimate["chunks"][0]["metrics"]["accuracy"];
+        assert_eq!(accuracy["alert"], hour == "01", "hour {hour}: {accuracy}");
+        let statistics = read(window(hour).join("statistics.json"));
+        let labelled = if hour == "00" { 400 } else { 0 };
+        assert_eq!(statistics["dataset"]["item_count"], labelled, "hour {hour}");
+    }
+    assert_eq!(
+        actions(&out, "churn-model-quality"),
+        [
+            ("alert", "estimated-accuracy-drop", "firing"),
+            ("alert", "estimated-accuracy-drop", "resolved"),
+        ]
+        .map(|(a, r, k)| (a.to_string(), r.to_string(), k.to_string()))
+    );
+}
