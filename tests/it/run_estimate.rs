@@ -268,16 +268,9 @@ fn an_estimate_on_a_monitor_that_cannot_use_it_stops_start_up_naming_the_setting
     );
     let config = config.replace("label_lateness = \"2h\"\n", "");
     std::fs::write(root.join("driftd.toml"), config).unwrap();
-    let output = common::driftd()
-        .args(["run", "--once", "--config"])
-        .arg(root.join("driftd.toml"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("monitor[0] (quality).estimate: the estimate stands in for labels"),
-        "{stderr}"
+    refused_with(
+        root,
+        "monitor[0] (quality).estimate: the estimate stands in for labels",
     );
 
     // A reference too short for its chunk size.
@@ -288,6 +281,14 @@ fn an_estimate_on_a_monitor_that_cannot_use_it_stops_start_up_naming_the_setting
         &rows(700, 1, -1.5, 1.5),
         true,
     );
+    refused_with(
+        root,
+        "monitor[0] (quality).estimate.reference: 700 usable rows make 1 chunk(s) of chunk_size 500",
+    );
+}
+
+/// `driftd run` on `root/driftd.toml` stops at start-up with `message` on stderr.
+fn refused_with(root: &Path, message: &str) {
     let output = common::driftd()
         .args(["run", "--once", "--config"])
         .arg(root.join("driftd.toml"))
@@ -295,8 +296,5 @@ fn an_estimate_on_a_monitor_that_cannot_use_it_stops_start_up_naming_the_setting
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(
-        stderr.contains("monitor[0] (quality).estimate.reference: 700 usable rows make 1 chunk(s) of chunk_size 500"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(message), "{stderr}");
 }
