@@ -71,21 +71,22 @@ enum Role {
     Labels,
 }
 
-/// The first monitor whose path pattern (or `ground_truth_path`) matches `path` (relative to
-/// the input directory, or an S3 key), with what the path says.
-fn route(
-    monitors: &[Monitor],
-    path: &str,
-) -> Option<(usize, crate::ingest::local::PathFields, Role)> {
-    monitors.iter().enumerate().find_map(|(i, m)| {
-        m.pattern
-            .matches(path)
-            .map(|f| (i, f, Role::Records))
-            .or_else(|| {
-                let labels = m.labels.as_ref()?.matches(path)?;
-                Some((i, labels, Role::Labels))
-            })
-    })
+/// Every monitor whose path pattern (or `ground_truth_path`) matches `path` (relative to the
+/// input directory, or an S3 key), in config order, with what the path says. One object can
+/// feed several monitors, as an endpoint's capture feeds its data-quality and model-quality
+/// schedules in Model Monitor.
+fn route(monitors: &[Monitor], path: &str) -> Vec<(usize, crate::ingest::local::PathFields, Role)> {
+    (monitors.iter().enumerate())
+        .filter_map(|(i, m)| {
+            m.pattern
+                .matches(path)
+                .map(|f| (i, f, Role::Records))
+                .or_else(|| {
+                    let labels = m.labels.as_ref()?.matches(path)?;
+                    Some((i, labels, Role::Labels))
+                })
+        })
+        .collect()
 }
 
 /// Runs until the process is stopped, or with `once` (embedded mode only) until the files

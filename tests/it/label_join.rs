@@ -927,3 +927,62 @@ fn predictions_past_max_window_rows_are_refused_whole_and_counted() {
         "{event}"
     );
 }
+
+/// One capture file feeds every monitor whose path matches it, as an endpoint's capture feeds
+/// its data-quality and model-quality schedules in Model Monitor: each monitor reads it once.
+#[test]
+fn one_capture_feeds_a_data_quality_and_a_label_joined_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    setup(root);
+    // A data-quality baseline of the capture's columns: output label, score, then the inputs.
+    std::fs::write(
+        root.join("dq.csv"),
+        "1,0.9,5,3.5\n0,0.2,5,3.5\n1,0.8,5,3.5\n",
+    )
+    .unwrap();
+    let status = common::driftd()
+        .args(["baseline", "--format", "csv", "--input"])
+        .arg(root.join("dq.csv"))
+        .arg("--output")
+        .arg(root.join("dq-baseline"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = CONFIG.replace(
+        "[[monitor]]\nname = \"quality\"",
+        "[[monitor]]\nname = \"dq\"\npath = \"capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl\"\nformat = \"capture\"\nbaseline = \"dq-baseline\"\n\n[[monitor]]\nname = \"quality\"",
+    );
+    std::fs::write(root.join("driftd.toml"), config).unwrap();
+    let records: Vec<(String, u32, u8, f64)> = (0..10)
+        .map(|i| (format!("p{i}"), i, u8::from(i % 2 == 0), 0.7))
+        .collect();
+    let records: Vec<(&str, u32, u8, f64)> = (records.iter())
+        .map(|(id, s, l, p)| (id.as_str(), *s, *l, *p))
+        .collect();
+    write_capture(
+        &root.join("in/capture/ep/AllTraffic/2026/11/01/00/a.jsonl"),
+        "00",
+        &records,
+    );
+    // Labels for p0..p5, all as predicted.
+    let labels: Vec<(String, u8)> = (0..6)
+        .map(|i| (format!("p{i}"), u8::from(i % 2 == 0)))
+        .collect();
+    let labels: Vec<(&str, u8)> = labels.iter().map(|(id, l)| (id.as_str(), *l)).collect();
+    write_labels(&root.join("in/labels/ep/2026/11/01/01/a.jsonl"), &labels);
+
+    let stdout = run_once(root);
+    assert!(stdout.contains("3 objects read"), "{stdout}");
+    let hour = |monitor: &str| root.join(format!("out/ep/{monitor}/2026/11/01/00"));
+    let profile = json_file(&hour("dq").join("statistics.json"));
+    assert_eq!(profile["dataset"]["item_count"], 10, "{profile}");
+    let statistics = json_file(&hour("quality").join("statistics.json"));
+    assert_eq!(statistics["dataset"]["item_count"], 6, "{statistics}");
+    let counts = json_file(&hour("quality").join("label_join.json"));
+    assert_eq!(counts["predictions"], 10, "{counts}");
+
+    // Each monitor's read is in the ledger: a second run reads nothing again.
+    let again = run_once(root);
+    assert!(again.contains("0 objects read"), "{again}");
+}

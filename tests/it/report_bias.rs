@@ -841,7 +841,7 @@ fn enumerated_facets_count_unknowns_and_leave_small_groups_unjudged() {
         "facet": [{"name_or_index": "region"}],
         "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}
     });
-    // The same rows for both monitors (an object goes to the first monitor whose path matches).
+    // The same rows for both monitors, each in its own folder.
     let files = region_monitors(
         root,
         &[

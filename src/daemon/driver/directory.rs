@@ -73,19 +73,36 @@ pub(super) async fn scan(shared: Arc<Shared>, root: PathBuf, once: bool) {
     }
 }
 
-/// Routes, reads and records one file. A file that cannot be decoded is counted failed, goes
-/// to the dead-letter file and into the ledger (so it is not read again until it changes).
-/// `Err`: the state store failed.
+/// Routes one file and reads it for each monitor it is routed to. `Err`: the state store
+/// failed.
 async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(), StoreError> {
     let relative = relative_path(root, &file.path);
     events::emit(Event::ObjectReceived { source: &relative });
-    let Some((index, fields, role)) = route(&shared.monitors, &relative) else {
+    let routes = route(&shared.monitors, &relative);
+    if routes.is_empty() {
         events::emit(Event::ObjectRefused {
             source: &relative,
             reason: "no_monitor",
         });
-        return Ok(());
-    };
+    }
+    for (n, (index, fields, role)) in routes.into_iter().enumerate() {
+        read_for_monitor(shared, file, &relative, (n, index), fields, role).await?;
+    }
+    Ok(())
+}
+
+/// Reads and records one file for the `index`-th monitor, its `n`-th route. A file that cannot
+/// be decoded is counted failed, goes to the dead-letter file and into the ledger (so it is not
+/// read again until it changes).
+async fn read_for_monitor(
+    shared: &Shared,
+    file: &FoundFile,
+    relative: &str,
+    (n, index): (usize, usize),
+    fields: crate::ingest::local::PathFields,
+    role: Role,
+) -> Result<(), StoreError> {
+    let relative = relative.to_string();
     let monitor = &shared.config.monitors[index];
     if let Err(reason) = shared
         .durable
@@ -98,7 +115,7 @@ async fn read_file(shared: &Shared, root: &Path, file: &FoundFile) -> Result<(),
         shared.dead_letter(&format!("{relative:?} refused: {reason}"));
         return Ok(());
     }
-    let id = ObjectId::file(&relative, file.length, file.modified_ns());
+    let id = ObjectId::file(&relative, file.length, file.modified_ns()).for_route(n, &monitor.name);
     if shared.durable.ledger_entry(&id.hash).await?.is_some() {
         events::emit(Event::ObjectDuplicate { source: &relative });
         return Ok(());

@@ -113,6 +113,17 @@ impl ObjectId {
             version,
         }
     }
+
+    /// The object as read by the `route`-th monitor it is routed to: each monitor's read is
+    /// recorded on its own. The first keeps the object's own hash, so a ledger written
+    /// before one object could feed several monitors still knows it.
+    fn for_route(mut self, route: usize, monitor: &str) -> Self {
+        if route > 0 {
+            // No key or path holds a NUL, so this names no other object.
+            self.hash = object_hash(&self.hash, monitor, "\0monitor");
+        }
+        self
+    }
 }
 
 /// What every part of the driver shares.
@@ -521,5 +532,11 @@ mod tests {
         assert_ne!(file.hash, ObjectId::file("b/k", 11, 7).hash);
         assert_ne!(file.hash, ObjectId::file("b/k", 10, 8).hash);
         assert_ne!(file.hash, ObjectId::s3("b", "k", "10:7").hash);
+        // A second monitor's read of the object is recorded apart; the first's is the object's.
+        assert_eq!(file.clone().for_route(0, "dq").hash, file.hash);
+        let second = file.clone().for_route(1, "mq");
+        assert_ne!(second.hash, file.hash);
+        assert_ne!(second.hash, file.clone().for_route(1, "other").hash);
+        assert_eq!(second.source, file.source);
     }
 }

@@ -192,35 +192,37 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
             refuse(shared, message, object, "not_allowed", &reason);
             continue;
         }
-        let Some((index, fields, role)) = route(&shared.monitors, &event.key) else {
+        let routes = route(&shared.monitors, &event.key);
+        if routes.is_empty() {
             events::emit(Event::ObjectRefused {
                 source: &format!("s3://{}/{}", event.bucket, event.key),
                 reason: "no_monitor",
             });
-            continue;
-        };
-        let monitor = &shared.config.monitors[index].name;
-        if let Err(reason) = shared
-            .durable
-            .check_series(&SeriesKey::new(monitor, fields.endpoint.as_deref()))
-        {
-            refuse(shared, message, object, "invalid_series", &reason);
-            continue;
         }
-        match read_object(
-            shared,
-            input,
-            index,
-            role,
-            fields,
-            &event.bucket,
-            &event.key,
-        )
-        .await
-        {
-            Ok(Some(object)) => read.push(object),
-            Ok(None) => {}
-            Err(error) => return Outcome::Leave(error),
+        for (n, (index, fields, role)) in routes.into_iter().enumerate() {
+            let monitor = &shared.config.monitors[index].name;
+            if let Err(reason) = shared
+                .durable
+                .check_series(&SeriesKey::new(monitor, fields.endpoint.as_deref()))
+            {
+                refuse(shared, message, object, "invalid_series", &reason);
+                continue;
+            }
+            match read_object(
+                shared,
+                input,
+                (n, index),
+                role,
+                fields,
+                &event.bucket,
+                &event.key,
+            )
+            .await
+            {
+                Ok(Some(object)) => read.push(object),
+                Ok(None) => {}
+                Err(error) => return Outcome::Leave(error),
+            }
         }
     }
     if read.is_empty() {
@@ -230,12 +232,13 @@ async fn handle(shared: &Shared, input: &QueueInput, message: &Received) -> Outc
     }
 }
 
-/// Reads one announced object (or the objects a manifest lists) into its own windows.
-/// `Ok(None)`: the object no longer exists, or is counted already.
+/// Reads one announced object (or the objects a manifest lists) into the windows of the
+/// `monitor`-th monitor, its `n`-th route. `Ok(None)`: the object no longer exists, or is
+/// counted already for that monitor.
 async fn read_object(
     shared: &Shared,
     input: &QueueInput,
-    monitor: usize,
+    (n, monitor): (usize, usize),
     role: Role,
     fields: crate::ingest::local::PathFields,
     bucket: &str,
@@ -257,7 +260,7 @@ async fn read_object(
         }
         Err(error) => return Err(error.to_string()),
     };
-    let id = ObjectId::s3(bucket, key, &object.etag);
+    let id = ObjectId::s3(bucket, key, &object.etag).for_route(n, &monitor_config.name);
     // Redelivered, or announced twice: counted already, so not read again.
     match shared.durable.ledger_entry(&id.hash).await {
         Ok(Some(_)) => {
