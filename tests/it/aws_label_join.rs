@@ -71,10 +71,26 @@ async fn captures_then_labels_through_sqs_become_model_quality_metrics_and_an_al
         format!("_c0,_c1,label\n{reference}"),
     )
     .unwrap();
+    // The same capture also feeds a data-quality monitor (its columns: label, score, inputs).
+    std::fs::write(dir.join("dq.csv"), "1,0.9,5,3.5\n0,0.1,5,3.5\n").unwrap();
+    let status = common::driftd()
+        .args(["baseline", "--format", "csv", "--input"])
+        .arg(dir.join("dq.csv"))
+        .arg("--output")
+        .arg(dir.join("dq-baseline"))
+        .status()
+        .unwrap();
+    assert!(status.success());
     let config = stack.config_with_monitor(
         30,
         2,
-        r#"name = "quality"
+        r#"name = "dq"
+path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+baseline = "dq-baseline"
+
+[[monitor]]
+name = "quality"
 path = "capture/{endpoint}/AllTraffic/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
 ground_truth_path = "capture/{endpoint}/groundtruth/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
 format = "capture"
@@ -199,6 +215,15 @@ chunk_size = 250"#,
         statistics["binary_classification_metrics"]["accuracy"]["value"],
         expected_accuracy
     );
+    // The data-quality monitor read the same 250 predictions.
+    let dq = format!("monitoring/{}/dq/2030/01/01/00/", stack.endpoint);
+    let dq_key = eventually("dq's statistics.json", Duration::from_secs(30), || async {
+        (stack.report_keys().await.into_iter())
+            .find(|k| k.starts_with(&dq) && k.ends_with("/statistics.json"))
+    })
+    .await;
+    let profile = stack.read_report(&dq_key).await;
+    assert_eq!(profile["dataset"]["item_count"], 250, "{profile}");
     let estimate = stack
         .read_report(&key.replace("label_join.json", "estimated_performance.json"))
         .await;
