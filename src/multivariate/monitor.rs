@@ -9,7 +9,8 @@
 //!
 //! Bounded: a window's state is a few counts and one sum per feature, and the refusals at most
 //! one count per feature; a baseline has at most [`super::MAX_FEATURES`] features, so a window
-//! holds at most about 8 KB whatever its rows.
+//! holds a few KB whatever its rows (256 features named `f000`…: a 3.6 KB body, 2.3 KB stored;
+//! window/codec.rs's `a_multivariate_window_at_the_feature_limit_stays_small`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

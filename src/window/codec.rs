@@ -637,6 +637,59 @@ mod tests {
         assert!(error.contains("multivariate_drift"), "{error}");
     }
 
+    /// A multivariate window is as wide as its baseline, whatever its rows: at the feature
+    /// limit (256), with rows and a refusal under every feature, it stores in a few KB.
+    #[test]
+    fn a_multivariate_window_at_the_feature_limit_stays_small() {
+        use crate::multivariate::{
+            Baseline, MAX_FEATURES, MultivariateSpec, MultivariateWindow, ReferenceBuilder,
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let names: Vec<String> = (0..MAX_FEATURES).map(|j| format!("f{j:03}")).collect();
+        let mut reference = ReferenceBuilder::new(names.clone()).unwrap();
+        let row = |rng: &mut StdRng| -> Vec<String> {
+            (0..MAX_FEATURES)
+                .map(|_| rng.random::<f64>().to_string())
+                .collect()
+        };
+        for _ in 0..300 {
+            let cells = row(&mut rng);
+            let cells: Vec<Option<&str>> = cells.iter().map(|c| Some(c.as_str())).collect();
+            reference.push_row(&cells).unwrap();
+        }
+        let baseline = Baseline::fit(reference, crate::cbpe::Chunking::Size(100)).unwrap();
+        let spec = Arc::new(MultivariateSpec::new(baseline));
+        let mut window = MultivariateWindow::new(spec.clone());
+        let mut rows: Vec<(String, ArrayRef)> = Vec::new();
+        for (j, name) in names.iter().enumerate() {
+            // Row j of 1,000 is unreadable in feature j: a refusal under every feature.
+            let values: Vec<String> = (0..1000)
+                .map(|i| {
+                    if i == j {
+                        "x".to_string()
+                    } else {
+                        rng.random::<f64>().to_string()
+                    }
+                })
+                .collect();
+            rows.push((
+                name.clone(),
+                Arc::new(StringArray::from(values)) as ArrayRef,
+            ));
+        }
+        let batch = RecordBatch::try_from_iter(rows).unwrap();
+        for _ in 0..5 {
+            window.add_batch(&batch);
+        }
+        assert_eq!(window.state.rows, 5 * (1000 - MAX_FEATURES as u64));
+        assert_eq!(window.refused_by_feature.len(), MAX_FEATURES);
+        let stored = postcard::to_stdvec(&window.to_stored()).unwrap();
+        let bytes = encode(&WindowState::MultivariateDrift(Box::new(window)));
+        // 256 sums of 8 bytes, 256 names with their counts, a few counts: under 4 KB.
+        assert!(stored.len() < 4096, "{} bytes", stored.len());
+        assert!(bytes.len() < 4096, "{} bytes", bytes.len());
+    }
+
     /// Forged multivariate parts: wrong width, counts past the bound, refusals that do not add
     /// up or name no feature, a negative or NaN sum. Each is refused as corrupt, naming why.
     #[test]
