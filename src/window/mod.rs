@@ -2,8 +2,9 @@
 //! `inferenceTime`, or the object's time for formats without one); a window closes when the
 //! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
 //! window that already closed are counted as late, never silently dropped. A window holds its
-//! monitor's mergeable state: a data-quality [`Profile`], a bias [`BiasState`] or a
-//! [`ModelQualityWindow`], which [`codec`] turns into bytes to store and back.
+//! monitor's mergeable state: a data-quality [`Profile`], a bias [`BiasState`], a
+//! [`ModelQualityWindow`], an [`AttributionState`], a [`MultivariateWindow`] (or, label-joined,
+//! the rows waiting for their labels), which [`codec`] turns into bytes to store and back.
 
 pub mod codec;
 
