@@ -449,6 +449,10 @@ pub enum MonitorKind {
     /// Model Monitor's feature attribution drift: global SHAP values per window and the NDCG of
     /// their ranking against a baseline explainability `analysis.json`.
     FeatureAttribution,
+    /// driftd's multivariate drift (NannyML's data reconstruction drift): each window's mean
+    /// PCA reconstruction error against the thresholds of a `multivariate_baseline.json`.
+    #[serde(alias = "multivariate-drift")]
+    MultivariateDrift,
 }
 
 /// What a monitor's windows are checked against, loaded at start-up.
@@ -469,6 +473,8 @@ pub enum MonitorBaseline {
         spec: Arc<AttributionSpec>,
         baseline: AttributionAnalysis,
     },
+    /// The baseline's features, encoding, PCA and thresholds.
+    MultivariateDrift(Arc<crate::multivariate::MultivariateSpec>),
 }
 
 /// How a model-quality monitor joins labels with its predictions.
@@ -558,6 +564,12 @@ impl MonitorConfig {
                     spec: Arc::new(self.attribution_spec(key)?),
                     baseline,
                 })
+            }
+            MonitorKind::MultivariateDrift => {
+                let spec = crate::multivariate::MultivariateSpec::load(baseline).map_err(|e| format!(
+                    "{key}.baseline: {e}; a multivariate-drift monitor's baseline is a multivariate_baseline.json file, or the folder holding one (make it with `driftd baseline --kind multivariate-drift`)"
+                ))?;
+                Ok(MonitorBaseline::MultivariateDrift(Arc::new(spec)))
             }
         }
     }
@@ -1017,6 +1029,11 @@ impl Config {
                     "{key}.{setting}: only used by feature-attribution monitors; add kind = \"feature_attribution\" or remove it"
                 ));
             }
+            if monitor.kind == MonitorKind::MultivariateDrift && monitor.analysis_config.is_some() {
+                return Err(format!(
+                    "{key}.analysis_config: only used by bias monitors; add kind = \"bias\" or remove it"
+                ));
+            }
             if !monitor.array_element_name.contains("{index}") {
                 return Err(format!(
                     "{key}.array_element_name: must contain {{index}}, e.g. \"{{key}}_{{index}}\""
@@ -1188,6 +1205,27 @@ s3_report_uri = "s3://reports/monitoring"
         assert_eq!(config.sinks.max_attempts, 5);
         assert_eq!(config.daemon.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn a_multivariate_monitor_is_spelt_either_way_and_takes_no_analysis_config() {
+        for spelling in ["multivariate_drift", "multivariate-drift"] {
+            let monitor = (MONITOR.replace("name = \"m\"", "name = \"joint\"")).replace(
+                "baseline = ",
+                &format!("kind = \"{spelling}\"\nbaseline = "),
+            );
+            let config = load(&format!("{AWS}\n{monitor}")).unwrap();
+            assert_eq!(config.monitors[0].kind, MonitorKind::MultivariateDrift);
+        }
+        let monitor = (MONITOR.replace("name = \"m\"", "name = \"joint\"")).replace(
+            "baseline = ",
+            "kind = \"multivariate_drift\"\nanalysis_config = \"a.json\"\nbaseline = ",
+        );
+        let error = load(&format!("{AWS}\n{monitor}")).unwrap_err();
+        assert!(
+            error.contains("analysis_config: only used by bias monitors"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::config::{Config, ConfigError, MonitorBaseline};
 use crate::events::{self, Delivery, Event, Sink};
 use crate::ingest::local::PathPattern;
 use crate::model_quality;
+use crate::multivariate;
 use crate::sinks::{Outcome, WindowReport, file, stdout};
 use crate::window::{ClosedWindow, StateKind, WindowState};
 
@@ -122,6 +123,9 @@ pub fn run(config: &Config, config_path: &Path, once: bool) -> Result<RunSummary
                     }
                     MonitorBaseline::FeatureAttribution { spec, .. } => {
                         StateKind::FeatureAttribution(spec.clone())
+                    }
+                    MonitorBaseline::MultivariateDrift(spec) => {
+                        StateKind::MultivariateDrift(spec.clone())
                     }
                 },
                 labels,
@@ -242,6 +246,21 @@ fn window_report(
                 metrics,
             )
         }
+        (MonitorBaseline::MultivariateDrift(_), WindowState::MultivariateDrift(window)) => {
+            let result = window.evaluate();
+            let baseline = &window.spec.baseline;
+            let violations = multivariate::monitor::violations(baseline, &result);
+            let metrics = multivariate::monitor::metrics(&result, &scope);
+            (
+                Outcome::MultivariateDrift {
+                    spec: window.spec.clone(),
+                    result,
+                    refused_by_feature: window.refused_by_feature,
+                    violations,
+                },
+                metrics,
+            )
+        }
         _ => unreachable!("a monitor's windows hold the state its kind makes"),
     };
     let relative_dir = window_dir(
@@ -344,6 +363,17 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         } => {
             file::write_attribution(&dir, analysis, violations, &report.metrics)?;
             stdout::summarize_attribution(&title, report.rows, *refused_values, drift, violations)
+        }
+        Outcome::MultivariateDrift {
+            spec,
+            result,
+            refused_by_feature,
+            violations,
+        } => {
+            let drift =
+                multivariate::monitor::drift_file(&spec.baseline, result, refused_by_feature);
+            file::write_multivariate(&dir, &drift, violations, &report.metrics)?;
+            stdout::summarize_multivariate(&title, result, &spec.baseline)
         }
     };
     stdout::print(&format!("{summary}  → {}\n", dir.display()));

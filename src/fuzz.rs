@@ -266,12 +266,13 @@ pub fn model_quality_codec(data: &[u8]) {
     }
 }
 
-/// The window-state kinds, by number (taken modulo 8), with their codec tag (window/codec.rs's
+/// The window-state kinds, by number (taken modulo 9), with their codec tag (window/codec.rs's
 /// format table): data quality, bias under [`fuzz_bias_spec`], model quality of each problem
 /// type, predictions waiting for labels (multiclass, so with class names), feature attribution
-/// (median, so with sketches) and bias rows waiting for labels.
+/// (median, so with sketches), bias rows waiting for labels and multivariate drift under
+/// [`fuzz_multivariate_spec`].
 pub fn codec_kind(number: u8) -> (u8, StateKind) {
-    match number % 8 {
+    match number % 9 {
         0 => (1, StateKind::DataQuality),
         1 => (2, StateKind::Bias(fuzz_bias_spec())),
         2 => (3, model_quality_kind(ProblemType::BinaryClassification)),
@@ -288,12 +289,13 @@ pub fn codec_kind(number: u8) -> (u8, StateKind) {
                 ..Default::default()
             })),
         ),
-        _ => (6, StateKind::BiasRows(fuzz_bias_spec())),
+        7 => (6, StateKind::BiasRows(fuzz_bias_spec())),
+        _ => (7, StateKind::MultivariateDrift(fuzz_multivariate_spec())),
     }
 }
 
 /// The names of [`codec_kind`]'s kinds, for the seeds' file names.
-const CODEC_KIND_NAMES: [&str; 8] = [
+const CODEC_KIND_NAMES: [&str; 9] = [
     "data_quality",
     "bias",
     "binary",
@@ -302,6 +304,7 @@ const CODEC_KIND_NAMES: [&str; 8] = [
     "predictions",
     "feature_attribution",
     "bias_rows",
+    "multivariate_drift",
 ];
 
 /// The bias analysis the window-codec target reads states for: one facet with a value, one
@@ -314,6 +317,27 @@ pub fn fuzz_bias_spec() -> Arc<BiasSpec> {
             "methods": {"pre_training_bias": {"methods": "all"},
                         "post_training_bias": {"methods": "all"}}}"#;
         Arc::new(BiasSpec::from_json(text, "fuzz").expect("the fuzz bias spec is valid"))
+    });
+    SPEC.clone()
+}
+
+/// The multivariate baseline the window-codec target reads states for: x1 (continuous), zone
+/// (small integers) and race (categorical, sometimes missing), fitted on the seed batch's rows.
+pub fn fuzz_multivariate_spec() -> Arc<crate::multivariate::MultivariateSpec> {
+    static SPEC: LazyLock<Arc<crate::multivariate::MultivariateSpec>> = LazyLock::new(|| {
+        use crate::multivariate::{Baseline, ReferenceBuilder};
+        let names = ["x1", "zone", "race"].map(String::from).to_vec();
+        let mut reference = ReferenceBuilder::new(names).expect("three features");
+        for i in 0..200u32 {
+            let x1 = (f64::from(i * 37 % 100) / 100.0).to_string();
+            let zone = (i % 4).to_string();
+            let race = ["a", "b", "c"][(i % 3) as usize];
+            let race = (i % 17 != 0).then_some(race);
+            (reference.push_row(&[Some(&x1), Some(&zone), race])).expect("a row of three cells");
+        }
+        let baseline = Baseline::fit(reference, crate::cbpe::Chunking::Size(50))
+            .expect("the fuzz reference fits");
+        Arc::new(crate::multivariate::MultivariateSpec::new(baseline))
     });
     SPEC.clone()
 }

@@ -59,6 +59,16 @@ pub(super) fn facts_of(report: &WindowReport) -> WindowFacts {
             drift,
             violations,
         ),
+        Outcome::MultivariateDrift {
+            result, violations, ..
+        } => WindowFacts::from_multivariate(
+            &report.monitor,
+            endpoint,
+            (start, end),
+            report.rows,
+            result,
+            violations,
+        ),
     }
 }
 

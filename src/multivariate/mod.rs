@@ -29,6 +29,7 @@
 //! most [`MAX_REFERENCE_CELLS`] reference values held in memory. A row with a value that
 //! cannot be read (text in a continuous feature, an infinite number) is refused and counted.
 
+pub mod monitor;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::cbpe::Chunking;
 use crate::cbpe::numpy;
 
+pub use monitor::{MultivariateSpec, MultivariateWindow};
 pub use state::{ChunkResult, FeatureShare, WindowState};
 
 /// NannyML's default `n_components`: the share of variance the kept components explain.

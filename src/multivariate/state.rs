@@ -80,6 +80,42 @@ impl WindowState {
         })
     }
 
+    /// Features the state is for (its per-feature sums).
+    pub fn features(&self) -> usize {
+        self.squared_residuals.len()
+    }
+
+    /// Checks a state read from outside (a stored window part) for `features` features: every
+    /// sum finite and non-negative, no error without rows, and its counts within `max_rows`
+    /// so that merges cannot overflow them.
+    pub fn validate(&self, features: usize, max_rows: u64) -> Result<(), String> {
+        if self.squared_residuals.len() != features {
+            return Err(format!(
+                "{} per-feature sums for a baseline of {features} features",
+                self.squared_residuals.len()
+            ));
+        }
+        match self.rows.checked_add(self.refused_rows) {
+            Some(n) if n <= max_rows => {}
+            _ => {
+                return Err(format!(
+                    "{} rows and {} refused, more than a window may hold ({max_rows})",
+                    self.rows, self.refused_rows
+                ));
+            }
+        }
+        let sums = [self.mean, self.m2]
+            .into_iter()
+            .chain(self.squared_residuals.iter().copied());
+        if let Some(bad) = sums.into_iter().find(|x| !(x.is_finite() && *x >= 0.0)) {
+            return Err(format!("a sum is {bad}, not a finite number at least 0"));
+        }
+        if self.rows == 0 && (self.mean != 0.0 || self.m2 != 0.0) {
+            return Err("an error without rows".into());
+        }
+        Ok(())
+    }
+
     /// Each feature's share of the summed squared reconstruction error (0 without error).
     pub fn shares(&self) -> Vec<f64> {
         let total: f64 = self.squared_residuals.iter().sum();

@@ -51,6 +51,8 @@ pub struct WindowFacts {
     pub estimated_alerts: Vec<(String, f64)>,
     /// Feature attribution: each baseline label's NDCG, where the window has one.
     pub attribution_ndcg: Vec<(String, f64)>,
+    /// Multivariate drift: the window's reconstruction error, when it has rows.
+    pub multivariate: Option<MultivariateFact>,
     /// Rows of the series counted late (they arrived after their window closed) since the
     /// rules' previous window.
     pub late_rows: u64,
@@ -68,6 +70,13 @@ pub struct DriftFact {
     pub feature: String,
     pub statistic: DriftStatistic,
     pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MultivariateFact {
+    pub reconstruction_error: f64,
+    /// Outside the baseline's thresholds.
+    pub alert: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +236,36 @@ impl WindowFacts {
                 .iter()
                 .filter_map(|d| d.ndcg.map(|n| (d.label.clone(), n)))
                 .collect(),
+            ..WindowFacts::empty(monitor, endpoint, start, end)
+        }
+    }
+}
+
+impl WindowFacts {
+    /// A multivariate-drift window: its error and alert, and its violation (named by the
+    /// feature with the largest share of the error).
+    pub fn from_multivariate(
+        monitor: &str,
+        endpoint: Option<&str>,
+        (start, end): (i64, i64),
+        rows: u64,
+        result: &crate::multivariate::ChunkResult,
+        violations: &crate::multivariate::monitor::MultivariateViolations,
+    ) -> Self {
+        WindowFacts {
+            rows,
+            violations: violations
+                .violations
+                .iter()
+                .map(|v| ViolationFact {
+                    feature: v.feature_name.clone(),
+                    check_type: v.constraint_check_type.clone(),
+                })
+                .collect(),
+            multivariate: result.reconstruction_error.map(|error| MultivariateFact {
+                reconstruction_error: error,
+                alert: result.alert,
+            }),
             ..WindowFacts::empty(monitor, endpoint, start, end)
         }
     }
@@ -415,6 +454,18 @@ fn matches(condition: &Condition, facts: &WindowFacts) -> Vec<Match> {
                 what: "ndcg".into(),
                 value: Some(*ndcg),
             })
+            .collect(),
+        Condition::MultivariateDrift { above } => (facts.multivariate)
+            .filter(|m| match above {
+                Some(above) => m.reconstruction_error > *above,
+                None => m.alert,
+            })
+            .map(|m| Match {
+                subject: None,
+                what: "reconstruction_error".into(),
+                value: Some(m.reconstruction_error),
+            })
+            .into_iter()
             .collect(),
         Condition::NoData {} => (facts.rows == 0)
             .then(|| Match {
@@ -847,6 +898,39 @@ mod tests {
         assert_eq!(evidence.matches[0].subject.as_deref(), Some("label0"));
         assert_eq!(evidence.matches[0].what, "ndcg");
         assert_eq!(evidence.matches[0].value, Some(0.6875));
+    }
+
+    #[test]
+    fn multivariate_drift_fires_on_the_alert_or_on_an_error_above_a_bound() {
+        let mv = |i, error, alert| WindowFacts {
+            multivariate: Some(MultivariateFact {
+                reconstruction_error: error,
+                alert,
+            }),
+            ..window(i)
+        };
+        // Window 2 has no accepted row: no error, so neither form holds.
+        let windows = [
+            mv(0, 1.0, false),
+            mv(1, 1.6, true),
+            window(2),
+            mv(3, 1.3, false),
+        ];
+        let on_alert = rules("[rule.condition.multivariate_drift]\n[rule.alert]\n");
+        assert_eq!(run(&on_alert, &windows), ["firing@1", "resolved@2"]);
+        let above = rules("[rule.condition.multivariate_drift]\nabove = 1.2\n[rule.alert]\n");
+        assert_eq!(
+            run(&above, &windows),
+            ["firing@1", "resolved@2", "firing@3"]
+        );
+        let mut state = RulesState::default();
+        let actions = evaluate(&on_alert, &mut state, &windows[1]);
+        let Action::Alert { evidence, .. } = &actions[0] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(evidence.matches[0].subject, None);
+        assert_eq!(evidence.matches[0].what, "reconstruction_error");
+        assert_eq!(evidence.matches[0].value, Some(1.6));
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub enum Condition {
         labels: Vec<String>,
         below: f64,
     },
+    /// Multivariate drift: without `above`, the window's reconstruction error is outside the
+    /// baseline's thresholds (the window alerts); with it, the error is above `above`.
+    MultivariateDrift { above: Option<f64> },
     /// At least this many features drifted (by the baseline's method).
     DriftedFeatures { at_least: usize },
     /// The window had no records (windows missing between two that arrive count too).
@@ -297,7 +300,8 @@ impl Rule {
                         return Err((
                             "check_types",
                             format!(
-                                "unknown check type {check:?}; use data_type_check, completeness_check, baseline_drift_check, missing_column_check, extra_column_check, categorical_values_check, is_non_negative_check or {BIAS_DRIFT_CHECK} (or [] for any)"
+                                "unknown check type {check:?}; use data_type_check, completeness_check, baseline_drift_check, missing_column_check, extra_column_check, categorical_values_check, is_non_negative_check, {BIAS_DRIFT_CHECK} or {} (or [] for any)",
+                                crate::multivariate::monitor::CHECK_TYPE
                             ),
                         ));
                     }
@@ -373,6 +377,10 @@ impl Rule {
                 finite("below", *below)
             }
             Condition::EstimatedPerformance { metrics } => globs("metrics", metrics),
+            Condition::MultivariateDrift { above } => match above {
+                Some(above) => finite("above", *above),
+                None => Ok(()),
+            },
             Condition::NoData {} => Ok(()),
         }
     }
@@ -382,7 +390,7 @@ fn known_check_type(name: &str) -> bool {
     use serde::de::IntoDeserializer;
     let as_check: Result<CheckType, serde::de::value::Error> =
         CheckType::deserialize(name.into_deserializer());
-    name == BIAS_DRIFT_CHECK || as_check.is_ok()
+    name == BIAS_DRIFT_CHECK || name == crate::multivariate::monitor::CHECK_TYPE || as_check.is_ok()
 }
 
 fn finite(key: &'static str, x: f64) -> Result<(), (&'static str, String)> {
@@ -722,6 +730,10 @@ above = 0.2
                 &format!("{GOOD}{GOOD}"),
                 "rules/x.toml:11: rule \"drift\" is defined twice",
             ),
+            (
+                "[[rule]]\nname = \"m\"\nseverity = \"info\"\nalert = {}\n[rule.condition.multivariate_drift]\nabove = nan\n",
+                "rules/x.toml:6: rule \"m\": above: above must be a finite number",
+            ),
         ];
         for (text, expected) in cases {
             let message = error(text);
@@ -730,6 +742,16 @@ above = 0.2
                 "{expected:?}\nnot at the start of\n{message:?}"
             );
         }
+    }
+
+    #[test]
+    fn multivariate_conditions_and_check_type_are_known() {
+        let text = "[[rule]]\nname = \"a\"\nseverity = \"info\"\nalert = {}\n[rule.condition.multivariate_drift]\n\n[[rule]]\nname = \"b\"\nseverity = \"info\"\nalert = {}\n[rule.condition.violation]\ncheck_types = [\"multivariate_drift_check\"]\n";
+        let set = RuleSet::from_toml(Path::new("rules/x.toml"), text).unwrap();
+        assert_eq!(
+            set.rules[0].condition,
+            Condition::MultivariateDrift { above: None }
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum Family {
     ModelQuality,
     /// Feature attribution drift (FORMATS.md §5.6).
     FeatureAttribution,
+    /// driftd's multivariate drift, in driftd's own namespaces.
+    MultivariateDrift,
 }
 
 /// PutMetricData takes at most 1,000 datums and 1 MB per request.
@@ -56,6 +58,8 @@ pub fn namespace(prefix: &str, family: Family, endpoint: Option<&str>) -> String
         (Family::ModelQuality, false) => MODEL_BATCH_NAMESPACE,
         (Family::FeatureAttribution, true) => crate::attribution::ENDPOINT_NAMESPACE,
         (Family::FeatureAttribution, false) => crate::attribution::BATCH_NAMESPACE,
+        (Family::MultivariateDrift, true) => crate::multivariate::monitor::ENDPOINT_NAMESPACE,
+        (Family::MultivariateDrift, false) => crate::multivariate::monitor::BATCH_NAMESPACE,
     };
     format!("{prefix}{base}")
 }

@@ -65,6 +65,19 @@ pub fn write_attribution(
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
+/// A multivariate-drift window: `multivariate_drift.json` (the window as one chunk),
+/// `constraint_violations.json` and the metrics file.
+pub fn write_multivariate(
+    dir: &Path,
+    drift: &serde_json::Value,
+    violations: &crate::multivariate::monitor::MultivariateViolations,
+    metrics: &[MetricDatum],
+) -> Result<(), FileError> {
+    write_json(&dir.join(crate::multivariate_run::RESULT_FILE), drift)?;
+    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
+    write_metrics(&dir.join(METRICS_FILE), metrics)
+}
+
 /// A model-quality window: `statistics.json` (evaluated at `evaluation_time`), the window's own
 /// suggested `constraints.json`, `constraint_violations.json` and the metrics file.
 pub fn write_model_quality(

@@ -79,6 +79,15 @@ pub enum Outcome {
         /// Values refused (past the feature limit) or unreadable.
         refused_values: u64,
     },
+    MultivariateDrift {
+        /// The monitor's baseline (features, thresholds, chunk size).
+        spec: std::sync::Arc<crate::multivariate::MultivariateSpec>,
+        /// The window as one chunk: error, sampling error, thresholds, alert, top features.
+        result: crate::multivariate::ChunkResult,
+        /// Rows refused, under the feature that refused them.
+        refused_by_feature: std::collections::BTreeMap<String, u64>,
+        violations: crate::multivariate::monitor::MultivariateViolations,
+    },
 }
 
 impl WindowReport {
@@ -120,6 +129,7 @@ impl WindowReport {
             Outcome::Bias { .. } => cloudwatch::Family::Bias,
             Outcome::ModelQuality { .. } => cloudwatch::Family::ModelQuality,
             Outcome::FeatureAttribution { .. } => cloudwatch::Family::FeatureAttribution,
+            Outcome::MultivariateDrift { .. } => cloudwatch::Family::MultivariateDrift,
         }
     }
 
@@ -129,6 +139,7 @@ impl WindowReport {
             Outcome::Bias { violations, .. } => violations.violations.len(),
             Outcome::ModelQuality { violations, .. } => violations.violations.len(),
             Outcome::FeatureAttribution { violations, .. } => violations.violations.len(),
+            Outcome::MultivariateDrift { violations, .. } => violations.violations.len(),
         }
     }
 }

@@ -95,6 +95,22 @@ pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
             (crate::attribution::ANALYSIS_FILE, pretty(analysis)),
             (VIOLATIONS_FILE, pretty(violations)),
         ],
+        Outcome::MultivariateDrift {
+            spec,
+            result,
+            refused_by_feature,
+            violations,
+        } => vec![
+            (
+                crate::multivariate_run::RESULT_FILE,
+                pretty(&crate::multivariate::monitor::drift_file(
+                    &spec.baseline,
+                    result,
+                    refused_by_feature,
+                )),
+            ),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
     };
     files.push((METRICS_FILE, metrics));
     files

@@ -75,6 +75,9 @@ pub struct ReportLinks {
     /// Bias only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<String>,
+    /// Multivariate drift only: `multivariate_drift.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multivariate_drift: Option<String>,
 }
 
 /// What an alert or trigger says about the window it was decided on.
@@ -158,12 +161,16 @@ fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
         Outcome::Bias { .. } | Outcome::FeatureAttribution { .. }
     );
     let data_quality = matches!(report.outcome, Outcome::DataQuality { .. });
+    let multivariate = matches!(report.outcome, Outcome::MultivariateDrift { .. });
     ReportLinks {
         directory: dir.to_string(),
         constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
-        statistics: (!bias).then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
+        statistics: (!bias && !multivariate)
+            .then(|| format!("{dir}{}", crate::baseline::STATISTICS_FILE)),
         drift: data_quality.then(|| format!("{dir}{}", super::file::DRIFT_FILE)),
         analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
+        multivariate_drift: multivariate
+            .then(|| format!("{dir}{}", crate::multivariate_run::RESULT_FILE)),
     }
 }
 
@@ -239,7 +246,39 @@ fn findings(report: &WindowReport) -> Vec<AlertFinding> {
                 description: v.description.clone(),
             })
             .collect(),
+        Outcome::MultivariateDrift {
+            result, violations, ..
+        } => multivariate_findings(result, violations),
     }
+}
+
+/// A multivariate-drift window's alert: the reconstruction error and the threshold it crossed
+/// (the upper one, or the lower one when the error fell below it).
+fn multivariate_findings(
+    result: &crate::multivariate::ChunkResult,
+    violations: &crate::multivariate::monitor::MultivariateViolations,
+) -> Vec<AlertFinding> {
+    let error = result.reconstruction_error;
+    let below = error
+        .zip(result.lower_threshold)
+        .is_some_and(|(e, l)| e <= l);
+    violations
+        .violations
+        .iter()
+        .map(|v| AlertFinding {
+            feature: v.feature_name.clone(),
+            facet_value: None,
+            check: v.constraint_check_type.clone(),
+            statistic: Some(v.metric_name.clone()),
+            value: error,
+            threshold: if below {
+                result.lower_threshold
+            } else {
+                result.upper_threshold
+            },
+            description: v.description.clone(),
+        })
+        .collect()
 }
 
 /// The findings of a data-quality window.

@@ -112,6 +112,44 @@ pub fn summarize_attribution(
     out
 }
 
+/// A multivariate-drift window: its error against the thresholds, and the features with the
+/// largest shares of it.
+pub fn summarize_multivariate(
+    title: &str,
+    result: &crate::multivariate::ChunkResult,
+    baseline: &crate::multivariate::Baseline,
+) -> String {
+    let refused = if result.rows_refused > 0 {
+        format!(" ({} refused)", result.rows_refused)
+    } else {
+        String::new()
+    };
+    let number = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.4}"));
+    let mut out = format!(
+        "{title}: {} rows{refused} (baseline chunks: {} rows), reconstruction error {} (thresholds {} .. {}){}\n",
+        result.rows,
+        baseline.chunk_size,
+        number(result.reconstruction_error),
+        number(result.lower_threshold),
+        number(result.upper_threshold),
+        if result.alert {
+            ", multivariate drift"
+        } else {
+            ""
+        }
+    );
+    for f in &result.top_features {
+        let _ = writeln!(
+            out,
+            "  share  {:<24} {:.1}% (reference {:.1}%)",
+            f.feature,
+            100.0 * f.share,
+            100.0 * f.reference_share
+        );
+    }
+    out
+}
+
 pub fn summarize_model_quality(
     title: &str,
     labelled: u64,

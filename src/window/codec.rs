@@ -6,7 +6,8 @@
 //! 0       4     magic "DRWS" (driftd window state)
 //! 4       2     format version, little-endian (FORMAT_VERSION)
 //! 6       1     kind: 1 = data quality (a Profile), 2 = bias (a BiasState), 3 = model quality,
-//!               4 = predictions, 5 = feature attribution (an AttributionState), 6 = bias rows
+//!               4 = predictions, 5 = feature attribution (an AttributionState), 6 = bias rows,
+//!               7 = multivariate drift
 //! 7       ..    one zstd frame, with its content checksum, of the postcard body:
 //!                 data quality:  the Profile
 //!                 bias:          the spec's shape (JSON text), then the BiasState without its spec
@@ -18,6 +19,9 @@
 //!                                included, checked against the monitor's on reading)
 //!                 bias rows:     the BiasRows (6: a bias monitor's window waiting for its
 //!                                labels)
+//!                 multivariate drift (7): the baseline's digest (checked against the
+//!                                monitor's on reading), the reconstruction-error state, the
+//!                                rows refused per feature (multivariate::monitor::StoredWindow)
 //! ```
 //!
 //! Versions: 1, the first; 2 added the bias state's pair counts (its last field, an `Option`).
@@ -46,6 +50,8 @@ use super::{
 use crate::attribution::AttributionState;
 use crate::bias::BiasState;
 use crate::bias::state::{StoredBiasState, spec_shape};
+use crate::multivariate::MultivariateWindow;
+use crate::multivariate::monitor::StoredWindow;
 use crate::profile::Profile;
 
 pub const MAGIC: [u8; 4] = *b"DRWS";
@@ -59,6 +65,7 @@ const TAG_MODEL_QUALITY: u8 = 3;
 const TAG_PREDICTIONS: u8 = 4;
 const TAG_FEATURE_ATTRIBUTION: u8 = 5;
 const TAG_BIAS_ROWS: u8 = 6;
+const TAG_MULTIVARIATE_DRIFT: u8 = 7;
 /// zstd's default level. On a 25-column profile it came out 1 % smaller than level 1 (and level 9
 /// under 1 % smaller again): the float sketches, most of the bytes, barely compress at any level.
 const ZSTD_LEVEL: i32 = 3;
@@ -141,6 +148,10 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
         WindowState::FeatureAttribution(state) => {
             (TAG_FEATURE_ATTRIBUTION, postcard::to_stdvec(state.as_ref()))
         }
+        WindowState::MultivariateDrift(window) => (
+            TAG_MULTIVARIATE_DRIFT,
+            postcard::to_stdvec(&window.to_stored()),
+        ),
     };
     let body = body.expect("window state serializes with postcard");
 
@@ -169,6 +180,7 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
         StateKind::Predictions(_) => TAG_PREDICTIONS,
         StateKind::BiasRows(_) => TAG_BIAS_ROWS,
         StateKind::FeatureAttribution(_) => TAG_FEATURE_ATTRIBUTION,
+        StateKind::MultivariateDrift(_) => TAG_MULTIVARIATE_DRIFT,
     };
     if tag != expected {
         return Err(CodecError::KindMismatch {
@@ -282,6 +294,21 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
             }
             Ok(WindowState::FeatureAttribution(Box::new(state)))
         }
+        StateKind::MultivariateDrift(spec) => {
+            let stored: StoredWindow = from_body(&body)?;
+            let window = MultivariateWindow::from_stored(spec, stored, MAX_STATE_ROWS).map_err(
+                |(other_baseline, message)| {
+                    if other_baseline {
+                        CodecError::SpecMismatch {
+                            differences: message,
+                        }
+                    } else {
+                        CodecError::Corrupt(format!("multivariate drift: {message}"))
+                    }
+                },
+            )?;
+            Ok(WindowState::MultivariateDrift(Box::new(window)))
+        }
     }
 }
 
@@ -336,7 +363,8 @@ fn read_header(bytes: &[u8]) -> Result<(u16, u8), CodecError> {
         | TAG_MODEL_QUALITY
         | TAG_PREDICTIONS
         | TAG_FEATURE_ATTRIBUTION
-        | TAG_BIAS_ROWS) => Ok((version, tag)),
+        | TAG_BIAS_ROWS
+        | TAG_MULTIVARIATE_DRIFT) => Ok((version, tag)),
         other => Err(CodecError::Corrupt(format!("unknown state kind {other}"))),
     }
 }
@@ -348,6 +376,7 @@ fn kind_name(tag: u8) -> &'static str {
         TAG_PREDICTIONS => "predictions (model quality waiting for labels)",
         TAG_BIAS_ROWS => "bias rows waiting for labels",
         TAG_FEATURE_ATTRIBUTION => "feature_attribution",
+        TAG_MULTIVARIATE_DRIFT => "multivariate_drift",
         _ => "data_quality",
     }
 }
@@ -510,6 +539,231 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("feature_attribution"), "{error}");
+    }
+
+    /// A multivariate baseline of a and b (correlated) and a colour, fitted on 300 rows; and a
+    /// batch of `n` rows with a broken correlation, one unreadable value and one missing.
+    fn multivariate_case(n: usize) -> (Arc<crate::multivariate::MultivariateSpec>, RecordBatch) {
+        use crate::multivariate::{Baseline, MultivariateSpec, ReferenceBuilder};
+        let mut rng = StdRng::seed_from_u64(7);
+        let names = ["a", "b", "colour"].map(String::from).to_vec();
+        let mut reference = ReferenceBuilder::new(names).unwrap();
+        for _ in 0..300 {
+            let a: f64 = rng.random::<f64>() - 0.5;
+            let b = a + 0.1 * (rng.random::<f64>() - 0.5);
+            let colour = if a > 0.0 { "red" } else { "blue" };
+            let (a, b) = (a.to_string(), b.to_string());
+            reference
+                .push_row(&[Some(&a), Some(&b), Some(colour)])
+                .unwrap();
+        }
+        let baseline = Baseline::fit(reference, crate::cbpe::Chunking::Size(100)).unwrap();
+        let a: Vec<f64> = (0..n).map(|_| rng.random::<f64>() - 0.5).collect();
+        let mut b: Vec<Option<String>> = a.iter().map(|a| Some((-a).to_string())).collect();
+        b[0] = Some("not a number".into());
+        b[1] = None;
+        let colour: Vec<&str> = (0..n).map(|i| ["red", "blue", "green"][i % 3]).collect();
+        let rows = RecordBatch::try_from_iter([
+            ("a", Arc::new(Float64Array::from(a)) as ArrayRef),
+            ("b", Arc::new(StringArray::from(b)) as ArrayRef),
+            ("colour", Arc::new(StringArray::from(colour)) as ArrayRef),
+        ])
+        .unwrap();
+        (Arc::new(MultivariateSpec::new(baseline)), rows)
+    }
+
+    #[test]
+    fn a_multivariate_window_round_trips_merges_and_refuses_another_baseline() {
+        let (spec, rows) = multivariate_case(40);
+        let kind = StateKind::MultivariateDrift(spec.clone());
+        let mut state = kind.empty();
+        state.add_batch(&rows, &[]);
+        // A batch without the colour column: its rows are refused under that feature.
+        state.add_batch(&rows.project(&[0, 1]).unwrap(), &[]);
+        let WindowState::MultivariateDrift(original) = &state else {
+            panic!("expected a multivariate window")
+        };
+        assert_eq!(original.state.rows, 39);
+        assert_eq!(
+            original.refused_by_feature,
+            [("b".to_string(), 1), ("colour".to_string(), 40)].into()
+        );
+        let copy = original.clone();
+        let bytes = encode(&state);
+        let back = decode(&bytes, &kind).unwrap();
+        let WindowState::MultivariateDrift(back) = back else {
+            panic!("expected a multivariate window")
+        };
+        assert_eq!(*back, *copy);
+        assert_eq!(back.row_count(), 80);
+        // Merged after a round trip, as the finaliser merges stored parts: the same as adding
+        // both batches to one window.
+        let mut merged = WindowState::MultivariateDrift(back);
+        merged
+            .merge(decode(&bytes, &kind).unwrap())
+            .expect("within the bound");
+        let mut direct = kind.empty();
+        for _ in 0..2 {
+            direct.add_batch(&rows, &[]);
+            direct.add_batch(&rows.project(&[0, 1]).unwrap(), &[]);
+        }
+        let (WindowState::MultivariateDrift(merged), WindowState::MultivariateDrift(direct)) =
+            (merged, direct)
+        else {
+            panic!("expected multivariate windows")
+        };
+        let (m, d) = (merged.evaluate(), direct.evaluate());
+        assert_eq!((m.rows, m.rows_refused), (78, 82));
+        assert_eq!((m.rows, m.rows_refused), (d.rows, d.rows_refused));
+        let (m, d) = (
+            m.reconstruction_error.unwrap(),
+            d.reconstruction_error.unwrap(),
+        );
+        assert!((m - d).abs() <= 1e-12 * d, "{m} vs {d}");
+        assert_eq!(merged.refused_by_feature, direct.refused_by_feature);
+
+        // A state stored under another baseline is refused naming it, not merged.
+        // The same baseline but for its upper threshold.
+        let mut baseline = spec.baseline.clone();
+        baseline.upper_threshold = baseline.upper_threshold.map(|u| u * 2.0);
+        let other = Arc::new(crate::multivariate::MultivariateSpec::new(baseline));
+        let error = decode(&bytes, &StateKind::MultivariateDrift(other))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("multivariate baseline: stored"), "{error}");
+        let error = decode(&bytes, &StateKind::DataQuality)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("multivariate_drift"), "{error}");
+    }
+
+    /// A multivariate window is as wide as its baseline, whatever its rows: at the feature
+    /// limit (256), with rows and a refusal under every feature, it stores in a few KB.
+    #[test]
+    fn a_multivariate_window_at_the_feature_limit_stays_small() {
+        use crate::multivariate::{
+            Baseline, MAX_FEATURES, MultivariateSpec, MultivariateWindow, ReferenceBuilder,
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let names: Vec<String> = (0..MAX_FEATURES).map(|j| format!("f{j:03}")).collect();
+        let mut reference = ReferenceBuilder::new(names.clone()).unwrap();
+        let row = |rng: &mut StdRng| -> Vec<String> {
+            (0..MAX_FEATURES)
+                .map(|_| rng.random::<f64>().to_string())
+                .collect()
+        };
+        for _ in 0..300 {
+            let cells = row(&mut rng);
+            let cells: Vec<Option<&str>> = cells.iter().map(|c| Some(c.as_str())).collect();
+            reference.push_row(&cells).unwrap();
+        }
+        let baseline = Baseline::fit(reference, crate::cbpe::Chunking::Size(100)).unwrap();
+        let spec = Arc::new(MultivariateSpec::new(baseline));
+        let mut window = MultivariateWindow::new(spec.clone());
+        let mut rows: Vec<(String, ArrayRef)> = Vec::new();
+        for (j, name) in names.iter().enumerate() {
+            // Row j of 1,000 is unreadable in feature j: a refusal under every feature.
+            let values: Vec<String> = (0..1000)
+                .map(|i| {
+                    if i == j {
+                        "x".to_string()
+                    } else {
+                        rng.random::<f64>().to_string()
+                    }
+                })
+                .collect();
+            rows.push((
+                name.clone(),
+                Arc::new(StringArray::from(values)) as ArrayRef,
+            ));
+        }
+        let batch = RecordBatch::try_from_iter(rows).unwrap();
+        for _ in 0..5 {
+            window.add_batch(&batch);
+        }
+        assert_eq!(window.state.rows, 5 * (1000 - MAX_FEATURES as u64));
+        assert_eq!(window.refused_by_feature.len(), MAX_FEATURES);
+        let stored = postcard::to_stdvec(&window.to_stored()).unwrap();
+        let bytes = encode(&WindowState::MultivariateDrift(Box::new(window)));
+        // 256 sums of 8 bytes, 256 names with their counts, a few counts: under 4 KB.
+        assert!(stored.len() < 4096, "{} bytes", stored.len());
+        assert!(bytes.len() < 4096, "{} bytes", bytes.len());
+    }
+
+    /// Forged multivariate parts: wrong width, counts past the bound, refusals that do not add
+    /// up or name no feature, a negative or NaN sum. Each is refused as corrupt, naming why.
+    #[test]
+    fn forged_multivariate_states_are_refused() {
+        use crate::multivariate::monitor::StoredWindow;
+        let (spec, rows) = multivariate_case(10);
+        let kind = StateKind::MultivariateDrift(spec.clone());
+        let mut window = crate::multivariate::MultivariateWindow::new(spec.clone());
+        window.add_batch(&rows);
+        let stored = window.to_stored();
+        let fine = postcard::to_stdvec(&stored).unwrap();
+        let framed = |body: &[u8]| crate::fuzz::frame_window_body(TAG_MULTIVARIATE_DRIFT, body);
+        assert!(decode(&framed(&fine), &kind).is_ok());
+        let forged = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut value = serde_json::to_value(&stored).unwrap();
+            change(&mut value);
+            let forged: StoredWindow = serde_json::from_value(value).unwrap();
+            let bytes = framed(&postcard::to_stdvec(&forged).unwrap());
+            decode(&bytes, &kind).unwrap_err().to_string()
+        };
+        // A change to the stored form, and what the refusal says.
+        type Forgery = fn(&mut serde_json::Value);
+        let cases: [(Forgery, &str); 6] = [
+            (
+                |v| v["state"]["squared_residuals"] = serde_json::json!([1.0]),
+                "1 per-feature sums for a baseline of 3 features",
+            ),
+            (
+                |v| v["state"]["rows"] = serde_json::json!(u64::MAX),
+                "more than a window may hold",
+            ),
+            (
+                |v| v["state"]["m2"] = serde_json::json!(-1.0),
+                "a sum is -1",
+            ),
+            (
+                |v| v["refused_by_feature"] = serde_json::json!({"b": 5}),
+                "rows refused per feature",
+            ),
+            (
+                |v| v["refused_by_feature"] = serde_json::json!({"zz": 1}),
+                "rows refused for \"zz\", not a feature",
+            ),
+            (
+                |v| {
+                    v["state"]["rows"] = serde_json::json!(0);
+                    v["state"]["refused_rows"] = serde_json::json!(1);
+                },
+                "an error without rows",
+            ),
+        ];
+        for (change, expected) in cases {
+            let error = forged(&change);
+            assert!(
+                error.starts_with("window state is corrupt: multivariate drift: ")
+                    && error.contains(expected),
+                "{error}"
+            );
+        }
+        // Damaged bytes: cut, a flipped bit, trailing bytes.
+        let bytes = encode(&WindowState::MultivariateDrift(Box::new(window)));
+        for len in [HEADER_LEN, bytes.len() / 2, bytes.len() - 1] {
+            let error = decode(&bytes[..len], &kind).unwrap_err();
+            assert!(matches!(error, CodecError::Corrupt(_)), "{len}: {error:?}");
+        }
+        let mut damaged = bytes.clone();
+        damaged[HEADER_LEN + (bytes.len() - HEADER_LEN) / 2] ^= 0x01;
+        assert!(matches!(
+            decode(&damaged, &kind).unwrap_err(),
+            CodecError::Corrupt(_)
+        ));
+        let longer = [fine.clone(), vec![0]].concat();
+        let error = decode(&framed(&longer), &kind).unwrap_err().to_string();
+        assert!(error.contains("1 bytes left over"), "{error}");
     }
 
     fn bias(state: WindowState) -> BiasState {

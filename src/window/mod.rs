@@ -2,8 +2,9 @@
 //! `inferenceTime`, or the object's time for formats without one); a window closes when the
 //! watermark — the newest time seen, less the allowed lateness — passes its end. Rows for a
 //! window that already closed are counted as late, never silently dropped. A window holds its
-//! monitor's mergeable state: a data-quality [`Profile`], a bias [`BiasState`] or a
-//! [`ModelQualityWindow`], which [`codec`] turns into bytes to store and back.
+//! monitor's mergeable state: a data-quality [`Profile`], a bias [`BiasState`], a
+//! [`ModelQualityWindow`], an [`AttributionState`], a [`MultivariateWindow`] (or, label-joined,
+//! the rows waiting for their labels), which [`codec`] turns into bytes to store and back.
 
 pub mod codec;
 
@@ -20,6 +21,7 @@ use crate::decode::{Chunk, INFERENCE_TIME, WindowRows};
 use crate::model_quality::{
     JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
 };
+use crate::multivariate::{MultivariateSpec, MultivariateWindow};
 use crate::profile::Profile;
 
 /// What a monitor's windows hold.
@@ -34,6 +36,8 @@ pub enum StateKind {
     Predictions(Arc<ModelQualitySpec>),
     /// A bias monitor fed by the label join: windows hold their rows until their labels arrive.
     BiasRows(Arc<BiasSpec>),
+    /// Multivariate drift: the reconstruction error of the rows against the baseline's PCA.
+    MultivariateDrift(Arc<MultivariateSpec>),
 }
 
 impl StateKind {
@@ -56,6 +60,9 @@ impl StateKind {
                 runs: Vec::new(),
                 refused_rows: 0,
             }),
+            StateKind::MultivariateDrift(spec) => {
+                WindowState::MultivariateDrift(Box::new(MultivariateWindow::new(spec.clone())))
+            }
         }
     }
 }
@@ -70,6 +77,7 @@ pub enum WindowState {
     FeatureAttribution(Box<AttributionState>),
     Predictions(PredictionWindow),
     BiasRows(BiasRowsWindow),
+    MultivariateDrift(Box<MultivariateWindow>),
 }
 
 impl WindowState {
@@ -83,6 +91,7 @@ impl WindowState {
             WindowState::FeatureAttribution(state) => state.add_batch(rows),
             WindowState::Predictions(window) => window.add_batch(rows, keys),
             WindowState::BiasRows(window) => window.runs.push(BiasRows::of(rows, keys)),
+            WindowState::MultivariateDrift(window) => window.add_batch(rows),
         }
     }
 
@@ -116,6 +125,7 @@ impl WindowState {
             WindowState::BiasRows(window) => {
                 window.runs.iter().map(|run| run.keys.len() as u64).sum()
             }
+            WindowState::MultivariateDrift(window) => window.count_bound(),
         }
     }
 
@@ -130,6 +140,7 @@ impl WindowState {
                 a.runs.extend(b.runs);
                 a.refused_rows += b.refused_rows;
             }
+            (WindowState::MultivariateDrift(a), WindowState::MultivariateDrift(b)) => a.merge(&b),
             _ => unreachable!("one monitor's windows hold one kind of state"),
         }
     }
@@ -146,6 +157,7 @@ impl WindowState {
             WindowState::BiasRows(window) => {
                 window.runs.iter().map(|run| run.keys.len() as u64).sum()
             }
+            WindowState::MultivariateDrift(window) => window.row_count(),
         }
     }
 }

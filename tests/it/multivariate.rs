@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 /// A standard normal draw (Box–Muller).
-fn normal(rng: &mut fastrand::Rng) -> f64 {
+pub fn normal(rng: &mut fastrand::Rng) -> f64 {
     let u = 1.0 - rng.f64();
     let v = rng.f64();
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
@@ -85,7 +85,7 @@ fn check(baseline: &Path, input: &Path, out: &Path) -> (Value, i32) {
 }
 
 #[track_caller]
-fn assert_close(what: &str, ours: f64, theirs: f64) {
+pub fn assert_close(what: &str, ours: f64, theirs: f64) {
     assert!(
         (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
         "{what}: driftd {ours} vs scikit-learn {theirs}"
@@ -204,7 +204,7 @@ fn errors_and_thresholds_match_scikit_learn() {
 
 /// a and b standard normal with correlation `rho`, c independent: each marginal is N(0, 1)
 /// whatever `rho` is.
-fn correlated_rows(rng: &mut fastrand::Rng, n: usize, rho: f64) -> Vec<Vec<String>> {
+pub fn correlated_rows(rng: &mut fastrand::Rng, n: usize, rho: f64) -> Vec<Vec<String>> {
     (0..n)
         .map(|_| {
             let a = normal(rng);

@@ -4,7 +4,9 @@
 # The frequency encoding (category_encoders' CountEncoder(normalize=True): the share of each
 # value in the imputed reference, 0 when unseen) is written with pandas' value_counts.
 #
-# stdin: {"reference", "analysis": CSV paths, "features": [names], "chunk_size": rows}
+# stdin: {"reference", "analysis": CSV paths, "features": [names], "chunk_size": rows,
+#         "analysis_chunk_size": rows of the analysis chunks (optional; default chunk_size: the
+#         size of one window makes the window one chunk, as driftd run evaluates it)}
 # stdout: {"components", "reference_chunk_errors", "lower_threshold", "upper_threshold",
 #          "chunks": [{"start_row", "end_row", "reconstruction_error", "sampling_error",
 #                      "alert"}]}
@@ -21,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 request = json.load(sys.stdin)
 features = request["features"]
 size = request["chunk_size"]
+analysis_size = request.get("analysis_chunk_size", size)
 reference = pd.read_csv(request["reference"])[features]
 analysis = pd.read_csv(request["analysis"])[features]
 categorical = [c for c in features if reference[c].dtype == object]
@@ -54,7 +57,7 @@ scaler = StandardScaler().fit(encode(reference))
 pca = PCA(n_components=0.65, random_state=16).fit(scaler.transform(encode(reference)))
 
 
-def chunks(frame):
+def chunks(frame, size):
     n = len(frame)
     starts = list(range(0, n - size + 1, size)) or [0]
     bounds = [(s, s + size) for s in starts]
@@ -74,12 +77,12 @@ def chunks(frame):
     return out
 
 
-reference_values = np.array([c["reconstruction_error"] for c in chunks(reference)])
+reference_values = np.array([c["reconstruction_error"] for c in chunks(reference, size)])
 centre, spread = np.nanmean(reference_values), np.nanstd(reference_values)
 lower = centre - 3 * spread
 lower = None if lower <= 0 else float(lower)
 upper = float(centre + 3 * spread)
-result = chunks(analysis)
+result = chunks(analysis, analysis_size)
 for chunk in result:
     value = chunk["reconstruction_error"]
     chunk["alert"] = not ((-np.inf if lower is None else lower) < value < upper)
