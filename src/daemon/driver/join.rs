@@ -134,9 +134,9 @@ fn estimator(shared: &Shared, series: &SeriesKey) -> Option<Arc<WindowEstimator>
 }
 
 /// A label-joined window's state with its labels, the join's counts and its estimate; any
-/// other state as it is. The result staged by an earlier attempt is used when there is one; else the window
-/// is joined and its result staged before it is returned. The window closes for labels at its
-/// end plus the allowed lateness and `label_lateness`.
+/// other state as it is. The result staged by an earlier attempt is used when there is one;
+/// else the window is joined and its result staged before it is returned. The window closes
+/// for labels at its end plus the allowed lateness and `label_lateness`.
 pub(super) async fn with_labels(
     shared: &Shared,
     series: &SeriesKey,
