@@ -78,6 +78,9 @@ pub struct ReportLinks {
     /// Multivariate drift only: `multivariate_drift.json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multivariate_drift: Option<String>,
+    /// Model quality with `[monitor.estimate]`: `estimated_performance.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_performance: Option<String>,
 }
 
 /// What an alert or trigger says about the window it was decided on.
@@ -162,6 +165,13 @@ fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
     );
     let data_quality = matches!(report.outcome, Outcome::DataQuality { .. });
     let multivariate = matches!(report.outcome, Outcome::MultivariateDrift { .. });
+    let estimated = matches!(
+        report.outcome,
+        Outcome::ModelQuality {
+            estimate: Some(_),
+            ..
+        }
+    );
     ReportLinks {
         directory: dir.to_string(),
         constraint_violations: format!("{dir}{}", super::file::VIOLATIONS_FILE),
@@ -171,6 +181,8 @@ fn report_links(report: &WindowReport, dir: &str) -> ReportLinks {
         analysis: bias.then(|| format!("{dir}{ANALYSIS_FILE}")),
         multivariate_drift: multivariate
             .then(|| format!("{dir}{}", crate::multivariate_run::RESULT_FILE)),
+        estimated_performance: estimated
+            .then(|| format!("{dir}{}", crate::estimate::ESTIMATED_PERFORMANCE_FILE)),
     }
 }
 

@@ -183,6 +183,11 @@ chunk_size = 250"#,
     let envelope: Value = serde_json::from_str(alert.body().unwrap()).unwrap();
     let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(body["monitor"], "quality");
+    // The alert links the window's estimate beside its statistics.
+    let link = body["report"]["estimated_performance"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(link.ends_with("/estimated_performance.json"), "{body}");
     assert!(
         body["findings"]
             .as_array()
