@@ -50,10 +50,7 @@ fn the_quickstart_flags_the_injected_hour_only() {
 /// The actions of one monitor, in the order they were taken. Each monitor's windows are
 /// finalised in time order; two monitors' are not ordered between them.
 fn actions(out: &Path, monitor: &str) -> Vec<(String, String, String)> {
-    std::fs::read_to_string(out.join("actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    (common::actions(out).into_iter())
         .filter(|a| a["monitor"] == monitor)
         .map(|a| {
             let kind = a["kind"].as_str().unwrap_or("-").to_string();

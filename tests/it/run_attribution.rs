@@ -185,20 +185,8 @@ ndcg_threshold = 0.9
     }
 
     // The rule fires on hour 01 only, naming the label and its NDCG.
-    let actions: Vec<Value> = std::fs::read_to_string(root.join("out/actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(actions.len(), 1, "{actions:?}");
-    assert_eq!(actions[0]["rule"], "ranking-flipped");
-    let evidence = &actions[0]["evidence"];
-    assert_eq!(
-        evidence["window_start"],
-        chrono::DateTime::parse_from_rfc3339("2026-11-01T01:00:00Z")
-            .unwrap()
-            .timestamp()
-    );
+    let evidence =
+        common::the_one_firing(&root.join("out"), "ranking-flipped", "2026-11-01T01:00:00Z");
     assert_eq!(evidence["matches"][0]["subject"], "label0");
     assert_eq!(evidence["matches"][0]["what"], "ndcg");
 }
@@ -271,10 +259,8 @@ fn the_attribution_example_flags_the_flipped_hour_only() {
         let count = violations["violations"].as_array().unwrap().len();
         assert_eq!(count, usize::from(hour == "01"), "hour {hour}\n{stdout}");
     }
-    let kinds: Vec<String> = std::fs::read_to_string(example.join("out/actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].to_string())
+    let kinds: Vec<String> = (common::actions(&example.join("out")).iter())
+        .map(|action| action["kind"].to_string())
         .collect();
     assert_eq!(kinds, ["\"firing\"", "\"resolved\""], "{stdout}");
 }

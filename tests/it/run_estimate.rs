@@ -239,17 +239,10 @@ fn each_window_is_estimated_before_its_labels_as_the_numpy_implementation_does()
     assert_eq!(labelled["dataset"]["item_count"], 500, "{labelled}");
 
     // The rule fires on hour 01's estimated accuracy only.
-    let actions: Vec<Value> = std::fs::read_to_string(root.join("out/actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(actions.len(), 1, "{actions:?}");
-    assert_eq!(actions[0]["rule"], "estimated-accuracy-drop");
-    let evidence = &actions[0]["evidence"];
-    assert_eq!(
-        evidence["window_start"],
-        common::utc("2026-11-01T01:00:00Z").timestamp()
+    let evidence = common::the_one_firing(
+        &root.join("out"),
+        "estimated-accuracy-drop",
+        "2026-11-01T01:00:00Z",
     );
     assert_eq!(evidence["matches"][0]["what"], "estimated_accuracy");
     assert_eq!(evidence["matches"][0]["value"], accuracy["value"]);

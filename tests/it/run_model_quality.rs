@@ -159,18 +159,5 @@ ground_truth_attribute = "label"
     );
 
     // The rule fires on hour 01 only.
-    let actions: Vec<Value> = std::fs::read_to_string(root.join("out/actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(actions.len(), 1, "{actions:?}");
-    assert_eq!(actions[0]["rule"], "accuracy-low");
-    assert_eq!(actions[0]["kind"], "firing");
-    assert_eq!(
-        actions[0]["evidence"]["window_start"],
-        chrono::DateTime::parse_from_rfc3339("2026-11-01T01:00:00Z")
-            .unwrap()
-            .timestamp()
-    );
+    common::the_one_firing(&root.join("out"), "accuracy-low", "2026-11-01T01:00:00Z");
 }

@@ -255,18 +255,7 @@ baseline = "mv-baseline/multivariate_baseline.json"
     }
 
     // The rule fires on hour 01 only, with the window's error.
-    let actions: Vec<Value> = std::fs::read_to_string(root.join("out/actions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(actions.len(), 1, "{actions:?}");
-    assert_eq!(actions[0]["rule"], "joint-drift");
-    let evidence = &actions[0]["evidence"];
-    assert_eq!(
-        evidence["window_start"],
-        common::utc("2026-11-01T01:00:00Z").timestamp()
-    );
+    let evidence = common::the_one_firing(&root.join("out"), "joint-drift", "2026-11-01T01:00:00Z");
     assert_eq!(evidence["matches"][0]["what"], "reconstruction_error");
     let hour1 =
         json_file(&root.join("out/churn/churn-joint/2026/11/01/01/multivariate_drift.json"));

@@ -583,3 +583,28 @@ pub fn live_loans(
         expected,
     }
 }
+
+/// The actions `driftd run` appended to `{out}/actions.jsonl`, in order.
+pub fn actions(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("actions.jsonl"))
+        .unwrap_or_else(|e| panic!("{}/actions.jsonl: {e}", out.display()))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The evidence of the one action in `{out}/actions.jsonl`, which must be `rule` firing on
+/// the window that starts at `window_start`.
+pub fn the_one_firing(out: &Path, rule: &str, window_start: &str) -> serde_json::Value {
+    let actions = actions(out);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["rule"], rule, "{actions:?}");
+    assert_eq!(actions[0]["kind"], "firing", "{actions:?}");
+    let evidence = actions[0]["evidence"].clone();
+    assert_eq!(
+        evidence["window_start"],
+        utc(window_start).timestamp(),
+        "{evidence}"
+    );
+    evidence
+}
