@@ -19,82 +19,20 @@ Run it on an otherwise idle machine: it measures wall-clock time.
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-import boto3
+from emulator import REPO, aws_config, create_resources, moto, start_driftd, stop
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 RECORDS = REPO / "examples/quickstart/data/capture/driftd-demo/AllTraffic/2026/11/01/01"
 BASELINE = REPO / "baselines/driftd-demo-data-quality"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"moto did not listen on {port}")
-
-
-def create_resources(endpoint):
-    client = lambda name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1")
-    s3, sqs, sns = client("s3"), client("sqs"), client("sns")
-    for bucket in ("capture", "reports"):
-        s3.create_bucket(Bucket=bucket)
-    queue = sqs.create_queue(QueueName="capture-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    s3.put_bucket_notification_configuration(
-        Bucket="capture",
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
-            ]
-        },
-    )
-    topic = sns.create_topic(Name="alerts")["TopicArn"]
-    return s3, queue, topic
-
-
 def config(endpoint, queue, topic, size, lateness):
-    return f"""
-[aws]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[input]
-sqs_queue_url = "{queue}"
-allowed_buckets = ["capture"]
-wait_time = "1s"
-
-[output]
-directory = "out"
-
-[window]
-size = "{size}s"
-allowed_lateness = "{lateness}s"
-
-[sinks]
-cloudwatch = true
-sns_topic_arn = "{topic}"
-s3_report_uri = "s3://reports/monitoring"
-
+    return aws_config(endpoint, queue, topic, size, lateness) + f"""
 [[monitor]]
 name = "latency"
 path = "capture/{{endpoint}}/{{variant}}/{{yyyy}}/{{mm}}/{{dd}}/{{hh}}/*.jsonl"
@@ -115,6 +53,7 @@ def main():
     parser.add_argument("--lateness", type=int, default=2, help="allowed lateness, seconds")
     parser.add_argument("--driftd", default=str(REPO / "target/release/driftd"))
     args = parser.parse_args()
+    args.driftd = pathlib.Path(args.driftd).resolve()
 
     lines = [
         json.loads(line)
@@ -122,60 +61,39 @@ def main():
         for line in path.read_text().splitlines()
     ][:20]
     work = pathlib.Path(tempfile.mkdtemp(prefix="driftd-latency-"))
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    venv_bin = pathlib.Path(sys.executable).parent
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "PATH": "/usr/bin:/bin",
-    }
-    moto = subprocess.Popen(
-        [str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     driftd = None
-    try:
-        wait_for_port(port)
-        os.environ.update({k: v for k, v in env.items() if k != "PATH"})
-        s3, queue, topic = create_resources(endpoint)
-        (work / "driftd.toml").write_text(config(endpoint, queue, topic, args.size, args.lateness))
-        log = open(work / "driftd.log", "w")
-        driftd = subprocess.Popen(
-            [args.driftd, "run", "--config", "driftd.toml"],
-            cwd=work,
-            env={**env, "DRIFTD_LOG_FORMAT": "json", "DRIFTD_LOG": "info"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        time.sleep(2)
-        # Start at a window boundary, then one object a second for the given number of windows.
-        now = time.time()
-        first = (int(now) // args.size + 1) * args.size
-        time.sleep(first - now)
-        last_put = {}
-        until = first + args.windows * args.size
-        sent = 0
-        while time.time() < until:
-            at = datetime.datetime.now(datetime.timezone.utc)
-            for record in lines:
-                record["eventMetadata"]["inferenceTime"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            body = "\n".join(json.dumps(r) for r in lines).encode() + b"\n"
-            key = at.strftime(f"capture/ep/AllTraffic/%Y/%m/%d/%H/{sent:06d}.jsonl")
-            s3.put_object(Bucket="capture", Key=key, Body=body)
-            window = int(at.timestamp()) // args.size * args.size
-            last_put[window] = time.time()
-            sent += 1
-            time.sleep(max(0.0, 1.0 - (time.time() - at.timestamp())))
-        time.sleep(args.lateness + 5)
-    finally:
-        if driftd is not None:
-            driftd.terminate()
-            driftd.wait(timeout=60)
-        moto.terminate()
+    with moto() as endpoint:
+        try:
+            s3, queue, topic = create_resources(endpoint)
+            (work / "driftd.toml").write_text(
+                config(endpoint, queue, topic, args.size, args.lateness)
+            )
+            driftd = start_driftd(args.driftd, work)
+            time.sleep(2)
+            # Start at a window boundary, then one object a second for the given number of
+            # windows.
+            now = time.time()
+            first = (int(now) // args.size + 1) * args.size
+            time.sleep(first - now)
+            last_put = {}
+            until = first + args.windows * args.size
+            sent = 0
+            while time.time() < until:
+                at = datetime.datetime.now(datetime.timezone.utc)
+                for record in lines:
+                    record["eventMetadata"]["inferenceTime"] = at.strftime(
+                        "%Y-%m-%dT%H:%M:%S.%fZ"
+                    )
+                body = "\n".join(json.dumps(r) for r in lines).encode() + b"\n"
+                key = at.strftime(f"capture/ep/AllTraffic/%Y/%m/%d/%H/{sent:06d}.jsonl")
+                s3.put_object(Bucket="capture", Key=key, Body=body)
+                window = int(at.timestamp()) // args.size * args.size
+                last_put[window] = time.time()
+                sent += 1
+                time.sleep(max(0.0, 1.0 - (time.time() - at.timestamp())))
+            time.sleep(args.lateness + 5)
+        finally:
+            stop(driftd)
 
     delivered = {}
     for line in (work / "driftd.log").read_text().splitlines():

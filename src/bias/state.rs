@@ -1517,6 +1517,79 @@ mod tests {
         );
     }
 
+    /// `batch` with a numeric column `name` put in at `at` (so the columns after it move).
+    fn with_column(batch: &RecordBatch, at: usize, name: &str, rng: &mut StdRng) -> RecordBatch {
+        let values: Vec<String> = (0..batch.num_rows())
+            .map(|_| format!("{:.3}", 1000.0 * rng.random::<f64>()))
+            .collect();
+        let mut columns: Vec<(String, ArrayRef)> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(field, array)| (field.name().clone(), array.clone()))
+            .collect();
+        columns.insert(at, (name.into(), Arc::new(StringArray::from(values))));
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    fn flip_tests(state: &BiasState) -> Vec<Option<Result<FlipCounts, String>>> {
+        state
+            .evaluate()
+            .facets
+            .into_iter()
+            .flat_map(|facet| facet.selections.unwrap())
+            .map(|selection| selection.flip_test)
+            .collect()
+    }
+
+    /// A column left out at `limits.max_columns` is left out of the Flip Test's sampled rows
+    /// too, and the rows' other values stay in their columns: the window's analysis is the one
+    /// of data that never had the column. (Kept, it would be missing from the earlier rows,
+    /// and FT would fail on their NaN as Clarify does.) The extra column comes in the middle
+    /// of the part's columns, with values far larger than the rest, so a value moved to the
+    /// wrong column, or the column kept, would change the neighbours.
+    #[test]
+    fn a_column_left_out_at_max_columns_is_left_out_of_the_flip_test_rows() {
+        let spec = spec();
+        let mut rng = StdRng::seed_from_u64(5);
+        let (first, second) = (batch(&mut rng, 300), batch(&mut rng, 300));
+        let widened = with_column(&second, 2, "x2", &mut rng);
+        let state = |batch: &RecordBatch| {
+            let mut state = BiasState::new(spec.clone());
+            state.add_batch(batch);
+            state
+        };
+
+        let mut capped = state(&first);
+        assert_eq!(capped.merge_within(state(&widened), 6), 1);
+        let mut never_had = state(&first);
+        never_had.merge(state(&second));
+        assert_eq!(
+            capped.columns.keys().collect::<Vec<_>>(),
+            ["sex", "race", "zone", "x1", "label", "pred"]
+        );
+        assert_eq!(capped.evaluate().sample, FlipSample { rows: 600, of: 600 });
+        let ft = flip_tests(&capped);
+        assert_eq!(ft, flip_tests(&never_had));
+        // The Flip Test of `race` (its features sex, zone and x1 are numbers) has a value.
+        assert!(ft.iter().any(|f| matches!(f, Some(Ok(_)))), "{ft:?}");
+        assert_eq!(
+            analysis(&spec, &capped.evaluate()),
+            analysis(&spec, &never_had.evaluate())
+        );
+
+        let mut kept = state(&first);
+        kept.merge(state(&widened));
+        assert!(
+            flip_tests(&kept)
+                .iter()
+                .any(|f| f == &Some(Err("Input X contains NaN.".into()))),
+            "{:?}",
+            flip_tests(&kept)
+        );
+    }
+
     /// A batch of text columns.
     fn text_batch(columns: &[(&str, Vec<Option<String>>)]) -> RecordBatch {
         RecordBatch::try_from_iter(columns.iter().map(|(name, values)| {
