@@ -542,6 +542,13 @@ impl WindowEstimator {
                 if fault.is_some() {
                     return;
                 }
+                if next_row > cbpe::MAX_ROWS as JoinKey {
+                    fault = Some(format!(
+                        "more than {} rows; CBPE keeps every reference row in memory",
+                        cbpe::MAX_ROWS
+                    ));
+                    return;
+                }
                 match (
                     PredictionRun::from_batch(spec, batch, &keys),
                     LabelRun::from_batch(spec, batch, &keys),
