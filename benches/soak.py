@@ -11,12 +11,14 @@ waiting labels, pending predictions and their expiry are exercised: label_ttl 5m
 quickstart's capture, output `label,score`), alternating between the two folders, and once a
 second one ground-truth object for the model-quality predictions of the second before: 90% of
 them labelled (one label in seven disagrees), plus two labels for predictions that never come
-(orphans). Every `--every` seconds it samples
-driftd's resident memory (VmRSS of /proc/PID/status), its open file descriptors (entries of
-/proc/PID/fd), the state store's outbox depth (keys under outbox/: windows committed but not
-yet delivered to every sink), its parts/ and labels/ keys, and the windows delivered so far.
-At the end it prints the table and a verdict comparing the first and the last 10 minutes
-(RSS within 10%, fds within 2, outbox no deeper than max(2, first), windows still delivered).
+(orphans). Every `--every` seconds it samples driftd's resident memory (VmRSS of
+/proc/PID/status, and its two parts: RssAnon, the heap, and RssFile, the binary's pages,
+which grow as more of its code runs), its open file descriptors (entries of /proc/PID/fd),
+the state store's outbox depth (keys under outbox/: windows committed but not yet delivered
+to every sink), its parts/ and labels/ keys, and the windows delivered so far. At the end it
+prints the table and a verdict comparing the first and the last 10 minutes (RSS and its
+anonymous part within 10%, fds within 2, outbox no deeper than max(2, first), windows still
+delivered).
 
     .tools/venv/bin/python benches/soak.py [--minutes 30] [--rate 2] [--records 200]
         [--driftd target/release/driftd]
@@ -196,13 +198,15 @@ class Log:
 
 
 def sample(pid, work, log):
-    status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    rss_kb = next(int(line.split()[1]) for line in status.splitlines()
-                  if line.startswith("VmRSS:"))
+    status = dict(line.split(":", 1) for line in
+                  pathlib.Path(f"/proc/{pid}/status").read_text().splitlines())
+    megabytes = lambda field: int(status[field].split()[0]) / 1024
     state = work / "out/state"
     log.read()
     return {
-        "rss_mb": rss_kb / 1024,
+        "rss_mb": megabytes("VmRSS"),
+        "anon_mb": megabytes("RssAnon"),
+        "file_mb": megabytes("RssFile"),
         "fds": len(list(pathlib.Path(f"/proc/{pid}/fd").iterdir())),
         "outbox": keys_under(state / "outbox"),
         "parts": keys_under(state / "parts"),
@@ -222,6 +226,9 @@ def verdict(rows, minutes):
         ("RSS flat (last max within 10% of first max)",
          high(last, "rss_mb") <= 1.10 * high(first, "rss_mb"),
          f"{high(first, 'rss_mb'):.1f} -> {high(last, 'rss_mb'):.1f} MB"),
+        ("anonymous RSS flat (last max within 10% of first max)",
+         high(last, "anon_mb") <= 1.10 * high(first, "anon_mb"),
+         f"{high(first, 'anon_mb'):.1f} -> {high(last, 'anon_mb'):.1f} MB"),
         ("fds flat (last max within 2 of first max)",
          high(last, "fds") <= high(first, "fds") + 2,
          f"{high(first, 'fds')} -> {high(last, 'fds')}"),
@@ -269,7 +276,7 @@ def main():
             )
             uploader.start()
             print(f"driftd {args.driftd} (pid {driftd.pid}); work {work}", flush=True)
-            print(f"{'t s':>6} {'RSS MB':>8} {'fds':>5} {'outbox':>6} {'parts':>6} "
+            print(f"{'t s':>6} {'RSS MB':>8} {'anon':>6} {'file':>6} {'fds':>5} {'outbox':>6} {'parts':>6} "
                   f"{'labels':>6} {'windows':>7} {'objects':>8}", flush=True)
             while True:
                 if driftd.poll() is not None:
@@ -277,7 +284,8 @@ def main():
                 row = {"t": round(time.time() - begin), **sample(driftd.pid, work, log),
                        "objects": counts["objects"]}
                 rows.append(row)
-                print(f"{row['t']:>6} {row['rss_mb']:>8.1f} {row['fds']:>5} "
+                print(f"{row['t']:>6} {row['rss_mb']:>8.1f} {row['anon_mb']:>6.1f} "
+                      f"{row['file_mb']:>6.1f} {row['fds']:>5} "
                       f"{row['outbox']:>6} {row['parts']:>6} {row['labels']:>6} "
                       f"{row['windows']:>7} {row['objects']:>8}", flush=True)
                 if time.time() >= stop_at:
