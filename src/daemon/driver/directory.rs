@@ -144,7 +144,7 @@ async fn read_for_monitor(
     match read {
         Ok(contents) => record(shared, vec![(id, contents)]).await,
         Err(error) => {
-            lock(&shared.failed).insert(relative.clone());
+            shared.failed.fetch_add(1, Ordering::Relaxed);
             events::emit(Event::ObjectFailed {
                 source: &relative,
                 error: &error,

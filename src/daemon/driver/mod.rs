@@ -12,10 +12,10 @@
 //! sharing a store produce what one would. Embedded mode's sinks are the local files; AWS mode
 //! adds S3 reports, CloudWatch and the rules' messages ([`connect`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::{JoinError, JoinSet};
@@ -137,8 +137,10 @@ struct Shared {
     durable: Durable,
     stop: CancellationToken,
     quarantine_path: PathBuf,
-    /// Messages or files that failed at least once (a message is retried, so counted by id).
-    failed: Mutex<HashSet<String>>,
+    /// Messages or files that failed: a file once per version (its failure is in the ledger),
+    /// a message on its first receive (it is retried). A count, not a set of ids: forged
+    /// messages must not grow memory.
+    failed: AtomicUsize,
     /// When a receive or scan began whose objects are all recorded: everything sent before
     /// then has been read (or is in flight elsewhere). The clock closes windows only up to
     /// here, so a stuck input never makes windows look empty.
@@ -257,7 +259,7 @@ async fn serve(
         durable,
         stop: stop.clone(),
         quarantine_path,
-        failed: Mutex::new(HashSet::new()),
+        failed: AtomicUsize::new(0),
         input_read_through: AtomicI64::new(i64::MIN),
         input_hidden_until: AtomicI64::new(i64::MIN),
         undelivered: AtomicUsize::new(0),
@@ -403,7 +405,7 @@ async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunErr
 /// counts once.
 fn summary(shared: &Shared) -> RunSummary {
     RunSummary {
-        objects_failed: lock(&shared.failed).len(),
+        objects_failed: shared.failed.load(Ordering::Relaxed),
         counts: events::telemetry().totals(),
     }
 }
@@ -469,13 +471,6 @@ fn how_it_ended(ended: Option<Result<(), JoinError>>) -> String {
         Some(Err(error)) => format!("cancelled: {error}"),
         Some(Ok(())) | None => "returned".into(),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The sets behind these locks stay consistent whatever panicked while holding them.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn watch_signals(stop: CancellationToken) {

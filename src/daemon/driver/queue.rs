@@ -116,7 +116,9 @@ pub(super) async fn poll(shared: Arc<Shared>, input: Arc<QueueInput>) {
                 }
                 Outcome::Leave(_) if shared.stop.is_cancelled() => release(queue, &message).await,
                 Outcome::Leave(error) => {
-                    lock(&shared.failed).insert(message.message_id.clone());
+                    if message.receive_count <= 1 {
+                        shared.failed.fetch_add(1, Ordering::Relaxed);
+                    }
                     events::emit(Event::ObjectFailed {
                         source: &format!("sqs message {}", message.message_id),
                         error: &error,
