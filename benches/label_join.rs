@@ -36,6 +36,7 @@ fn spec() -> ModelQualitySpec {
         probability_attribute: Some("_c1".into()),
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
+        class_scores: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ fn main() {
         probability_attribute: Some("_c1".into()),
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
+        class_scores: Vec::new(),
     });
     let kind = StateKind::Predictions(spec);
     let ttl = Ttl {

@@ -382,7 +382,7 @@ pub struct MonitorConfig {
     /// window — its files are written again, with the label, as the window's next revision.
     #[serde(default)]
     pub restate: bool,
-    /// driftd's addition for a label-joined binary model-quality monitor: each window's
+    /// driftd's addition for a label-joined classification monitor: each window's
     /// performance estimated from its scores before the labels come (CBPE).
     pub estimate: Option<EstimateConfig>,
     /// Data quality: also raise driftd's `is_non_negative_check` (Model Monitor does not).
@@ -420,6 +420,33 @@ pub struct EstimateConfig {
     /// CSV: the reference's first line names its columns.
     #[serde(default = "default_true")]
     pub header: bool,
+    /// MulticlassClassification: per class, the column holding the model's score of it
+    /// (`{ cat = "_c1", dog = "_c2" }`), in the capture and the reference alike.
+    #[serde(default)]
+    pub probability_attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl EstimateConfig {
+    /// The class score columns as a multiclass spec keeps them: (class, column), class names
+    /// as the join reads them (`1.0` is class `1`), sorted. `Err` names a class given twice.
+    fn class_scores(&self) -> Result<Vec<(String, String)>, String> {
+        let mut pairs: Vec<(String, String)> = (self.probability_attributes.iter())
+            .map(|(class, column)| {
+                (
+                    crate::model_quality::canonical_class(class.trim()),
+                    column.clone(),
+                )
+            })
+            .collect();
+        pairs.sort();
+        match pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            Some(w) => Err(format!(
+                "class {:?} is named twice in probability_attributes",
+                w[0].0
+            )),
+            None => Ok(pairs),
+        }
+    }
 }
 
 fn default_reference_format() -> InputFormat {
@@ -613,24 +640,43 @@ impl MonitorConfig {
                 .ground_truth_attribute
                 .clone()
                 .ok_or_else(|| missing("ground_truth_attribute"))?,
+            class_scores: match &self.estimate {
+                Some(estimate) => estimate
+                    .class_scores()
+                    .map_err(|e| format!("{key}.estimate: {e}"))?,
+                None => Vec::new(),
+            },
         };
         spec.validate().map_err(|e| format!("{key}: {e}"))?;
         Ok(spec)
     }
 
-    /// `[monitor.estimate]` needs what CBPE works on: a binary model's scores, with labels
-    /// that come later.
+    /// `[monitor.estimate]` needs what CBPE works on: a classifier's scores, with labels that
+    /// come later.
     fn validate_estimate(&self, key: &str, estimate: &EstimateConfig) -> Result<(), String> {
+        let classes = estimate.probability_attributes.len();
         let problem = if self.kind != MonitorKind::ModelQuality {
-            "only model-quality monitors estimate their performance; add kind = \"model_quality\" or remove it"
-        } else if self.problem_type != Some(ProblemType::BinaryClassification) {
-            "driftd run estimates BinaryClassification monitors only (driftd estimate also does multiclass, from a score column per class); remove [monitor.estimate]"
-        } else if self.probability_attribute.is_none() {
-            "CBPE works on the model's score: set probability_attribute"
+            "only model-quality monitors estimate their performance; add kind = \"model_quality\" or remove it".to_string()
+        } else if self.problem_type == Some(ProblemType::Regression) {
+            "CBPE estimates classifiers; a Regression monitor cannot have [monitor.estimate]".into()
+        } else if self.problem_type == Some(ProblemType::BinaryClassification)
+            && self.probability_attribute.is_none()
+        {
+            "CBPE works on the model's score: set probability_attribute".into()
+        } else if self.problem_type == Some(ProblemType::BinaryClassification) && classes > 0 {
+            "probability_attributes is for MulticlassClassification; a binary monitor's score is its probability_attribute".into()
+        } else if self.problem_type == Some(ProblemType::MulticlassClassification) && classes < 2 {
+            "a multiclass monitor's estimate needs each class's score column: probability_attributes = { CLASS = \"COLUMN\", … }, at least 2".into()
+        } else if classes > crate::cbpe::MAX_CLASSES {
+            format!(
+                "{classes} probability_attributes, more than the {} classes CBPE handles",
+                crate::cbpe::MAX_CLASSES
+            )
         } else if self.ground_truth_path.is_none() {
-            "the estimate stands in for labels that come later: set ground_truth_path (the label join), or remove [monitor.estimate] (rows with labels give the realized metrics)"
+            "the estimate stands in for labels that come later: set ground_truth_path (the label join), or remove [monitor.estimate] (rows with labels give the realized metrics)".into()
         } else if estimate.chunk_size == 0 {
             "chunk_size must be at least 1 (rows per reference chunk; about a window's predictions)"
+                .into()
         } else {
             return Ok(());
         };

@@ -23,7 +23,8 @@ use crate::decode::{
     DecodeError, DecodeOptions, Quarantine, RejectReason, as_text, missing_column,
 };
 use crate::model_quality::{
-    JoinKey, LabelRun, ModelQualitySpec, PredictionRun, ProblemType, ScoredRows,
+    ClassScoreRun, JoinKey, LabelRun, ModelQualitySpec, Predicted, PredictionRun, ProblemType,
+    ScoredRows, Truth,
 };
 use crate::pipeline::{self, RunInputs};
 
@@ -46,14 +47,7 @@ pub struct EstimateSpec {
 
 /// A class name as compared: numbers by value (`1.0` is class `1`), other text trimmed.
 fn canonical_class(text: &str) -> String {
-    let text = text.trim();
-    match text.parse::<f64>() {
-        Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => {
-            format!("{}", x as i64)
-        }
-        Ok(x) if x.is_finite() => format!("{x}"),
-        _ => text.to_string(),
-    }
+    crate::model_quality::canonical_class(text.trim())
 }
 
 impl EstimateSpec {
@@ -496,11 +490,12 @@ pub fn run_estimate(
 /// realized metrics over them (NannyML warns below 6).
 pub const MIN_REFERENCE_CHUNKS: usize = 2;
 
-/// CBPE for a label-joined binary model-quality monitor (`[monitor.estimate]`): fitted once at
-/// start-up, then each window's scored predictions are estimated as one chunk, when it closes
-/// and before its labels come.
+/// CBPE for a label-joined model-quality monitor (`[monitor.estimate]`), binary or multiclass:
+/// fitted once at start-up, then each window's predictions are estimated as one chunk, when it
+/// closes and before its labels come.
 #[derive(Debug)]
 pub struct WindowEstimator {
+    kind: Kind,
     cbpe: Cbpe,
     reference_rows: usize,
     chunk_size: usize,
@@ -514,9 +509,18 @@ impl WindowEstimator {
         settings: &EstimateConfig,
         limits: crate::decode::Limits,
     ) -> Result<Self, String> {
-        if spec.problem_type != ProblemType::BinaryClassification {
-            return Err("CBPE in driftd run is for BinaryClassification monitors".into());
-        }
+        let kind = match spec.problem_type {
+            ProblemType::BinaryClassification => Kind::Binary,
+            ProblemType::MulticlassClassification if !spec.class_scores.is_empty() => {
+                Kind::Multiclass
+            }
+            ProblemType::MulticlassClassification => {
+                return Err("a multiclass monitor's estimate needs each class's score column (estimate.probability_attributes)".into());
+            }
+            ProblemType::Regression => {
+                return Err("CBPE estimates classifiers, not Regression".into());
+            }
+        };
         let files = pipeline::list_files(std::slice::from_ref(&settings.reference))
             .map_err(|e| format!("{}: {e}", settings.reference.display()))?;
         if files.is_empty() {
@@ -529,7 +533,7 @@ impl WindowEstimator {
             ..DecodeOptions::default()
         };
         let mut quarantine = Quarantine::in_memory();
-        let (mut predictions, mut labels) = (Vec::new(), Vec::new());
+        let (mut predictions, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new());
         // Row numbers are the join keys, so the rows stay in the files' order (the reference's
         // chunks follow it).
         let mut next_row: JoinKey = 0;
@@ -549,89 +553,147 @@ impl WindowEstimator {
                     ));
                     return;
                 }
-                match (
-                    PredictionRun::from_batch(spec, batch, &keys),
-                    LabelRun::from_batch(spec, batch, &keys),
-                ) {
-                    (Ok(p), Ok(l)) => {
-                        predictions.push(p);
-                        labels.push(l);
+                let mut read = || -> Result<(), String> {
+                    let p = PredictionRun::from_batch(spec, batch, &keys)?;
+                    let l = LabelRun::from_batch(spec, batch, &keys)?;
+                    if kind == Kind::Multiclass {
+                        scores.push(ClassScoreRun::from_batch(&spec.class_scores, batch, &keys)?);
                     }
-                    (Err(e), _) | (_, Err(e)) => fault = Some(e),
-                }
+                    predictions.push(p);
+                    labels.push(l);
+                    Ok(())
+                };
+                fault = read().err();
             });
             pipeline::object_outcome(decoded, fault, &file.display().to_string())
                 .map_err(|e| e.to_string())?;
         }
-        let ScoredRows {
-            scores,
-            predicted,
-            labels,
-            unscored,
-        } = PredictionRun::concat(&predictions).scored_with(&LabelRun::concat(&labels));
-        let left_out = next_row as u64 - scores.len() as u64;
+        let predictions = PredictionRun::concat(&predictions);
+        let labels = LabelRun::concat(&labels);
+        let (rows, classes) = match kind {
+            Kind::Binary => (
+                binary_rows(predictions.scored_with(&labels), true),
+                binary_classes(),
+            ),
+            Kind::Multiclass => {
+                let classes = class_names(spec);
+                let scores = ClassScoreRun::concat(&scores);
+                let rows = multiclass_rows(&predictions, &scores, &classes, Some(&labels));
+                (rows, classes)
+            }
+        };
+        let left_out = next_row as u64 - rows.len() as u64;
         if left_out > 0 {
             tracing::warn!(
                 reference = %settings.reference.display(),
                 rows = left_out,
-                without_score = unscored,
                 "reference rows without a readable score, prediction or label are left out of CBPE"
             );
         }
-        let chunks = Chunking::Size(settings.chunk_size)
-            .ranges(scores.len())
-            .len();
+        let chunks = Chunking::Size(settings.chunk_size).ranges(rows.len()).len();
         if chunks < MIN_REFERENCE_CHUNKS {
             return Err(format!(
                 "{} usable rows make {chunks} chunk(s) of chunk_size {}; the thresholds need at least {MIN_REFERENCE_CHUNKS} (NannyML advises 6): lower chunk_size or give a longer reference",
-                scores.len(),
+                rows.len(),
                 settings.chunk_size
             ));
         }
-        let rows = Rows {
-            scores: vec![scores],
-            predicted,
-            labels: Some(labels),
-        };
-        let classes = vec!["0".to_string(), "1".to_string()];
-        let cbpe = Cbpe::fit(
-            Kind::Binary,
-            classes,
-            &rows,
-            Chunking::Size(settings.chunk_size),
-        )
-        .map_err(|e| e.to_string())?;
+        let cbpe = Cbpe::fit(kind, classes, &rows, Chunking::Size(settings.chunk_size))
+            .map_err(|e| e.to_string())?;
         Ok(Self {
+            kind,
             cbpe,
             reference_rows: rows.len(),
             chunk_size: settings.chunk_size,
         })
     }
 
-    /// A window's estimate from its predictions (labels or not); `None` when none has a score.
-    pub fn estimate(&self, predictions: &PredictionRun) -> Option<EstimatedPerformance> {
-        let ScoredRows {
-            scores,
-            predicted,
-            unscored,
-            ..
-        } = predictions.scored();
-        let rows = Rows {
-            scores: vec![scores],
-            predicted,
-            labels: None,
+    /// A window's estimate from its predictions (labels or not) and, multiclass, their class
+    /// scores; `None` when no prediction has scores.
+    pub fn estimate(
+        &self,
+        predictions: &PredictionRun,
+        scores: Option<&ClassScoreRun>,
+    ) -> Option<EstimatedPerformance> {
+        let rows = match (self.kind, scores) {
+            (Kind::Binary, _) => binary_rows(predictions.scored(), false),
+            (Kind::Multiclass, Some(scores)) => {
+                multiclass_rows(predictions, scores, self.cbpe.classes(), None)
+            }
+            (Kind::Multiclass, None) => return None,
         };
         let chunk = self.cbpe.estimate_all(&rows)?;
         Some(EstimatedPerformance {
-            problem_type: problem_type_name(Kind::Binary),
+            problem_type: problem_type_name(self.kind),
             classes: self.cbpe.classes().to_vec(),
             chunk_size: Some(self.chunk_size),
             reference_rows: self.reference_rows,
             input_rows: rows.len(),
-            rows_skipped: unscored,
+            rows_skipped: (predictions.len() - rows.len()) as u64,
             realized: false,
             calibration: self.cbpe.calibration(),
             chunks: vec![chunk],
         })
     }
+}
+
+fn binary_classes() -> Vec<String> {
+    vec!["0".to_string(), "1".to_string()]
+}
+
+/// The classes a multiclass spec scores, sorted (as NannyML sorts them).
+fn class_names(spec: &ModelQualitySpec) -> Vec<String> {
+    spec.class_scores.iter().map(|(c, _)| c.clone()).collect()
+}
+
+fn binary_rows(scored: ScoredRows, labelled: bool) -> Rows {
+    Rows {
+        scores: vec![scored.scores],
+        predicted: scored.predicted,
+        labels: labelled.then_some(scored.labels),
+    }
+}
+
+/// A multiclass model's predictions as CBPE reads them, in key order: each with its scores
+/// and a predicted class among `classes` and, with `labels`, a label among them too. Other
+/// rows are left out.
+fn multiclass_rows(
+    predictions: &PredictionRun,
+    scores: &ClassScoreRun,
+    classes: &[String],
+    labels: Option<&LabelRun>,
+) -> Rows {
+    let index_of = |name: &str| classes.iter().position(|c| c == name);
+    let mut rows = Rows {
+        scores: vec![Vec::new(); classes.len()],
+        predicted: Vec::new(),
+        labels: labels.map(|_| Vec::new()),
+    };
+    let mut truth = labels.map(|l| l.rows().peekable());
+    let mut cursor = scores.cursor();
+    for (key, predicted) in predictions.rows() {
+        let Predicted::Class(class) = predicted else {
+            continue;
+        };
+        let Some(predicted) = index_of(predictions.class_name(class)) else {
+            continue;
+        };
+        let Some(row_scores) = cursor.scores_of(key) else {
+            continue;
+        };
+        if let (Some(truth), Some(labels), Some(all)) = (&mut truth, labels, &mut rows.labels) {
+            while truth.next_if(|(k, _)| *k < key).is_some() {}
+            let label = match truth.next_if(|(k, _)| *k == key) {
+                Some((_, Truth::Class(id))) => index_of(labels.class_name(id)),
+                _ => None,
+            };
+            let Some(label) = label else { continue };
+            all.push(label);
+        }
+        rows.predicted.push(predicted);
+        for (column, &score) in rows.scores.iter_mut().zip(row_scores) {
+            column.push(score);
+        }
+    }
+    rows
 }

@@ -353,6 +353,7 @@ fn model_quality_spec(problem_type: ProblemType) -> Arc<ModelQualitySpec> {
         probability_attribute: None,
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
+        class_scores: Vec::new(),
     })
 }
 

@@ -303,6 +303,7 @@ fn model_quality_spec(problem_type: ProblemType) -> ModelQualitySpec {
             .then(|| "prob".into()),
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
+        class_scores: Vec::new(),
     }
 }
 

@@ -369,6 +369,7 @@ impl ModelQualityArgs {
             probability_attribute: self.probability_attribute,
             probability_threshold: self.probability_threshold,
             ground_truth_attribute,
+            class_scores: Vec::new(),
         };
         spec.validate().map_err(anyhow::Error::msg)?;
         Ok(Some(spec))

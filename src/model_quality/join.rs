@@ -214,6 +214,16 @@ impl<V: Copy + ClassRef> Run<V> {
         merged
     }
 
+    /// Each row's key and value, in key order.
+    pub fn rows(&self) -> impl Iterator<Item = (JoinKey, V)> + '_ {
+        self.keys.iter().copied().zip(self.values.iter().copied())
+    }
+
+    /// The name of class `id`, as a value of this run refers to it.
+    pub fn class_name(&self, id: u16) -> &str {
+        self.classes.name(id)
+    }
+
     /// Gives back the spare capacity a decoded run's vectors grew into (a deserializer cannot
     /// trust a stored length, so it grows them by doubling: up to twice the memory).
     pub fn shrink_to_fit(&mut self) {
@@ -272,7 +282,7 @@ impl ClassRef for Truth {
 }
 
 /// A column as trimmed text; `None` values are missing.
-fn text_column(batch: &RecordBatch, name: &str) -> Option<StringArray> {
+pub(super) fn text_column(batch: &RecordBatch, name: &str) -> Option<StringArray> {
     let array = batch.column_by_name(name)?;
     Some(
         as_text(array)
@@ -289,7 +299,7 @@ fn value(column: &StringArray, row: usize) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn number(column: &StringArray, row: usize) -> Option<f64> {
+pub(super) fn number(column: &StringArray, row: usize) -> Option<f64> {
     value(column, row)?
         .parse::<f64>()
         .ok()
@@ -368,14 +378,12 @@ impl PredictionRun {
 }
 
 /// A binary model's predictions as CBPE reads them: per row its score, its predicted label
-/// (0 or 1) and, when asked for, its true label.
+/// (0 or 1) and, when asked for, its true label. Rows without a score are left out.
 #[derive(Debug, Default)]
 pub struct ScoredRows {
     pub scores: Vec<f64>,
     pub predicted: Vec<usize>,
     pub labels: Vec<usize>,
-    /// Rows left out: not binary, or without a score.
-    pub unscored: u64,
 }
 
 impl ScoredRows {
@@ -386,10 +394,7 @@ impl ScoredRows {
                 self.predicted.push(usize::from(label));
                 true
             }
-            _ => {
-                self.unscored += 1;
-                false
-            }
+            _ => false,
         }
     }
 }
@@ -1243,6 +1248,7 @@ mod tests {
             probability_attribute: Some("_c1".into()),
             probability_threshold: None,
             ground_truth_attribute: "label".into(),
+            class_scores: Vec::new(),
         }
     }
 
@@ -1513,6 +1519,7 @@ mod tests {
             probability_attribute: None,
             probability_threshold: None,
             ground_truth_attribute: "y".into(),
+            class_scores: Vec::new(),
         };
         let a = PredictionRun::from_batch(
             &spec,
@@ -1559,6 +1566,7 @@ mod tests {
             probability_attribute: None,
             probability_threshold: None,
             ground_truth_attribute: "y".into(),
+            class_scores: Vec::new(),
         };
         let predictions = PredictionRun::from_batch(
             &spec,

@@ -29,6 +29,7 @@
 //!   references, not constrained.
 
 mod batch;
+mod class_scores;
 mod codec;
 mod files;
 mod join;
@@ -39,7 +40,9 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use batch::canonical_class;
 pub use batch::{BatchError, RowSkip, add_batch};
+pub use class_scores::{ClassScoreRun, ScoreCursor};
 pub use codec::{CodecError, FORMAT_VERSION, decode, encode};
 pub use files::{
     CONSTRAINTS_FILE, ComparisonOperator, Constraint, ModelQualityConstraints,
@@ -48,7 +51,7 @@ pub use files::{
 };
 pub use join::{
     Absorbed, JoinCounts, JoinKey, JoinState, JoinedWindow, LABEL_JOIN_FILE, LabelRun, LateRows,
-    MAX_JOIN_CLASSES, PredictionRun, ScoredRows, Staged, Ttl, join_key,
+    MAX_JOIN_CLASSES, Predicted, PredictionRun, ScoredRows, Staged, Truth, Ttl, join_key,
 };
 pub use metrics::{ConfusionMatrix, Curve, MetricValue, ModelQualityStatistics, evaluate};
 pub use sample::{Membership, SUBSAMPLES, key_hash};
@@ -107,6 +110,10 @@ pub struct ModelQualitySpec {
     pub probability_threshold: Option<f64>,
     /// The column holding the ground truth.
     pub ground_truth_attribute: String,
+    /// driftd's addition for estimating a multiclass monitor (`[monitor.estimate]`): per
+    /// class, sorted by class, the column holding the model's score of it. Empty otherwise.
+    #[serde(default)]
+    pub class_scores: Vec<(String, String)>,
 }
 
 impl ModelQualitySpec {

@@ -385,6 +385,7 @@ fn a_new_class_on_every_row_stops_at_the_class_bound_and_the_rest_are_skipped() 
         probability_attribute: None,
         probability_threshold: None,
         ground_truth_attribute: "label".into(),
+        class_scores: Vec::new(),
     };
     let mut state = ModelQualityState::new(spec.problem_type);
     let skipped = add_batch(&mut state, &spec, &batch, |_| Membership::WINDOW_ONLY).unwrap();
@@ -508,6 +509,7 @@ fn specs_say_what_is_missing() {
         probability_attribute: Some("p".into()),
         probability_threshold: None,
         ground_truth_attribute: "y".into(),
+        class_scores: Vec::new(),
     };
     assert!(spec.validate().unwrap_err().contains("inference_attribute"));
     let with_threshold = ModelQualitySpec {

@@ -13,7 +13,8 @@
 //!                 bias:          the spec's shape (JSON text), then the BiasState without its spec
 //!                 model quality: the rows skipped, then the state in its own encoding
 //!                                (model_quality::encode, which carries its problem type)
-//!                 predictions:   the problem type, then the PredictionRun (4: a
+//!                 predictions:   the problem type, the PredictionRun, then (version 3)
+//!                                the class scores with their classes, if any (4: a
 //!                                model-quality monitor's window waiting for its labels)
 //!                 feature attribution (5): the AttributionState (its aggregation and feature limit
 //!                                included, checked against the monitor's on reading)
@@ -27,6 +28,8 @@
 //! Versions: 1, the first; 2 added the bias state's pair counts (its last field, an `Option`).
 //! A version-1 bias body is therefore a version-2 body less that field's final byte, postcard's
 //! `None`: it is read as a state without pair counts. Data quality bodies are the same in both.
+//! 3 added the predictions' class scores (the last field, an `Option`), read the same way from
+//! earlier predictions bodies; no other body changed.
 //!
 //! postcard is positional and not self-describing: any change to the serde form of a `Profile`
 //! or `BiasState` (a field added, moved or retyped, or a change of meaning such as the bias
@@ -55,9 +58,11 @@ use crate::multivariate::monitor::StoredWindow;
 use crate::profile::Profile;
 
 pub const MAGIC: [u8; 4] = *b"DRWS";
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The version before pair counts, still read.
 const FORMAT_VERSION_1: u16 = 1;
+/// The first version whose predictions bodies carry class scores.
+const CLASS_SCORES_SINCE: u16 = 3;
 const HEADER_LEN: usize = 7;
 const TAG_DATA_QUALITY: u8 = 1;
 const TAG_BIAS: u8 = 2;
@@ -111,11 +116,28 @@ struct ModelQualityBody {
     state: Vec<u8>,
 }
 
-/// The predictions body (written and read alike).
+/// The predictions body (written and read alike). `scores` came with version 3: a body of an
+/// earlier version is read with `None` (postcard's one zero byte) appended.
 #[derive(Serialize, Deserialize)]
 struct PredictionsBody {
     problem_type: crate::model_quality::ProblemType,
     run: crate::model_quality::PredictionRun,
+    scores: Option<StoredScores>,
+}
+
+/// A window's class scores with the classes they are of, so that scores stored before the
+/// configured classes changed are not read as theirs.
+#[derive(Serialize, Deserialize)]
+struct StoredScores {
+    classes: Vec<String>,
+    run: crate::model_quality::ClassScoreRun,
+}
+
+fn class_names(spec: &crate::model_quality::ModelQualitySpec) -> Vec<String> {
+    spec.class_scores
+        .iter()
+        .map(|(class, _)| class.clone())
+        .collect()
 }
 
 /// The bytes of `state`: header, then the zstd-compressed postcard body.
@@ -141,6 +163,10 @@ pub fn encode(state: &WindowState) -> Vec<u8> {
             let body = PredictionsBody {
                 problem_type: window.spec.problem_type,
                 run: window.run(),
+                scores: window.score_run().map(|run| StoredScores {
+                    classes: class_names(&window.spec),
+                    run,
+                }),
             };
             (TAG_PREDICTIONS, postcard::to_stdvec(&body))
         }
@@ -191,6 +217,10 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
     let mut body = decompress_bounded(&bytes[HEADER_LEN..]).map_err(CodecError::Corrupt)?;
     if version == FORMAT_VERSION_1 && tag == TAG_BIAS {
         // Version 1 had no pair counts: read its body as version 2's with `pairs: None`.
+        body.push(0);
+    }
+    if version < CLASS_SCORES_SINCE && tag == TAG_PREDICTIONS {
+        // Before version 3 predictions had no class scores: `scores: None`.
         body.push(0);
     }
     match kind {
@@ -263,9 +293,28 @@ pub fn decode(bytes: &[u8], kind: &StateKind) -> Result<WindowState, CodecError>
                     "predictions: {counts:?} rows, more than a window may hold ({MAX_STATE_ROWS})"
                 )));
             }
+            // Scores of other classes than the configured ones (the estimate's config changed)
+            // are left out: their rows count as unscored.
+            let scores = match body.scores {
+                Some(mut stored) if stored.classes == class_names(spec) => {
+                    stored.run.shrink_to_fit();
+                    (stored.run.validate())
+                        .map_err(|e| CodecError::Corrupt(format!("class scores: {e}")))?;
+                    if stored.run.len() > body.run.len() {
+                        return Err(CodecError::Corrupt(format!(
+                            "class scores of {} rows, more than the {} predictions",
+                            stored.run.len(),
+                            body.run.len()
+                        )));
+                    }
+                    vec![stored.run]
+                }
+                _ => Vec::new(),
+            };
             Ok(WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
                 runs: vec![body.run],
+                scores,
             }))
         }
         StateKind::BiasRows(spec) => {
@@ -452,6 +501,7 @@ mod tests {
                 probability_attribute: None,
                 probability_threshold: None,
                 ground_truth_attribute: "label".into(),
+                class_scores: Vec::new(),
             })
         };
         let kind = StateKind::ModelQuality(spec(ProblemType::BinaryClassification));
@@ -1202,6 +1252,7 @@ mod tests {
             probability_attribute: None,
             probability_threshold: None,
             ground_truth_attribute: "label".into(),
+            class_scores: Vec::new(),
         });
         let mut quality = ModelQualityWindow::new(spec.clone());
         quality.skipped_rows = u64::MAX;
@@ -1218,6 +1269,7 @@ mod tests {
         let predictions = PredictionWindow {
             spec: spec.clone(),
             runs: vec![run],
+            scores: Vec::new(),
         };
         let error = refused(
             WindowState::Predictions(predictions),
@@ -1248,16 +1300,17 @@ mod tests {
             assert!(matches!(error, CodecError::WrongMagic { .. }), "{error:?}");
 
             let mut future = bytes.clone();
-            future[4..6].copy_from_slice(&3u16.to_le_bytes());
+            future[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
             let error = decode(&future, kind).unwrap_err();
             assert!(
-                matches!(error, CodecError::UnsupportedVersion(3)),
+                matches!(error, CodecError::UnsupportedVersion(v) if v == FORMAT_VERSION + 1),
                 "{error:?}"
             );
             assert!(
-                error
-                    .to_string()
-                    .starts_with("window state format version 3 is not supported"),
+                error.to_string().starts_with(&format!(
+                    "window state format version {} is not supported",
+                    FORMAT_VERSION + 1
+                )),
                 "{error}"
             );
 

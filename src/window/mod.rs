@@ -19,7 +19,7 @@ use crate::attribution::{AttributionSpec, AttributionState};
 use crate::bias::{BiasSpec, BiasState};
 use crate::decode::{Chunk, INFERENCE_TIME, WindowRows};
 use crate::model_quality::{
-    JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
+    ClassScoreRun, JoinKey, Membership, ModelQualitySpec, ModelQualityState, PredictionRun,
 };
 use crate::multivariate::{MultivariateSpec, MultivariateWindow};
 use crate::profile::Profile;
@@ -54,6 +54,7 @@ impl StateKind {
             StateKind::Predictions(spec) => WindowState::Predictions(PredictionWindow {
                 spec: spec.clone(),
                 runs: Vec::new(),
+                scores: Vec::new(),
             }),
             StateKind::BiasRows(spec) => WindowState::BiasRows(BiasRowsWindow {
                 spec: spec.clone(),
@@ -135,7 +136,10 @@ impl WindowState {
             (WindowState::Bias(a), WindowState::Bias(b)) => a.merge(*b),
             (WindowState::ModelQuality(a), WindowState::ModelQuality(b)) => a.merge(*b),
             (WindowState::FeatureAttribution(a), WindowState::FeatureAttribution(b)) => a.merge(&b),
-            (WindowState::Predictions(a), WindowState::Predictions(b)) => a.runs.extend(b.runs),
+            (WindowState::Predictions(a), WindowState::Predictions(b)) => {
+                a.runs.extend(b.runs);
+                a.scores.extend(b.scores);
+            }
             (WindowState::BiasRows(a), WindowState::BiasRows(b)) => {
                 a.runs.extend(b.runs);
                 a.refused_rows += b.refused_rows;
@@ -275,19 +279,22 @@ impl WindowMerger {
                 self.refused.columns += window.merge_within(*part, self.limits.max_columns);
             }
             (WindowState::Predictions(window), WindowState::Predictions(part)) => {
-                for run in part.runs {
-                    let rows = run.len() as u64;
-                    if self.held_rows.saturating_add(rows) <= self.limits.rows.predictions {
-                        self.held_rows += rows;
-                        window.runs.push(run);
-                    } else {
-                        // Kept as a count: the join adds a run's skipped rows to the window's.
-                        self.refused.rows += rows;
-                        let mut refused = PredictionRun::empty();
-                        refused.duplicates = run.duplicates;
-                        refused.skipped = run.skipped + rows;
-                        window.runs.push(refused);
-                    }
+                // A part is taken or refused whole; its class scores (estimating monitors
+                // only) count as a prediction per 4 scores, the memory of one.
+                let rows = part.runs.iter().map(|run| run.len() as u64).sum::<u64>();
+                let scores = part.scores.iter().map(|s| s.values() as u64).sum::<u64>();
+                let held = rows.saturating_add(scores.div_ceil(4));
+                if self.held_rows.saturating_add(held) <= self.limits.rows.predictions {
+                    self.held_rows += held;
+                    window.runs.extend(part.runs);
+                    window.scores.extend(part.scores);
+                } else {
+                    // Kept as a count: the join adds a run's skipped rows to the window's.
+                    self.refused.rows += rows;
+                    let mut refused = PredictionRun::empty();
+                    refused.duplicates = part.runs.iter().map(|run| run.duplicates).sum();
+                    refused.skipped = rows + part.runs.iter().map(|run| run.skipped).sum::<u64>();
+                    window.runs.push(refused);
                 }
             }
             (WindowState::BiasRows(window), WindowState::BiasRows(part)) => {
@@ -323,11 +330,13 @@ impl WindowMerger {
 }
 
 /// A joined model-quality monitor's window before its labels: its predictions, as sorted
-/// runs in arrival order (one per batch or merged part), made one run when needed.
+/// runs in arrival order (one per batch or merged part), made one run when needed; with
+/// the spec's `class_scores`, each prediction's score of every class beside them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictionWindow {
     pub spec: Arc<ModelQualitySpec>,
     pub runs: Vec<PredictionRun>,
+    pub scores: Vec<ClassScoreRun>,
 }
 
 impl PredictionWindow {
@@ -342,11 +351,21 @@ impl PredictionWindow {
                     none
                 }
             });
+        if !self.spec.class_scores.is_empty() {
+            // A batch without a score column: every row is unscored.
+            let scores = ClassScoreRun::from_batch(&self.spec.class_scores, rows, keys);
+            self.scores.push(scores.unwrap_or_default());
+        }
     }
 
     /// All predictions as one run; on a key in several runs, the earliest wins.
     pub fn run(&self) -> PredictionRun {
         PredictionRun::concat(&self.runs)
+    }
+
+    /// All class scores as one run (the same rule); `None` unless the spec has `class_scores`.
+    pub fn score_run(&self) -> Option<ClassScoreRun> {
+        (!self.spec.class_scores.is_empty()).then(|| ClassScoreRun::concat(&self.scores))
     }
 }
 
@@ -891,6 +910,7 @@ mod tests {
             probability_attribute: None,
             probability_threshold: None,
             ground_truth_attribute: "label".into(),
+            class_scores: Vec::new(),
         }))
     }
 
@@ -942,6 +962,80 @@ mod tests {
         assert_eq!((run.len(), run.skipped, run.duplicates), (120, 150, 0));
         // Every row is still counted, held or refused.
         assert_eq!(WindowState::Predictions(window).row_count(), 270);
+    }
+
+    fn scored_kind(classes: &[&str]) -> StateKind {
+        let StateKind::Predictions(spec) = predictions_kind() else {
+            unreachable!()
+        };
+        let mut spec = (*spec).clone();
+        spec.problem_type = crate::model_quality::ProblemType::MulticlassClassification;
+        spec.class_scores = (classes.iter())
+            .map(|c| (c.to_string(), format!("p{c}")))
+            .collect();
+        StateKind::Predictions(Arc::new(spec))
+    }
+
+    /// An estimating multiclass window keeps each prediction's class scores through a stored
+    /// part; they count against `max_window_rows.predictions` as a prediction per 4 scores.
+    #[test]
+    fn class_scores_are_stored_with_their_part_and_held_within_the_window_limit() {
+        let kind = scored_kind(&["a", "b"]);
+        let columns = ["pred", "pa", "pb"];
+        // 100 predictions with 200 scores hold 150; 10 more would hold 165.
+        let mut merger = WindowMerger::new(&kind, limits(160, 1, 1));
+        merger.add(part(&kind, 0, 100, &columns)).unwrap();
+        merger.add(part(&kind, 1000, 10, &columns)).unwrap();
+        let (window, refused) = merger.finish().unwrap();
+        assert_eq!(refused.rows, 10);
+        let WindowState::Predictions(window) = window else {
+            panic!("expected predictions")
+        };
+        let scores = window.score_run().unwrap();
+        assert_eq!((scores.len(), scores.values()), (100, 200));
+        let mut cursor = scores.cursor();
+        assert_eq!(cursor.scores_of(7), Some(&[1.0, 1.0][..]));
+
+        // Scores stored for other classes than the configured ones are left out; the
+        // predictions are kept.
+        let stored = codec::encode(&part(&kind, 0, 5, &columns));
+        let WindowState::Predictions(other) =
+            codec::decode(&stored, &scored_kind(&["a", "c"])).unwrap()
+        else {
+            panic!("expected predictions")
+        };
+        assert_eq!(other.run().len(), 5);
+        assert!(other.score_run().unwrap().is_empty());
+    }
+
+    /// A predictions part stored before class scores existed (format version 2) is read as
+    /// one without them.
+    #[test]
+    fn a_version_2_predictions_part_is_read_without_class_scores() {
+        #[derive(serde::Serialize)]
+        struct Version2<'a> {
+            problem_type: crate::model_quality::ProblemType,
+            run: &'a PredictionRun,
+        }
+        let kind = scored_kind(&["a", "b"]);
+        let WindowState::Predictions(window) = part(&kind, 0, 3, &["pred", "pa", "pb"]) else {
+            panic!("expected predictions")
+        };
+        let run = window.run();
+        let body = postcard::to_stdvec(&Version2 {
+            problem_type: crate::model_quality::ProblemType::MulticlassClassification,
+            run: &run,
+        })
+        .unwrap();
+        let mut bytes = codec::MAGIC.to_vec();
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.push(4);
+        bytes.extend(zstd::encode_all(&body[..], 3).unwrap());
+        let WindowState::Predictions(read) = codec::decode(&bytes, &kind).unwrap() else {
+            panic!("expected predictions")
+        };
+        assert_eq!(read.run(), run);
+        assert!(read.score_run().unwrap().is_empty());
     }
 
     /// A label-joined bias window: rows past `bias_rows` refused whole per part, and columns

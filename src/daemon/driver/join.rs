@@ -169,72 +169,74 @@ pub(super) async fn with_labels(
     // (or were committed by another replica), so their results are no longer needed.
     join.staged.retain(|w| w.start >= start);
     let staged = join.staged.iter().find(|w| w.start == start).cloned();
-    let (joined, join) = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let joined = match state {
-            WindowState::Predictions(window) => {
-                // The estimate is a function of the window's predictions alone, so a retry
-                // after a crash gives the same one.
-                let run = (staged.is_none() || estimator.is_some()).then(|| window.run());
-                let estimate = (estimator.as_deref())
-                    .zip(run.as_ref())
-                    .and_then(|(estimator, run)| estimator.estimate(run));
-                let staged = match (staged, run) {
-                    (Some(staged), _) => staged,
-                    (None, Some(run)) => join.join(start, run, closes, expires, ttl),
-                    (None, None) => unreachable!("the run is made when nothing is staged"),
+    let (joined, join) =
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let joined =
+                match state {
+                    WindowState::Predictions(window) => {
+                        // The estimate is a function of the window's predictions alone, so a retry
+                        // after a crash gives the same one.
+                        let run = (staged.is_none() || estimator.is_some()).then(|| window.run());
+                        let estimate = (estimator.as_deref()).zip(run.as_ref()).and_then(
+                            |(estimator, run)| estimator.estimate(run, window.score_run().as_ref()),
+                        );
+                        let staged = match (staged, run) {
+                            (Some(staged), _) => staged,
+                            (None, Some(run)) => join.join(start, run, closes, expires, ttl),
+                            (None, None) => unreachable!("the run is made when nothing is staged"),
+                        };
+                        let Staged::ModelQuality(state) = staged.state else {
+                            return Err("a staged model-quality window holds another kind".into());
+                        };
+                        let window = ModelQualityWindow {
+                            spec: window.spec,
+                            state: *state,
+                            skipped_rows: staged.counts.skipped_rows,
+                        };
+                        let state = WindowState::ModelQuality(Box::new(window));
+                        (state, staged.counts, estimate)
+                    }
+                    WindowState::BiasRows(window) => {
+                        let kind = StateKind::Bias(window.spec.clone());
+                        if let Some(staged) = staged {
+                            let Staged::Window(bytes) = staged.state else {
+                                return Err("a staged bias window holds another kind".into());
+                            };
+                            let state = codec::decode(&bytes, &kind).map_err(|e| e.to_string())?;
+                            (state, staged.counts, None)
+                        } else {
+                            let (keys, picks, duplicates) = window.first_rows();
+                            let (labels, mut counts, late) =
+                                join.join_labels(start, &keys, closes, expires, ttl);
+                            counts.duplicate_predictions = duplicates;
+                            // Rows past limits.max_window_rows.bias_rows, refused by the merge.
+                            counts.skipped_rows += window.refused_rows;
+                            let mut bias = BiasState::new(window.spec.clone());
+                            bias.add_batch(&window.labelled(&picks, &labels, &window.spec.label));
+                            let state = WindowState::Bias(Box::new(bias));
+                            let unlabelled = if join.restate {
+                                let rows = window.unlabelled(&keys, &picks, &labels);
+                                codec::encode(&WindowState::BiasRows(rows))
+                            } else {
+                                Vec::new()
+                            };
+                            join.stage(start, codec::encode(&state), counts, unlabelled, late);
+                            (state, counts, None)
+                        }
+                    }
+                    _ => unreachable!("checked above"),
                 };
-                let Staged::ModelQuality(state) = staged.state else {
-                    return Err("a staged model-quality window holds another kind".into());
-                };
-                let window = ModelQualityWindow {
-                    spec: window.spec,
-                    state: *state,
-                    skipped_rows: staged.counts.skipped_rows,
-                };
-                let state = WindowState::ModelQuality(Box::new(window));
-                (state, staged.counts, estimate)
-            }
-            WindowState::BiasRows(window) => {
-                let kind = StateKind::Bias(window.spec.clone());
-                if let Some(staged) = staged {
-                    let Staged::Window(bytes) = staged.state else {
-                        return Err("a staged bias window holds another kind".into());
-                    };
-                    let state = codec::decode(&bytes, &kind).map_err(|e| e.to_string())?;
-                    (state, staged.counts, None)
-                } else {
-                    let (keys, picks, duplicates) = window.first_rows();
-                    let (labels, mut counts, late) =
-                        join.join_labels(start, &keys, closes, expires, ttl);
-                    counts.duplicate_predictions = duplicates;
-                    // Rows past limits.max_window_rows.bias_rows, refused by the merge.
-                    counts.skipped_rows += window.refused_rows;
-                    let mut bias = BiasState::new(window.spec.clone());
-                    bias.add_batch(&window.labelled(&picks, &labels, &window.spec.label));
-                    let state = WindowState::Bias(Box::new(bias));
-                    let unlabelled = if join.restate {
-                        let rows = window.unlabelled(&keys, &picks, &labels);
-                        codec::encode(&WindowState::BiasRows(rows))
-                    } else {
-                        Vec::new()
-                    };
-                    join.stage(start, codec::encode(&state), counts, unlabelled, late);
-                    (state, counts, None)
-                }
-            }
-            _ => unreachable!("checked above"),
-        };
-        Ok((joined, join))
-    })
-    .await
-    .expect("joining does not panic")
-    .map_err(|message| StoreError::Failed {
-        store: shared.durable.store.describe(),
-        op: "read",
-        key: format!("join/{series}"),
-        message,
-        retryable: false,
-    })?;
+            Ok((joined, join))
+        })
+        .await
+        .expect("joining does not panic")
+        .map_err(|message| StoreError::Failed {
+            store: shared.durable.store.describe(),
+            op: "read",
+            key: format!("join/{series}"),
+            message,
+            retryable: false,
+        })?;
     save(shared, series, join).await?;
     let (state, counts, estimate) = joined;
     Ok(Joined {

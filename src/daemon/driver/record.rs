@@ -57,6 +57,7 @@ pub(super) async fn read_object(
                     probability_attribute: None,
                     probability_threshold: None,
                     ground_truth_attribute: spec.label.clone(),
+                    class_scores: Vec::new(),
                 }),
                 _ => None,
             };
