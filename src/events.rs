@@ -205,6 +205,7 @@ pub struct Telemetry {
     deliveries: IntCounterVec,
     leases: IntCounterVec,
     reports: IntCounterVec,
+    state_operations: IntCounterVec,
     receive_failures: IntCounter,
     outbox_depth: IntGauge,
     open_windows: IntGauge,
@@ -348,6 +349,12 @@ impl Telemetry {
                 "reports_total",
                 "Periodic compliance reports, by monitor and outcome",
                 &["monitor", "outcome"],
+            ),
+            state_operations: counters(
+                r,
+                "state_operations_total",
+                "State-store operations (one S3 request each, but a list of more than 1000 keys), by operation and key area (ledger, parts, fence, ...)",
+                &["op", "area"],
             ),
             receive_failures: register(
                 r,
@@ -725,6 +732,13 @@ impl Telemetry {
                 self.backpressure.set(i64::from(on));
             }
         }
+    }
+
+    /// Counts one state-store operation on `key` (or a list of the prefix): by its first
+    /// segment, which is one of the state's fixed areas, so the label stays bounded.
+    pub fn state_operation(&self, op: &'static str, key: &str) {
+        let area = key.split('/').next().unwrap_or_default();
+        self.state_operations.with_label_values(&[op, area]).inc();
     }
 
     /// Records whether one readiness check (`config`, `store`, `queue`, …) passes.

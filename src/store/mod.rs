@@ -137,6 +137,7 @@ impl StoreError {
 impl StateStore {
     /// Writes `bytes` under `key`, replacing what was there. Durable once it returns.
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        crate::events::telemetry().state_operation("put", key);
         match self {
             StateStore::Local(s) => s.put(key, bytes).await,
             StateStore::S3(s) => s.put(key, bytes).await,
@@ -147,6 +148,7 @@ impl StateStore {
     /// created it, `Ok(false)` if it already existed (then nothing was written). Atomic: of
     /// several concurrent callers, across processes and replicas, at most one gets `true`.
     pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        crate::events::telemetry().state_operation("put_new", key);
         match self {
             StateStore::Local(s) => s.put_new(key, bytes).await,
             StateStore::S3(s) => s.put_new(key, bytes).await,
@@ -155,6 +157,7 @@ impl StateStore {
 
     /// The content of `key`, or `None` if it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::events::telemetry().state_operation("get", key);
         match self {
             StateStore::Local(s) => s.get(key).await,
             StateStore::S3(s) => s.get(key).await,
@@ -163,6 +166,7 @@ impl StateStore {
 
     /// The content of `key` and its [`Version`], for a later [`replace`](Self::replace).
     pub async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        crate::events::telemetry().state_operation("get_versioned", key);
         match self {
             StateStore::Local(s) => s.get_versioned(key).await,
             StateStore::S3(s) => s.get_versioned(key).await,
@@ -178,6 +182,7 @@ impl StateStore {
         bytes: Vec<u8>,
         expected: &Version,
     ) -> Result<bool, StoreError> {
+        crate::events::telemetry().state_operation("replace", key);
         match self {
             StateStore::Local(s) => s.replace(key, bytes, expected).await,
             StateStore::S3(s) => s.replace(key, bytes, expected).await,
@@ -187,6 +192,7 @@ impl StateStore {
     /// Every key that starts with `prefix` (a string prefix, as in S3; `""` lists all), sorted
     /// by bytes.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        crate::events::telemetry().state_operation("list", prefix);
         match self {
             StateStore::Local(s) => s.list(prefix).await,
             StateStore::S3(s) => s.list(prefix).await,
@@ -195,9 +201,27 @@ impl StateStore {
 
     /// Deletes `key`. Deleting a key that does not exist succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        crate::events::telemetry().state_operation("delete", key);
         match self {
             StateStore::Local(s) => s.delete(key).await,
             StateStore::S3(s) => s.delete(key).await,
+        }
+    }
+
+    /// Deletes every key of `keys` (those that do not exist succeed): on S3 one request per
+    /// 1000 keys. Not atomic: on an error some keys may be gone.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(1000) {
+            crate::events::telemetry().state_operation("delete_many", &batch[0]);
+        }
+        match self {
+            StateStore::Local(s) => {
+                for key in keys {
+                    s.delete(key).await?;
+                }
+                Ok(())
+            }
+            StateStore::S3(s) => s.delete_many(keys).await,
         }
     }
 

@@ -27,6 +27,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use super::{StoreError, Version, check_key, check_prefix};
 use crate::aws::{error_text, is_retryable};
@@ -246,6 +247,50 @@ impl S3Store {
             Err(e) if refusal(&e) == Some(Refusal::NoSuchKey) => Ok(()),
             Err(e) => Err(self.failed("delete", key, &e)),
         }
+    }
+
+    /// See [`StateStore::delete_many`](super::StateStore::delete_many): DeleteObjects, up to
+    /// 1000 keys a request.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(1000) {
+            let objects = (batch.iter())
+                .map(|key| {
+                    let object = self.object_key(key)?;
+                    Ok(ObjectIdentifier::builder()
+                        .key(object)
+                        .build()
+                        .expect("the key is set"))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .expect("the objects are set");
+            let first = &batch[0];
+            let answer = (self.client.delete_objects())
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| self.failed("delete", first, &e))?;
+            // A key that does not exist is deleted as far as S3 is concerned; any error is
+            // a key left behind.
+            if let Some(error) = answer.errors().first() {
+                return Err(StoreError::Failed {
+                    store: self.describe(),
+                    op: "delete",
+                    key: error.key().unwrap_or(first).to_string(),
+                    message: format!(
+                        "{}: {}",
+                        error.code().unwrap_or("error"),
+                        error.message().unwrap_or_default()
+                    ),
+                    retryable: true,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// GetObject: the body and the ETag, or `None` if there is no such key.

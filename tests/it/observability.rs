@@ -147,6 +147,27 @@ baseline = "{}"
         );
     }
     promtool_check(&metrics);
+    // State-store operations per object (8 routed, 7 read into 3 windows): one ledger
+    // lookup and one ledger write each, and per read object one part written, one fence
+    // check and, at finalising, one part read; parts are deleted once per window.
+    let operations = |op: &str, area: &str| {
+        common::metric_sample(
+            &metrics,
+            &format!("driftd_state_operations_total{{area=\"{area}\",op=\"{op}\"}}"),
+        )
+    };
+    for (op, area, count) in [
+        ("get", "ledger", 8.0),
+        ("put", "ledger", 8.0),
+        ("put", "parts", 7.0),
+        ("get", "fence", 7.0),
+        ("get", "parts", 7.0),
+        ("delete_many", "parts", 3.0),
+    ] {
+        assert_eq!(operations(op, area), count, "{op} {area} in\n{metrics}");
+    }
+    // The watermark is written when an object moves it, at most once per object.
+    assert!(operations("put", "watermark") <= 7.0, "{metrics}");
 
     // Every log line is one JSON object; the events carry their fields.
     let log = std::fs::read_to_string(&log).unwrap();

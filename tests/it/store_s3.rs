@@ -131,6 +131,24 @@ async fn object_keys(s3: &Client, bucket: &str) -> Vec<String> {
     keys
 }
 
+/// Deleting many keys takes one DeleteObjects request per 1000: 1001 keys cross the boundary,
+/// and a key that does not exist is no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_many_deletes_every_key_across_requests_of_1000() {
+    let moto = MotoServer::start();
+    let (_, store) = store(&moto, "store-delete-many").await;
+    let keys: Vec<String> = (0..1001).map(|i| format!("parts/w/{i:05}")).collect();
+    for key in &keys {
+        store.put(key, Vec::new()).await.unwrap();
+    }
+    store.put("parts/other/kept", Vec::new()).await.unwrap();
+    let mut doomed = keys.clone();
+    doomed.push("parts/w/never".into());
+    store.delete_many(&doomed).await.unwrap();
+    assert_eq!(store.list("parts/").await.unwrap(), ["parts/other/kept"]);
+    store.delete_many(&[]).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_list_and_delete() {
     let moto = MotoServer::start();

@@ -128,14 +128,20 @@ pub(super) async fn read_object(
 
 /// Stores each object's partial windows, then its ledger entry. Rows for a window already
 /// finalised are late: counted, logged and kept in the ledger entry, not merged.
+///
+/// The sources looked each object up in the ledger before reading it, so it is not looked up
+/// again (one store request less per object). Another replica that records the same object
+/// meanwhile writes the same part and ledger keys, so the object still counts once.
 pub(super) async fn record(
     shared: &Shared,
     objects: Vec<(ObjectId, Contents)>,
 ) -> Result<(), StoreError> {
     let durable = &shared.durable;
+    let mut recorded = std::collections::HashSet::new();
     for (id, contents) in objects {
         let object = &id.hash;
-        if durable.ledger_entry(object).await?.is_some() {
+        // An object announced twice in one message.
+        if !recorded.insert(object.clone()) {
             events::emit(Event::ObjectDuplicate { source: &id.source });
             continue;
         }

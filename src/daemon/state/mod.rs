@@ -239,10 +239,10 @@ impl Durable {
         objects: &[String],
     ) -> Result<(), StoreError> {
         let id = window_id(series, start);
-        for object in objects {
-            self.store.delete(&format!("parts/{id}/{object}")).await?;
-        }
-        Ok(())
+        let keys: Vec<String> = (objects.iter())
+            .map(|object| format!("parts/{id}/{object}"))
+            .collect();
+        self.store.delete_many(&keys).await
     }
 
     /// Whether a series' keys fit the store (a key's endpoint segment comes from outside).
@@ -277,25 +277,24 @@ impl Durable {
         Ok(objects)
     }
 
-    /// Where `object`'s stored part of a window stands.
+    /// Where `object`'s stored part of a window stands. One request while the window is open
+    /// (the common case): fences are never removed and a window is fenced before it commits,
+    /// so a window without a fence is neither being finalised nor finalised.
     pub async fn fate(
         &self,
         series: &SeriesKey,
         start: i64,
         object: &str,
     ) -> Result<Fate, StoreError> {
-        if let Some(parts) = self.finalised_parts(series, start).await? {
-            return Ok(if parts.iter().any(|p| p == object) {
-                Fate::Merged
-            } else {
-                Fate::Late
-            });
-        }
         let fence = format!("fence/{}", window_id(series, start));
-        if self.store.get(&fence).await?.is_some() {
-            return Ok(Fate::Undecided);
+        if self.store.get(&fence).await?.is_none() {
+            return Ok(Fate::Open);
         }
-        Ok(Fate::Open)
+        Ok(match self.finalised_parts(series, start).await? {
+            Some(parts) if parts.iter().any(|p| p == object) => Fate::Merged,
+            Some(_) => Fate::Late,
+            None => Fate::Undecided,
+        })
     }
 
     /// Notes that `rows` of `object` were counted late in a series, for the rules' next window
@@ -331,10 +330,7 @@ impl Durable {
     }
 
     pub async fn forget_late(&self, keys: &[String]) -> Result<(), StoreError> {
-        for key in keys {
-            self.store.delete(key).await?;
-        }
-        Ok(())
+        self.store.delete_many(keys).await
     }
 
     /// The objects a finalised window merged, or `None` while it is not finalised.
@@ -450,12 +446,10 @@ impl Durable {
         series: &SeriesKey,
         names: &[String],
     ) -> Result<(), StoreError> {
-        for name in names {
-            self.store
-                .delete(&format!("labels/{series}/{name}"))
-                .await?;
-        }
-        Ok(())
+        let keys: Vec<String> = (names.iter())
+            .map(|name| format!("labels/{series}/{name}"))
+            .collect();
+        self.store.delete_many(&keys).await
     }
 
     pub async fn join_state(&self, series: &SeriesKey) -> Result<Option<Vec<u8>>, StoreError> {
