@@ -1,5 +1,5 @@
 //! What the finaliser does in one pass, decided without any I/O: a pure function of the state
-//! store's listing (per series, the windows with stored parts and the committed windows still
+//! store's listing (per series, the windows marked open and the committed windows still
 //! to deliver), the rules' progress per series, and the watermark. The driver does the I/O
 //! around it: it lists, calls [`plan`], and for each series in the plan takes the lease and
 //! carries the plan out.
@@ -14,8 +14,8 @@ pub(super) struct SeriesPlan {
     pub series: SeriesKey,
     /// Committed windows (their starts) to deliver, oldest first.
     pub deliver: Vec<i64>,
-    /// Windows the watermark passed, with the objects whose parts they merge, oldest first.
-    pub finalise: Vec<(i64, Vec<String>)>,
+    /// Windows with parts that the watermark passed, oldest first.
+    pub finalise: Vec<i64>,
     /// A series with rules but no data: the start of the last window, up to which its silent
     /// windows are evaluated (so `no_data` fires and reminders go out).
     pub silent_until: Option<i64>,
@@ -54,12 +54,10 @@ pub(super) fn plan(
     let through = watermark.div_euclid(size).saturating_mul(size);
     work.into_iter()
         .filter_map(|(series, work)| {
-            let silent = work.parts.is_empty() && work.outboxes.is_empty();
+            let silent = work.windows.is_empty() && work.outboxes.is_empty();
             let wait = size.saturating_add(label_lateness(&series));
-            let finalise: Vec<(i64, Vec<String>)> = work
-                .parts
-                .into_iter()
-                .filter(|(start, _)| start.saturating_add(wait) <= watermark)
+            let finalise: Vec<i64> = (work.windows.into_iter())
+                .filter(|start| start.saturating_add(wait) <= watermark)
                 .collect();
             // With no part stored anywhere in the series, the windows after the rules' last
             // one up to the watermark had no data.
@@ -95,7 +93,7 @@ pub(super) fn next_close(
     (work.iter())
         .flat_map(|(series, work)| {
             let wait = size.saturating_add(label_lateness(series));
-            (work.parts.keys()).map(move |start| start.saturating_add(wait))
+            (work.windows.iter()).map(move |start| start.saturating_add(wait))
         })
         .filter(|close| *close > watermark)
         .min()
@@ -112,22 +110,19 @@ mod tests {
         SeriesKey::new(monitor, Some(endpoint))
     }
 
-    fn work(outboxes: &[i64], parts: &[(i64, &[&str])]) -> SeriesWork {
+    fn work(outboxes: &[i64], windows: &[i64]) -> SeriesWork {
         SeriesWork {
             outboxes: outboxes.to_vec(),
             labels: Vec::new(),
-            parts: parts
-                .iter()
-                .map(|(start, objects)| (*start, objects.iter().map(|o| o.to_string()).collect()))
-                .collect(),
+            windows: windows.iter().copied().collect(),
         }
     }
 
     #[test]
     fn the_next_close_is_the_earliest_window_end_the_watermark_has_not_passed() {
         let listing = BTreeMap::from([
-            (series("m/a"), work(&[], &[(0, &["a"]), (HOUR, &["b"])])),
-            (series("labelled/b"), work(&[], &[(0, &["c"])])),
+            (series("m/a"), work(&[], &[0, HOUR])),
+            (series("labelled/b"), work(&[], &[0])),
             (series("m/idle"), work(&[0], &[])),
         ]);
         let label_lateness = |s: &SeriesKey| if s.monitor == "labelled" { 2 * HOUR } else { 0 };
@@ -146,10 +141,7 @@ mod tests {
 
     #[test]
     fn only_windows_the_watermark_passed_are_finalised() {
-        let listing = BTreeMap::from([(
-            series("m/ep"),
-            work(&[], &[(0, &["a", "b"]), (HOUR, &["c"]), (2 * HOUR, &["d"])]),
-        )]);
+        let listing = BTreeMap::from([(series("m/ep"), work(&[], &[0, HOUR, 2 * HOUR]))]);
         // The second window ends exactly at the watermark: it closes; the third is open.
         let plans = plan(listing, &BTreeMap::new(), 2 * HOUR, HOUR, |_| 0);
         assert_eq!(
@@ -157,7 +149,7 @@ mod tests {
             [SeriesPlan {
                 series: series("m/ep"),
                 deliver: vec![],
-                finalise: vec![(0, vec!["a".into(), "b".into()]), (HOUR, vec!["c".into()])],
+                finalise: vec![0, HOUR],
                 silent_until: None,
                 labels: vec![],
             }]
@@ -168,16 +160,16 @@ mod tests {
     fn a_label_joined_series_waits_its_label_lateness_and_label_files_make_work() {
         let joined = |s: &SeriesKey| if s.monitor == "mq" { 600 } else { 0 };
         let listing = BTreeMap::from([
-            (series("dq/ep"), work(&[], &[(0, &["a"])])),
-            (series("mq/ep"), work(&[], &[(0, &["b"])])),
+            (series("dq/ep"), work(&[], &[0])),
+            (series("mq/ep"), work(&[], &[0])),
         ]);
         // At the window's end plus 599 s only the data-quality window closes.
         let plans = plan(listing, &BTreeMap::new(), HOUR + 599, HOUR, joined);
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].series, series("dq/ep"));
-        let listing = BTreeMap::from([(series("mq/ep"), work(&[], &[(0, &["b"])]))]);
+        let listing = BTreeMap::from([(series("mq/ep"), work(&[], &[0]))]);
         let plans = plan(listing, &BTreeMap::new(), HOUR + 600, HOUR, joined);
-        assert_eq!(plans[0].finalise, [(0, vec!["b".to_string()])]);
+        assert_eq!(plans[0].finalise, [0]);
         // Label files alone are work: they are folded in at once.
         let mut labels_only = SeriesWork::default();
         labels_only.labels.push("000000003600-x".into());
@@ -195,14 +187,14 @@ mod tests {
     #[test]
     fn two_series_each_get_their_own_work_and_idle_ones_none() {
         let listing = BTreeMap::from([
-            (series("m/a"), work(&[0], &[(HOUR, &["x"])])),
-            (series("m/b"), work(&[], &[(5 * HOUR, &["y"])])),
+            (series("m/a"), work(&[0], &[HOUR])),
+            (series("m/b"), work(&[], &[5 * HOUR])),
         ]);
         let plans = plan(listing, &BTreeMap::new(), 3 * HOUR, HOUR, |_| 0);
         assert_eq!(plans.len(), 1, "m/b's window is still open: {plans:?}");
         assert_eq!(plans[0].series, series("m/a"));
         assert_eq!(plans[0].deliver, [0]);
-        assert_eq!(plans[0].finalise, [(HOUR, vec!["x".to_string()])]);
+        assert_eq!(plans[0].finalise, [HOUR]);
     }
 
     #[test]
@@ -224,7 +216,7 @@ mod tests {
         let seen = BTreeMap::from([(series("m/new"), None)]);
         assert!(plan(listing, &seen, 10 * HOUR, HOUR, |_| 0).is_empty());
         // Parts waiting in an open window: the series is not silent.
-        let listing = BTreeMap::from([(series("m/busy"), work(&[], &[(9 * HOUR, &["o"])]))]);
+        let listing = BTreeMap::from([(series("m/busy"), work(&[], &[9 * HOUR]))]);
         let seen = BTreeMap::from([(series("m/busy"), Some(HOUR))]);
         assert!(plan(listing, &seen, 9 * HOUR + 60, HOUR, |_| 0).is_empty());
     }
@@ -232,10 +224,10 @@ mod tests {
     #[test]
     fn a_restart_mid_window_finds_the_delivery_before_the_next_window() {
         // Killed after committing 00:00 and before delivering it; 01:00 has passed since.
-        let listing = BTreeMap::from([(series("m/ep"), work(&[0], &[(HOUR, &["late-object"])]))]);
+        let listing = BTreeMap::from([(series("m/ep"), work(&[0], &[HOUR]))]);
         let plans = plan(listing, &BTreeMap::new(), 2 * HOUR + 1, HOUR, |_| 0);
         assert_eq!(plans[0].deliver, [0]);
-        assert_eq!(plans[0].finalise, [(HOUR, vec!["late-object".to_string()])]);
+        assert_eq!(plans[0].finalise, [HOUR]);
     }
 
     #[test]
@@ -249,7 +241,7 @@ mod tests {
         assert_eq!(watermark(None, 1_000, i64::MIN, 10), i64::MIN);
         assert!(
             plan(
-                BTreeMap::from([(series("m/ep"), work(&[], &[(0, &["o"])]))]),
+                BTreeMap::from([(series("m/ep"), work(&[], &[0]))]),
                 &BTreeMap::new(),
                 i64::MIN,
                 HOUR,

@@ -148,8 +148,9 @@ baseline = "{}"
     }
     promtool_check(&metrics);
     // State-store operations per object (8 routed, 7 read into 3 windows): one ledger
-    // lookup and one ledger write each, and per read object one part written, one fence
-    // check and, at finalising, one part read; parts are deleted once per window.
+    // lookup and one ledger write each (created once for a read object, written for the
+    // failed one), and per read object one part written, one fence check and, at finalising,
+    // one part read; parts are deleted once per window.
     let operations = |op: &str, area: &str| {
         common::metric_sample(
             &metrics,
@@ -158,7 +159,8 @@ baseline = "{}"
     };
     for (op, area, count) in [
         ("get", "ledger", 8.0),
-        ("put", "ledger", 8.0),
+        ("put_new", "ledger", 7.0),
+        ("put", "ledger", 1.0),
         ("put", "parts", 7.0),
         ("get", "fence", 7.0),
         ("get", "parts", 7.0),

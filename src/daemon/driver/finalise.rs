@@ -51,7 +51,7 @@ pub(super) async fn finalise_ready(
     events::emit(Event::OpenWindows {
         windows: work
             .values()
-            .flat_map(|w| w.parts.keys())
+            .flat_map(|w| w.windows.iter())
             .filter(|start| start.saturating_add(size) > watermark)
             .count(),
     });
@@ -64,7 +64,7 @@ pub(super) async fn finalise_ready(
     };
     for series in rule_series {
         let work = work.entry(series.clone()).or_default();
-        if work.parts.is_empty() && work.outboxes.is_empty() {
+        if work.windows.is_empty() && work.outboxes.is_empty() {
             let rules = durable.rules(&series).await?;
             evaluated_through.insert(series, rules.evaluated_through);
         }
@@ -99,14 +99,14 @@ pub(super) async fn finalise_ready(
             if !labels.is_empty() {
                 join::absorb(shared, &series, &labels).await?;
             }
-            for (start, parts) in ready {
+            for start in ready {
                 if !durable.renew(&mut held).await? {
                     events::emit(Event::LeaseLost {
                         series: &series.to_string(),
                     });
                     return Ok(());
                 }
-                if let Some(start) = finalise(shared, sinks, &series, start, &parts).await? {
+                if let Some(start) = finalise(shared, sinks, &series, start).await? {
                     deliver(shared, sinks, &series, start, &mut blocked).await?;
                 }
             }
@@ -176,13 +176,15 @@ async fn finalise(
     sinks: &Sinks,
     series: &SeriesKey,
     start: i64,
-    listed: &[String],
 ) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
-        // Parts that landed after the window was fenced were counted as late.
-        durable.delete_parts(series, start, listed).await?;
+        // Committed before a crash left its parts or mark, or marked again by a reader
+        // whose part came late (and was counted late): what is left goes.
+        let left = durable.list_parts(series, start).await?;
+        durable.delete_parts(series, start, &left).await?;
+        durable.unmark_open(series, start).await?;
         return Ok(None);
     }
     let Some(monitor) = config
@@ -279,6 +281,7 @@ async fn finalise(
     }
     durable.forget_late(&late_notes).await?;
     durable.delete_parts(series, start, parts).await?;
+    durable.unmark_open(series, start).await?;
     report::note_window(shared, series, start).await?;
     Ok(Some(start))
 }

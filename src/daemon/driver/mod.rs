@@ -270,6 +270,11 @@ async fn serve(
     for warning in config.warnings() {
         tracing::warn!(warning, "check the config");
     }
+    shared
+        .durable
+        .mark_stored_windows()
+        .await
+        .map_err(|e| RunError::Usage(format!("state: {e}")))?;
     let mut readers = JoinSet::new();
     match source {
         Source::Directory(root) => {

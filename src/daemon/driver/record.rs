@@ -130,8 +130,9 @@ pub(super) async fn read_object(
 /// finalised are late: counted, logged and kept in the ledger entry, not merged.
 ///
 /// The sources looked each object up in the ledger before reading it, so it is not looked up
-/// again (one store request less per object). Another replica that records the same object
-/// meanwhile writes the same part and ledger keys, so the object still counts once.
+/// again (one store request less per object): the ledger entry is created once, and a replica
+/// that finds it created (it read the object at the same time as another) counts a duplicate.
+/// The parts both stored are the same bytes under the same keys.
 pub(super) async fn record(
     shared: &Shared,
     objects: Vec<(ObjectId, Contents)>,
@@ -167,6 +168,7 @@ pub(super) async fn record(
             let bytes = tokio::task::spawn_blocking(move || codec::encode(&state))
                 .await
                 .expect("encoding does not panic");
+            durable.mark_open(&series, key.start).await?;
             durable.put_part(&series, key.start, object, bytes).await?;
             fed.push((monitor, series, key.start, n));
         }
@@ -178,7 +180,15 @@ pub(super) async fn record(
         let mut windows = Vec::new();
         let mut late_by_series = BTreeMap::<SeriesKey, u64>::new();
         for (monitor, series, start, n) in fed {
-            if fate_once_decided(shared, &series, start, object).await? == Fate::Late {
+            let fate = fate_once_decided(shared, &series, start, object).await?;
+            if fate != Fate::Open {
+                // Committed without this part, or (read again) with it: the finaliser may
+                // not list it any more, so it goes now.
+                durable
+                    .delete_parts(&series, start, std::slice::from_ref(object))
+                    .await?;
+            }
+            if fate == Fate::Late {
                 late_rows += n;
                 *late_by_series.entry(series.clone()).or_default() += n;
                 events::emit(Event::LateRows { monitor, count: n });
@@ -206,7 +216,12 @@ pub(super) async fn record(
             replica: durable.replica.clone(),
             recorded_at: now_seconds(),
         };
-        durable.put_ledger_entry(object, &entry).await?;
+        if !durable.create_ledger_entry(object, &entry).await? {
+            // Another replica read it too (a redelivery while this one was reading): it
+            // counts once; the parts both stored are the same bytes under the same keys.
+            events::emit(Event::ObjectDuplicate { source: &id.source });
+            continue;
+        }
         events::emit(Event::ObjectRecorded {
             source: &id.source,
             windows: entry.windows.len(),

@@ -3,6 +3,7 @@
 //! ```text
 //! ledger/{object}                    an object counted, and the windows it fed
 //! parts/{series}/{start}/{object}    one object's partial state of one window
+//! open/{series}/{start}              a window with parts: the finaliser lists these, not parts/
 //! watermark/{replica}                the newest event time a replica has seen
 //! lease/{series}                     which replica finalises and delivers a series now
 //! fence/{series}/{start}             a window being finalised: parts stored after it are late
@@ -30,6 +31,12 @@
 //! after storing its part. A reader that finds no fence knows its part will be listed; one
 //! that finds the fence waits for the commit and counts its rows late unless they were merged.
 //! So every row ends in its window or is counted late, never neither.
+//!
+//! A reader marks a window open before it stores the window's first part, and the finaliser
+//! removes the mark after it has committed the window and removed its parts. So the
+//! finaliser's listing each tick grows with the windows open, not with the objects in them.
+//! A reader whose part came too late (or again, after its window was committed) removes the
+//! part itself: the finaliser may have removed the mark already and would not list it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -139,11 +146,11 @@ pub(super) struct Held {
 }
 
 /// Open work found in the store, per series: finalised windows still to deliver, and windows
-/// with parts, each with its objects in order.
+/// with parts (marked open).
 #[derive(Debug, Default)]
 pub(super) struct SeriesWork {
     pub outboxes: Vec<i64>,
-    pub parts: std::collections::BTreeMap<i64, Vec<String>>,
+    pub windows: std::collections::BTreeSet<i64>,
     /// Label files waiting to be folded into the series' join, in arrival order.
     pub labels: Vec<String>,
 }
@@ -154,7 +161,13 @@ pub(super) struct Durable {
     lease_timeout: Duration,
     /// The newest event time this replica has written to its watermark key.
     written_watermark: AtomicI64,
+    /// Windows this process has marked open, so that it marks each once, not per object; at
+    /// most [`MARKED_REMEMBERED`] (then forgotten: a window marked again costs a request).
+    marked: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// How many marked windows a process remembers.
+const MARKED_REMEMBERED: usize = 10_000;
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("state records serialize")
@@ -187,6 +200,7 @@ impl Durable {
             replica,
             lease_timeout,
             written_watermark: AtomicI64::new(i64::MIN),
+            marked: Default::default(),
         }
     }
 
@@ -206,6 +220,66 @@ impl Durable {
         self.store
             .put(&format!("ledger/{object}"), json(entry))
             .await
+    }
+
+    /// Marks a window open (it has, or is about to have, a part), once per process and window.
+    pub async fn mark_open(&self, series: &SeriesKey, start: i64) -> Result<(), StoreError> {
+        let id = window_id(series, start);
+        if self.marked.lock().expect("not poisoned").contains(&id) {
+            return Ok(());
+        }
+        self.store
+            .put_new(&format!("open/{id}"), Vec::new())
+            .await?;
+        let mut marked = self.marked.lock().expect("not poisoned");
+        if marked.len() >= MARKED_REMEMBERED {
+            marked.clear();
+        }
+        marked.insert(id);
+        Ok(())
+    }
+
+    /// Removes a window's open mark: once it is committed and its parts are removed.
+    pub async fn unmark_open(&self, series: &SeriesKey, start: i64) -> Result<(), StoreError> {
+        self.store
+            .delete(&format!("open/{}", window_id(series, start)))
+            .await
+    }
+
+    /// Marks open every window with a stored part: parts stored by a driftd from before the
+    /// marks, which would otherwise never be finalised. Lists every part once; run at start.
+    pub async fn mark_stored_windows(&self) -> Result<(), StoreError> {
+        let mut windows = std::collections::BTreeSet::new();
+        for key in self.store.list("parts/").await? {
+            let window = (key.strip_prefix("parts/"))
+                .and_then(|rest| rest.rsplit_once('/'))
+                .and_then(|(window, _)| parse_window(Some(window)));
+            if let Some(window) = window {
+                windows.insert(window);
+            }
+        }
+        for (series, start) in windows {
+            self.mark_open(&series, start).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an object's ledger entry unless it has one: `false` when another replica (or
+    /// an earlier run) recorded the object first. An answer lost on the way and retried is
+    /// recognised as this replica's own write by the entry it finds.
+    pub async fn create_ledger_entry(
+        &self,
+        object: &str,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError> {
+        let key = format!("ledger/{object}");
+        if self.store.put_new(&key, json(entry)).await? {
+            return Ok(true);
+        }
+        let found = self.ledger_entry(object).await?;
+        Ok(found.is_some_and(|found| {
+            found.replica == entry.replica && found.recorded_at == entry.recorded_at
+        }))
     }
 
     pub async fn put_part(
@@ -402,20 +476,9 @@ impl Durable {
                     .push(name.to_string());
             }
         }
-        for key in self.store.list("parts/").await? {
-            let Some(rest) = key.strip_prefix("parts/") else {
-                continue;
-            };
-            let Some((window, object)) = rest.rsplit_once('/') else {
-                continue;
-            };
-            if let Some((series, start)) = parse_window(Some(window)) {
-                work.entry(series)
-                    .or_default()
-                    .parts
-                    .entry(start)
-                    .or_default()
-                    .push(object.to_string());
+        for key in self.store.list("open/").await? {
+            if let Some((series, start)) = parse_window(key.strip_prefix("open/")) {
+                work.entry(series).or_default().windows.insert(start);
             }
         }
         Ok(work)
@@ -615,31 +678,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn work_lists_parts_per_window_in_order_and_commits_once() {
+    async fn work_lists_open_windows_in_order_and_commits_once() {
         let dir = tempfile::tempdir().unwrap();
         let d = durable(dir.path());
-        d.put_part(&SeriesKey::new("m", Some("ep")), 7200, "b", vec![1])
-            .await
-            .unwrap();
-        d.put_part(&SeriesKey::new("m", Some("ep")), 3600, "a", vec![2])
-            .await
-            .unwrap();
-        d.put_part(&SeriesKey::new("m", Some("ep")), 7200, "a", vec![3])
-            .await
-            .unwrap();
+        let series = SeriesKey::new("m", Some("ep"));
+        for (start, object) in [(7200, "b"), (3600, "a"), (7200, "a")] {
+            d.mark_open(&series, start).await.unwrap();
+            d.put_part(&series, start, object, vec![1]).await.unwrap();
+        }
+        // A part stored before the marks existed is found at start.
+        d.put_part(&series, 10800, "c", vec![1]).await.unwrap();
+        d.mark_stored_windows().await.unwrap();
         let work = d.pending_work().await.unwrap();
-        let parts: Vec<(i64, Vec<String>)> = work[&SeriesKey::new("m", Some("ep"))]
-            .parts
-            .iter()
-            .map(|(s, o)| (*s, o.clone()))
-            .collect();
         assert_eq!(
-            parts,
-            [
-                (3600, vec!["a".to_string()]),
-                (7200, vec!["a".into(), "b".into()])
-            ]
+            work[&series].windows.iter().copied().collect::<Vec<_>>(),
+            [3600, 7200, 10800]
         );
+        assert_eq!(d.list_parts(&series, 7200).await.unwrap(), ["a", "b"]);
+        d.unmark_open(&series, 10800).await.unwrap();
+        let work = d.pending_work().await.unwrap();
+        assert!(!work[&series].windows.contains(&10800));
         let outbox = WindowOutbox {
             end: 7200,
             parts: vec!["a".into()],
