@@ -7,7 +7,10 @@ and uploads one capture object a second (the quickstart's drifted records, so ev
 in violation and alerts) with its event times set to now. From driftd's JSON log it then
 prints, per sink, the time from a window's close (its end plus the allowed lateness) to the
 window's delivery, and from the PutObject of the window's last object to its CloudWatch
-delivery: p50, p99 and max over the windows.
+delivery: p50, p99 and max over the windows. From driftd's /metrics it also prints the
+state-store operations of the run (driftd_state_operations_total): those of an object per
+object, those of a window per window, and the finaliser's listings and watermark reads per
+second of the run.
 
     .tools/venv/bin/python benches/latency.py [--windows 100] [--size 10] [--lateness 2]
         [--driftd target/release/driftd]
@@ -24,21 +27,67 @@ import shutil
 import statistics
 import tempfile
 import time
+import urllib.request
 
-from emulator import REPO, aws_config, create_resources, moto, start_driftd, stop
+from emulator import REPO, aws_config, create_resources, free_port, moto, start_driftd, stop
 
 RECORDS = REPO / "examples/quickstart/data/capture/driftd-demo/AllTraffic/2026/11/01/01"
 BASELINE = REPO / "baselines/driftd-demo-data-quality"
 
 
-def config(endpoint, queue, topic, size, lateness):
+def config(endpoint, queue, topic, size, lateness, metrics_port):
     return aws_config(endpoint, queue, topic, size, lateness) + f"""
+[observability]
+listen = "127.0.0.1:{metrics_port}"
+
 [[monitor]]
 name = "latency"
 path = "capture/{{endpoint}}/{{variant}}/{{yyyy}}/{{mm}}/{{dd}}/{{hh}}/*.jsonl"
 format = "capture"
 baseline = "{BASELINE}"
 """
+
+
+def state_operations(port):
+    """{(op, area): count} from driftd's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("driftd_state_operations_total{"):
+            labels, value = line[len("driftd_state_operations_total{"):].split("} ")
+            fields = dict(item.split("=") for item in labels.split(","))
+            counts[(fields["op"].strip('"'), fields["area"].strip('"'))] = float(value)
+    return counts
+
+
+# What an object costs (see README, "State store"); every finaliser tick lists the work areas
+# and reads the replicas' watermarks; the rest is a window's (fence, open mark, its parts
+# listed and deleted, lease, rules, outbox, done).
+PER_OBJECT = {("get", "ledger"), ("put_new", "ledger"), ("put", "parts"), ("get", "fence"),
+              ("put", "watermark"), ("get", "parts")}
+
+
+def per_tick(op, area):
+    return (op == "list" and area != "parts") or (op, area) == ("get", "watermark")
+
+
+def print_state_operations(counts, objects, windows, seconds):
+    """The run's state-store operations: an object's per object, a window's per window, the
+    finaliser's listings and watermark reads per second."""
+    print(f"state-store operations: {objects} objects, {windows} windows, {seconds:.0f} s")
+    ticks = {k for k in counts if per_tick(*k)}
+    groups = [
+        ("object", objects, PER_OBJECT),
+        ("window", windows, set(counts) - PER_OBJECT - ticks),
+        ("second", seconds, ticks),
+    ]
+    for unit, n, keys in groups:
+        total = 0.0
+        for op, area in sorted(keys, key=lambda k: (k[1], k[0])):
+            count = counts.get((op, area), 0.0)
+            total += count
+            print(f"  {op:<13} {area:<10} {count:>8.0f}  {count / n:>6.2f} per {unit}")
+        print(f"  {'together':<24} {total:>8.0f}  {total / n:>6.2f} per {unit}")
 
 
 def percentile(values, q):
@@ -65,10 +114,12 @@ def main():
     with moto() as endpoint:
         try:
             s3, queue, topic = create_resources(endpoint)
+            metrics_port = free_port()
             (work / "driftd.toml").write_text(
-                config(endpoint, queue, topic, args.size, args.lateness)
+                config(endpoint, queue, topic, args.size, args.lateness, metrics_port)
             )
             driftd = start_driftd(args.driftd, work)
+            started = time.time()
             time.sleep(2)
             # Start at a window boundary, then one object a second for the given number of
             # windows.
@@ -92,6 +143,8 @@ def main():
                 sent += 1
                 time.sleep(max(0.0, 1.0 - (time.time() - at.timestamp())))
             time.sleep(args.lateness + 5)
+            operations = state_operations(metrics_port)
+            run_seconds = time.time() - started
         finally:
             stop(driftd)
 
@@ -125,6 +178,7 @@ def main():
             print(f"{origin:<28} {sink:<12} {len(values):>7} "
                   f"{1000 * statistics.median(values):>8.0f} "
                   f"{1000 * percentile(values, 0.99):>8.0f} {1000 * max(values):>8.0f}")
+    print_state_operations(operations, sent, args.windows, run_seconds)
     shutil.rmtree(work / "out", ignore_errors=True)
 
 
