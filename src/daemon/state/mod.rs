@@ -4,7 +4,8 @@
 //! ledger/{object}                    an object counted, and the windows it fed
 //! parts/{series}/{start}/{object}    one object's partial state of one window
 //! open/{series}/{start}              a window with parts: the finaliser lists these, not parts/
-//! watermark/{replica}                the newest event time a replica has seen
+//! watermark/{replica}                the newest event time a replica has seen (and when)
+//! watermark/-retired                 the newest of those of replicas gone quiet
 //! lease/{series}                     which replica finalises and delivers a series now
 //! fence/{series}/{start}             a window being finalised: parts stored after it are late
 //! late/{series}/{object}             rows of an object counted late, until a window's rules see them
@@ -168,6 +169,23 @@ pub(super) struct Durable {
 
 /// How many marked windows a process remembers.
 const MARKED_REMEMBERED: usize = 10_000;
+
+/// Where the watermarks of replicas gone quiet are kept (the largest of them): no replica's
+/// name starts with `-`.
+const RETIRED_WATERMARK: &str = "watermark/-retired";
+
+/// A replica whose watermark has not moved for this many lease timeouts (10 minutes by
+/// default) is taken as gone: its watermark is retired.
+const WATERMARK_RETIRED_AFTER_LEASES: u32 = 10;
+
+/// A watermark key's content: the event time and, since keys record it, when it was written
+/// (Unix ms).
+fn parse_watermark(bytes: &[u8]) -> Option<(i64, Option<i64>)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut fields = text.split_whitespace();
+    let time = fields.next()?.parse().ok()?;
+    Some((time, fields.next().and_then(|w| w.parse().ok())))
+}
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("state records serialize")
@@ -424,7 +442,8 @@ impl Durable {
         }
     }
 
-    /// Records that this replica has seen events up to `time`.
+    /// Records that this replica has seen events up to `time` (with when it wrote it, so that
+    /// others can tell a replica gone quiet).
     pub async fn note_event_time(&self, time: i64) -> Result<(), StoreError> {
         if time <= self.written_watermark.load(Ordering::Relaxed) {
             return Ok(());
@@ -432,24 +451,84 @@ impl Durable {
         self.store
             .put(
                 &format!("watermark/{}", self.replica),
-                time.to_string().into_bytes(),
+                format!("{time} {}", now_ms()).into_bytes(),
             )
             .await?;
         self.written_watermark.fetch_max(time, Ordering::Relaxed);
         Ok(())
     }
 
-    /// The newest event time any replica has seen.
+    /// The newest event time any replica has seen. Keys of replicas quiet for
+    /// [`WATERMARK_RETIRED_AFTER_LEASES`] leases (most often stopped ones: each start is a new
+    /// replica) are folded into [`RETIRED_WATERMARK`] and removed, so that this read, made every
+    /// tick, costs a request per live replica, not per replica ever started.
     pub async fn newest_event_time(&self) -> Result<Option<i64>, StoreError> {
+        let own = format!("watermark/{}", self.replica);
+        let quiet_ms = (self.lease_timeout * WATERMARK_RETIRED_AFTER_LEASES).as_millis() as i64;
+        let now = now_ms();
         let mut newest = None;
+        let mut quiet = Vec::new();
         for key in self.store.list("watermark/").await? {
-            if let Some(bytes) = self.store.get(&key).await?
-                && let Ok(time) = String::from_utf8_lossy(&bytes).trim().parse::<i64>()
+            let Some(bytes) = self.store.get(&key).await? else {
+                continue;
+            };
+            let Some((time, written_ms)) = parse_watermark(&bytes) else {
+                continue;
+            };
+            newest = newest.max(Some(time));
+            if key != own
+                && key != RETIRED_WATERMARK
+                && written_ms.is_none_or(|w| now - w > quiet_ms)
             {
-                newest = newest.max(Some(time));
+                quiet.push((key, bytes, time));
             }
         }
+        if !quiet.is_empty() {
+            self.retire_watermarks(quiet).await?;
+        }
         Ok(newest)
+    }
+
+    /// Folds quiet replicas' watermarks into the retired one (which only grows), then removes
+    /// each key still holding what was read. A replica that wakes up between that read and
+    /// the removal loses its newer time from the store until it sees a newer event; windows
+    /// then close on the clock or on the next event, later than they would have.
+    async fn retire_watermarks(
+        &self,
+        quiet: Vec<(String, Vec<u8>, i64)>,
+    ) -> Result<(), StoreError> {
+        let newest = quiet
+            .iter()
+            .map(|(_, _, time)| *time)
+            .max()
+            .expect("not empty");
+        loop {
+            let current = self.store.get_versioned(RETIRED_WATERMARK).await?;
+            let retired = current
+                .as_ref()
+                .and_then(|(bytes, _)| parse_watermark(bytes));
+            if retired.is_some_and(|(time, _)| time >= newest) {
+                break;
+            }
+            let bytes = newest.to_string().into_bytes();
+            let written = match &current {
+                Some((_, version)) => {
+                    self.store
+                        .replace(RETIRED_WATERMARK, bytes, version)
+                        .await?
+                }
+                None => self.store.put_new(RETIRED_WATERMARK, bytes).await?,
+            };
+            if written {
+                break;
+            }
+        }
+        for (key, read, _) in quiet {
+            if self.store.get(&key).await?.as_deref() == Some(&read[..]) {
+                self.store.delete(&key).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Every series with windows to finalise or deliver.
@@ -828,5 +907,40 @@ mod tests {
         b.note_event_time(250).await.unwrap();
         a.note_event_time(90).await.unwrap();
         assert_eq!(a.newest_event_time().await.unwrap(), Some(250));
+    }
+
+    /// Stopped replicas' watermarks (here: one written long ago, and one from before keys
+    /// recorded when) are folded into the retired watermark and removed; the newest time stays.
+    #[tokio::test]
+    async fn quiet_replicas_watermarks_are_retired_and_the_newest_time_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = durable(dir.path());
+        a.note_event_time(100).await.unwrap();
+        let long_ago = now_ms() - 3_600_000;
+        a.store
+            .put("watermark/gone-1", format!("300 {long_ago}").into_bytes())
+            .await
+            .unwrap();
+        a.store
+            .put("watermark/gone-2", b"200".to_vec())
+            .await
+            .unwrap();
+        let b = durable(dir.path());
+        b.note_event_time(250).await.unwrap();
+        assert_eq!(a.newest_event_time().await.unwrap(), Some(300));
+        let mut left = a.store.list("watermark/").await.unwrap();
+        left.sort();
+        let mut expected = vec![
+            RETIRED_WATERMARK.to_string(),
+            format!("watermark/{}", a.replica),
+            format!("watermark/{}", b.replica),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(
+            a.store.get(RETIRED_WATERMARK).await.unwrap().as_deref(),
+            Some(&b"300"[..])
+        );
+        assert_eq!(b.newest_event_time().await.unwrap(), Some(300));
     }
 }
