@@ -164,31 +164,56 @@ impl S3ReportSink {
         }
     }
 
-    /// Uploads a window's files (from [`report_files`]) under its directory. The main file
-    /// (`statistics.json`, `analysis.json`) goes last, so a reader that sees it finds the rest
-    /// already there.
+    /// Uploads a window's files (from [`report_files`]) under its directory: all but the main
+    /// file (`statistics.json`, `analysis.json`) at once, then the main file, so a reader that
+    /// sees it finds the rest already there. At once, because a window's alerts and metrics
+    /// wait for its report.
     pub async fn write(
         &self,
         relative_dir: &str,
         files: &[(String, String)],
     ) -> Result<(), SinkError> {
         let dir = self.window_key_prefix(relative_dir);
-        let mut files = files.to_vec();
-        files.rotate_left(1);
-        for (name, body) in files {
-            let key = format!("{dir}/{name}");
-            let content_type = if name.ends_with(".jsonl") {
+        let Some((main, rest)) = files.split_first() else {
+            return Ok(());
+        };
+        let mut uploads = tokio::task::JoinSet::new();
+        for (name, body) in rest {
+            let upload = self.put(format!("{dir}/{name}"), body.clone());
+            uploads.spawn(upload);
+        }
+        let mut failed = None;
+        while let Some(done) = uploads.join_next().await {
+            if let Err(error) = done.expect("an upload does not panic") {
+                failed.get_or_insert(error);
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        self.put(format!("{dir}/{}", main.0), main.1.clone()).await
+    }
+
+    /// One PutObject, with retries; owns what it needs, so that uploads can run side by side.
+    fn put(
+        &self,
+        key: String,
+        body: String,
+    ) -> impl std::future::Future<Output = Result<(), SinkError>> + Send + 'static {
+        let (client, bucket, attempts) =
+            (self.client.clone(), self.bucket.clone(), self.max_attempts);
+        async move {
+            let content_type = if key.ends_with(".jsonl") {
                 "application/x-ndjson"
             } else {
                 "application/json"
             };
             with_retries(
-                &format!("S3 PutObject s3://{}/{key}", self.bucket),
-                self.max_attempts,
+                &format!("S3 PutObject s3://{bucket}/{key}"),
+                attempts,
                 || async {
-                    self.client
-                        .put_object()
-                        .bucket(&self.bucket)
+                    (client.put_object())
+                        .bucket(&bucket)
                         .key(&key)
                         .content_type(content_type)
                         .body(ByteStream::from(body.clone().into_bytes()))
@@ -198,8 +223,7 @@ impl S3ReportSink {
                         .map_err(attempt)
                 },
             )
-            .await?;
+            .await
         }
-        Ok(())
     }
 }
