@@ -21,7 +21,7 @@ pub mod parquet;
 mod quarantine;
 mod table;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::io::BufRead;
 use std::path::Path;

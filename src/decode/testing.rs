@@ -142,3 +142,19 @@ pub(crate) fn events(chunk: &Chunk) -> Vec<(String, Option<String>, i64)> {
         })
         .collect()
 }
+
+/// A batch of nullable text columns, as the decoders give CSV fields.
+pub(crate) fn text_batch(columns: &[(&str, &[Option<&str>])]) -> RecordBatch {
+    use std::sync::Arc;
+    let schema = arrow::datatypes::Schema::new(
+        (columns.iter())
+            .map(|(name, _)| {
+                arrow::datatypes::Field::new(*name, arrow::datatypes::DataType::Utf8, true)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let arrays = (columns.iter())
+        .map(|(_, values)| Arc::new(StringArray::from(values.to_vec())) as _)
+        .collect();
+    RecordBatch::try_new(Arc::new(schema), arrays).unwrap()
+}

@@ -155,24 +155,9 @@ impl<'a> ScoreCursor<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::StringArray;
-    use arrow::datatypes::{DataType, Field, Schema};
-
     use super::*;
 
-    fn batch(columns: &[(&str, &[Option<&str>])]) -> RecordBatch {
-        let schema = Schema::new(
-            (columns.iter())
-                .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        );
-        let arrays = (columns.iter())
-            .map(|(_, values)| Arc::new(StringArray::from(values.to_vec())) as _)
-            .collect();
-        RecordBatch::try_new(Arc::new(schema), arrays).unwrap()
-    }
+    use crate::decode::testing::text_batch as batch;
 
     fn columns() -> Vec<(String, String)> {
         vec![("a".into(), "pa".into()), ("b".into(), "pb".into())]

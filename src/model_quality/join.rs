@@ -1221,21 +1221,8 @@ fn merge_sorted<V>(keys: &mut Vec<JoinKey>, values: &mut Vec<V>, mut new: Vec<(J
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    use arrow::datatypes::{DataType, Field, Schema};
-
-    fn batch(columns: &[(&str, &[Option<&str>])]) -> RecordBatch {
-        let schema = Schema::new(
-            (columns.iter())
-                .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        );
-        let arrays = (columns.iter())
-            .map(|(_, values)| Arc::new(StringArray::from(values.to_vec())) as _)
-            .collect();
-        RecordBatch::try_new(Arc::new(schema), arrays).unwrap()
-    }
+    use crate::decode::testing::text_batch as batch;
 
     fn keys(ids: &[&str]) -> Vec<JoinKey> {
         ids.iter().map(|id| join_key(id.as_bytes())).collect()

@@ -176,17 +176,7 @@ fn each_window_is_estimated_before_its_labels_as_the_numpy_implementation_does()
     }
     labels(root, "00", "01", &hours[0].1);
 
-    let output = common::driftd()
-        .args(["run", "--once", "--config"])
-        .arg(root.join("driftd.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_once(root);
 
     let mut alerts = Vec::new();
     for (hour, _) in &hours {
@@ -401,17 +391,7 @@ fn a_multiclass_window_is_estimated_from_each_classs_score_as_the_numpy_implemen
     class_capture(root, "00", &hours[0].1, Some("01"));
     class_capture(root, "01", &hours[1].1, None);
 
-    let output = common::driftd()
-        .args(["run", "--once", "--config"])
-        .arg(root.join("driftd.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_once(root);
 
     let mut alerts = Vec::new();
     for (hour, rows) in &hours {
@@ -488,6 +468,21 @@ fn an_estimate_on_a_monitor_that_cannot_use_it_stops_start_up_naming_the_setting
     refused_with(
         root,
         "monitor[0] (quality).estimate: a multiclass monitor's estimate needs each class's score column: probability_attributes",
+    );
+}
+
+/// `driftd run --once` on `root/driftd.toml`, which must succeed.
+fn run_once(root: &Path) {
+    let output = common::driftd()
+        .args(["run", "--once", "--config"])
+        .arg(root.join("driftd.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
