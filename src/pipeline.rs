@@ -132,32 +132,74 @@ fn read_each(
     report
 }
 
+/// What the decoding thread of [`profile_files`] hands the profiling thread, in file order.
+enum Decoded {
+    Chunk(Chunk),
+    /// The end of an object: its rows, or why it contributes nothing.
+    End(Result<u64, DecodeError>),
+}
+
 /// Profiles every file as one dataset (one window). An object that cannot be decoded to its
 /// end is reported and contributes nothing, not even the rows before the fault.
+///
+/// One thread decodes the files one after the other while this one profiles and merges what
+/// it has decoded: an object is often a single chunk, so a pipeline per object would leave a
+/// core idle while each object is merged and the next one opened. Objects are still profiled
+/// and merged one by one, in order, so the profile is the same as reading them one at a time.
 pub fn profile_files(
     files: &[PathBuf],
     options: &DecodeOptions,
     quarantine: &mut Quarantine,
 ) -> (Profile, ReadReport) {
-    let mut profile = Profile::new();
-    let mut columns_refused = 0;
-    let mut report = read_each(files, |_, file| {
+    let (sender, receiver) = mpsc::sync_channel::<Decoded>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for file in files {
+                let decoded = decode::open_path(file, options).and_then(|mut decoder| {
+                    let mut rows = 0u64;
+                    while let Some(chunk) = decoder.next_chunk(quarantine)? {
+                        rows += chunk.features.num_rows() as u64;
+                        if sender.send(Decoded::Chunk(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(rows)
+                });
+                if sender.send(Decoded::End(decoded)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut profile = Profile::new();
         let mut object_profile = profile.empty_like();
-        let rows = decode_object(file, options, quarantine, |chunk| {
-            object_profile.add_batch(&chunk.features)
-        })?;
-        columns_refused += profile.merge_within(object_profile, options.limits.max_columns);
-        Ok(rows)
-    });
-    report.columns_refused = columns_refused;
-    if columns_refused > 0 {
-        tracing::warn!(
-            columns_refused,
-            max_columns = options.limits.max_columns,
-            "columns past limits.max_columns across objects left out"
-        );
-    }
-    (profile, report)
+        let mut report = ReadReport::default();
+        for decoded in receiver {
+            match decoded {
+                Decoded::Chunk(chunk) => object_profile.add_batch(&chunk.features),
+                Decoded::End(Ok(rows)) => {
+                    let object = std::mem::take(&mut object_profile);
+                    report.columns_refused +=
+                        profile.merge_within(object, options.limits.max_columns);
+                    report.objects_read += 1;
+                    report.rows += rows;
+                    object_profile = profile.empty_like();
+                }
+                Decoded::End(Err(error)) => {
+                    tracing::error!(%error, "object skipped");
+                    report.failed.push(error);
+                    object_profile = profile.empty_like();
+                }
+            }
+        }
+        if report.columns_refused > 0 {
+            tracing::warn!(
+                columns_refused = report.columns_refused,
+                max_columns = options.limits.max_columns,
+                "columns past limits.max_columns across objects left out"
+            );
+        }
+        (profile, report)
+    })
 }
 
 /// A one-off run's inputs and quarantine (`baseline`, `check`, `bias`): the files to read, and
