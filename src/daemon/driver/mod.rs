@@ -153,9 +153,23 @@ struct Shared {
     undelivered: AtomicUsize,
     /// Whether the input is held back until deliveries catch up.
     paused: AtomicBool,
+    /// The event time (or, for the clock, the time the input is read through) at which the
+    /// next window with data closes, as the finaliser last planned; `i64::MAX` for none.
+    next_close: AtomicI64,
+    /// Wakes the finaliser when a reader takes the watermark past `next_close`, so that a
+    /// window closed by an event is finalised at once, not at the next tick.
+    close_due: tokio::sync::Notify,
 }
 
 impl Shared {
+    /// Wakes the finaliser if `time` (an event time recorded, or the time the input is read
+    /// through) reaches the next close.
+    fn note_progress(&self, time: i64) {
+        if time >= self.next_close.load(Ordering::Relaxed) {
+            self.close_due.notify_one();
+        }
+    }
+
     /// How to decode an object routed to `monitor` in `role`: label files are SageMaker's
     /// ground-truth JSON Lines whatever the monitor's own format.
     fn decode_options(&self, monitor: usize, role: Role) -> crate::decode::DecodeOptions {
@@ -264,6 +278,8 @@ async fn serve(
         input_hidden_until: AtomicI64::new(i64::MIN),
         undelivered: AtomicUsize::new(0),
         paused: AtomicBool::new(false),
+        next_close: AtomicI64::new(i64::MAX),
+        close_due: tokio::sync::Notify::new(),
         config,
     });
     let config = &shared.config;
@@ -344,11 +360,17 @@ async fn serve(
             }
             _ = tick.tick() => {}
             () = close => {}
+            () = shared.close_due.notified() => {}
         }
         let finalised = finalise_ready(&shared, &sinks, false).await;
         note_store_health(&finalised);
         match finalised {
-            Ok(close) => next_close = close,
+            Ok(close) => {
+                next_close = close;
+                shared
+                    .next_close
+                    .store(close.unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
             Err(error) => {
                 next_close = None;
                 tracing::error!(

@@ -139,6 +139,7 @@ pub(super) async fn poll(shared: Arc<Shared>, input: Arc<QueueInput>) {
             shared
                 .input_read_through
                 .fetch_max(asked_at, Ordering::Relaxed);
+            shared.note_progress(asked_at);
         }
     }
 }

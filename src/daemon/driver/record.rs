@@ -174,6 +174,7 @@ pub(super) async fn record(
         }
         if let Some(newest) = newest {
             durable.note_event_time(newest).await?;
+            shared.note_progress(newest);
         }
         // Rows for a window fenced before their part landed are late (the finaliser removes
         // the stray part); a window being finalised right now is asked again until committed.
