@@ -19,11 +19,11 @@ use crate::analyze::{self, metrics::MetricScope};
 use crate::attribution::{self, AttributionAnalysis};
 use crate::bias;
 use crate::config::{Config, ConfigError, MonitorBaseline};
-use crate::events::{self, Delivery, Event, Sink};
+use crate::events;
 use crate::ingest::local::PathPattern;
 use crate::model_quality;
 use crate::multivariate;
-use crate::sinks::{Outcome, WindowReport, file, stdout};
+use crate::sinks::{Outcome, WindowReport, stdout};
 use crate::window::{ClosedWindow, StateKind, WindowState};
 
 pub const DEAD_LETTER_FILE: &str = "dead_letter.jsonl";
@@ -287,25 +287,8 @@ fn window_report(
     }
 }
 
-/// Writes a window's outputs under `output.directory` and prints its summary.
-fn write_local(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
-    let written = write_files(config, report);
-    let error = written.as_ref().err().map(|e| e.to_string());
-    events::emit(Event::Delivered {
-        sink: Sink::Files,
-        outcome: if written.is_ok() {
-            Delivery::Delivered
-        } else {
-            Delivery::Failed
-        },
-        window: &report.relative_dir,
-        lag_seconds: (Utc::now() - report.end).as_seconds_f64(),
-        error: error.as_deref(),
-    });
-    written
-}
-
-fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunError> {
+/// The few lines printed for a committed window, ending with the folder its files go to.
+pub(crate) fn window_summary(config: &Config, report: &WindowReport) -> String {
     let dir = config.output.directory.join(&report.relative_dir);
     let title = format!(
         "{} {} [{} .. {})",
@@ -315,35 +298,15 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
         report.end.format("%Y-%m-%dT%H:%M:%SZ"),
     );
     let summary = match &report.outcome {
-        Outcome::DataQuality { findings, .. } => {
-            file::write_findings(&dir, findings, &report.metrics)?;
-            stdout::summarize(&title, report.rows, findings)
-        }
-        Outcome::Bias {
-            analysis,
-            violations,
-            join,
-        } => {
-            file::write_bias(&dir, analysis, violations, join.as_ref(), &report.metrics)?;
-            stdout::summarize_bias(&title, report.rows, violations)
-        }
+        Outcome::DataQuality { findings, .. } => stdout::summarize(&title, report.rows, findings),
+        Outcome::Bias { violations, .. } => stdout::summarize_bias(&title, report.rows, violations),
         Outcome::ModelQuality {
             statistics,
-            constraints,
             violations,
             skipped_rows,
-            join,
             estimate,
+            ..
         } => {
-            let files = file::ModelQualityFiles::of(
-                statistics,
-                constraints,
-                violations,
-                join.as_ref(),
-                estimate.as_deref(),
-                report.end,
-            );
-            file::write_model_quality(&dir, &files, &report.metrics)?;
             let summary = stdout::summarize_model_quality(
                 &title,
                 statistics.item_count,
@@ -356,28 +319,16 @@ fn write_files(config: &Config, report: &WindowReport) -> Result<PathBuf, RunErr
             }
         }
         Outcome::FeatureAttribution {
-            analysis,
             drift,
             violations,
             refused_values,
-        } => {
-            file::write_attribution(&dir, analysis, violations, &report.metrics)?;
-            stdout::summarize_attribution(&title, report.rows, *refused_values, drift, violations)
-        }
-        Outcome::MultivariateDrift {
-            spec,
-            result,
-            refused_by_feature,
-            violations,
-        } => {
-            let drift =
-                multivariate::monitor::drift_file(&spec.baseline, result, refused_by_feature);
-            file::write_multivariate(&dir, &drift, violations, &report.metrics)?;
+            ..
+        } => stdout::summarize_attribution(&title, report.rows, *refused_values, drift, violations),
+        Outcome::MultivariateDrift { spec, result, .. } => {
             stdout::summarize_multivariate(&title, result, &spec.baseline)
         }
     };
-    stdout::print(&format!("{summary}  → {}\n", dir.display()));
-    Ok(dir)
+    format!("{summary}  → {}\n", dir.display())
 }
 
 /// Model Monitor's layout: `{out}/{endpoint}/{monitor}/yyyy/mm/dd/hh/` for endpoint monitors,

@@ -37,14 +37,26 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FileE
 
 /// Writes pretty JSON through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(|error| FileError::Write {
+        path: path.to_path_buf(),
+        error: std::io::Error::other(error),
+    })?;
+    text.push(b'\n');
+    write_atomically(path, &text)
+}
+
+/// Writes `bytes` to `path` (making its folder) through a temporary file beside it, an fsync
+/// and a rename: a reader sees the old file or the whole new one, even after a crash.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let write = || -> std::io::Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension("json.tmp");
-        let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-        text.push(b'\n');
-        std::fs::write(&tmp, text)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|error| FileError::Write {

@@ -105,18 +105,22 @@ pub(super) fn messages(
     out
 }
 
-/// Appends actions to the local actions file, synced.
-pub(super) fn append_actions(path: &Path, actions: &[Action]) -> Result<(), RunError> {
-    if actions.is_empty() {
-        return Ok(());
-    }
+/// The actions' lines for the local actions file.
+pub(super) fn action_lines(actions: &[Action]) -> Vec<String> {
+    (actions.iter())
+        .map(|action| serde_json::to_string(action).expect("an action serializes"))
+        .collect()
+}
+
+/// Appends lines to the local actions file, synced.
+pub(super) fn append_action_lines(path: &Path, lines: &[String]) -> Result<(), RunError> {
     let append = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
-        for action in actions {
-            writeln!(file, "{}", serde_json::to_string(action)?)?;
+        for line in lines {
+            writeln!(file, "{line}")?;
         }
         file.sync_all()
     };

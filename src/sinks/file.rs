@@ -1,15 +1,14 @@
 //! A window's outputs as local files, named as Model Monitor names them.
 
-use std::io::Write;
 use std::path::Path;
 
+use super::{Outcome, WindowReport};
 use crate::analyze::Findings;
 use crate::analyze::metrics::MetricDatum;
 use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
-use crate::bias::drift::BiasViolations;
+use crate::bias::ANALYSIS_FILE;
 use crate::bias::groups::GROUPS_FILE;
-use crate::bias::{ANALYSIS_FILE, Analysis};
-use crate::json_file::{FileError, write_json};
+use crate::json_file::{FileError, write_atomically, write_json};
 use crate::model_quality as mq;
 
 pub const VIOLATIONS_FILE: &str = "constraint_violations.json";
@@ -32,72 +31,116 @@ pub fn write_findings(
     write_metrics(&dir.join(METRICS_FILE), metrics)
 }
 
-/// A bias window: `analysis.json`, `constraint_violations.json` (Clarify's bias format), the
-/// metrics file, and driftd's `bias_groups.json` (the counts behind the metrics).
-pub fn write_bias(
-    dir: &Path,
-    analysis: &Analysis,
-    violations: &BiasViolations,
-    join: Option<&mq::JoinCounts>,
-    metrics: &[MetricDatum],
-) -> Result<(), FileError> {
-    write_json(&dir.join(ANALYSIS_FILE), analysis)?;
-    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
-    if let Some(groups) = &analysis.groups {
-        write_json(&dir.join(GROUPS_FILE), groups)?;
+/// The window's files, named as Model Monitor (for bias: Clarify) names them, with their
+/// bodies. The main file (`statistics.json`, `analysis.json`) comes first.
+pub fn window_files(report: &WindowReport) -> Vec<(String, String)> {
+    let mut metrics = String::new();
+    for datum in &report.metrics {
+        metrics.push_str(&serde_json::to_string(datum).expect("a metric datum serializes"));
+        metrics.push('\n');
     }
-    if let Some(join) = join {
-        write_json(&dir.join(mq::LABEL_JOIN_FILE), &join.file())?;
-    }
-    write_metrics(&dir.join(METRICS_FILE), metrics)
-}
-
-/// A feature-attribution window: Clarify's explainability `analysis.json`,
-/// `constraint_violations.json` and the metrics file.
-pub fn write_attribution(
-    dir: &Path,
-    analysis: &crate::attribution::AttributionAnalysis,
-    violations: &crate::attribution::AttributionViolations,
-    metrics: &[MetricDatum],
-) -> Result<(), FileError> {
-    write_json(&dir.join(crate::attribution::ANALYSIS_FILE), analysis)?;
-    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
-    write_metrics(&dir.join(METRICS_FILE), metrics)
-}
-
-/// A multivariate-drift window: `multivariate_drift.json` (the window as one chunk),
-/// `constraint_violations.json` and the metrics file.
-pub fn write_multivariate(
-    dir: &Path,
-    drift: &serde_json::Value,
-    violations: &crate::multivariate::monitor::MultivariateViolations,
-    metrics: &[MetricDatum],
-) -> Result<(), FileError> {
-    write_json(&dir.join(crate::multivariate_run::RESULT_FILE), drift)?;
-    write_json(&dir.join(VIOLATIONS_FILE), violations)?;
-    write_metrics(&dir.join(METRICS_FILE), metrics)
-}
-
-/// A model-quality window: `statistics.json` (evaluated at `evaluation_time`), the window's own
-/// suggested `constraints.json`, `constraint_violations.json` and the metrics file.
-pub fn write_model_quality(
-    dir: &Path,
-    outcome: &ModelQualityFiles,
-    metrics: &[MetricDatum],
-) -> Result<(), FileError> {
-    write_json(&dir.join(mq::STATISTICS_FILE), &outcome.statistics)?;
-    write_json(&dir.join(mq::CONSTRAINTS_FILE), &outcome.constraints)?;
-    write_json(&dir.join(VIOLATIONS_FILE), &outcome.violations)?;
-    if let Some(join) = &outcome.label_join {
-        write_json(&dir.join(mq::LABEL_JOIN_FILE), join)?;
-    }
-    if let Some(estimate) = &outcome.estimated_performance {
-        write_json(
-            &dir.join(crate::estimate::ESTIMATED_PERFORMANCE_FILE),
+    let mut files = match &report.outcome {
+        Outcome::DataQuality { findings, .. } => vec![
+            (STATISTICS_FILE, pretty(&findings.statistics)),
+            (CONSTRAINTS_FILE, pretty(&findings.constraints)),
+            (VIOLATIONS_FILE, pretty(&findings.violations)),
+            (DRIFT_FILE, pretty(&findings.drift)),
+        ],
+        Outcome::Bias {
+            analysis,
+            violations,
+            join,
+        } => {
+            let mut files = vec![
+                (ANALYSIS_FILE, pretty(analysis)),
+                (VIOLATIONS_FILE, pretty(violations)),
+            ];
+            if let Some(groups) = &analysis.groups {
+                files.push((GROUPS_FILE, pretty(groups)));
+            }
+            if let Some(join) = join {
+                files.push((crate::model_quality::LABEL_JOIN_FILE, pretty(&join.file())));
+            }
+            files
+        }
+        Outcome::ModelQuality {
+            statistics,
+            constraints,
+            violations,
+            join,
             estimate,
-        )?;
+            ..
+        } => {
+            let files = ModelQualityFiles::of(
+                statistics,
+                constraints,
+                violations,
+                join.as_ref(),
+                estimate.as_deref(),
+                report.end,
+            );
+            let mut out = vec![
+                (STATISTICS_FILE, pretty(&files.statistics)),
+                (CONSTRAINTS_FILE, pretty(&files.constraints)),
+                (VIOLATIONS_FILE, pretty(&files.violations)),
+            ];
+            if let Some(join) = &files.label_join {
+                out.push((crate::model_quality::LABEL_JOIN_FILE, pretty(join)));
+            }
+            if let Some(estimate) = &files.estimated_performance {
+                out.push((
+                    crate::estimate::ESTIMATED_PERFORMANCE_FILE,
+                    pretty(estimate),
+                ));
+            }
+            out
+        }
+        Outcome::FeatureAttribution {
+            analysis,
+            violations,
+            ..
+        } => vec![
+            (crate::attribution::ANALYSIS_FILE, pretty(analysis)),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
+        Outcome::MultivariateDrift {
+            spec,
+            result,
+            refused_by_feature,
+            violations,
+        } => vec![
+            (
+                crate::multivariate_run::RESULT_FILE,
+                pretty(&crate::multivariate::monitor::drift_file(
+                    &spec.baseline,
+                    result,
+                    refused_by_feature,
+                )),
+            ),
+            (VIOLATIONS_FILE, pretty(violations)),
+        ],
+    };
+    files.push((METRICS_FILE, metrics));
+    files
+        .into_iter()
+        .map(|(name, body)| (name.to_string(), body))
+        .collect()
+}
+
+/// Pretty JSON with a final newline, as `json_file::write_json` writes it.
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("outputs serialize");
+    text.push('\n');
+    text
+}
+
+/// Writes a window's files (name, body, as [`window_files`] gives them) into `dir`. Each goes through a temporary file, an fsync and a rename: a reader never
+/// sees half a file, and a write repeated after a crash leaves the same files.
+pub fn write_window_files(dir: &Path, files: &[(String, String)]) -> Result<(), FileError> {
+    for (name, body) in files {
+        write_atomically(&dir.join(name), body.as_bytes())?;
     }
-    write_metrics(&dir.join(METRICS_FILE), metrics)
+    Ok(())
 }
 
 /// A model-quality window's files as JSON values (the statistics file borrows its statistics).
@@ -138,18 +181,10 @@ impl ModelQualityFiles {
 
 /// One datum per line, written through a temporary file and a rename.
 pub fn write_metrics(path: &Path, metrics: &[MetricDatum]) -> Result<(), FileError> {
-    let write = || -> std::io::Result<()> {
-        let tmp = path.with_extension("jsonl.tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        for datum in metrics {
-            serde_json::to_writer(&mut out, datum)?;
-            out.write_all(b"\n")?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|error| FileError::Write {
-        path: path.to_path_buf(),
-        error,
-    })
+    let mut text = Vec::new();
+    for datum in metrics {
+        serde_json::to_writer(&mut text, datum).expect("a metric datum serializes");
+        text.push(b'\n');
+    }
+    write_atomically(path, &text)
 }

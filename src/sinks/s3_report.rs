@@ -6,12 +6,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::file::{DRIFT_FILE, METRICS_FILE, ModelQualityFiles, VIOLATIONS_FILE};
 use super::retry::{SinkError, with_retries};
-use super::{Outcome, WindowReport};
-use crate::baseline::{CONSTRAINTS_FILE, STATISTICS_FILE};
-use crate::bias::ANALYSIS_FILE;
-use crate::bias::groups::GROUPS_FILE;
 use crate::s3_uri::S3Uri;
 use crate::sinks::retry::attempt;
 
@@ -21,109 +16,6 @@ pub struct S3ReportSink {
     /// Key prefix without a trailing `/` (may be empty).
     prefix: String,
     max_attempts: u32,
-}
-
-/// The window's files, named as Model Monitor (for bias: Clarify) names them, with their
-/// bodies. The main file (`statistics.json`, `analysis.json`) comes first.
-pub fn report_files(report: &WindowReport) -> Vec<(String, String)> {
-    let mut metrics = String::new();
-    for datum in &report.metrics {
-        metrics.push_str(&serde_json::to_string(datum).expect("a metric datum serializes"));
-        metrics.push('\n');
-    }
-    let mut files = match &report.outcome {
-        Outcome::DataQuality { findings, .. } => vec![
-            (STATISTICS_FILE, pretty(&findings.statistics)),
-            (CONSTRAINTS_FILE, pretty(&findings.constraints)),
-            (VIOLATIONS_FILE, pretty(&findings.violations)),
-            (DRIFT_FILE, pretty(&findings.drift)),
-        ],
-        Outcome::Bias {
-            analysis,
-            violations,
-            join,
-        } => {
-            let mut files = vec![
-                (ANALYSIS_FILE, pretty(analysis)),
-                (VIOLATIONS_FILE, pretty(violations)),
-            ];
-            if let Some(groups) = &analysis.groups {
-                files.push((GROUPS_FILE, pretty(groups)));
-            }
-            if let Some(join) = join {
-                files.push((crate::model_quality::LABEL_JOIN_FILE, pretty(&join.file())));
-            }
-            files
-        }
-        Outcome::ModelQuality {
-            statistics,
-            constraints,
-            violations,
-            join,
-            estimate,
-            ..
-        } => {
-            let files = ModelQualityFiles::of(
-                statistics,
-                constraints,
-                violations,
-                join.as_ref(),
-                estimate.as_deref(),
-                report.end,
-            );
-            let mut out = vec![
-                (STATISTICS_FILE, pretty(&files.statistics)),
-                (CONSTRAINTS_FILE, pretty(&files.constraints)),
-                (VIOLATIONS_FILE, pretty(&files.violations)),
-            ];
-            if let Some(join) = &files.label_join {
-                out.push((crate::model_quality::LABEL_JOIN_FILE, pretty(join)));
-            }
-            if let Some(estimate) = &files.estimated_performance {
-                out.push((
-                    crate::estimate::ESTIMATED_PERFORMANCE_FILE,
-                    pretty(estimate),
-                ));
-            }
-            out
-        }
-        Outcome::FeatureAttribution {
-            analysis,
-            violations,
-            ..
-        } => vec![
-            (crate::attribution::ANALYSIS_FILE, pretty(analysis)),
-            (VIOLATIONS_FILE, pretty(violations)),
-        ],
-        Outcome::MultivariateDrift {
-            spec,
-            result,
-            refused_by_feature,
-            violations,
-        } => vec![
-            (
-                crate::multivariate_run::RESULT_FILE,
-                pretty(&crate::multivariate::monitor::drift_file(
-                    &spec.baseline,
-                    result,
-                    refused_by_feature,
-                )),
-            ),
-            (VIOLATIONS_FILE, pretty(violations)),
-        ],
-    };
-    files.push((METRICS_FILE, metrics));
-    files
-        .into_iter()
-        .map(|(name, body)| (name.to_string(), body))
-        .collect()
-}
-
-/// Pretty JSON with a final newline, as the local files are written.
-fn pretty<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).expect("outputs serialize");
-    text.push('\n');
-    text
 }
 
 impl S3ReportSink {
@@ -164,7 +56,7 @@ impl S3ReportSink {
         }
     }
 
-    /// Uploads a window's files (from [`report_files`]) under its directory: all but the main
+    /// Uploads a window's files (from [`super::file::window_files`]) under its directory: all but the main
     /// file (`statistics.json`, `analysis.json`) at once, then the main file, so a reader that
     /// sees it finds the rest already there. At once, because a window's alerts and metrics
     /// wait for its report.

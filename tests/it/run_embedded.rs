@@ -243,3 +243,85 @@ baseline = "baseline"
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(doc["dataset"]["item_count"], 25);
 }
+
+/// A window's local files are a delivery like any other: when they cannot be written (here
+/// the window's folder is blocked by a file of that name) the daemon says so, keeps running,
+/// and writes them once it can. Before, they were written once after the commit and lost on
+/// any failure or crash in between.
+#[test]
+fn a_window_whose_files_cannot_be_written_is_written_once_they_can() {
+    let dir = tempfile::tempdir().unwrap();
+    make_baseline(dir.path());
+    std::fs::create_dir_all(dir.path().join("capture")).unwrap();
+    let path = dir.path().join("driftd.toml");
+    write(
+        &path,
+        r#"
+[input]
+directory = "capture"
+poll_interval = "100ms"
+settle_time = "0s"
+
+[output]
+directory = "out"
+
+[[monitor]]
+name = "live"
+path = "{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
+format = "capture"
+baseline = "baseline"
+"#,
+    );
+    // The day's folder is a file: the window's folder below it cannot be made.
+    let blocker = dir.path().join("out/ep/live/2026/11/01");
+    write(&blocker, "in the way");
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 5, 0, 0).unwrap();
+    write(
+        &dir.path()
+            .join("capture/ep/AllTraffic/2026/11/01/05/a.jsonl"),
+        &capture_lines(25, t0, 0),
+    );
+    let log_path = dir.path().join("driftd.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut daemon = common::driftd()
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("DRIFTD_LOG", "info")
+        .env("DRIFTD_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let retrying = |line: &str| {
+        serde_json::from_str::<Value>(line)
+            .is_ok_and(|v| v["event"] == "delivery_retrying" && v["sink"] == "files")
+    };
+    common::wait_for(
+        "a failed write of the window's files",
+        std::time::Duration::from_secs(30),
+        || {
+            (std::fs::read_to_string(&log_path).unwrap_or_default())
+                .lines()
+                .any(retrying)
+        },
+    );
+    assert!(daemon.try_wait().unwrap().is_none(), "driftd stopped");
+    std::fs::remove_file(&blocker).unwrap();
+    let stats = dir.path().join("out/ep/live/2026/11/01/05/statistics.json");
+    common::wait_for(
+        "the window's files",
+        std::time::Duration::from_secs(30),
+        || stats.exists(),
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(doc["dataset"]["item_count"], 25);
+    for file in [
+        "constraint_violations.json",
+        "drift.json",
+        "cloudwatch_metrics.jsonl",
+    ] {
+        assert!(stats.with_file_name(file).exists(), "{file}");
+    }
+}

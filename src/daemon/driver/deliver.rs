@@ -7,13 +7,15 @@ use super::*;
 /// that each sink gets a series' windows in order, and go on to the others.
 #[derive(Debug, Default)]
 pub(super) struct Blocked {
+    files: bool,
     report: bool,
     metrics: bool,
     messages: bool,
 }
 
-/// Delivers a committed window's outbox, step by step, saving progress after each. No sink
-/// waits for another, except that alerts wait up to `sinks.report_wait` for the report they
+/// Delivers a committed window's outbox, step by step, saving progress after each (the local
+/// files' progress goes with the next save: writing them twice does no harm). No sink waits
+/// for another, except that alerts wait up to `sinks.report_wait` for the report they
 /// link to, then go without the links. A failed step is retried on the next tick.
 pub(super) async fn deliver(
     shared: &Shared,
@@ -32,17 +34,36 @@ pub(super) async fn deliver(
         durable.put_rules(series, &outbox.rules_after).await?;
     }
     let window = outbox.relative_dir.clone();
+    let end = outbox.end;
     let attempt = |sink: Sink, outcome: events::Delivery, error: Option<&str>| {
         events::emit(Event::Delivered {
             sink,
             outcome,
             window: &window,
-            lag_seconds: (now_seconds() - outbox.end) as f64,
+            lag_seconds: (now_seconds() - end) as f64,
             error,
         });
         // Blocks this sink for the series' later windows unless delivered.
         outcome != events::Delivery::Delivered
     };
+    if (!outbox.files_done || !outbox.actions.is_empty()) && !blocked.files {
+        match write_local(shared, &mut outbox).await {
+            Ok(()) => {
+                if !outbox.files_done {
+                    attempt(Sink::Files, events::Delivery::Delivered, None);
+                }
+                outbox.files_done = true;
+                outbox.actions.clear();
+            }
+            Err(error) => {
+                blocked.files = attempt(
+                    Sink::Files,
+                    events::Delivery::Retrying,
+                    Some(&error.to_string()),
+                )
+            }
+        }
+    }
     if !outbox.report_done && !blocked.report {
         match &sinks.s3_report {
             Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
@@ -135,6 +156,32 @@ pub(super) async fn deliver(
     finish(durable, series, start, &outbox).await
 }
 
+/// Writes the window's files (unless written) and appends its actions to the output directory,
+/// on a blocking thread: files and their fsyncs stay off the async workers the pollers and
+/// heartbeats share.
+async fn write_local(shared: &Shared, outbox: &mut WindowOutbox) -> Result<(), RunError> {
+    let output = shared.config.output.directory.clone();
+    let dir = output.join(&outbox.relative_dir);
+    let files = match outbox.files_done {
+        true => Vec::new(),
+        false => std::mem::take(&mut outbox.report_files),
+    };
+    let actions = std::mem::take(&mut outbox.actions);
+    let (files, actions, written) = tokio::task::spawn_blocking(move || {
+        let written = crate::sinks::file::write_window_files(&dir, &files)
+            .map_err(RunError::from)
+            .and_then(|()| append_action_lines(&output.join(ACTIONS_FILE), &actions));
+        (files, actions, written)
+    })
+    .await
+    .expect("writing files does not panic");
+    if !outbox.files_done {
+        outbox.report_files = files;
+    }
+    outbox.actions = actions;
+    written
+}
+
 /// Retires the outbox once every sink has what it should.
 async fn finish(
     durable: &Durable,
@@ -142,7 +189,12 @@ async fn finish(
     start: i64,
     outbox: &WindowOutbox,
 ) -> Result<(), RunError> {
-    if outbox.report_done && outbox.metrics_done && outbox.messages_sent == outbox.messages.len() {
+    if outbox.files_done
+        && outbox.actions.is_empty()
+        && outbox.report_done
+        && outbox.metrics_done
+        && outbox.messages_sent == outbox.messages.len()
+    {
         durable.retire(series, start, outbox).await?;
         tracing::info!(%series, start, "window delivered to every sink");
     }

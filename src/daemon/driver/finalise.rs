@@ -275,7 +275,7 @@ async fn finalise(
         ..facts_of(&report)
     };
     let (actions, messages, rules_after) = decide(shared, &before, &facts, &context, false);
-    let outbox = window_outbox(sinks, &report, used, messages, rules_after);
+    let outbox = window_outbox(sinks, &report, used, &actions, messages, rules_after);
     if !commit(shared, series, start, &outbox, Some(&report), &actions).await? {
         return Ok(None);
     }
@@ -291,6 +291,7 @@ pub(super) fn window_outbox(
     sinks: &Sinks,
     report: &crate::sinks::WindowReport,
     parts: Vec<String>,
+    actions: &[crate::rules::Action],
     messages: Vec<crate::sinks::actions::Delivery>,
     rules_after: SeriesRules,
 ) -> WindowOutbox {
@@ -299,11 +300,9 @@ pub(super) fn window_outbox(
         parts,
         rows: report.rows,
         relative_dir: report.relative_dir.clone(),
-        report_files: if sinks.s3_report.is_some() {
-            report_files(report)
-        } else {
-            Vec::new()
-        },
+        report_files: crate::sinks::file::window_files(report),
+        files_done: false,
+        actions: action_lines(actions),
         report_done: sinks.s3_report.is_none(),
         report_failed: false,
         committed_at: now_seconds(),
@@ -377,6 +376,8 @@ async fn finalise_silence(
         rows: 0,
         relative_dir: String::new(),
         report_files: Vec::new(),
+        files_done: true,
+        actions: action_lines(&actions),
         report_done: true,
         report_failed: false,
         committed_at: now_seconds(),
@@ -396,8 +397,9 @@ async fn finalise_silence(
 }
 
 /// Commits a finalised window (`false`: another replica committed it first). Then, on this
-/// replica only, writes its local files (when it had data), records its actions and saves
-/// the rules' state after it.
+/// replica only, prints its summary (when it had data) and actions, and saves the rules'
+/// state after it. Its files and actions are written to the output directory as its first
+/// delivery.
 pub(super) async fn commit(
     shared: &Shared,
     series: &SeriesKey,
@@ -413,20 +415,9 @@ pub(super) async fn commit(
     // Finalised once committed, before any delivery of it.
     if let Some(report) = report {
         report.emit_finalised();
+        crate::sinks::stdout::print(&crate::daemon::window_summary(&shared.config, report));
     }
-    // Files and their fsyncs on a blocking thread, not on the async workers the pollers and
-    // heartbeats share.
-    let (config, report, actions) = (shared.config.clone(), report.cloned(), actions.to_vec());
-    tokio::task::spawn_blocking(move || -> Result<(), RunError> {
-        if let Some(report) = &report {
-            crate::daemon::write_local(&config, report)?;
-        }
-        append_actions(&config.output.directory.join(ACTIONS_FILE), &actions)?;
-        print_actions(&actions);
-        Ok(())
-    })
-    .await
-    .expect("writing local files does not panic")?;
+    print_actions(actions);
     durable.put_rules(series, &outbox.rules_after).await?;
     Ok(true)
 }

@@ -318,7 +318,7 @@ pub(super) async fn restate(
             .await?
             .unwrap_or_default();
         let rules = durable.rules(series).await?;
-        let mut outbox = finalise::window_outbox(sinks, &report, parts, Vec::new(), rules);
+        let mut outbox = finalise::window_outbox(sinks, &report, parts, &[], Vec::new(), rules);
         outbox.metrics = Vec::new();
         outbox.metrics_done = true;
         if finalise::commit(shared, series, start, &outbox, Some(&report), &[]).await? {

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::actions::{append_actions, facts_of, messages, print_actions};
+use super::actions::{action_lines, append_action_lines, facts_of, messages, print_actions};
 use super::state::{Durable, Fate, LedgerEntry, SeriesKey, SeriesRules, WindowOutbox, object_hash};
 use super::{
     ACTIONS_FILE, DEAD_LETTER_FILE, Monitor, Role, RunError, RunSummary, dead_letter, now_seconds,
@@ -33,7 +33,7 @@ use crate::events::{self, Event, Sink};
 use crate::rules::{RuleSet, WindowFacts, evaluate};
 use crate::sinks::actions::{MessageSink, Routes};
 use crate::sinks::cloudwatch::{CloudWatchSink, Family};
-use crate::sinks::s3_report::{S3ReportSink, report_files};
+use crate::sinks::s3_report::S3ReportSink;
 use crate::sinks::sns::WindowContext;
 use crate::store::{LocalStore, S3Store, StateStore, StoreError};
 use crate::window::{ClosedWindow, WindowKey, WindowState, Windows, codec};

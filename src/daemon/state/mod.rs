@@ -783,6 +783,8 @@ mod tests {
             rows: 1,
             relative_dir: String::new(),
             report_files: Vec::new(),
+            files_done: true,
+            actions: Vec::new(),
             report_done: true,
             report_failed: false,
             committed_at: 0,

@@ -56,10 +56,19 @@ pub(in crate::daemon) struct WindowOutbox {
     /// The objects merged, in merge order.
     pub parts: Vec<String>,
     pub rows: u64,
-    /// The report's files (name, content) for the S3 report sink, and its directory below the
-    /// report root; empty for a window in which nothing arrived.
+    /// The report's files (name, content), and their directory below the output directory and
+    /// the S3 report root; empty for a window in which nothing arrived.
     pub relative_dir: String,
     pub report_files: Vec<(String, String)>,
+    /// The files are in the local output directory. An outbox of a driftd from before this
+    /// field had its files written when it was committed.
+    #[serde(default = "already_written")]
+    pub files_done: bool,
+    /// Lines still to append to the local actions file (`actions.jsonl`); emptied once they
+    /// are. A crash in between appends them again: at least once, and each carries its rule's
+    /// dedup or idempotency key.
+    #[serde(default)]
+    pub actions: Vec<String>,
     pub report_done: bool,
     /// The report could not be written for good (e.g. its bucket is gone): the alerts went
     /// without links to it.
@@ -77,6 +86,10 @@ pub(in crate::daemon) struct WindowOutbox {
     pub messages_sent: usize,
     /// The rules' state after this window.
     pub rules_after: SeriesRules,
+}
+
+fn already_written() -> bool {
+    true
 }
 
 /// Where a bias series' periodic compliance reports stand.
