@@ -25,7 +25,7 @@ pub(super) async fn deliver(
     blocked: &mut Blocked,
 ) -> Result<(), RunError> {
     let durable = &shared.durable;
-    let Some(mut outbox) = durable.outbox(series, start).await? else {
+    let Some(outbox) = durable.outbox(series, start).await? else {
         return Ok(());
     };
     // The finaliser may have stopped between committing and saving the rules' state.
@@ -33,6 +33,20 @@ pub(super) async fn deliver(
     if rules.behind(&outbox.rules_after) {
         durable.put_rules(series, &outbox.rules_after).await?;
     }
+    deliver_committed(shared, sinks, series, start, outbox, blocked).await
+}
+
+/// Delivers an outbox in hand: one this pass committed (and saved the rules' state after), or
+/// one [`deliver`] read.
+pub(super) async fn deliver_committed(
+    shared: &Shared,
+    sinks: &Sinks,
+    series: &SeriesKey,
+    start: i64,
+    mut outbox: WindowOutbox,
+    blocked: &mut Blocked,
+) -> Result<(), RunError> {
+    let durable = &shared.durable;
     let window = outbox.relative_dir.clone();
     let end = outbox.end;
     let attempt = |sink: Sink, outcome: events::Delivery, error: Option<&str>| {

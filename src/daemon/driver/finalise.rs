@@ -22,7 +22,15 @@ pub(super) async fn finalise_ready(
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
     let lateness = config.window.allowed_lateness.as_secs() as i64;
-    let newest_event = durable.newest_event_time().await?;
+    // The reads a pass starts with, side by side: on S3 each is a round trip before the
+    // first window closes.
+    let (newest_event, mut work, rule_series) =
+        futures_util::try_join!(durable.newest_event_time(), durable.pending_work(), async {
+            match drain {
+                true => Ok(Vec::new()),
+                false => durable.rule_series().await,
+            }
+        },)?;
     let watermark = if drain {
         i64::MAX
     } else {
@@ -39,7 +47,6 @@ pub(super) async fn finalise_ready(
             .and_then(|m| m.label_join(&config.window))
             .map_or(0, |join| join.label_lateness.as_secs() as i64)
     };
-    let mut work = durable.pending_work().await?;
     let next_close = plan::next_close(&work, watermark, size, label_lateness)
         .map(|close| close.saturating_add(lateness));
     let undelivered = work.values().map(|w| w.outboxes.len()).sum();
@@ -57,11 +64,6 @@ pub(super) async fn finalise_ready(
     });
     // The rules' progress matters only for series with nothing stored but their rules.
     let mut evaluated_through = BTreeMap::new();
-    let rule_series = if drain {
-        Vec::new()
-    } else {
-        durable.rule_series().await?
-    };
     for series in rule_series {
         let work = work.entry(series.clone()).or_default();
         if work.windows.is_empty() && work.outboxes.is_empty() {
@@ -106,14 +108,14 @@ pub(super) async fn finalise_ready(
                     });
                     return Ok(());
                 }
-                if let Some(start) = finalise(shared, sinks, &series, start).await? {
-                    deliver(shared, sinks, &series, start, &mut blocked).await?;
+                if let Some(outbox) = finalise(shared, sinks, &series, start).await? {
+                    deliver_committed(shared, sinks, &series, start, outbox, &mut blocked).await?;
                 }
             }
             if let Some(until) = silent_until
-                && let Some(start) = finalise_silence(shared, &series, until).await?
+                && let Some(outbox) = finalise_silence(shared, &series, until).await?
             {
-                deliver(shared, sinks, &series, start, &mut blocked).await?;
+                deliver_committed(shared, sinks, &series, until, outbox, &mut blocked).await?;
             }
             for start in join::restate(shared, sinks, &series).await? {
                 deliver(shared, sinks, &series, start, &mut blocked).await?;
@@ -169,14 +171,14 @@ fn merge_parts(
 }
 
 /// Merges a window's parts (in object order, so any replica gets the same result), analyses
-/// it, writes its local files, runs the rules, and commits its deliveries. `None` when there
+/// it, runs the rules, and commits its deliveries: the outbox committed, or `None` when there
 /// was nothing to commit (already finalised, or no readable part).
 async fn finalise(
     shared: &Arc<Shared>,
     sinks: &Sinks,
     series: &SeriesKey,
     start: i64,
-) -> Result<Option<i64>, RunError> {
+) -> Result<Option<WindowOutbox>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     if durable.finalised_parts(series, start).await?.is_some() {
@@ -203,8 +205,11 @@ async fn finalise(
     durable.fence(series, start).await?;
     let parts = &durable.list_parts(series, start).await?;
     let mut stored = Vec::new();
-    for object in parts {
-        match durable.get_part(series, start, object).await? {
+    for (object, bytes) in parts
+        .iter()
+        .zip(durable.get_parts(series, start, parts).await?)
+    {
+        match bytes {
             Some(bytes) => stored.push((object.clone(), bytes)),
             // Removed since the listing: another replica (which took over an expired lease)
             // finalised the window meanwhile. Merging the rest would give a partial window.
@@ -268,8 +273,8 @@ async fn finalise(
         .as_ref()
         .map(|s| s.window_uri(&report.relative_dir));
     let context = WindowContext::of(&report, report_uri.as_deref());
-    let before = durable.rules(series).await?;
-    let (late_rows, late_notes) = durable.late_notes(series).await?;
+    let (before, (late_rows, late_notes)) =
+        futures_util::try_join!(durable.rules(series), durable.late_notes(series))?;
     let facts = WindowFacts {
         late_rows,
         ..facts_of(&report)
@@ -283,7 +288,7 @@ async fn finalise(
     durable.delete_parts(series, start, parts).await?;
     durable.unmark_open(series, start).await?;
     report::note_window(shared, series, start).await?;
-    Ok(Some(start))
+    Ok(Some(outbox))
 }
 
 /// What a window's report gives each sink, to be committed.
@@ -347,12 +352,12 @@ fn decide(
 }
 
 /// Runs the rules over the empty windows of a silent series up to the one starting at
-/// `start`, and commits the messages they decide.
+/// `start`, and commits the messages they decide (the outbox committed).
 async fn finalise_silence(
     shared: &Shared,
     series: &SeriesKey,
     start: i64,
-) -> Result<Option<i64>, RunError> {
+) -> Result<Option<WindowOutbox>, RunError> {
     let durable = &shared.durable;
     let end = start + shared.config.window.size.as_secs() as i64;
     let (monitor, endpoint) = (series.monitor.as_str(), series.endpoint.as_deref());
@@ -393,7 +398,7 @@ async fn finalise_silence(
         return Ok(None);
     }
     durable.forget_late(&late_notes).await?;
-    Ok(Some(start))
+    Ok(Some(outbox))
 }
 
 /// Commits a finalised window (`false`: another replica committed it first). Then, on this

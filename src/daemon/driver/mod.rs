@@ -47,7 +47,7 @@ mod queue;
 mod record;
 mod report;
 
-use deliver::{Blocked, deliver};
+use deliver::{Blocked, deliver, deliver_committed};
 use finalise::finalise_ready;
 use record::record;
 

@@ -170,6 +170,11 @@ pub(super) struct Durable {
 /// How many marked windows a process remembers.
 const MARKED_REMEMBERED: usize = 10_000;
 
+/// How many reads of a batch (a window's parts, the watermarks, late notes) are in flight at
+/// once: on S3 each is a round trip, and one after another they were most of a window's
+/// close → delivery time.
+const READS_AT_ONCE: usize = 16;
+
 /// Where the watermarks of replicas gone quiet are kept (the largest of them): no replica's
 /// name starts with `-`.
 const RETIRED_WATERMARK: &str = "watermark/-retired";
@@ -314,14 +319,29 @@ impl Durable {
         Ok(id)
     }
 
-    pub async fn get_part(
+    /// The stored parts of a window by object, in the order given; `None` for one removed since
+    /// it was listed.
+    pub async fn get_parts(
         &self,
         series: &SeriesKey,
         start: i64,
-        object: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+        objects: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let id = window_id(series, start);
-        self.store.get(&format!("parts/{id}/{object}")).await
+        let keys: Vec<String> = (objects.iter())
+            .map(|object| format!("parts/{id}/{object}"))
+            .collect();
+        self.get_many(&keys).await
+    }
+
+    /// Reads `keys`, [`READS_AT_ONCE`] at a time; the values in the order of the keys.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(keys)
+            .map(|key| self.store.get(key))
+            .buffered(READS_AT_ONCE)
+            .try_collect()
+            .await
     }
 
     pub async fn delete_parts(
@@ -410,13 +430,11 @@ impl Durable {
     pub async fn late_notes(&self, series: &SeriesKey) -> Result<(u64, Vec<String>), StoreError> {
         let keys = self.store.list(&format!("late/{series}/")).await?;
         let mut rows = 0;
-        for key in &keys {
-            if let Some(bytes) = self.store.get(key).await? {
-                rows += String::from_utf8_lossy(&bytes)
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(0);
-            }
+        for bytes in self.get_many(&keys).await?.into_iter().flatten() {
+            rows += String::from_utf8_lossy(&bytes)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
         }
         Ok((rows, keys))
     }
@@ -431,12 +449,14 @@ impl Durable {
         series: &SeriesKey,
         start: i64,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let id = window_id(series, start);
-        if let Some(outbox) = self.outbox(series, start).await? {
+        let key = format!("done/{}", window_id(series, start));
+        // Side by side: neither is there in the usual case, an open window's.
+        let (outbox, done) =
+            futures_util::try_join!(self.outbox(series, start), self.store.get(&key))?;
+        if let Some(outbox) = outbox {
             return Ok(Some(outbox.parts));
         }
-        let key = format!("done/{id}");
-        match self.store.get(&key).await? {
+        match done {
             Some(bytes) => parse::<DoneRecord>(&key, &bytes).map(|d| Some(d.parts)),
             None => Ok(None),
         }
@@ -468,8 +488,10 @@ impl Durable {
         let now = now_ms();
         let mut newest = None;
         let mut quiet = Vec::new();
-        for key in self.store.list("watermark/").await? {
-            let Some(bytes) = self.store.get(&key).await? else {
+        let keys = self.store.list("watermark/").await?;
+        let values = self.get_many(&keys).await?;
+        for (key, bytes) in keys.into_iter().zip(values) {
+            let Some(bytes) = bytes else {
                 continue;
             };
             let Some((time, written_ms)) = parse_watermark(&bytes) else {
@@ -536,12 +558,17 @@ impl Durable {
         &self,
     ) -> Result<std::collections::BTreeMap<SeriesKey, SeriesWork>, StoreError> {
         let mut work: std::collections::BTreeMap<SeriesKey, SeriesWork> = Default::default();
-        for key in self.store.list("outbox/").await? {
+        let (outboxes, labels, open) = futures_util::try_join!(
+            self.store.list("outbox/"),
+            self.store.list("labels/"),
+            self.store.list("open/"),
+        )?;
+        for key in outboxes {
             if let Some((series, start)) = parse_window(key.strip_prefix("outbox/")) {
                 work.entry(series).or_default().outboxes.push(start);
             }
         }
-        for key in self.store.list("labels/").await? {
+        for key in labels {
             let Some((series, name)) = key
                 .strip_prefix("labels/")
                 .and_then(|rest| rest.rsplit_once('/'))
@@ -555,7 +582,7 @@ impl Durable {
                     .push(name.to_string());
             }
         }
-        for key in self.store.list("open/").await? {
+        for key in open {
             if let Some((series, start)) = parse_window(key.strip_prefix("open/")) {
                 work.entry(series).or_default().windows.insert(start);
             }
