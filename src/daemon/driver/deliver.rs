@@ -57,33 +57,39 @@ pub(super) async fn deliver_committed(
             lag_seconds: (now_seconds() - end) as f64,
             error,
         });
-        // Blocks this sink for the series' later windows unless delivered.
-        outcome != events::Delivery::Delivered
     };
-    if (!outbox.files_done || !outbox.actions.is_empty()) && !blocked.files {
-        match write_local(shared, &mut outbox).await {
+    // The sinks do not wait for one another: files, report and metrics go side by side, each
+    // logged as it completes, and the progress is saved once.
+    let files = async {
+        if (outbox.files_done && outbox.actions.is_empty()) || blocked.files {
+            return None;
+        }
+        Some(match write_local(shared, &outbox).await {
             Ok(()) => {
                 if !outbox.files_done {
                     attempt(Sink::Files, events::Delivery::Delivered, None);
                 }
-                outbox.files_done = true;
-                outbox.actions.clear();
+                true
             }
             Err(error) => {
-                blocked.files = attempt(
-                    Sink::Files,
-                    events::Delivery::Retrying,
-                    Some(&error.to_string()),
-                )
+                let error = error.to_string();
+                attempt(Sink::Files, events::Delivery::Retrying, Some(&error));
+                false
             }
+        })
+    };
+    let report = async {
+        if outbox.report_done || blocked.report {
+            return None;
         }
-    }
-    if !outbox.report_done && !blocked.report {
-        match &sinks.s3_report {
-            Some(sink) => match sink.write(&outbox.relative_dir, &outbox.report_files).await {
+        let Some(sink) = &sinks.s3_report else {
+            return Some(Report::Written);
+        };
+        Some(
+            match sink.write(&outbox.relative_dir, &outbox.report_files).await {
                 Ok(()) => {
                     attempt(Sink::S3Report, events::Delivery::Delivered, None);
-                    outbox.report_done = true;
+                    Report::Written
                 }
                 Err(error) if error.permanent => {
                     attempt(
@@ -94,43 +100,70 @@ pub(super) async fn deliver_committed(
                             error.message
                         )),
                     );
-                    outbox.report_done = true;
-                    outbox.report_failed = true;
+                    Report::GivenUp
                 }
                 Err(error) => {
-                    blocked.report = attempt(
+                    attempt(
                         Sink::S3Report,
                         events::Delivery::Retrying,
                         Some(&error.message),
-                    )
+                    );
+                    Report::Retry
                 }
             },
-            None => outbox.report_done = true,
+        )
+    };
+    let metrics = async {
+        if outbox.metrics_done || blocked.metrics {
+            return None;
         }
-        if outbox.report_done {
-            durable.save_outbox(series, start, &outbox).await?;
-        }
-    }
-    if !outbox.metrics_done && !blocked.metrics {
-        match &sinks.cloudwatch {
-            Some(sink) => match sink
+        let Some(sink) = &sinks.cloudwatch else {
+            return Some(true);
+        };
+        Some(
+            match sink
                 .publish(outbox.family, outbox.endpoint.as_deref(), &outbox.metrics)
                 .await
             {
                 Ok(()) => {
                     attempt(Sink::CloudWatch, events::Delivery::Delivered, None);
-                    outbox.metrics_done = true;
+                    true
                 }
                 Err(error) => {
-                    blocked.metrics =
-                        attempt(Sink::CloudWatch, events::Delivery::Retrying, Some(&error))
+                    attempt(Sink::CloudWatch, events::Delivery::Retrying, Some(&error));
+                    false
                 }
             },
-            None => outbox.metrics_done = true,
+        )
+    };
+    let (files, report, metrics) = tokio::join!(files, report, metrics);
+    // Blocks a failed sink for the series' later windows.
+    match files {
+        Some(true) => {
+            outbox.files_done = true;
+            outbox.actions.clear();
         }
-        if outbox.metrics_done {
-            durable.save_outbox(series, start, &outbox).await?;
+        Some(false) => blocked.files = true,
+        None => {}
+    }
+    let saved = (outbox.report_done, outbox.metrics_done);
+    match report {
+        Some(Report::Written) => outbox.report_done = true,
+        Some(Report::GivenUp) => {
+            outbox.report_done = true;
+            outbox.report_failed = true;
         }
+        Some(Report::Retry) => blocked.report = true,
+        None => {}
+    }
+    match metrics {
+        Some(true) => outbox.metrics_done = true,
+        Some(false) => blocked.metrics = true,
+        None => {}
+    }
+    // The local files' progress goes with this save (writing them twice does no harm).
+    if (outbox.report_done, outbox.metrics_done) != saved {
+        durable.save_outbox(series, start, &outbox).await?;
     }
     let waited = now_seconds() - outbox.committed_at;
     if !outbox.report_done && waited < shared.config.sinks.report_wait.as_secs() as i64 {
@@ -158,7 +191,8 @@ pub(super) async fn deliver_committed(
             message.without_report_links()
         };
         if let Err(error) = sink.send(&message).await {
-            blocked.messages = attempt(Sink::Messages, events::Delivery::Retrying, Some(&error));
+            attempt(Sink::Messages, events::Delivery::Retrying, Some(&error));
+            blocked.messages = true;
             break;
         }
         attempt(Sink::Messages, events::Delivery::Delivered, None);
@@ -170,30 +204,32 @@ pub(super) async fn deliver_committed(
     finish(durable, series, start, &outbox).await
 }
 
+/// What the S3 report step came to.
+enum Report {
+    /// Written, or there is no report sink.
+    Written,
+    /// Refused for good (e.g. the bucket is gone): the alerts go without links.
+    GivenUp,
+    Retry,
+}
+
 /// Writes the window's files (unless written) and appends its actions to the output directory,
 /// on a blocking thread: files and their fsyncs stay off the async workers the pollers and
 /// heartbeats share.
-async fn write_local(shared: &Shared, outbox: &mut WindowOutbox) -> Result<(), RunError> {
+async fn write_local(shared: &Shared, outbox: &WindowOutbox) -> Result<(), RunError> {
     let output = shared.config.output.directory.clone();
     let dir = output.join(&outbox.relative_dir);
     let files = match outbox.files_done {
         true => Vec::new(),
-        false => std::mem::take(&mut outbox.report_files),
+        false => outbox.report_files.clone(),
     };
-    let actions = std::mem::take(&mut outbox.actions);
-    let (files, actions, written) = tokio::task::spawn_blocking(move || {
-        let written = crate::sinks::file::write_window_files(&dir, &files)
-            .map_err(RunError::from)
-            .and_then(|()| append_action_lines(&output.join(ACTIONS_FILE), &actions));
-        (files, actions, written)
+    let actions = outbox.actions.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::sinks::file::write_window_files(&dir, &files)?;
+        append_action_lines(&output.join(ACTIONS_FILE), &actions)
     })
     .await
-    .expect("writing files does not panic");
-    if !outbox.files_done {
-        outbox.report_files = files;
-    }
-    outbox.actions = actions;
-    written
+    .expect("writing files does not panic")
 }
 
 /// Retires the outbox once every sink has what it should.

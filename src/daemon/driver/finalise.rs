@@ -124,7 +124,7 @@ pub(super) async fn finalise_ready(
             Ok::<(), RunError>(())
         }
         .await;
-        durable.release(held).await;
+        durable.keep(held);
         result?;
     }
     // Series with nothing left to finalise whose report period has passed since.
@@ -136,7 +136,7 @@ pub(super) async fn finalise_ready(
             continue;
         };
         let result = report::write_due(shared, sinks, &series, watermark, newest_event).await;
-        durable.release(held).await;
+        durable.keep(held);
         result?;
     }
     Ok(next_close)
@@ -181,7 +181,16 @@ async fn finalise(
 ) -> Result<Option<WindowOutbox>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
-    if durable.finalised_parts(series, start).await?.is_some() {
+    let monitor = (config.monitors.iter()).position(|m| m.name == series.monitor);
+    // The window is fenced while it is looked up: fencing a finalised window changes nothing.
+    let fence = async {
+        match monitor {
+            Some(_) => durable.fence(series, start).await,
+            None => Ok(()),
+        }
+    };
+    let (finalised, ()) = futures_util::try_join!(durable.finalised_parts(series, start), fence)?;
+    if finalised.is_some() {
         // Committed before a crash left its parts or mark, or marked again by a reader
         // whose part came late (and was counted late): what is left goes.
         let left = durable.list_parts(series, start).await?;
@@ -189,11 +198,7 @@ async fn finalise(
         durable.unmark_open(series, start).await?;
         return Ok(None);
     }
-    let Some(monitor) = config
-        .monitors
-        .iter()
-        .position(|m| m.name == series.monitor)
-    else {
+    let Some(monitor) = monitor else {
         tracing::warn!(
             %series,
             "stored windows of a monitor no longer in the config; left as they are"
@@ -201,14 +206,22 @@ async fn finalise(
         return Ok(None);
     };
     // Fenced first, listed after: a part stored before the fence is in this list; one stored
-    // after it is counted late by its reader.
-    durable.fence(series, start).await?;
-    let parts = &durable.list_parts(series, start).await?;
+    // after it is counted late by its reader. The rules' state and the late notes are read
+    // meanwhile (only the lease holder writes the rules; a note written after this read goes
+    // to the next window).
+    let read_parts = async {
+        let parts = durable.list_parts(series, start).await?;
+        let bytes = durable.get_parts(series, start, &parts).await?;
+        Ok::<_, crate::store::StoreError>((parts, bytes))
+    };
+    let ((parts, bytes), before, (late_rows, late_notes)) = futures_util::try_join!(
+        read_parts,
+        durable.rules(series),
+        durable.late_notes(series)
+    )?;
+    let parts = &parts;
     let mut stored = Vec::new();
-    for (object, bytes) in parts
-        .iter()
-        .zip(durable.get_parts(series, start, parts).await?)
-    {
+    for (object, bytes) in parts.iter().zip(bytes) {
         match bytes {
             Some(bytes) => stored.push((object.clone(), bytes)),
             // Removed since the listing: another replica (which took over an expired lease)
@@ -273,8 +286,6 @@ async fn finalise(
         .as_ref()
         .map(|s| s.window_uri(&report.relative_dir));
     let context = WindowContext::of(&report, report_uri.as_deref());
-    let (before, (late_rows, late_notes)) =
-        futures_util::try_join!(durable.rules(series), durable.late_notes(series))?;
     let facts = WindowFacts {
         late_rows,
         ..facts_of(&report)

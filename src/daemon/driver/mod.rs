@@ -397,6 +397,7 @@ async fn serve(
             "shutdown timeout reached; messages not yet released reappear after their visibility timeout"
         );
     }
+    shared.durable.release_kept().await;
     if let Some(how) = failure {
         return Err(RunError::Usage(format!(
             "a reader stopped ({how}); no object would be read any more"
@@ -425,6 +426,7 @@ async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunErr
         }
         tokio::time::sleep(TICK).await;
     }
+    shared.durable.release_kept().await;
     Ok(summary(shared))
 }
 

@@ -144,6 +144,8 @@ struct Lease {
 pub(super) struct Held {
     key: String,
     version: Version,
+    /// When the expiry it holds was computed (just before it was written).
+    written: std::time::Instant,
 }
 
 /// Open work found in the store, per series: finalised windows still to deliver, and windows
@@ -165,6 +167,9 @@ pub(super) struct Durable {
     /// Windows this process has marked open, so that it marks each once, not per object; at
     /// most [`MARKED_REMEMBERED`] (then forgotten: a window marked again costs a request).
     marked: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Leases kept between passes (by key), taken again without a request while less than
+    /// half spent; released at shutdown.
+    kept: std::sync::Mutex<std::collections::HashMap<String, Held>>,
 }
 
 /// How many marked windows a process remembers.
@@ -224,6 +229,7 @@ impl Durable {
             lease_timeout,
             written_watermark: AtomicI64::new(i64::MIN),
             marked: Default::default(),
+            kept: Default::default(),
         }
     }
 
@@ -636,6 +642,11 @@ impl Durable {
     /// Takes the series' lease if it is free, expired or already ours.
     pub async fn acquire(&self, series: &SeriesKey) -> Result<Option<Held>, StoreError> {
         let key = format!("lease/{series}");
+        let kept = self.kept.lock().expect("not poisoned").remove(&key);
+        if let Some(held) = kept.filter(|held| self.fresh(held)) {
+            return Ok(Some(held));
+        }
+        let written = std::time::Instant::now();
         let mine = || {
             json(&Lease {
                 owner: self.replica.clone(),
@@ -643,7 +654,7 @@ impl Durable {
             })
         };
         if self.store.put_new(&key, mine()).await? {
-            return self.confirm(&key).await;
+            return self.confirm(&key, written).await;
         }
         let Some((bytes, version)) = self.store.get_versioned(&key).await? else {
             // Released between the two calls: try again next tick.
@@ -654,14 +665,18 @@ impl Durable {
             return Ok(None);
         }
         if self.store.replace(&key, mine(), &version).await? {
-            return self.confirm(&key).await;
+            return self.confirm(&key, written).await;
         }
         Ok(None)
     }
 
     /// Reads back the lease just written: its version for renewals, and proof that it is ours
     /// (a retried write that had already succeeded reports a lost race).
-    async fn confirm(&self, key: &str) -> Result<Option<Held>, StoreError> {
+    async fn confirm(
+        &self,
+        key: &str,
+        written: std::time::Instant,
+    ) -> Result<Option<Held>, StoreError> {
         let Some((bytes, version)) = self.store.get_versioned(key).await? else {
             return Ok(None);
         };
@@ -669,11 +684,19 @@ impl Durable {
         Ok((lease.owner == self.replica).then(|| Held {
             key: key.to_string(),
             version,
+            written,
         }))
     }
 
-    /// Extends a held lease; `false` if it was lost (expired and taken).
+    /// Extends a held lease; `false` if it was lost (expired and taken). A lease less than half
+    /// spent is kept as it is: no other replica may take it before it expires, and a window
+    /// takes far less than half a lease to finalise. That spares the two requests of a renewal
+    /// on the way from a window's close to its delivery.
     pub async fn renew(&self, held: &mut Held) -> Result<bool, StoreError> {
+        if self.fresh(held) {
+            return Ok(true);
+        }
+        let written = std::time::Instant::now();
         let lease = json(&Lease {
             owner: self.replica.clone(),
             expires_ms: now_ms() + self.lease_timeout.as_millis() as i64,
@@ -681,13 +704,39 @@ impl Durable {
         if !self.store.replace(&held.key, lease, &held.version).await? {
             return Ok(false);
         }
-        Ok(match self.confirm(&held.key).await? {
+        Ok(match self.confirm(&held.key, written).await? {
             Some(renewed) => {
                 *held = renewed;
                 true
             }
             None => false,
         })
+    }
+
+    /// Less than half spent: no other replica may take it before it expires.
+    fn fresh(&self, held: &Held) -> bool {
+        held.written.elapsed() < self.lease_timeout / 2
+    }
+
+    /// Keeps a lease for the series' next pass (a window closes about once a window size): on
+    /// the way from a window's close to its delivery, taking the lease again costs nothing
+    /// while it is fresh. A lease no longer fresh is left to expire (or taken again).
+    pub fn keep(&self, held: Held) {
+        if self.fresh(&held) {
+            let mut kept = self.kept.lock().expect("not poisoned");
+            kept.retain(|_, held| held.written.elapsed() < self.lease_timeout);
+            kept.insert(held.key.clone(), held);
+        }
+    }
+
+    /// Releases the kept leases (at shutdown), so that other replicas carry on at once.
+    pub async fn release_kept(&self) {
+        let kept: Vec<Held> = (self.kept.lock().expect("not poisoned").drain())
+            .map(|(_, held)| held)
+            .collect();
+        for held in kept {
+            self.release(held).await;
+        }
     }
 
     pub async fn release(&self, held: Held) {
