@@ -195,14 +195,12 @@ fn bad_configs_say_what_to_change() {
     );
 }
 
-/// Without `--once` the daemon keeps scanning: a file written after start-up is read, and its
-/// window closes on the clock (its event times are long past) and is written.
-#[test]
-fn the_daemon_picks_up_files_written_while_it_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    make_baseline(dir.path());
-    std::fs::create_dir_all(dir.path().join("capture")).unwrap();
-    let path = dir.path().join("driftd.toml");
+/// A baseline and the config of a daemon (no `--once`) scanning `capture/` every 100 ms with
+/// one data-quality monitor, `live`; the config's path.
+fn live_daemon(dir: &Path) -> std::path::PathBuf {
+    make_baseline(dir);
+    std::fs::create_dir_all(dir.join("capture")).unwrap();
+    let path = dir.join("driftd.toml");
     write(
         &path,
         r#"
@@ -221,6 +219,15 @@ format = "capture"
 baseline = "baseline"
 "#,
     );
+    path
+}
+
+/// Without `--once` the daemon keeps scanning: a file written after start-up is read, and its
+/// window closes on the clock (its event times are long past) and is written.
+#[test]
+fn the_daemon_picks_up_files_written_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = live_daemon(dir.path());
     let mut daemon = common::driftd()
         .args(["run", "--config"])
         .arg(&path)
@@ -251,27 +258,7 @@ baseline = "baseline"
 #[test]
 fn a_window_whose_files_cannot_be_written_is_written_once_they_can() {
     let dir = tempfile::tempdir().unwrap();
-    make_baseline(dir.path());
-    std::fs::create_dir_all(dir.path().join("capture")).unwrap();
-    let path = dir.path().join("driftd.toml");
-    write(
-        &path,
-        r#"
-[input]
-directory = "capture"
-poll_interval = "100ms"
-settle_time = "0s"
-
-[output]
-directory = "out"
-
-[[monitor]]
-name = "live"
-path = "{endpoint}/{variant}/{yyyy}/{mm}/{dd}/{hh}/*.jsonl"
-format = "capture"
-baseline = "baseline"
-"#,
-    );
+    let path = live_daemon(dir.path());
     // The day's folder is a file: the window's folder below it cannot be made.
     let blocker = dir.path().join("out/ep/live/2026/11/01");
     write(&blocker, "in the way");
