@@ -410,24 +410,29 @@ async fn serve(
 /// delivered. A series whose lease a stopped driftd still holds is waited for until the lease
 /// expires.
 async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunError> {
+    let drained = finalise_all(shared, sinks).await;
+    // Also after a failed pass: the next `--once` must not wait for this run's leases.
+    shared.durable.release_kept().await;
+    drained.map(|()| summary(shared))
+}
+
+async fn finalise_all(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunError> {
     let patience = tokio::time::Instant::now() + shared.config.state.lease_timeout * 2 + TICK;
     loop {
         finalise_ready(shared, sinks, true).await?;
         let left = shared.durable.pending_work().await?;
         if left.is_empty() || shared.stop.is_cancelled() {
-            break;
+            return Ok(());
         }
         if tokio::time::Instant::now() >= patience {
             tracing::warn!(
                 series = left.len(),
                 "windows left unfinalised: their lease is held elsewhere, or their monitor is no longer in the config"
             );
-            break;
+            return Ok(());
         }
         tokio::time::sleep(TICK).await;
     }
-    shared.durable.release_kept().await;
-    Ok(summary(shared))
 }
 
 /// The run's counts are the telemetry's (what `/metrics` shows); a failed message, retried,
