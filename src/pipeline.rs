@@ -151,6 +151,10 @@ pub fn profile_files(
     options: &DecodeOptions,
     quarantine: &mut Quarantine,
 ) -> (Profile, ReadReport) {
+    let options = &DecodeOptions {
+        without_events: true,
+        ..options.clone()
+    };
     let (sender, receiver) = mpsc::sync_channel::<Decoded>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|scope| {
         scope.spawn(move || {

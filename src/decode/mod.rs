@@ -263,6 +263,10 @@ pub struct DecodeOptions {
     /// (feature-attribution monitors; set from the monitor's config, not a config key itself).
     #[serde(skip)]
     pub attributions: Option<std::sync::Arc<crate::attribution::AttributionSource>>,
+    /// Capture only: leave [`Chunk::events`] out, for readers that only profile the features
+    /// (copying every record's ids is a measurable share of decoding).
+    #[serde(skip)]
+    pub without_events: bool,
 }
 
 impl Default for DecodeOptions {
@@ -275,6 +279,7 @@ impl Default for DecodeOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             limits: Limits::default(),
             attributions: None,
+            without_events: false,
         }
     }
 }
