@@ -8,29 +8,52 @@ use super::*;
 use crate::daemon::plan::{self, SeriesPlan};
 use crate::window::{MergeLimits, Refused, WindowMerger};
 
+/// What started a finaliser pass, which decides where its watermark comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// The tick, or a close on the clock: the newest event any replica has seen, read from
+    /// every replica's watermark key.
+    Tick,
+    /// A reader here recorded an event past the next close. This replica's own newest event
+    /// proves that close, and reading the other replicas' keys would only add a round trip
+    /// before it; a window that only their events close waits for the next tick.
+    CloseDue,
+    /// `--once`: every window is finalised, whatever the watermark, and none is silent.
+    Drain,
+}
+
 /// One finaliser pass: for every series with work — outboxes to deliver, windows the
 /// watermark passed, or (with rules) windows in which nothing arrived — whose lease this
-/// replica gets, in window order. `drain` (`--once`): every window is finalised, whatever the
-/// watermark, and none is silent. Returns the wall-clock second (Unix time) at which the
+/// replica gets, in window order. Returns the wall-clock second (Unix time) at which the
 /// next window with data closes, when the clock decides it.
 pub(super) async fn finalise_ready(
     shared: &Arc<Shared>,
     sinks: &Sinks,
-    drain: bool,
+    pass: Pass,
 ) -> Result<Option<i64>, RunError> {
     let durable = &shared.durable;
     let config = &shared.config;
     let size = config.window.size.as_secs() as i64;
     let lateness = config.window.allowed_lateness.as_secs() as i64;
+    let drain = pass == Pass::Drain;
     // The reads a pass starts with, side by side: on S3 each is a round trip before the
     // first window closes.
-    let (newest_event, mut work, rule_series) =
-        futures_util::try_join!(durable.newest_event_time(), durable.pending_work(), async {
+    let (newest_event, mut work, rule_series) = futures_util::try_join!(
+        async {
+            match pass {
+                Pass::Tick => durable.newest_event_time().await,
+                Pass::CloseDue => Ok(durable.own_newest_event_time()),
+                Pass::Drain => Ok(None),
+            }
+        },
+        durable.pending_work(),
+        async {
             match drain {
                 true => Ok(Vec::new()),
                 false => durable.rule_series().await,
             }
-        },)?;
+        },
+    )?;
     let watermark = if drain {
         i64::MAX
     } else {

@@ -48,7 +48,7 @@ mod record;
 mod report;
 
 use deliver::{Blocked, deliver, deliver_committed};
-use finalise::finalise_ready;
+use finalise::{Pass, finalise_ready};
 use record::record;
 
 /// How often the finaliser looks for windows to close and deliveries to make.
@@ -341,7 +341,7 @@ async fn serve(
                 _ => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let pass = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             // A reader ends only at shutdown. One that dies (a panic) would leave a daemon
@@ -358,11 +358,11 @@ async fn serve(
                 stop.cancel();
                 break;
             }
-            _ = tick.tick() => {}
-            () = close => {}
-            () = shared.close_due.notified() => {}
-        }
-        let finalised = finalise_ready(&shared, &sinks, false).await;
+            _ = tick.tick() => Pass::Tick,
+            () = close => Pass::Tick,
+            () = shared.close_due.notified() => Pass::CloseDue,
+        };
+        let finalised = finalise_ready(&shared, &sinks, pass).await;
         note_store_health(&finalised);
         match finalised {
             Ok(close) => {
@@ -419,7 +419,7 @@ async fn drain(shared: &Arc<Shared>, sinks: &Sinks) -> Result<RunSummary, RunErr
 async fn finalise_all(shared: &Arc<Shared>, sinks: &Sinks) -> Result<(), RunError> {
     let patience = tokio::time::Instant::now() + shared.config.state.lease_timeout * 2 + TICK;
     loop {
-        finalise_ready(shared, sinks, true).await?;
+        finalise_ready(shared, sinks, Pass::Drain).await?;
         let left = shared.durable.pending_work().await?;
         if left.is_empty() || shared.stop.is_cancelled() {
             return Ok(());

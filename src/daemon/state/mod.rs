@@ -484,6 +484,12 @@ impl Durable {
         Ok(())
     }
 
+    /// The newest event time this replica has written to its watermark key, if any: no newer
+    /// than [`Durable::newest_event_time`], read without a request.
+    pub fn own_newest_event_time(&self) -> Option<i64> {
+        Some(self.written_watermark.load(Ordering::Relaxed)).filter(|&time| time != i64::MIN)
+    }
+
     /// The newest event time any replica has seen. Keys of replicas quiet for
     /// [`WATERMARK_RETIRED_AFTER_LEASES`] leases (most often stopped ones: each start is a new
     /// replica) are folded into [`RETIRED_WATERMARK`] and removed, so that this read, made every
