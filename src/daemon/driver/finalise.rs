@@ -16,7 +16,8 @@ pub(super) enum Pass {
     Tick,
     /// A reader here recorded an event past the next close. This replica's own newest event
     /// proves that close, and reading the other replicas' keys would only add a round trip
-    /// before it; a window that only their events close waits for the next tick.
+    /// before it; a window (or a compliance report) that only their events make due waits for the
+    /// next tick.
     CloseDue,
     /// `--once`: every window is finalised, whatever the watermark, and none is silent.
     Drain,
@@ -41,9 +42,9 @@ pub(super) async fn finalise_ready(
     let (newest_event, mut work, rule_series) = futures_util::try_join!(
         async {
             match pass {
-                Pass::Tick => durable.newest_event_time().await,
+                // Drain needs it too: compliance reports are due by the newest event.
+                Pass::Tick | Pass::Drain => durable.newest_event_time().await,
                 Pass::CloseDue => Ok(durable.own_newest_event_time()),
-                Pass::Drain => Ok(None),
             }
         },
         durable.pending_work(),
