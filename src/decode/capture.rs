@@ -396,8 +396,9 @@ fn parse_record<'a>(
     let bad_json = |e: &dyn std::fmt::Display| Rejection::new(RejectReason::BadJson, e.to_string());
     // Validating the line once is cheaper than serde_json validating each string in it.
     let line = std::str::from_utf8(line).map_err(|e| bad_json(&e))?;
-    // The SIMD parser reads the envelope about twice as fast; a line it refuses is parsed again
-    // by serde_json, whose message (and verdict) the quarantine has always carried.
+    // The envelope goes through a SIMD parser (whether it beats serde_json here is not yet
+    // measured cleanly: README "Performance"); a line it refuses is parsed again by
+    // serde_json, whose message (and verdict) the quarantine has always carried.
     let record: CaptureRecord<'a> = match sonic_rs::from_str(line) {
         Ok(record) => record,
         Err(_) => serde_json::from_str(line).map_err(|e| bad_json(&e))?,
